@@ -1,0 +1,320 @@
+"""Obtain, start and stop the lakeFS server that Asset Hub stores assets in.
+
+    python -m infra.lakefs build     # lakefs + lakectl at the pinned version (cached)
+    python -m infra.lakefs start     # idempotent: a second start finds the running server
+    python -m infra.lakefs status
+    python -m infra.lakefs stop
+    python -m infra.lakefs env       # shell exports for lakectl / tests (prints secrets: local only)
+
+Binaries come from PATH when they are the pinned version, else they are built from the Go
+module ``github.com/treeverse/lakefs`` through the wrapper module in ``infra/lakefs-build``
+(which repeats lakeFS's own ``replace`` line) and cached under ``$ASSETHUB_HOME/bin``.
+
+The server listens on loopback only, keeps its embedded KV store and local blockstore under
+``$ASSETHUB_HOME/lakefs`` and is set up with generated credentials (never the quickstart
+defaults), which are written to ``credentials.json`` with mode 0600.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+LAKEFS_VERSION = "1.86.0"
+BUILD_MODULE_DIR = Path(__file__).resolve().parent / "lakefs-build"
+DEFAULT_PORT = 8770
+
+
+def home() -> Path:
+    return Path(os.environ.get("ASSETHUB_HOME", Path.home() / ".assethub")).expanduser()
+
+
+@dataclass(frozen=True)
+class LakeFSInstance:
+    endpoint: str
+    access_key_id: str
+    secret_access_key: str
+    data_dir: Path
+    lakectl: Path
+
+    def lakectl_env(self) -> dict[str, str]:
+        """Environment that points lakectl at this server without a config file."""
+        return {
+            "LAKECTL_SERVER_ENDPOINT_URL": self.endpoint,
+            "LAKECTL_CREDENTIALS_ACCESS_KEY_ID": self.access_key_id,
+            "LAKECTL_CREDENTIALS_SECRET_ACCESS_KEY": self.secret_access_key,
+        }
+
+
+def _log(msg: str) -> None:
+    print(f"[lakefs] {msg}", file=sys.stderr, flush=True)
+
+
+def _binary_version(path: Path) -> str | None:
+    try:
+        out = subprocess.run(
+            [str(path), "--version"], capture_output=True, text=True, timeout=30, check=False
+        ).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    # "lakeFS version: 1.86.0" / "lakectl version: 1.86.0"
+    for token in out.replace(":", " ").split():
+        if token[:1].isdigit():
+            return token
+    return None
+
+
+def bin_dir() -> Path:
+    return home() / "bin" / f"lakefs-{LAKEFS_VERSION}"
+
+
+def ensure_binaries() -> tuple[Path, Path]:
+    """Return (lakefs, lakectl) at the pinned version, building them once if needed."""
+    found = [shutil.which(name) for name in ("lakefs", "lakectl")]
+    if all(found) and all(_binary_version(Path(p)) == LAKEFS_VERSION for p in found if p):
+        return Path(found[0] or ""), Path(found[1] or "")
+    target = bin_dir()
+    lakefs, lakectl = target / "lakefs", target / "lakectl"
+    if lakefs.exists() and lakectl.exists():
+        return lakefs, lakectl
+    go = shutil.which("go")
+    if go is None:
+        raise SystemExit(
+            f"lakeFS {LAKEFS_VERSION} is not on PATH and Go is not installed to build it: "
+            "install Go (https://go.dev/dl) or put lakefs/lakectl binaries on PATH"
+        )
+    target.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-mod=mod -buildvcs=false"}
+    ldflags = f"-s -w -X github.com/treeverse/lakefs/pkg/version.Version={LAKEFS_VERSION}"
+    started = time.monotonic()
+    for name, out in (("lakefs", lakefs), ("lakectl", lakectl)):
+        _log(f"building {name} {LAKEFS_VERSION} from the Go module (first time only)...")
+        tmp = out.with_suffix(".partial")
+        subprocess.run(
+            [go, "build", "-trimpath", "-ldflags", ldflags, "-o", str(tmp),
+             f"github.com/treeverse/lakefs/cmd/{name}"],
+            cwd=BUILD_MODULE_DIR, env=env, check=True,
+        )
+        tmp.rename(out)  # only a complete binary ever gets the final name
+    _log(f"built in {time.monotonic() - started:.0f}s into {target}")
+    return lakefs, lakectl
+
+
+def data_dir() -> Path:
+    return home() / "lakefs"
+
+
+def _free_port(preferred: int) -> int:
+    for port in [preferred, *range(preferred + 1, preferred + 50)]:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise SystemExit(f"no free loopback port near {preferred}")
+
+
+def _write_config(d: Path, port: int) -> Path:
+    state = d / "state.json"
+    if state.exists():
+        saved = json.loads(state.read_text())
+    else:
+        saved = {"encrypt_secret": secrets.token_urlsafe(32), "port": port}
+        state.write_text(json.dumps(saved))
+        state.chmod(0o600)
+    cfg = d / "config.yaml"
+    cfg.write_text(
+        "\n".join(
+            [
+                f"listen_address: 127.0.0.1:{saved['port']}",
+                "database:",
+                "  type: local",
+                "  local:",
+                f"    path: {d / 'kv'}",
+                "blockstore:",
+                "  type: local",
+                "  local:",
+                f"    path: {d / 'blockstore'}",
+                "committed:",
+                "  local_cache:",
+                f"    dir: {d / 'cache'}",
+                "auth:",
+                "  encrypt:",
+                f"    secret_key: {saved['encrypt_secret']}",
+                "gateways:",
+                "  s3:",
+                "    region: us-east-1",
+                "stats:",
+                "  enabled: false",
+                "usage_report:",
+                "  enabled: false",
+                "email_subscription:",
+                "  enabled: false",
+                "security:",
+                "  check_latest_version: false",
+                "  audit_check_interval: 0s",
+                "logging:",
+                "  level: WARN",
+                f"  output: {d / 'lakefs.log'}",
+                "",
+            ]
+        )
+    )
+    cfg.chmod(0o600)
+    return cfg
+
+
+def _port(d: Path) -> int:
+    return int(json.loads((d / "state.json").read_text())["port"])
+
+
+def _healthy(endpoint: str) -> bool:
+    try:
+        return httpx.get(f"{endpoint}/api/v1/healthcheck", timeout=2).status_code == 204
+    except httpx.HTTPError:
+        return False
+
+
+def _pid(d: Path) -> int | None:
+    try:
+        pid = int((d / "lakefs.pid").read_text())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return None
+    return pid
+
+
+def _setup_admin(endpoint: str, d: Path) -> dict[str, str]:
+    creds_file = d / "credentials.json"
+    if creds_file.exists():
+        return dict(json.loads(creds_file.read_text()))
+    state = httpx.get(f"{endpoint}/api/v1/setup_lakefs", timeout=10).json()
+    if state.get("state") == "initialized":
+        raise SystemExit(
+            f"lakeFS at {endpoint} is already set up but {creds_file} is missing: "
+            f"stop it and remove {d} to start afresh"
+        )
+    creds = {
+        "access_key_id": "AKIA" + secrets.token_hex(8).upper(),
+        "secret_access_key": secrets.token_urlsafe(30),
+    }
+    resp = httpx.post(
+        f"{endpoint}/api/v1/setup_lakefs",
+        json={"username": "admin", "key": creds},
+        timeout=30,
+    )
+    if resp.status_code not in (200, 201):
+        raise SystemExit(f"lakeFS admin setup failed: HTTP {resp.status_code} {resp.text[:200]}")
+    tmp = creds_file.with_suffix(".tmp")
+    tmp.write_text(json.dumps(creds))
+    tmp.chmod(0o600)
+    tmp.rename(creds_file)
+    return creds
+
+
+def start(port: int = DEFAULT_PORT, timeout: float = 60) -> LakeFSInstance:
+    """Start lakeFS (or find the running one) and return how to reach it."""
+    lakefs, lakectl = ensure_binaries()
+    d = data_dir()
+    d.mkdir(parents=True, exist_ok=True)
+    d.chmod(0o700)
+    if not (d / "state.json").exists():
+        port = _free_port(port)
+    cfg = _write_config(d, port)
+    endpoint = f"http://127.0.0.1:{_port(d)}"
+    if _pid(d) is None or not _healthy(endpoint):
+        if _pid(d) is None:
+            _log(f"starting lakeFS {LAKEFS_VERSION} on {endpoint} (data in {d})")
+            with open(d / "lakefs.out", "ab") as out:
+                proc = subprocess.Popen(
+                    [str(lakefs), "run", "--config", str(cfg)],
+                    stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                    start_new_session=True,  # outlives the shell that started it
+                )
+            (d / "lakefs.pid").write_text(str(proc.pid))
+        deadline = time.monotonic() + timeout
+        while not _healthy(endpoint):
+            if _pid(d) is None:
+                tail = (d / "lakefs.out").read_text(errors="replace")[-2000:]
+                raise SystemExit(f"lakeFS exited while starting; last output:\n{tail}")
+            if time.monotonic() > deadline:
+                raise SystemExit(f"lakeFS did not become healthy within {timeout:.0f}s")
+            time.sleep(0.2)
+    creds = _setup_admin(endpoint, d)
+    return LakeFSInstance(endpoint, creds["access_key_id"], creds["secret_access_key"], d, lakectl)
+
+
+def stop(timeout: float = 30) -> bool:
+    """Stop the server started by :func:`start`; False when none was running."""
+    d = data_dir()
+    pid = _pid(d)
+    if pid is None:
+        return False
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while _pid(d) is not None and time.monotonic() < deadline:
+        try:
+            if os.waitpid(pid, os.WNOHANG) != (0, 0):
+                break
+        except ChildProcessError:
+            pass
+        time.sleep(0.1)
+    if _pid(d) is not None:
+        os.kill(pid, signal.SIGKILL)
+    (d / "lakefs.pid").unlink(missing_ok=True)
+    return True
+
+
+def status() -> LakeFSInstance | None:
+    d = data_dir()
+    if _pid(d) is None or not (d / "credentials.json").exists():
+        return None
+    endpoint = f"http://127.0.0.1:{_port(d)}"
+    if not _healthy(endpoint):
+        return None
+    creds = json.loads((d / "credentials.json").read_text())
+    _, lakectl = ensure_binaries()
+    return LakeFSInstance(endpoint, creds["access_key_id"], creds["secret_access_key"], d, lakectl)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m infra.lakefs", description=__doc__.split("\n")[0])
+    parser.add_argument("command", choices=["build", "start", "stop", "status", "env"])
+    args = parser.parse_args(argv)
+    if args.command == "build":
+        for p in ensure_binaries():
+            print(p)
+    elif args.command == "start":
+        inst = start()
+        print(f"lakeFS {LAKEFS_VERSION} is running at {inst.endpoint} (data: {inst.data_dir})")
+    elif args.command == "stop":
+        print("stopped" if stop() else "not running")
+    elif args.command == "status":
+        inst = status()
+        print(f"running at {inst.endpoint}" if inst else "not running")
+        return 0 if inst else 1
+    elif args.command == "env":
+        inst = status()
+        if inst is None:
+            print("lakeFS is not running: python -m infra.lakefs start", file=sys.stderr)
+            return 1
+        for k, v in inst.lakectl_env().items():
+            print(f"export {k}={v}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
