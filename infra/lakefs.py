@@ -77,7 +77,10 @@ def _binary_version(path: Path) -> str | None:
 
 
 def bin_dir() -> Path:
-    return home() / "bin" / f"lakefs-{LAKEFS_VERSION}"
+    """Where built binaries are cached: apart from the data, so test homes share one build."""
+    root = os.environ.get("ASSETHUB_BIN_DIR") or Path(
+        os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "assethub" / "bin"
+    return Path(root).expanduser() / f"lakefs-{LAKEFS_VERSION}"
 
 
 def ensure_binaries() -> tuple[Path, Path]:

@@ -1,0 +1,235 @@
+"""Bulk transfer through lakeFS's S3 gateway, and the local content-addressed download cache.
+
+Small objects go as one PUT/GET each from a thread pool; large ones as parallel multipart
+uploads and ranged downloads (boto3's transfer manager). Every uploaded object carries the
+SHA-256 of its content as user metadata; single-part uploads are checked against the ETag the
+server computed, and every download is checked against the SHA-256 before it is used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+from boto3.s3.transfer import TransferConfig
+from botocore.config import Config
+
+from assethub.errors import TransferError
+
+SHA256_META = "sha256"  # stored by lakeFS as user metadata "X-Amz-Meta-Sha256"
+MULTIPART_THRESHOLD = 64 * 1024 * 1024
+MULTIPART_CHUNK = 32 * 1024 * 1024
+_READ_CHUNK = 4 * 1024 * 1024
+
+Progress = Callable[[int], None]
+
+
+def file_digests(path: Path) -> tuple[str, str]:
+    """(sha256 hex, md5 hex) of a file, read once."""
+    sha, md5 = hashlib.sha256(), hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as f:
+        while chunk := f.read(_READ_CHUNK):
+            sha.update(chunk)
+            md5.update(chunk)
+    return sha.hexdigest(), md5.hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    sha = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_READ_CHUNK):
+            sha.update(chunk)
+    return sha.hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteObject:
+    """One file of a version as listed by lakeFS."""
+
+    path: str
+    size: int
+    checksum: str  # lakeFS's checksum (the ETag of the stored object)
+    sha256: str | None  # from user metadata, when Asset Hub wrote the object
+
+    @property
+    def cache_key(self) -> str:
+        if self.sha256:
+            return f"sha256/{self.sha256[:2]}/{self.sha256}"
+        return f"etag/{self.checksum[:2]}/{self.checksum}-{self.size}"
+
+    def to_json(self) -> list[Any]:
+        return [self.path, self.size, self.checksum, self.sha256]
+
+    @classmethod
+    def from_json(cls, row: list[Any]) -> RemoteObject:
+        return cls(row[0], int(row[1]), row[2], row[3])
+
+
+class BlobCache:
+    """Files by content under ``root/blobs`` and immutable commit listings under ``root/listings``.
+
+    A blob is only ever written to a temporary name and renamed into place after its checksum
+    is verified, so a present blob is a complete one.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.blobs = root / "blobs"
+        self.listings = root / "listings"
+        self.tmp = root / "tmp"
+
+    def blob_path(self, obj: RemoteObject) -> Path:
+        return self.blobs / obj.cache_key
+
+    def has(self, obj: RemoteObject) -> bool:
+        try:
+            return self.blob_path(obj).stat().st_size == obj.size
+        except FileNotFoundError:
+            return False
+
+    def temp_file(self) -> Path:
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        return self.tmp / f"{os.getpid()}-{threading.get_ident()}-{os.urandom(6).hex()}"
+
+    def commit_blob(self, tmp: Path, obj: RemoteObject) -> Path:
+        final = self.blob_path(obj)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp.chmod(0o444)  # blobs are shared by hard links: nobody should edit one in place
+        os.replace(tmp, final)
+        return final
+
+    def load_listing(self, repo: str, commit: str) -> list[RemoteObject] | None:
+        try:
+            rows = json.loads((self.listings / repo / f"{commit}.json").read_text())
+        except (FileNotFoundError, ValueError):
+            return None
+        return [RemoteObject.from_json(r) for r in rows]
+
+    def save_listing(self, repo: str, commit: str, objects: list[RemoteObject]) -> None:
+        d = self.listings / repo
+        d.mkdir(parents=True, exist_ok=True)
+        tmp = d / f".{commit}.{os.getpid()}.tmp"
+        tmp.write_text(json.dumps([o.to_json() for o in objects]))
+        os.replace(tmp, d / f"{commit}.json")
+
+
+def place(blob: Path, dest: Path) -> None:
+    """Put a cached blob at ``dest``: a hard link when possible, else a copy."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.{os.urandom(4).hex()}.part")
+    try:
+        os.link(blob, tmp)
+    except OSError:
+        import shutil
+
+        shutil.copyfile(blob, tmp)
+    os.replace(tmp, dest)
+
+
+class S3Gateway:
+    """boto3 on lakeFS's S3 gateway: bucket = repository, key = ``<ref>/<path>``."""
+
+    def __init__(self, endpoint: str, access_key_id: str, secret_access_key: str,
+                 *, max_workers: int = 16) -> None:
+        self.max_workers = max_workers
+        self.client = boto3.session.Session().client(
+            "s3",
+            endpoint_url=endpoint,
+            aws_access_key_id=access_key_id,
+            aws_secret_access_key=secret_access_key,
+            region_name="us-east-1",
+            config=Config(
+                s3={"addressing_style": "path"},
+                max_pool_connections=max_workers * 2,
+                retries={"max_attempts": 5, "mode": "standard"},
+                # lakeFS's gateway does not take the CRC checksums newer boto3 adds by default.
+                request_checksum_calculation="when_required",
+                response_checksum_validation="when_required",
+            ),
+        )
+        self.transfer_config = TransferConfig(
+            multipart_threshold=MULTIPART_THRESHOLD,
+            multipart_chunksize=MULTIPART_CHUNK,
+            max_concurrency=max_workers // 2 or 1,
+            use_threads=True,
+        )
+
+    # -- upload ------------------------------------------------------------------------------
+    def put_file(self, repo: str, key: str, local: Path, progress: Progress | None) -> str:
+        """Upload one file; returns its SHA-256. Verified against the server's ETag when single-part."""
+        size = local.stat().st_size
+        if size < MULTIPART_THRESHOLD:
+            data = local.read_bytes()
+            sha = hashlib.sha256(data).hexdigest()
+            md5 = hashlib.md5(data, usedforsecurity=False).hexdigest()
+            resp = self.client.put_object(
+                Bucket=repo, Key=key, Body=data, Metadata={SHA256_META: sha}
+            )
+            etag = str(resp.get("ETag", "")).strip('"')
+            if etag and etag != md5:
+                raise TransferError(
+                    f"upload of {local} was corrupted in transit (md5 {md5}, server has {etag})",
+                    path=str(local),
+                )
+            if progress:
+                progress(size)
+            return sha
+        sha = file_sha256(local)
+        self.client.upload_file(
+            str(local), repo, key,
+            ExtraArgs={"Metadata": {SHA256_META: sha}},
+            Config=self.transfer_config,
+            Callback=progress,
+        )
+        head = self.client.head_object(Bucket=repo, Key=key)
+        if int(head["ContentLength"]) != size:
+            raise TransferError(
+                f"upload of {local} is incomplete: {head['ContentLength']} of {size} bytes",
+                path=str(local),
+            )
+        return sha
+
+    # -- download ----------------------------------------------------------------------------
+    def get_to_file(self, repo: str, key: str, obj: RemoteObject, tmp: Path,
+                    progress: Progress | None) -> None:
+        """Download one object to ``tmp`` and check its content against the listing."""
+        if obj.size < MULTIPART_THRESHOLD:
+            body = self.client.get_object(Bucket=repo, Key=key)["Body"].read()
+            tmp.write_bytes(body)
+            if progress:
+                progress(len(body))
+            got_size = len(body)
+            got_sha = hashlib.sha256(body).hexdigest() if obj.sha256 else None
+        else:
+            self.client.download_file(repo, key, str(tmp), Config=self.transfer_config,
+                                      Callback=progress)
+            got_size = tmp.stat().st_size
+            got_sha = file_sha256(tmp) if obj.sha256 else None
+        if got_size != obj.size or (obj.sha256 and got_sha != obj.sha256):
+            tmp.unlink(missing_ok=True)
+            raise TransferError(
+                f"download of {obj.path} failed verification "
+                f"(size {got_size}/{obj.size}, sha256 {got_sha} != {obj.sha256})",
+                path=obj.path,
+            )
+
+
+def run_parallel(jobs: Iterable[Callable[[], None]], max_workers: int) -> None:
+    """Run jobs on a pool; the first failure cancels what has not started and is raised."""
+    with ThreadPoolExecutor(max_workers=max_workers) as pool:
+        futures: list[Future[None]] = [pool.submit(job) for job in jobs]
+        done, pending = wait(futures, return_when=FIRST_EXCEPTION)
+        for f in pending:
+            f.cancel()
+        for f in done:
+            exc = f.exception()
+            if exc is not None:
+                raise exc

@@ -1,0 +1,122 @@
+"""Every exception Asset Hub raises, in one place.
+
+Each also inherits the built-in a caller would catch without knowing Asset Hub, and carries
+the fields a caller needs, not only a message::
+
+    AssetHubError
+    ├── InvalidReferenceError (ValueError)     bad asset path / reference / name; .part, .value
+    ├── AssetNotFoundError (LookupError)       no such asset; .path
+    ├── RefNotFoundError (LookupError)         no such branch, tag or commit; .ref
+    ├── ObjectNotFoundError (FileNotFoundError) no such file in a version; .ref, .path
+    ├── AlreadyExistsError (FileExistsError)   asset, branch or tag exists; .what, .name
+    ├── NotAllowedError (PermissionError)      refused by a rule (dataset branch, protected
+    │                                          branch, immutable tag); .reason
+    ├── MergeConflictError                     both sides changed the same paths; .paths
+    ├── ConcurrentUpdateError                  the branch moved past the expected parent
+    ├── NothingToCommitError (ValueError)      the change would not change the version
+    ├── TransferError (OSError)                an upload/download failed or a checksum differed
+    └── StorageUnavailableError (ConnectionError) lakeFS cannot be reached
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AlreadyExistsError",
+    "AssetHubError",
+    "AssetNotFoundError",
+    "ConcurrentUpdateError",
+    "InvalidReferenceError",
+    "MergeConflictError",
+    "NotAllowedError",
+    "NothingToCommitError",
+    "ObjectNotFoundError",
+    "RefNotFoundError",
+    "StorageUnavailableError",
+    "TransferError",
+]
+
+
+class AssetHubError(Exception):
+    """Base of every Asset Hub error."""
+
+
+class InvalidReferenceError(AssetHubError, ValueError):
+    """An asset path, reference, branch, tag or object name is malformed."""
+
+    def __init__(self, message: str, *, part: str, value: str) -> None:
+        super().__init__(message)
+        self.part = part
+        self.value = value
+
+
+class AssetNotFoundError(AssetHubError, LookupError):
+    def __init__(self, path: str) -> None:
+        super().__init__(f"asset not found: {path}")
+        self.path = path
+
+
+class RefNotFoundError(AssetHubError, LookupError):
+    def __init__(self, ref: str, detail: str = "") -> None:
+        super().__init__(f"no branch, tag or commit {ref!r}" + (f": {detail}" if detail else ""))
+        self.ref = ref
+
+
+class ObjectNotFoundError(AssetHubError, FileNotFoundError):
+    def __init__(self, ref: str, path: str) -> None:
+        super().__init__(f"no file {path!r} in {ref}")
+        self.ref = ref
+        self.path = path
+
+
+class AlreadyExistsError(AssetHubError, FileExistsError):
+    def __init__(self, what: str, name: str, detail: str = "") -> None:
+        super().__init__(f"{what} {name!r} already exists" + (f": {detail}" if detail else ""))
+        self.what = what
+        self.name = name
+
+
+class NotAllowedError(AssetHubError, PermissionError):
+    """Refused by a rule of the asset model, whoever asks."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class MergeConflictError(AssetHubError):
+    def __init__(self, source: str, dest: str, paths: list[str]) -> None:
+        shown = ", ".join(paths[:20]) + (f" (+{len(paths) - 20} more)" if len(paths) > 20 else "")
+        super().__init__(
+            f"merging {source} into {dest} conflicts on {len(paths)} path(s): {shown}; "
+            "choose strategy 'source-wins' or 'dest-wins', or change one side"
+        )
+        self.source = source
+        self.dest = dest
+        self.paths = paths
+
+
+class ConcurrentUpdateError(AssetHubError):
+    def __init__(self, ref: str, expected: str, actual: str) -> None:
+        super().__init__(
+            f"{ref} moved: expected parent commit {expected[:12]}, found {actual[:12]}; "
+            "fetch the new version and retry"
+        )
+        self.ref = ref
+        self.expected = expected
+        self.actual = actual
+
+
+class NothingToCommitError(AssetHubError, ValueError):
+    def __init__(self, ref: str) -> None:
+        super().__init__(f"nothing to commit: the change leaves {ref} as it is")
+        self.ref = ref
+
+
+class TransferError(AssetHubError, OSError):
+    def __init__(self, message: str, *, path: str = "") -> None:
+        super().__init__(message)
+        self.path = path
+
+
+class StorageUnavailableError(AssetHubError, ConnectionError):
+    pass

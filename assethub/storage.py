@@ -1,0 +1,831 @@
+"""Versioned asset storage on lakeFS: the only module that talks to lakeFS.
+
+One lakeFS repository per asset. Every write goes through a temporary branch that is
+committed and squash-merged into its target only when complete, and deleted otherwise, so a
+failed or killed upload leaves every version as it was; ``main`` is protected against direct
+writes. Reads resolve a ref to its commit first and then use the content-addressed cache.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import lakefs_sdk
+from lakefs_sdk.client import LakeFSClient
+from lakefs_sdk.exceptions import ApiException
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
+from assethub import _repo_names
+from assethub._transfer import BlobCache, RemoteObject, S3Gateway, place, run_parallel
+from assethub.errors import (
+    AlreadyExistsError,
+    AssetHubError,
+    AssetNotFoundError,
+    ConcurrentUpdateError,
+    InvalidReferenceError,
+    MergeConflictError,
+    NotAllowedError,
+    NothingToCommitError,
+    ObjectNotFoundError,
+    RefNotFoundError,
+    StorageUnavailableError,
+)
+from assethub.refs import (
+    DEFAULT_BRANCH,
+    AssetKind,
+    AssetPath,
+    AssetRef,
+    validate_branch_name,
+    validate_object_path,
+    validate_tag_name,
+)
+
+__all__ = [
+    "AddFile",
+    "AssetInfo",
+    "BranchInfo",
+    "CommitInfo",
+    "DeleteFile",
+    "DiffEntry",
+    "DownloadResult",
+    "ObjectInfo",
+    "Storage",
+    "TagInfo",
+]
+
+TX_PREFIX = "_tx-"
+META_PATH = "assethub.path"
+META_KIND = "assethub.kind"
+Strategy = Literal["source-wins", "dest-wins"]
+_PAGE = 1000
+
+
+# -- values returned to callers -------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class AssetInfo:
+    path: AssetPath
+    repository: str
+    created: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CommitInfo:
+    id: str
+    message: str
+    committer: str
+    created: datetime
+    parents: tuple[str, ...]
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class BranchInfo:
+    name: str
+    commit_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class TagInfo:
+    name: str
+    commit_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectInfo:
+    path: str
+    size: int
+    checksum: str
+    sha256: str | None
+    modified: datetime
+    content_type: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DiffEntry:
+    path: str
+    change: Literal["added", "removed", "changed", "conflict", "prefix_changed"]
+    size: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class DownloadResult:
+    commit_id: str
+    files: int
+    bytes_total: int
+    bytes_transferred: int  # fetched from lakeFS; the rest came from the local cache
+
+
+# -- write operations ------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class AddFile:
+    """Upload ``local`` (a file) to ``path`` in the asset."""
+
+    local: Path | str
+    path: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteFile:
+    """Remove ``path`` (a file) from the asset."""
+
+    path: str
+
+
+Operation = AddFile | DeleteFile
+
+
+def _ts(epoch: int) -> datetime:
+    return datetime.fromtimestamp(epoch, tz=UTC)
+
+
+def _commit_info(c: lakefs_sdk.Commit) -> CommitInfo:
+    return CommitInfo(
+        id=c.id, message=c.message, committer=c.committer, created=_ts(c.creation_date),
+        parents=tuple(c.parents),
+        metadata={k: v for k, v in (c.metadata or {}).items() if not k.startswith(".lakefs.")},
+    )
+
+
+def _sha256_of(meta: Mapping[str, str] | None) -> str | None:
+    for k, v in (meta or {}).items():
+        if k.lower().replace("x-amz-meta-", "") == "sha256":
+            return v
+    return None
+
+
+def _error_message(exc: ApiException) -> str:
+    try:
+        return str(json.loads(exc.body or "{}").get("message", "")) or str(exc.reason)
+    except (ValueError, AttributeError):
+        return str(exc.reason)
+
+
+class Storage:
+    """Assets on one lakeFS server.
+
+    The constructor only stores connection settings; nothing is contacted until a method is
+    called. Methods take their subject first (an asset path or reference, as an object or a
+    string) and keyword-only options after it.
+    """
+
+    def __init__(
+        self,
+        endpoint: str,
+        access_key_id: str,
+        secret_access_key: str,
+        *,
+        cache_dir: Path | str | None = None,
+        namespace_root: str = "local://assethub",
+        max_workers: int = 16,
+        progress: bool = False,
+    ) -> None:
+        self.endpoint = endpoint.rstrip("/")
+        self._key = access_key_id
+        self._secret = secret_access_key
+        home = Path(os.environ.get("ASSETHUB_HOME", Path.home() / ".assethub")).expanduser()
+        self.cache = BlobCache(Path(cache_dir) if cache_dir else home / "cache")
+        self.namespace_root = namespace_root.rstrip("/")
+        self.max_workers = max_workers
+        self.progress = progress
+        self._lock = threading.Lock()
+        self._api_client: LakeFSClient | None = None
+        self._s3: S3Gateway | None = None
+        self._repos: dict[AssetPath, str] = {}
+
+    @classmethod
+    def from_env(cls, **options: Any) -> Storage:
+        """Connect with ``ASSETHUB_LAKEFS_ENDPOINT`` / ``_ACCESS_KEY_ID`` / ``_SECRET_ACCESS_KEY``."""
+        try:
+            return cls(
+                os.environ["ASSETHUB_LAKEFS_ENDPOINT"],
+                os.environ["ASSETHUB_LAKEFS_ACCESS_KEY_ID"],
+                os.environ["ASSETHUB_LAKEFS_SECRET_ACCESS_KEY"],
+                **options,
+            )
+        except KeyError as missing:
+            raise StorageUnavailableError(
+                f"{missing.args[0]} is not set: start the stack (make lakefs) and export its "
+                "settings, or pass them to Storage(...)"
+            ) from None
+
+    # -- clients (created on first use) ---------------------------------------------------------
+    @property
+    def _api(self) -> LakeFSClient:
+        with self._lock:
+            if self._api_client is None:
+                cfg = lakefs_sdk.Configuration(
+                    host=f"{self.endpoint}/api/v1", username=self._key, password=self._secret
+                )
+                cfg.connection_pool_maxsize = self.max_workers * 2
+                self._api_client = LakeFSClient(cfg)
+            return self._api_client
+
+    @property
+    def _gateway(self) -> S3Gateway:
+        with self._lock:
+            if self._s3 is None:
+                self._s3 = S3Gateway(self.endpoint, self._key, self._secret,
+                                     max_workers=self.max_workers)
+            return self._s3
+
+    @contextmanager
+    def _translate(self, *, asset: AssetPath | None = None, ref: str = "",
+                   what: str = "") -> Iterator[None]:
+        """Turn lakeFS failures into Asset Hub errors (the only place that reads statuses)."""
+        try:
+            yield
+        except ApiException as exc:
+            msg = _error_message(exc)
+            if exc.status == 404:
+                if "repository" in msg.lower() and asset is not None:
+                    raise AssetNotFoundError(str(asset)) from None
+                if what.startswith("object:"):
+                    raise ObjectNotFoundError(ref, what.removeprefix("object:")) from None
+                raise RefNotFoundError(ref or what, msg) from None
+            if exc.status == 409:
+                raise AlreadyExistsError(what or "resource", ref, msg) from None
+            if exc.status in (401, 403):
+                raise NotAllowedError(f"lakeFS refused {what or 'the request'}: {msg}") from None
+            if exc.status == 400:
+                raise InvalidReferenceError(f"lakeFS rejected {what}: {msg}",
+                                            part=what or "request", value=ref) from None
+            raise AssetHubError(f"lakeFS error {exc.status} on {what or 'request'}: {msg}") from None
+        except (ConnectionError, OSError) as exc:
+            if isinstance(exc, AssetHubError):
+                raise
+            if "urllib3" in type(exc).__module__ or isinstance(exc, ConnectionError):
+                raise StorageUnavailableError(
+                    f"cannot reach lakeFS at {self.endpoint}: {type(exc).__name__}"
+                ) from None
+            raise
+
+    def _progress(self, description: str, total: int) -> Any:
+        if not self.progress or total == 0:
+            return nullcontext(None)
+        bar = Progress(
+            TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+            TransferSpeedColumn(), TimeRemainingColumn(), transient=True,
+        )
+        bar.add_task(description, total=total)
+        return bar
+
+    # -- assets ----------------------------------------------------------------------------
+    def repository(self, asset: AssetPath | str) -> str:
+        """The lakeFS repository that holds ``asset`` (raises AssetNotFoundError)."""
+        path = AssetPath.coerce(asset)
+        if path in self._repos:
+            return self._repos[path]
+        name = _repo_names.repository_name(path)
+        try:
+            meta = self._api.repositories_api.get_repository_metadata(name)
+        except ApiException as exc:
+            if exc.status == 404:
+                raise AssetNotFoundError(str(path)) from None
+            with self._translate(asset=path):
+                raise
+        if meta.get(META_PATH) != str(path):
+            raise AssetNotFoundError(str(path))
+        self._repos[path] = name
+        return name
+
+    def create_asset(self, asset: AssetPath | str, *, exist_ok: bool = False) -> AssetInfo:
+        """Create an empty asset with a protected ``main`` branch."""
+        path = AssetPath.coerce(asset)
+        name = _repo_names.repository_name(path)
+        namespace = f"{self.namespace_root}/{name}-{uuid.uuid4().hex[:8]}"
+        try:
+            repo = self._api.repositories_api.create_repository(
+                lakefs_sdk.RepositoryCreation(
+                    name=name, storage_namespace=namespace, default_branch=DEFAULT_BRANCH
+                )
+            )
+        except ApiException as exc:
+            if exc.status == 409 and exist_ok:
+                self.repository(path)
+                return self.asset_info(path)
+            if exc.status == 409:
+                raise AlreadyExistsError("asset", str(path)) from None
+            with self._translate(asset=path, what="create asset"):
+                raise
+        with self._translate(asset=path, what="create asset"):
+            self._api.internal_api.set_repository_metadata(
+                name,
+                lakefs_sdk.RepositoryMetadataSet(
+                    metadata={META_PATH: str(path), META_KIND: path.kind.value}
+                ),
+            )
+            self._api.repositories_api.set_branch_protection_rules(
+                name, [lakefs_sdk.BranchProtectionRule(pattern=DEFAULT_BRANCH)]
+            )
+        self._repos[path] = name
+        return AssetInfo(path, name, _ts(repo.creation_date))
+
+    def asset_info(self, asset: AssetPath | str) -> AssetInfo:
+        path = AssetPath.coerce(asset)
+        name = self.repository(path)
+        with self._translate(asset=path):
+            repo = self._api.repositories_api.get_repository(name)
+        return AssetInfo(path, name, _ts(repo.creation_date))
+
+    def asset_exists(self, asset: AssetPath | str) -> bool:
+        try:
+            self.repository(asset)
+        except AssetNotFoundError:
+            return False
+        return True
+
+    def list_assets(self) -> Iterator[AssetInfo]:
+        """Every asset on this lakeFS (repositories Asset Hub did not create are skipped)."""
+        for repo in self._pages(
+            lambda after: self._api.repositories_api.list_repositories(
+                prefix=_repo_names.PREFIX, after=after, amount=_PAGE
+            )
+        ):
+            with self._translate(what="list assets"):
+                meta = self._api.repositories_api.get_repository_metadata(repo.id)
+            if META_PATH in meta:
+                path = AssetPath.parse(meta[META_PATH])
+                self._repos[path] = repo.id
+                yield AssetInfo(path, repo.id, _ts(repo.creation_date))
+
+    def delete_asset(self, asset: AssetPath | str) -> None:
+        path = AssetPath.coerce(asset)
+        name = self.repository(path)
+        with self._translate(asset=path, what="delete asset"):
+            self._api.repositories_api.delete_repository(name, force=True)
+        self._repos.pop(path, None)
+
+    # -- refs and history ------------------------------------------------------------------
+    def _pages(self, fetch: Any) -> Iterator[Any]:
+        after = ""
+        while True:
+            with self._translate(what="listing"):
+                page = fetch(after)
+            yield from page.results
+            if not page.pagination.has_more:
+                return
+            after = page.pagination.next_offset
+
+    def resolve(self, ref: AssetRef | str) -> str:
+        """The commit id a reference points at now."""
+        r = AssetRef.coerce(ref)
+        repo = self.repository(r.path)
+        with self._translate(asset=r.path, ref=str(r), what="ref"):
+            page = self._api.refs_api.log_commits(repo, r.ref, amount=1, limit=True)
+        if not page.results:
+            raise RefNotFoundError(str(r), "it has no commits")
+        return str(page.results[0].id)
+
+    def get_commit(self, ref: AssetRef | str) -> CommitInfo:
+        r = AssetRef.coerce(ref)
+        repo = self.repository(r.path)
+        with self._translate(asset=r.path, ref=str(r), what="ref"):
+            page = self._api.refs_api.log_commits(repo, r.ref, amount=1, limit=True)
+        return _commit_info(page.results[0])
+
+    def log(self, ref: AssetRef | str, *, limit: int | None = None,
+            path: str | None = None) -> Iterator[CommitInfo]:
+        """Commits reachable from ``ref``, newest first (only those touching ``path`` if given)."""
+        r = AssetRef.coerce(ref)
+        repo = self.repository(r.path)
+        prefixes = [path] if path else None
+        n = 0
+        for c in self._pages(
+            lambda after: self._api.refs_api.log_commits(
+                repo, r.ref, after=after, amount=min(_PAGE, limit or _PAGE), prefixes=prefixes
+            )
+        ):
+            if limit is not None and n >= limit:
+                return
+            n += 1
+            yield _commit_info(c)
+
+    def diff(self, left: AssetRef | str, right: AssetRef | str, *,
+             prefix: str = "") -> list[DiffEntry]:
+        """What changes from ``left`` to ``right`` (both of one asset), like ``git diff L R``."""
+        lr, rr = AssetRef.coerce(left), AssetRef.coerce(right)
+        if lr.path != rr.path:
+            raise InvalidReferenceError(
+                f"diff needs two versions of one asset, got {lr.path} and {rr.path}",
+                part="ref", value=str(rr),
+            )
+        repo = self.repository(lr.path)
+        return [
+            DiffEntry(d.path, d.type, d.size_bytes)
+            for d in self._pages(
+                lambda after: self._api.refs_api.diff_refs(
+                    repo, lr.ref, rr.ref, after=after, amount=_PAGE, prefix=prefix or None,
+                    type="two_dot",
+                )
+            )
+        ]
+
+    def list_branches(self, asset: AssetPath | str) -> list[BranchInfo]:
+        path = AssetPath.coerce(asset)
+        repo = self.repository(path)
+        return [
+            BranchInfo(b.id, b.commit_id)
+            for b in self._pages(
+                lambda after: self._api.branches_api.list_branches(repo, after=after, amount=_PAGE)
+            )
+            if not b.id.startswith(TX_PREFIX)
+        ]
+
+    def create_branch(self, asset: AssetPath | str, name: str, *,
+                      source: str = DEFAULT_BRANCH) -> BranchInfo:
+        """Create branch ``name`` at ``source`` (a branch, tag or commit). Models only."""
+        path = AssetPath.coerce(asset)
+        validate_branch_name(name)
+        if path.is_dataset:
+            raise NotAllowedError(
+                f"datasets have only the '{DEFAULT_BRANCH}' branch; {path} cannot have "
+                f"branch {name!r} (tag a version instead)"
+            )
+        repo = self.repository(path)
+        with self._translate(asset=path, ref=name, what="branch"):
+            commit = self._api.branches_api.create_branch(
+                repo, lakefs_sdk.BranchCreation(name=name, source=source)
+            )
+        return BranchInfo(name, commit)
+
+    def delete_branch(self, asset: AssetPath | str, name: str) -> None:
+        path = AssetPath.coerce(asset)
+        validate_branch_name(name)
+        if name == DEFAULT_BRANCH:
+            raise NotAllowedError(f"the '{DEFAULT_BRANCH}' branch of {path} cannot be deleted")
+        repo = self.repository(path)
+        with self._translate(asset=path, ref=name, what="branch"):
+            self._api.branches_api.delete_branch(repo, name)
+
+    def list_tags(self, asset: AssetPath | str) -> list[TagInfo]:
+        path = AssetPath.coerce(asset)
+        repo = self.repository(path)
+        return [
+            TagInfo(t.id, t.commit_id)
+            for t in self._pages(
+                lambda after: self._api.tags_api.list_tags(repo, after=after, amount=_PAGE)
+            )
+        ]
+
+    def create_tag(self, asset: AssetPath | str, name: str, *,
+                   ref: str = DEFAULT_BRANCH) -> TagInfo:
+        """Tag the commit ``ref`` points at now. Tags never move: an existing name is an error."""
+        path = AssetPath.coerce(asset)
+        validate_tag_name(name)
+        commit = self.resolve(path.at(ref))
+        repo = self.repository(path)
+        try:
+            self._api.tags_api.create_tag(repo, lakefs_sdk.TagCreation(id=name, ref=commit))
+        except ApiException as exc:
+            if exc.status == 409:
+                raise AlreadyExistsError(
+                    "tag", name, f"tags of {path} are immutable; choose a new name"
+                ) from None
+            with self._translate(asset=path, ref=name, what="tag"):
+                raise
+        return TagInfo(name, commit)
+
+    def delete_tag(self, asset: AssetPath | str, name: str) -> None:
+        """Delete a model's tag; a dataset's tags are published versions and stay."""
+        path = AssetPath.coerce(asset)
+        validate_tag_name(name)
+        if path.is_dataset:
+            raise NotAllowedError(
+                f"tag {name!r} of dataset {path} is a published version and cannot be deleted"
+            )
+        repo = self.repository(path)
+        with self._translate(asset=path, ref=name, what="tag"):
+            self._api.tags_api.delete_tag(repo, name)
+
+    # -- reading files -----------------------------------------------------------------------
+    def _listing(self, repo: str, commit: str) -> list[RemoteObject]:
+        cached = self.cache.load_listing(repo, commit)
+        if cached is not None:
+            return cached
+        objects = [
+            RemoteObject(o.path, int(o.size_bytes or 0), o.checksum, _sha256_of(o.metadata))
+            for o in self._pages(
+                lambda after: self._api.objects_api.list_objects(
+                    repo, commit, after=after, amount=_PAGE, user_metadata=True
+                )
+            )
+        ]
+        self.cache.save_listing(repo, commit, objects)  # a commit never changes
+        return objects
+
+    def list_objects(self, ref: AssetRef | str, *, prefix: str = "") -> list[ObjectInfo]:
+        """Files in a version (recursively under ``prefix``)."""
+        r = AssetRef.coerce(ref)
+        repo = self.repository(r.path)
+        return [
+            ObjectInfo(o.path, int(o.size_bytes or 0), o.checksum, _sha256_of(o.metadata),
+                       _ts(o.mtime), o.content_type)
+            for o in self._pages(
+                lambda after: self._api.objects_api.list_objects(
+                    repo, r.ref, after=after, amount=_PAGE, prefix=prefix or None,
+                    user_metadata=True,
+                )
+            )
+        ]
+
+    def stat(self, ref: AssetRef | str, path: str) -> ObjectInfo:
+        r = AssetRef.coerce(ref)
+        validate_object_path(path)
+        repo = self.repository(r.path)
+        with self._translate(asset=r.path, ref=str(r), what=f"object:{path}"):
+            o = self._api.objects_api.stat_object(repo, r.ref, path, user_metadata=True)
+        return ObjectInfo(o.path, int(o.size_bytes or 0), o.checksum, _sha256_of(o.metadata),
+                          _ts(o.mtime), o.content_type)
+
+    def read_bytes(self, ref: AssetRef | str, path: str) -> bytes:
+        r = AssetRef.coerce(ref)
+        validate_object_path(path)
+        repo = self.repository(r.path)
+        with self._translate(asset=r.path, ref=str(r), what=f"object:{path}"):
+            return bytes(self._api.objects_api.get_object(repo, r.ref, path))
+
+    def download(self, ref: AssetRef | str, dest: Path | str, *,
+                 prefix: str = "") -> DownloadResult:
+        """Download a version (or the files under ``prefix``) into ``dest``.
+
+        Files land at their path relative to ``prefix``. Content already in the local cache is
+        not transferred again; files already at ``dest`` from an earlier download are kept.
+        """
+        r = AssetRef.coerce(ref)
+        repo = self.repository(r.path)
+        commit = self.resolve(r)
+        dest = Path(dest)
+        base = prefix if not prefix or prefix.endswith("/") else prefix + "/"
+        wanted = [o for o in self._listing(repo, commit)
+                  if not prefix or o.path == prefix or o.path.startswith(base)]
+        if prefix and not wanted:
+            raise ObjectNotFoundError(str(r), prefix)
+        plan: list[tuple[RemoteObject, Path]] = []
+        for o in wanted:
+            if prefix and o.path == prefix:
+                rel = o.path.rsplit("/", 1)[-1]  # a single file asked for by its path
+            else:
+                rel = o.path[len(base):]
+            validate_object_path(rel)  # refuse '..' and absolute paths coming from the server
+            plan.append((o, dest / rel))
+        missing = {o.cache_key: o for o, _ in plan if not self.cache.has(o)}
+        total = sum(o.size for o in missing.values())
+        gateway = self._gateway if missing else None
+        with self._progress(f"download {r}", total) as bar:
+            advance = (lambda n: bar.advance(bar.task_ids[0], n)) if bar else None
+
+            def fetch(o: RemoteObject) -> None:
+                assert gateway is not None
+                tmp = self.cache.temp_file()
+                try:
+                    gateway.get_to_file(repo, f"{commit}/{o.path}", o, tmp, advance)
+                    self.cache.commit_blob(tmp, o)
+                finally:
+                    tmp.unlink(missing_ok=True)
+
+            with self._translate(asset=r.path, ref=str(r), what="download"):
+                run_parallel(((lambda o=o: fetch(o)) for o in missing.values()), self.max_workers)
+        for o, target in plan:
+            blob = self.cache.blob_path(o)
+            try:
+                if os.path.samefile(target, blob):
+                    continue
+            except FileNotFoundError:
+                pass
+            place(blob, target)
+        return DownloadResult(commit, len(plan), sum(o.size for o, _ in plan), total)
+
+    # -- writing -----------------------------------------------------------------------------
+    def _target_branch(self, r: AssetRef) -> str:
+        validate_branch_name(r.ref)
+        if r.path.is_dataset and r.ref != DEFAULT_BRANCH:
+            raise NotAllowedError(
+                f"datasets have only the '{DEFAULT_BRANCH}' branch; cannot write to {r}"
+            )
+        return r.ref
+
+    def commit(
+        self,
+        ref: AssetRef | str,
+        operations: Sequence[Operation],
+        *,
+        message: str,
+        metadata: Mapping[str, str] | None = None,
+        parent_commit: str | None = None,
+    ) -> CommitInfo:
+        """Apply ``operations`` to branch ``ref`` as one new commit, atomically.
+
+        The files are written to a temporary branch, committed there and squash-merged into
+        the target only when all of them arrived; any failure deletes the temporary branch and
+        leaves the target as it was. With ``parent_commit`` the commit is refused if the
+        branch has moved past it (optimistic concurrency).
+        """
+        r = AssetRef.coerce(ref)
+        branch = self._target_branch(r)
+        if not message.strip():
+            raise InvalidReferenceError("a commit needs a message", part="message", value=message)
+        adds: dict[str, Path] = {}
+        deletes: list[str] = []
+        for op in operations:
+            if isinstance(op, AddFile):
+                local = Path(op.local)
+                if not local.is_file():
+                    raise FileNotFoundError(f"not a file: {local}")
+                adds[validate_object_path(op.path)] = local
+            elif isinstance(op, DeleteFile):
+                deletes.append(validate_object_path(op.path))
+            else:  # pragma: no cover - type checkers catch this
+                raise TypeError(f"unknown operation {op!r}")
+        if not adds and not deletes:
+            raise NothingToCommitError(str(r))
+        repo = self.repository(r.path)
+        head = self.resolve(r)
+        if parent_commit is not None and not head.startswith(parent_commit):
+            raise ConcurrentUpdateError(str(r), parent_commit, head)
+        tx = f"{TX_PREFIX}{int(time.time())}-{uuid.uuid4().hex[:10]}"
+        with self._translate(asset=r.path, ref=str(r), what="commit"):
+            self._api.branches_api.create_branch(
+                repo, lakefs_sdk.BranchCreation(name=tx, source=head, hidden=True)
+            )
+        try:
+            self._write_objects(repo, tx, adds, deletes, label=str(r))
+            meta = {k: str(v) for k, v in (metadata or {}).items()}
+            try:
+                self._api.commits_api.commit(
+                    repo, tx, lakefs_sdk.CommitCreation(message=message, metadata=meta)
+                )
+            except ApiException as exc:
+                if exc.status == 400 and "no changes" in _error_message(exc).lower():
+                    raise NothingToCommitError(str(r)) from None
+                with self._translate(asset=r.path, ref=str(r), what="commit"):
+                    raise
+            result = self._merge(repo, tx, branch, message=message, metadata=meta,
+                                 squash=True, label=(str(r), str(r)), asset=r.path)
+        finally:
+            try:
+                self._api.branches_api.delete_branch(repo, tx, force=True)
+            except (ApiException, OSError):
+                pass  # cleanup_transactions() removes leftovers
+        return result
+
+    def upload(
+        self,
+        ref: AssetRef | str,
+        local: Path | str,
+        *,
+        path: str = "",
+        message: str,
+        metadata: Mapping[str, str] | None = None,
+        parent_commit: str | None = None,
+    ) -> CommitInfo:
+        """Upload a file or a directory tree to ``path`` on branch ``ref`` as one commit."""
+        local = Path(local)
+        if not local.exists():
+            raise FileNotFoundError(f"nothing to upload: {local} does not exist")
+        ops: list[Operation] = []
+        if local.is_file():
+            ops.append(AddFile(local, path or local.name))
+        else:
+            base = path.strip("/")
+            for f in sorted(local.rglob("*")):
+                if f.is_file():
+                    rel = f.relative_to(local).as_posix()
+                    ops.append(AddFile(f, f"{base}/{rel}" if base else rel))
+            if not ops:
+                raise NothingToCommitError(f"{ref} (directory {local} holds no files)")
+        return self.commit(ref, ops, message=message, metadata=metadata,
+                           parent_commit=parent_commit)
+
+    def _write_objects(self, repo: str, branch: str, adds: Mapping[str, Path],
+                       deletes: Sequence[str], *, label: str) -> None:
+        gateway = self._gateway
+        total = sum(p.stat().st_size for p in adds.values())
+        with self._progress(f"upload {label}", total) as bar:
+            advance = (lambda n: bar.advance(bar.task_ids[0], n)) if bar else None
+            with self._translate(ref=label, what="upload"):
+                run_parallel(
+                    ((lambda k=k, p=p: gateway.put_file(repo, f"{branch}/{k}", p, advance) and None)
+                     for k, p in adds.items()),
+                    self.max_workers,
+                )
+        for i in range(0, len(deletes), _PAGE):
+            chunk = deletes[i:i + _PAGE]
+            with self._translate(ref=label, what="delete"):
+                self._api.objects_api.delete_objects(repo, branch, lakefs_sdk.PathList(paths=chunk))
+
+    def _merge(self, repo: str, source: str, dest: str, *, message: str,
+               metadata: Mapping[str, str], squash: bool, label: tuple[str, str],
+               asset: AssetPath, strategy: Strategy | None = None) -> CommitInfo:
+        body = lakefs_sdk.Merge(message=message, metadata=dict(metadata), strategy=strategy,
+                                squash_merge=squash)
+        for attempt in range(8):
+            try:
+                result = self._api.refs_api.merge_into_branch(repo, source, dest, merge=body)
+                break
+            except ApiException as exc:
+                msg = _error_message(exc)
+                if exc.status == 409 and "conflict" in msg.lower():
+                    raise MergeConflictError(label[0], label[1],
+                                             self._conflicting_paths(repo, source, dest)) from None
+                if exc.status == 400 and "no changes" in msg.lower():
+                    raise NothingToCommitError(label[1]) from None
+                if exc.status in (409, 423, 429, 503) and attempt < 7:
+                    time.sleep(0.05 * 2 ** attempt)  # another writer holds the branch: retry
+                    continue
+                with self._translate(asset=asset, ref=label[1], what="merge"):
+                    raise
+        with self._translate(asset=asset, ref=label[1], what="merge"):
+            return _commit_info(self._api.commits_api.get_commit(repo, result.reference))
+
+    def _conflicting_paths(self, repo: str, source: str, dest: str) -> list[str]:
+        base = self._api.refs_api.find_merge_base(repo, source, dest).base_commit_id
+
+        def changed(ref: str) -> dict[str, str | None]:
+            out: dict[str, str | None] = {}
+            for d in self._pages(lambda after: self._api.refs_api.diff_refs(
+                    repo, base, ref, after=after, amount=_PAGE, type="two_dot")):
+                out[d.path] = d.type
+            return out
+
+        ours, theirs = changed(source), changed(dest)
+        return sorted(p for p in ours.keys() & theirs.keys())
+
+    def merge(
+        self,
+        asset: AssetPath | str,
+        source: str,
+        *,
+        into: str = DEFAULT_BRANCH,
+        strategy: Strategy | None = None,
+        message: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> CommitInfo:
+        """Three-way merge branch/ref ``source`` into branch ``into``.
+
+        Conflicts raise :class:`MergeConflictError` naming the paths, and change nothing,
+        unless ``strategy`` says which side wins.
+        """
+        path = AssetPath.coerce(asset)
+        if strategy not in (None, "source-wins", "dest-wins"):
+            raise InvalidReferenceError(
+                f"unknown merge strategy {strategy!r}: use 'source-wins' or 'dest-wins'",
+                part="strategy", value=str(strategy),
+            )
+        dest = self._target_branch(path.at(into))
+        AssetRef(path, source)  # validates the ref's form
+        repo = self.repository(path)
+        self.resolve(path.at(source))  # a clear RefNotFoundError before merging
+        return self._merge(
+            repo, source, dest, message=message or f"Merge {source} into {dest}",
+            metadata=metadata or {}, squash=False, label=(f"{path}:{source}", f"{path}:{dest}"),
+            asset=path, strategy=strategy,
+        )
+
+    def cleanup_transactions(self, asset: AssetPath | str, *,
+                             older_than: float = 3600.0) -> list[str]:
+        """Delete temporary branches left by writers that died; returns their names."""
+        path = AssetPath.coerce(asset)
+        repo = self.repository(path)
+        now = time.time()
+        removed = []
+        for b in self._pages(lambda after: self._api.branches_api.list_branches(
+                repo, prefix=TX_PREFIX, after=after, amount=_PAGE, show_hidden=True)):
+            try:
+                started = int(b.id[len(TX_PREFIX):].split("-")[0])
+            except ValueError:
+                continue
+            if now - started >= older_than:
+                with self._translate(asset=path, ref=b.id, what="branch"):
+                    self._api.branches_api.delete_branch(repo, b.id, force=True)
+                removed.append(b.id)
+        return removed
+
+    def transaction_branches(self, asset: AssetPath | str) -> list[str]:
+        """Names of the temporary write branches that exist now (for tests and cleanup)."""
+        path = AssetPath.coerce(asset)
+        repo = self.repository(path)
+        return [b.id for b in self._pages(lambda after: self._api.branches_api.list_branches(
+            repo, prefix=TX_PREFIX, after=after, amount=_PAGE, show_hidden=True))]
+
+    def kind_of(self, asset: AssetPath | str) -> AssetKind:
+        return AssetPath.coerce(asset).kind
+
+    def __repr__(self) -> str:  # never show credentials
+        return f"Storage(endpoint={self.endpoint!r})"
