@@ -8,15 +8,17 @@ writes. Reads resolve a ref to its commit first and then use the content-address
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, nullcontext
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -293,6 +295,8 @@ class Storage:
         if path in self._repos:
             return self._repos[path]
         name = _repo_names.repository_name(path)
+        if not self._repo_exists(name):
+            raise AssetNotFoundError(str(path))
         try:
             meta = self._api.repositories_api.get_repository_metadata(name)
         except ApiException as exc:
@@ -310,20 +314,30 @@ class Storage:
         path = AssetPath.coerce(asset)
         name = _repo_names.repository_name(path)
         namespace = f"{self.namespace_root}/{name}-{uuid.uuid4().hex[:8]}"
-        try:
-            repo = self._api.repositories_api.create_repository(
-                lakefs_sdk.RepositoryCreation(
-                    name=name, storage_namespace=namespace, default_branch=DEFAULT_BRANCH
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                repo = self._api.repositories_api.create_repository(
+                    lakefs_sdk.RepositoryCreation(
+                        name=name, storage_namespace=namespace, default_branch=DEFAULT_BRANCH
+                    )
                 )
-            )
-        except ApiException as exc:
-            if exc.status == 409 and exist_ok:
-                self.repository(path)
-                return self.asset_info(path)
-            if exc.status == 409:
-                raise AlreadyExistsError("asset", str(path)) from None
-            with self._translate(asset=path, what="create asset"):
-                raise
+                break
+            except ApiException as exc:
+                if exc.status != 409:
+                    with self._translate(asset=path, what="create asset"):
+                        raise
+                if self._repo_exists(name):
+                    if exist_ok:
+                        self.repository(path)
+                        return self.asset_info(path)
+                    raise AlreadyExistsError("asset", str(path)) from None
+                # lakeFS is still removing a repository of this name that was just deleted
+                if time.monotonic() > deadline:
+                    raise AlreadyExistsError(
+                        "asset", str(path), "a deleted asset of that name is still being removed"
+                    ) from None
+                time.sleep(0.2)
         with self._translate(asset=path, what="create asset"):
             self._api.internal_api.set_repository_metadata(
                 name,
@@ -336,6 +350,13 @@ class Storage:
             )
         self._repos[path] = name
         return AssetInfo(path, name, _ts(repo.creation_date))
+
+    def _repo_exists(self, name: str) -> bool:
+        # Listing reads lakeFS's store directly; get_repository may answer from a cache for a
+        # few seconds after a repository is deleted.
+        with self._translate(what="list assets"):
+            page = self._api.repositories_api.list_repositories(prefix=name, amount=1)
+        return bool(page.results) and page.results[0].id == name
 
     def asset_info(self, asset: AssetPath | str) -> AssetInfo:
         path = AssetPath.coerce(asset)
@@ -406,16 +427,12 @@ class Storage:
         r = AssetRef.coerce(ref)
         repo = self.repository(r.path)
         prefixes = [path] if path else None
-        n = 0
-        for c in self._pages(
+        pages = self._pages(
             lambda after: self._api.refs_api.log_commits(
                 repo, r.ref, after=after, amount=min(_PAGE, limit or _PAGE), prefixes=prefixes
             )
-        ):
-            if limit is not None and n >= limit:
-                return
-            n += 1
-            yield _commit_info(c)
+        )
+        yield from (_commit_info(c) for c in itertools.islice(pages, limit))
 
     def diff(self, left: AssetRef | str, right: AssetRef | str, *,
              prefix: str = "") -> list[DiffEntry]:
@@ -579,10 +596,8 @@ class Storage:
             raise ObjectNotFoundError(str(r), prefix)
         plan: list[tuple[RemoteObject, Path]] = []
         for o in wanted:
-            if prefix and o.path == prefix:
-                rel = o.path.rsplit("/", 1)[-1]  # a single file asked for by its path
-            else:
-                rel = o.path[len(base):]
+            # a single file asked for by its path lands under its own name
+            rel = o.path.rsplit("/", 1)[-1] if o.path == prefix else o.path[len(base):]
             validate_object_path(rel)  # refuse '..' and absolute paths coming from the server
             plan.append((o, dest / rel))
         missing = {o.cache_key: o for o, _ in plan if not self.cache.has(o)}
@@ -601,7 +616,7 @@ class Storage:
                     tmp.unlink(missing_ok=True)
 
             with self._translate(asset=r.path, ref=str(r), what="download"):
-                run_parallel(((lambda o=o: fetch(o)) for o in missing.values()), self.max_workers)
+                run_parallel((partial(fetch, o) for o in missing.values()), self.max_workers)
         for o, target in plan:
             blob = self.cache.blob_path(o)
             try:
@@ -679,10 +694,8 @@ class Storage:
             result = self._merge(repo, tx, branch, message=message, metadata=meta,
                                  squash=True, label=(str(r), str(r)), asset=r.path)
         finally:
-            try:
+            with suppress(ApiException, OSError):  # cleanup_transactions() removes leftovers
                 self._api.branches_api.delete_branch(repo, tx, force=True)
-            except (ApiException, OSError):
-                pass  # cleanup_transactions() removes leftovers
         return result
 
     def upload(
@@ -720,11 +733,10 @@ class Storage:
         with self._progress(f"upload {label}", total) as bar:
             advance = (lambda n: bar.advance(bar.task_ids[0], n)) if bar else None
             with self._translate(ref=label, what="upload"):
-                run_parallel(
-                    ((lambda k=k, p=p: gateway.put_file(repo, f"{branch}/{k}", p, advance) and None)
-                     for k, p in adds.items()),
-                    self.max_workers,
-                )
+                def put(key: str, local: Path) -> None:
+                    gateway.put_file(repo, f"{branch}/{key}", local, advance)
+
+                run_parallel((partial(put, k, p) for k, p in adds.items()), self.max_workers)
         for i in range(0, len(deletes), _PAGE):
             chunk = deletes[i:i + _PAGE]
             with self._translate(ref=label, what="delete"):

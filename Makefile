@@ -1,0 +1,39 @@
+# Asset Hub. `make demo` and `make test` do all set-up on a fresh machine.
+SHELL := /bin/bash
+export UV_PYTHON_DOWNLOADS := never
+UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
+RUN := $(UV) run --frozen
+
+.PHONY: setup lakefs lakefs-stop demo test test-unit lint bench clean-stack
+
+setup:  ## install uv (if missing) and the locked environment
+	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
+	$(UV) sync --frozen
+
+lakefs: setup  ## build (once) and start lakeFS on loopback
+	$(RUN) python -m infra.lakefs start
+
+lakefs-stop:
+	$(RUN) python -m infra.lakefs stop
+
+demo: lakefs  ## dataset + model with branches, tags, merge, log and diff on the real lakeFS
+	$(RUN) python scripts/demo.py
+
+test: setup  ## everything: lint, unit and integration tests (pytest starts its own lakeFS)
+	$(RUN) python -m infra.lakefs build
+	$(RUN) ruff check assethub infra tests bench scripts
+	$(RUN) mypy
+	$(RUN) pytest
+
+test-unit: setup
+	$(RUN) pytest tests/unit
+
+lint: setup
+	$(RUN) ruff check assethub infra tests bench scripts
+	$(RUN) mypy
+
+bench: lakefs  ## transfer benchmark against lakectl and boto3 (prints ratios)
+	$(RUN) python bench/transfer.py
+
+clean-stack: lakefs-stop  ## stop lakeFS and remove its data (the built binaries stay cached)
+	rm -rf "$${ASSETHUB_HOME:-$$HOME/.assethub}"
