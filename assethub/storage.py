@@ -309,6 +309,24 @@ class Storage:
         self._repos[path] = name
         return name
 
+    def bind(self, asset: AssetPath | str, repository: str) -> None:
+        """Use ``repository`` for ``asset`` (the catalog keeps this mapping across renames)."""
+        self._repos[AssetPath.coerce(asset)] = repository
+
+    def rename_asset(self, asset: AssetPath | str, new: AssetPath | str) -> None:
+        """Record a new path for an asset; its repository (and so its history) stays."""
+        old_path, new_path = AssetPath.coerce(asset), AssetPath.coerce(new)
+        if old_path.kind != new_path.kind:
+            raise NotAllowedError(f"cannot turn {old_path.kind.value} {old_path} into a "
+                                  f"{new_path.kind.value}")
+        name = self.repository(old_path)
+        with self._translate(asset=old_path, what="rename asset"):
+            self._api.internal_api.set_repository_metadata(
+                name, lakefs_sdk.RepositoryMetadataSet(metadata={META_PATH: str(new_path)})
+            )
+        self._repos.pop(old_path, None)
+        self._repos[new_path] = name
+
     def create_asset(self, asset: AssetPath | str, *, exist_ok: bool = False) -> AssetInfo:
         """Create an empty asset with a protected ``main`` branch."""
         path = AssetPath.coerce(asset)
@@ -571,6 +589,24 @@ class Storage:
         return ObjectInfo(o.path, int(o.size_bytes or 0), o.checksum, _sha256_of(o.metadata),
                           _ts(o.mtime), o.content_type)
 
+    def cached_file(self, ref: AssetRef | str, path: str) -> tuple[ObjectInfo, Path]:
+        """One file of a version in the local cache (fetched once), for serving or reading."""
+        r = AssetRef.coerce(ref)
+        validate_object_path(path)
+        repo = self.repository(r.path)
+        commit = self.resolve(r)
+        info = self.stat(r.path.at(commit), path)
+        obj = RemoteObject(info.path, info.size, info.checksum, info.sha256)
+        if not self.cache.has(obj):
+            tmp = self.cache.temp_file()
+            try:
+                with self._translate(asset=r.path, ref=str(r), what=f"object:{path}"):
+                    self._gateway.get_to_file(repo, f"{commit}/{path}", obj, tmp, None)
+                self.cache.commit_blob(tmp, obj)
+            finally:
+                tmp.unlink(missing_ok=True)
+        return info, self.cache.blob_path(obj)
+
     def read_bytes(self, ref: AssetRef | str, path: str) -> bytes:
         r = AssetRef.coerce(ref)
         validate_object_path(path)
@@ -691,12 +727,38 @@ class Storage:
                     raise NothingToCommitError(str(r)) from None
                 with self._translate(asset=r.path, ref=str(r), what="commit"):
                     raise
+            if parent_commit is not None:
+                now = self.resolve(r)
+                if now != head:
+                    raise ConcurrentUpdateError(str(r), parent_commit, now)
             result = self._merge(repo, tx, branch, message=message, metadata=meta,
                                  squash=True, label=(str(r), str(r)), asset=r.path)
+            if parent_commit is not None and result.parents[:1] != (head,):
+                # Another writer got in between the check above and the merge: take ours back
+                # out (nothing of theirs is lost) and report the race.
+                self._revert(repo, branch, result.id, asset=r.path)
+                raise ConcurrentUpdateError(str(r), parent_commit, result.parents[0])
         finally:
             with suppress(ApiException, OSError):  # cleanup_transactions() removes leftovers
                 self._api.branches_api.delete_branch(repo, tx, force=True)
         return result
+
+    def _revert(self, repo: str, branch: str, commit_id: str, *, asset: AssetPath) -> None:
+        """Undo one commit of ``branch`` through a temporary branch (main takes only merges)."""
+        tx = f"{TX_PREFIX}{int(time.time())}-{uuid.uuid4().hex[:10]}"
+        with self._translate(asset=asset, ref=branch, what="revert"):
+            self._api.branches_api.create_branch(
+                repo, lakefs_sdk.BranchCreation(name=tx, source=branch, hidden=True))
+            try:
+                self._api.branches_api.revert_branch(
+                    repo, tx, lakefs_sdk.RevertCreation(ref=commit_id, parent_number=0))
+                self._api.refs_api.merge_into_branch(
+                    repo, tx, branch, merge=lakefs_sdk.Merge(
+                        message=f"Revert {commit_id[:12]}: its expected parent had moved",
+                        squash_merge=True))
+            finally:
+                with suppress(ApiException, OSError):
+                    self._api.branches_api.delete_branch(repo, tx, force=True)
 
     def upload(
         self,
