@@ -5,12 +5,17 @@ the fields a caller needs, not only a message::
 
     AssetHubError
     ├── InvalidReferenceError (ValueError)     bad asset path / reference / name; .part, .value
-    ├── AssetNotFoundError (LookupError)       no such asset; .path
+    ├── NotFoundError (LookupError)            no such user, group, folder, token...; .what, .name
+    │   └── AssetNotFoundError                 no such asset (or not shared with you); .path
     ├── RefNotFoundError (LookupError)         no such branch, tag or commit; .ref
     ├── ObjectNotFoundError (FileNotFoundError) no such file in a version; .ref, .path
     ├── AlreadyExistsError (FileExistsError)   asset, branch or tag exists; .what, .name
     ├── NotAllowedError (PermissionError)      refused by a rule (dataset branch, protected
     │                                          branch, immutable tag); .reason
+    ├── AuthenticationError (PermissionError)  no, unknown, expired or revoked token
+    ├── ForbiddenError (PermissionError)       your role on the folder does not allow it; .needed
+    ├── InvalidDatasetError (ValueError)       a dataset archive or layout is wrong; .reason, .path
+    ├── PayloadTooLargeError (ValueError)      a request or upload is over the server's limit
     ├── MergeConflictError                     both sides changed the same paths; .paths
     ├── ConcurrentUpdateError                  the branch moved past the expected parent
     ├── NothingToCommitError (ValueError)      the change would not change the version
@@ -24,12 +29,17 @@ __all__ = [
     "AlreadyExistsError",
     "AssetHubError",
     "AssetNotFoundError",
+    "AuthenticationError",
     "ConcurrentUpdateError",
+    "ForbiddenError",
+    "InvalidDatasetError",
     "InvalidReferenceError",
     "MergeConflictError",
     "NotAllowedError",
+    "NotFoundError",
     "NothingToCommitError",
     "ObjectNotFoundError",
+    "PayloadTooLargeError",
     "RefNotFoundError",
     "StorageUnavailableError",
     "TransferError",
@@ -49,9 +59,16 @@ class InvalidReferenceError(AssetHubError, ValueError):
         self.value = value
 
 
-class AssetNotFoundError(AssetHubError, LookupError):
-    def __init__(self, path: str) -> None:
-        super().__init__(f"asset not found: {path}")
+class NotFoundError(AssetHubError, LookupError):
+    def __init__(self, what: str, name: str, detail: str = "") -> None:
+        super().__init__(f"{what} not found: {name}" + (f" ({detail})" if detail else ""))
+        self.what = what
+        self.name = name
+
+
+class AssetNotFoundError(NotFoundError):
+    def __init__(self, path: str, detail: str = "") -> None:
+        super().__init__("asset", path, detail)
         self.path = path
 
 
@@ -81,6 +98,29 @@ class NotAllowedError(AssetHubError, PermissionError):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class AuthenticationError(AssetHubError, PermissionError):
+    """The request carries no valid API token."""
+
+
+class ForbiddenError(AssetHubError, PermissionError):
+    """The caller may see the subject, but their role does not allow this operation."""
+
+    def __init__(self, message: str, *, needed: str = "") -> None:
+        super().__init__(message)
+        self.needed = needed
+
+
+class InvalidDatasetError(AssetHubError, ValueError):
+    def __init__(self, reason: str, *, path: str = "") -> None:
+        super().__init__(reason + (f" ({path})" if path else ""))
+        self.reason = reason
+        self.path = path
+
+
+class PayloadTooLargeError(AssetHubError, ValueError):
+    pass
 
 
 class MergeConflictError(AssetHubError):

@@ -18,6 +18,7 @@ __all__ = [
     "AssetKind",
     "AssetPath",
     "AssetRef",
+    "FolderPath",
     "validate_branch_name",
     "validate_object_path",
     "validate_tag_name",
@@ -193,3 +194,37 @@ class AssetRef:
 
     def __str__(self) -> str:
         return f"{self.path}:{self.ref}"
+
+
+@dataclass(frozen=True, slots=True)
+class FolderPath:
+    """``<owner>/<model|dataset>/<folder>``: the unit of sharing."""
+
+    owner: str
+    kind: AssetKind
+    name: str
+
+    def __post_init__(self) -> None:
+        # An asset path with a placeholder name checks the three parts the same way.
+        AssetPath(self.owner, self.kind, self.name, "x")
+        object.__setattr__(self, "kind", AssetKind(self.kind))
+
+    @classmethod
+    def parse(cls, text: str) -> FolderPath:
+        parts = text.split("/") if isinstance(text, str) else []
+        if len(parts) != 3:
+            raise _bad("folder path", str(text), "expected <owner>/<model|dataset>/<folder>")
+        owner, kind, name = parts
+        if kind not in ("model", "dataset"):
+            raise _bad("asset type", kind, "must be 'model' or 'dataset'")
+        return cls(owner, AssetKind(kind), name)
+
+    @classmethod
+    def coerce(cls, value: FolderPath | str) -> FolderPath:
+        return value if isinstance(value, FolderPath) else cls.parse(value)
+
+    def asset(self, name: str) -> AssetPath:
+        return AssetPath(self.owner, self.kind, self.name, name)
+
+    def __str__(self) -> str:
+        return f"{self.owner}/{self.kind.value}/{self.name}"

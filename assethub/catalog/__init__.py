@@ -1,0 +1,27 @@
+"""The metadata catalog (SQLAlchemy 2 + Alembic): SQLite by default, PostgreSQL at scale."""
+
+from assethub.catalog.db import Catalog
+from assethub.catalog.models import (
+    ApiToken,
+    Asset,
+    AuditEvent,
+    Folder,
+    Group,
+    Membership,
+    Publication,
+    Share,
+    User,
+)
+
+__all__ = [
+    "ApiToken",
+    "Asset",
+    "AuditEvent",
+    "Catalog",
+    "Folder",
+    "Group",
+    "Membership",
+    "Publication",
+    "Share",
+    "User",
+]

@@ -1,0 +1,169 @@
+"""The catalog's tables: who may do what with which asset, and what happened.
+
+Asset content and history live in lakeFS; the catalog keeps what lakeFS does not know about:
+people, groups, tokens, folders and their shares, asset descriptions and labels, dataset
+metadata and published versions, and the audit log.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: DateTime(timezone=True), dict[str, Any]: JSON}
+
+
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(63), unique=True)
+    display_name: Mapped[str] = mapped_column(String(200), default="")
+    email: Mapped[str] = mapped_column(String(320), default="")
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Group(Base):
+    __tablename__ = "groups"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(63), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    members: Mapped[list[Membership]] = relationship(cascade="all, delete-orphan")
+
+
+class Membership(Base):
+    __tablename__ = "memberships"
+    group_id: Mapped[int] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"),
+                                          primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"),
+                                         primary_key=True)
+    user: Mapped[User] = relationship()
+
+
+class ApiToken(Base):
+    """An API token; only its SHA-256 is stored, the secret is shown once at creation."""
+
+    __tablename__ = "api_tokens"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100), default="")
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(default=None)
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+    last_used_at: Mapped[datetime | None] = mapped_column(default=None)
+    user: Mapped[User] = relationship()
+
+
+class Folder(Base):
+    """Assets of one type under one owner; the unit of sharing."""
+
+    __tablename__ = "folders"
+    __table_args__ = (UniqueConstraint("owner", "kind", "name"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner: Mapped[str] = mapped_column(String(63), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(128))
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(63), default="")
+    assets: Mapped[list[Asset]] = relationship(back_populates="folder",
+                                               cascade="all, delete-orphan")
+    shares: Mapped[list[Share]] = relationship(back_populates="folder",
+                                               cascade="all, delete-orphan")
+
+
+class Asset(Base):
+    __tablename__ = "assets"
+    __table_args__ = (UniqueConstraint("folder_id", "name"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    folder_id: Mapped[int] = mapped_column(ForeignKey("folders.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(128))
+    repository: Mapped[str] = mapped_column(String(63), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    labels: Mapped[list[str]] = mapped_column(JSON, default=list)
+    readme: Mapped[str] = mapped_column(Text, default="")
+    # Datasets: what the data is for, how it is laid out, how it splits; admins mark presets.
+    task_type: Mapped[str | None] = mapped_column(String(64), default=None)
+    data_format: Mapped[str | None] = mapped_column(String(32), default=None)
+    split_mode: Mapped[str | None] = mapped_column(String(16), default=None)
+    split_ratio: Mapped[float | None] = mapped_column(Float, default=None)
+    test_set_path: Mapped[str | None] = mapped_column(String(1024), default=None)
+    preset: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(63), default="")
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    folder: Mapped[Folder] = relationship(back_populates="assets")
+    publications: Mapped[list[Publication]] = relationship(cascade="all, delete-orphan",
+                                                           order_by="Publication.id")
+
+
+class Publication(Base):
+    """A published (immutable) dataset version: a tag that never moves."""
+
+    __tablename__ = "publications"
+    __table_args__ = (UniqueConstraint("asset_id", "tag"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    asset_id: Mapped[int] = mapped_column(ForeignKey("assets.id", ondelete="CASCADE"))
+    tag: Mapped[str] = mapped_column(String(128))
+    commit_id: Mapped[str] = mapped_column(String(64))
+    published_at: Mapped[datetime] = mapped_column(default=utcnow)
+    published_by: Mapped[str] = mapped_column(String(63))
+
+
+class Share(Base):
+    """A folder shared with a user, a group or everyone, as view / run / edit."""
+
+    __tablename__ = "shares"
+    __table_args__ = (UniqueConstraint("folder_id", "subject_type", "subject_name"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    folder_id: Mapped[int] = mapped_column(ForeignKey("folders.id", ondelete="CASCADE"))
+    subject_type: Mapped[str] = mapped_column(String(16))  # user | group | everyone
+    subject_name: Mapped[str] = mapped_column(String(63), default="")
+    role: Mapped[str] = mapped_column(String(8))  # view | run | edit
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(63), default="")
+    folder: Mapped[Folder] = relationship(back_populates="shares")
+
+
+class AuditEvent(Base):
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_events_at", "at"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str] = mapped_column(String(63), default="", index=True)
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    target: Mapped[str] = mapped_column(String(1024), default="")
+    outcome: Mapped[str] = mapped_column(String(16))  # ok | denied | error
+    detail: Mapped[str] = mapped_column(Text, default="")
