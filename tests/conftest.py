@@ -4,9 +4,14 @@ test session in a private data directory on a free loopback port and stopped aft
 from __future__ import annotations
 
 import os
+import socket
+import threading
+import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -59,3 +64,55 @@ def dataset_path(storage, unique: str) -> str:  # type: ignore[no-untyped-def]
     path = f"alice/dataset/digits/digits-{unique}"
     storage.create_asset(path)
     return path
+
+
+# -- the Asset Hub server, on the session's lakeFS ---------------------------------------------
+@dataclass
+class RunningServer:
+    url: str
+    hub: Any
+    admin_token: str
+    thread: threading.Thread
+    server: Any
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_server(lakefs_server: Any, home: Path, catalog_url: str | None = None) -> RunningServer:
+    """An Asset Hub server in a thread of the test process, on a free loopback port."""
+    import uvicorn
+
+    from assethub.server import ServerSettings, build_hub, create_app
+
+    settings = ServerSettings(
+        home=home,
+        catalog_url=catalog_url or f"sqlite:///{home / 'catalog.db'}",
+        lakefs_endpoint=lakefs_server.endpoint,
+        lakefs_access_key_id=lakefs_server.access_key_id,
+        lakefs_secret_access_key=lakefs_server.secret_access_key,
+        port=_free_port(),
+    )
+    hub = build_hub(settings)
+    token = hub.ensure_admin("admin")
+    server = uvicorn.Server(uvicorn.Config(create_app(hub), host="127.0.0.1",
+                                           port=settings.port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the Asset Hub server did not start")
+        time.sleep(0.05)
+    return RunningServer(f"http://127.0.0.1:{settings.port}", hub, token or "", thread, server)
+
+
+@pytest.fixture(scope="session")
+def hub_server(lakefs_server: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    running = start_server(lakefs_server, tmp_path_factory.mktemp("hub"))
+    yield running
+    running.server.should_exit = True
+    running.thread.join(timeout=10)

@@ -1,0 +1,52 @@
+"""Where the SDK and CLI find the server and the caller's token.
+
+``ASSETHUB_URL`` / ``ASSETHUB_TOKEN`` win; otherwise the file ``$ASSETHUB_CONFIG``
+(default ``~/.config/assethub/config.json``, mode 0600) written by ``assethub login`` / ``up``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from contextlib import suppress
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_URL = "http://127.0.0.1:8780"
+
+
+def config_path() -> Path:
+    env = os.environ.get("ASSETHUB_CONFIG")
+    if env:
+        return Path(env).expanduser()
+    base = Path(os.environ.get("XDG_CONFIG_HOME", Path.home() / ".config"))
+    return base / "assethub" / "config.json"
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    url: str = DEFAULT_URL
+    token: str | None = None
+
+    def __repr__(self) -> str:  # never print the token
+        return f"ClientConfig(url={self.url!r}, token={'***' if self.token else None})"
+
+
+def load() -> ClientConfig:
+    saved: dict[str, str] = {}
+    with suppress(FileNotFoundError, ValueError):
+        saved = json.loads(config_path().read_text())
+    return ClientConfig(
+        url=os.environ.get("ASSETHUB_URL") or saved.get("url") or DEFAULT_URL,
+        token=os.environ.get("ASSETHUB_TOKEN") or saved.get("token") or None,
+    )
+
+
+def save(cfg: ClientConfig) -> Path:
+    path = config_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"url": cfg.url, "token": cfg.token}))
+    tmp.chmod(0o600)
+    tmp.replace(path)
+    return path

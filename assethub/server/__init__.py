@@ -1,0 +1,74 @@
+"""The Asset Hub server: settings, wiring and the ``assethub server`` entry point."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from assethub.server.app import create_app
+from assethub.service import Hub, Limits
+
+__all__ = ["ServerSettings", "build_hub", "create_app", "serve"]
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """Where the server keeps its state and how it reaches lakeFS (never sent to clients)."""
+
+    home: Path
+    catalog_url: str
+    lakefs_endpoint: str
+    lakefs_access_key_id: str
+    lakefs_secret_access_key: str
+    host: str = "127.0.0.1"
+    port: int = 8780
+    admin: str = "admin"
+
+    @classmethod
+    def from_env(cls) -> ServerSettings:
+        home = Path(os.environ.get("ASSETHUB_HOME", Path.home() / ".assethub")).expanduser()
+        missing = [k for k in ("ASSETHUB_LAKEFS_ENDPOINT", "ASSETHUB_LAKEFS_ACCESS_KEY_ID",
+                               "ASSETHUB_LAKEFS_SECRET_ACCESS_KEY") if not os.environ.get(k)]
+        if missing:
+            raise SystemExit(f"set {', '.join(missing)} (or use `assethub up`, which does)")
+        return cls(
+            home=home,
+            catalog_url=os.environ.get("ASSETHUB_CATALOG_URL")
+            or f"sqlite:///{home / 'server' / 'catalog.db'}",
+            lakefs_endpoint=os.environ["ASSETHUB_LAKEFS_ENDPOINT"],
+            lakefs_access_key_id=os.environ["ASSETHUB_LAKEFS_ACCESS_KEY_ID"],
+            lakefs_secret_access_key=os.environ["ASSETHUB_LAKEFS_SECRET_ACCESS_KEY"],
+            host=os.environ.get("ASSETHUB_HOST", "127.0.0.1"),
+            port=int(os.environ.get("ASSETHUB_PORT", "8780")),
+            admin=os.environ.get("ASSETHUB_ADMIN", "admin"),
+        )
+
+
+def build_hub(settings: ServerSettings) -> Hub:
+    from assethub.catalog import Catalog
+    from assethub.storage import Storage
+
+    work = settings.home / "server"
+    work.mkdir(parents=True, exist_ok=True)
+    catalog = Catalog(settings.catalog_url)
+    catalog.migrate()
+    storage = Storage(settings.lakefs_endpoint, settings.lakefs_access_key_id,
+                      settings.lakefs_secret_access_key, cache_dir=work / "cache")
+    return Hub(catalog, storage, work_dir=work, limits=Limits())
+
+
+def serve(settings: ServerSettings | None = None) -> None:
+    """Run the server in the foreground; prints the bootstrap admin token once, if created."""
+    import uvicorn
+
+    settings = settings or ServerSettings.from_env()
+    hub = build_hub(settings)
+    secret = hub.ensure_admin(settings.admin)
+    if secret:
+        token_file = settings.home / "server" / "admin-token"
+        token_file.write_text(secret)
+        token_file.chmod(0o600)
+        print(f"created admin user {settings.admin!r}; its token is in {token_file}", flush=True)
+    uvicorn.run(create_app(hub), host=settings.host, port=settings.port, log_level="warning",
+                access_log=False)
