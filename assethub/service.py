@@ -12,13 +12,13 @@ A caller who may not even view a subject is told it does not exist.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import secrets
-import shutil
 import tempfile
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -46,6 +46,7 @@ from assethub.errors import (
     AssetHubError,
     AssetNotFoundError,
     AuthenticationError,
+    ConcurrentUpdateError,
     ForbiddenError,
     InvalidReferenceError,
     NotAllowedError,
@@ -57,21 +58,18 @@ from assethub.refs import (
     AssetPath,
     AssetRef,
     FolderPath,
-    validate_branch_name,
     validate_object_path,
     validate_tag_name,
 )
 from assethub.storage import (
-    AddFile,
     BranchInfo,
     CommitInfo,
-    DeleteFile,
     DiffEntry,
     ObjectInfo,
-    Operation,
     Storage,
     Strategy,
     TagInfo,
+    Transaction,
 )
 
 ROLES = ("view", "run", "edit")
@@ -863,68 +861,66 @@ class Hub:
     def stat(self, who: Principal, ref: AssetRef | str, path: str) -> ObjectInfo:
         return self.storage.stat(self._ref(who, ref, "view"), path)
 
-    def open_file(self, who: Principal, ref: AssetRef | str, path: str) -> tuple[ObjectInfo, Path]:
-        """A file of a version, from the server's cache, for streaming to the caller."""
-        return self.storage.cached_file(self._ref(who, ref, "view"), path)
+    async def open_file(self, who: Principal, ref: AssetRef | str,
+                        path: str) -> tuple[ObjectInfo, AsyncIterator[bytes]]:
+        """A file of a version as a stream straight from lakeFS."""
+        return await self.storage.get_stream(self._ref(who, ref, "view"), path)
 
-    # -- uploads (staged on the server, committed atomically) ----------------------------------
-    def start_upload(self, who: Principal, ref: AssetRef | str) -> str:
+    # -- uploads (streamed into a lakeFS transaction, committed atomically) ---------------------
+    def start_upload(self, who: Principal, ref: AssetRef | str, *,
+                     parent_commit: str | None = None) -> str:
+        """Open an upload to a branch: files stream in one by one, then commit together."""
         r = self._ref(who, ref, "edit")
-        validate_branch_name(r.ref)
-        if r.path.is_dataset and r.ref != DEFAULT_BRANCH:
-            raise NotAllowedError(
-                f"datasets have only the '{DEFAULT_BRANCH}' branch; cannot write to {r}")
+        txn = self.storage.begin(r, parent_commit=parent_commit)
         upload_id = uuid.uuid4().hex
-        d = self.uploads_dir / upload_id
-        (d / "files").mkdir(parents=True)
-        (d / "upload.json").write_text(json.dumps({"user": who.name, "ref": str(r)}))
+        (self.uploads_dir / f"{upload_id}.json").write_text(
+            json.dumps({"user": who.name, "txn": txn.to_dict()}))
         return upload_id
 
-    def _upload(self, who: Principal, upload_id: str) -> tuple[Path, AssetRef]:
+    def _upload(self, who: Principal, upload_id: str) -> tuple[Path, Transaction]:
         if not upload_id.isalnum():
             raise NotFoundError("upload", upload_id)
-        d = self.uploads_dir / upload_id
+        f = self.uploads_dir / f"{upload_id}.json"
         try:
-            info = json.loads((d / "upload.json").read_text())
+            info = json.loads(f.read_text())
         except FileNotFoundError:
             raise NotFoundError("upload", upload_id) from None
         if info["user"] != who.name:
             raise NotFoundError("upload", upload_id)
-        return d, AssetRef.parse(info["ref"])
+        return f, Transaction.from_dict(info["txn"])
 
-    def upload_target(self, who: Principal, upload_id: str, path: str) -> tuple[Path, Path, int]:
-        """Where to stream one file of an upload: (temporary file, final file, size limit)."""
+    async def put_upload_file(self, who: Principal, upload_id: str, path: str,
+                              body: AsyncIterator[bytes], *,
+                              sha256: str | None = None) -> ObjectInfo:
+        """Stream one file of an upload into lakeFS; memory stays flat whatever its size."""
         validate_object_path(path)
-        d, _ = self._upload(who, upload_id)
-        key = hashlib.sha256(path.encode()).hexdigest()
-        return (d / "files" / f"{key}.{uuid.uuid4().hex[:8]}.part", d / "files" / key,
-                self.limits.max_upload_bytes)
-
-    @staticmethod
-    def finish_upload_file(tmp: Path, final: Path, path: str) -> None:
-        tmp.replace(final)
-        final.with_suffix(".path").write_text(path)
+        _, txn = self._upload(who, upload_id)
+        return await self.storage.put_stream(txn, path, body, sha256=sha256,
+                                             max_bytes=self.limits.max_upload_bytes)
 
     def commit_upload(self, who: Principal, upload_id: str, *, message: str,
                       metadata: dict[str, str] | None = None, delete: Iterable[str] = (),
                       parent_commit: str | None = None) -> CommitInfo:
-        d, r = self._upload(who, upload_id)
-        with self._audited(who, "commit", str(r)):
-            self._ref(who, r, "edit")  # the role may have changed since the upload started
-            ops: list[Operation] = []
-            for p in sorted((d / "files").glob("*.path")):
-                ops.append(AddFile(p.with_suffix(""), p.read_text()))
-            ops.extend(DeleteFile(validate_object_path(x)) for x in delete)
+        f, txn = self._upload(who, upload_id)
+        with self._audited(who, "commit", txn.ref):
             try:
-                return self.storage.commit(r, ops, message=message,
-                                           metadata={**(metadata or {}), "author": who.name or ""},
-                                           parent_commit=parent_commit)
+                self._ref(who, txn.ref, "edit")  # the role may have changed since the start
+                deletes = [validate_object_path(x) for x in delete]
+                if parent_commit is not None:
+                    if not txn.head.startswith(parent_commit):
+                        raise ConcurrentUpdateError(txn.ref, parent_commit, txn.head)
+                    txn = dataclasses.replace(txn, parent_commit=parent_commit)
+                return self.storage.finish(
+                    txn, message=message, deletes=deletes,
+                    metadata={**(metadata or {}), "author": who.name or ""})
             finally:
-                shutil.rmtree(d, ignore_errors=True)
+                self.storage.abort(txn)
+                f.unlink(missing_ok=True)
 
     def abort_upload(self, who: Principal, upload_id: str) -> None:
-        d, _ = self._upload(who, upload_id)
-        shutil.rmtree(d, ignore_errors=True)
+        f, txn = self._upload(who, upload_id)
+        self.storage.abort(txn)
+        f.unlink(missing_ok=True)
 
     # -- dataset import ----------------------------------------------------------------------
     def import_archive(self, who: Principal, asset: AssetPath | str, archive: Path, *,

@@ -8,13 +8,14 @@ writes. Reads resolve a ref to its commit first and then use the content-address
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import os
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -22,6 +23,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
+import httpx
 import lakefs_sdk
 from lakefs_sdk.client import LakeFSClient
 from lakefs_sdk.exceptions import ApiException
@@ -46,8 +48,10 @@ from assethub.errors import (
     NotAllowedError,
     NothingToCommitError,
     ObjectNotFoundError,
+    PayloadTooLargeError,
     RefNotFoundError,
     StorageUnavailableError,
+    TransferError,
 )
 from assethub.refs import (
     DEFAULT_BRANCH,
@@ -70,6 +74,7 @@ __all__ = [
     "ObjectInfo",
     "Storage",
     "TagInfo",
+    "Transaction",
 ]
 
 TX_PREFIX = "_tx-"
@@ -132,6 +137,29 @@ class DownloadResult:
     files: int
     bytes_total: int
     bytes_transferred: int  # fetched from lakeFS; the rest came from the local cache
+
+
+@dataclass(frozen=True, slots=True)
+class Transaction:
+    """An open write: files go to ``branch`` (hidden, temporary) until finished or aborted.
+
+    Plain strings only, so a server can keep it between the requests of one upload.
+    """
+
+    ref: str  # the target, "<asset>:<branch>"
+    repo: str
+    branch: str
+    head: str  # the target's head when the write began
+    parent_commit: str | None = None
+
+    def to_dict(self) -> dict[str, str | None]:
+        return {"ref": self.ref, "repo": self.repo, "branch": self.branch, "head": self.head,
+                "parent_commit": self.parent_commit}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, str | None]) -> Transaction:
+        return cls(str(d["ref"]), str(d["repo"]), str(d["branch"]), str(d["head"]),
+                   d.get("parent_commit"))
 
 
 # -- write operations ------------------------------------------------------------------------
@@ -209,6 +237,7 @@ class Storage:
         self._lock = threading.Lock()
         self._api_client: LakeFSClient | None = None
         self._s3: S3Gateway | None = None
+        self._ahttp: httpx.AsyncClient | None = None
         self._repos: dict[AssetPath, str] = {}
 
     @classmethod
@@ -672,6 +701,64 @@ class Storage:
             )
         return r.ref
 
+    def begin(self, ref: AssetRef | str, *, parent_commit: str | None = None) -> Transaction:
+        """Open a write on branch ``ref``: a hidden temporary branch at its current head."""
+        r = AssetRef.coerce(ref)
+        self._target_branch(r)
+        repo = self.repository(r.path)
+        head = self.resolve(r)
+        if parent_commit is not None and not head.startswith(parent_commit):
+            raise ConcurrentUpdateError(str(r), parent_commit, head)
+        tx = f"{TX_PREFIX}{int(time.time())}-{uuid.uuid4().hex[:10]}"
+        with self._translate(asset=r.path, ref=str(r), what="commit"):
+            self._api.branches_api.create_branch(
+                repo, lakefs_sdk.BranchCreation(name=tx, source=head, hidden=True)
+            )
+        return Transaction(str(r), repo, tx, head, parent_commit)
+
+    def abort(self, txn: Transaction) -> None:
+        """Drop a write: its temporary branch goes, the target never saw it."""
+        with suppress(ApiException, OSError):  # cleanup_transactions() removes leftovers
+            self._api.branches_api.delete_branch(txn.repo, txn.branch, force=True)
+
+    def finish(self, txn: Transaction, *, message: str,
+               metadata: Mapping[str, str] | None = None,
+               deletes: Sequence[str] = ()) -> CommitInfo:
+        """Commit what a transaction wrote and squash-merge it into its target, or nothing."""
+        r = AssetRef.parse(txn.ref)
+        try:
+            if not message.strip():
+                raise InvalidReferenceError("a commit needs a message", part="message",
+                                            value=message)
+            for i in range(0, len(deletes), _PAGE):
+                with self._translate(ref=txn.ref, what="delete"):
+                    self._api.objects_api.delete_objects(
+                        txn.repo, txn.branch, lakefs_sdk.PathList(paths=list(deletes[i:i + _PAGE])))
+            meta = {k: str(v) for k, v in (metadata or {}).items()}
+            try:
+                self._api.commits_api.commit(
+                    txn.repo, txn.branch, lakefs_sdk.CommitCreation(message=message, metadata=meta)
+                )
+            except ApiException as exc:
+                if exc.status == 400 and "no changes" in _error_message(exc).lower():
+                    raise NothingToCommitError(txn.ref) from None
+                with self._translate(asset=r.path, ref=txn.ref, what="commit"):
+                    raise
+            if txn.parent_commit is not None:
+                now = self.resolve(r)
+                if now != txn.head:
+                    raise ConcurrentUpdateError(txn.ref, txn.parent_commit, now)
+            result = self._merge(txn.repo, txn.branch, r.ref, message=message, metadata=meta,
+                                 squash=True, label=(txn.ref, txn.ref), asset=r.path)
+            if txn.parent_commit is not None and result.parents[:1] != (txn.head,):
+                # Another writer got in between the check above and the merge: take ours back
+                # out (nothing of theirs is lost) and report the race.
+                self._revert(txn.repo, r.ref, result.id, asset=r.path)
+                raise ConcurrentUpdateError(txn.ref, txn.parent_commit, result.parents[0])
+            return result
+        finally:
+            self.abort(txn)
+
     def commit(
         self,
         ref: AssetRef | str,
@@ -689,7 +776,7 @@ class Storage:
         branch has moved past it (optimistic concurrency).
         """
         r = AssetRef.coerce(ref)
-        branch = self._target_branch(r)
+        self._target_branch(r)
         if not message.strip():
             raise InvalidReferenceError("a commit needs a message", part="message", value=message)
         adds: dict[str, Path] = {}
@@ -706,42 +793,91 @@ class Storage:
                 raise TypeError(f"unknown operation {op!r}")
         if not adds and not deletes:
             raise NothingToCommitError(str(r))
-        repo = self.repository(r.path)
-        head = self.resolve(r)
-        if parent_commit is not None and not head.startswith(parent_commit):
-            raise ConcurrentUpdateError(str(r), parent_commit, head)
-        tx = f"{TX_PREFIX}{int(time.time())}-{uuid.uuid4().hex[:10]}"
-        with self._translate(asset=r.path, ref=str(r), what="commit"):
-            self._api.branches_api.create_branch(
-                repo, lakefs_sdk.BranchCreation(name=tx, source=head, hidden=True)
-            )
+        txn = self.begin(r, parent_commit=parent_commit)
         try:
-            self._write_objects(repo, tx, adds, deletes, label=str(r))
-            meta = {k: str(v) for k, v in (metadata or {}).items()}
+            self._write_objects(txn.repo, txn.branch, adds, label=str(r))
+        except BaseException:
+            self.abort(txn)
+            raise
+        return self.finish(txn, message=message, metadata=metadata, deletes=deletes)
+
+    # -- streaming (for the server: bodies pass through without touching its disk) -----------
+    @property
+    def _async_http(self) -> httpx.AsyncClient:
+        with self._lock:
+            if self._ahttp is None:
+                self._ahttp = httpx.AsyncClient(
+                    base_url=f"{self.endpoint}/api/v1", auth=(self._key, self._secret),
+                    timeout=httpx.Timeout(60, read=600, write=600),
+                    limits=httpx.Limits(max_connections=self.max_workers * 2))
+            return self._ahttp
+
+    async def put_stream(self, txn: Transaction, path: str, body: AsyncIterator[bytes], *,
+                         sha256: str | None = None, max_bytes: int | None = None) -> ObjectInfo:
+        """Stream one file into a transaction; checked against ``sha256`` when given."""
+        validate_object_path(path)
+        digest = hashlib.sha256()
+        size = 0
+
+        async def counted() -> AsyncIterator[bytes]:
+            nonlocal size
+            async for chunk in body:
+                size += len(chunk)
+                if max_bytes is not None and size > max_bytes:
+                    raise PayloadTooLargeError(
+                        f"{path} is larger than the limit of {max_bytes} bytes")
+                digest.update(chunk)
+                yield chunk
+
+        headers = {"Content-Type": "application/octet-stream"}
+        if sha256:
+            headers["X-Lakefs-Meta-Sha256"] = sha256
+        url = f"/repositories/{txn.repo}/branches/{txn.branch}/objects"
+        try:
+            resp = await self._async_http.post(url, params={"path": path}, content=counted(),
+                                               headers=headers)
+        except httpx.TransportError as exc:
+            raise StorageUnavailableError(f"cannot reach lakeFS at {self.endpoint}: "
+                                          f"{type(exc).__name__}") from None
+        if resp.status_code >= 400:
+            raise TransferError(f"lakeFS refused {path}: HTTP {resp.status_code} "
+                                f"{resp.text[:200]}", path=path)
+        actual = digest.hexdigest()
+        if sha256 and actual != sha256.lower():
+            await self._async_http.delete(url, params={"path": path})
+            raise TransferError(f"{path} arrived corrupted: sha256 {actual}, expected {sha256}",
+                                path=path)
+        if not sha256:
+            await self._async_http.put(
+                f"/repositories/{txn.repo}/branches/{txn.branch}/objects/stat/user_metadata",
+                params={"path": path}, json={"set": {"sha256": actual}})
+        o = resp.json()
+        return ObjectInfo(path, size, o.get("checksum", ""), actual, _ts(o.get("mtime", 0)),
+                          o.get("content_type"))
+
+    async def get_stream(self, ref: AssetRef | str, path: str) -> tuple[ObjectInfo, AsyncIterator[bytes]]:
+        """One file of a version as a stream of bytes, resolved to its commit first."""
+        r = AssetRef.coerce(ref)
+        validate_object_path(path)
+        repo = self.repository(r.path)
+        commit = self.resolve(r)
+        info = self.stat(r.path.at(commit), path)
+        client = self._async_http
+        request = client.build_request("GET", f"/repositories/{repo}/refs/{commit}/objects",
+                                       params={"path": path})
+        resp = await client.send(request, stream=True)
+        if resp.status_code >= 400:
+            await resp.aclose()
+            raise TransferError(f"lakeFS refused {path}: HTTP {resp.status_code}", path=path)
+
+        async def chunks() -> AsyncIterator[bytes]:
             try:
-                self._api.commits_api.commit(
-                    repo, tx, lakefs_sdk.CommitCreation(message=message, metadata=meta)
-                )
-            except ApiException as exc:
-                if exc.status == 400 and "no changes" in _error_message(exc).lower():
-                    raise NothingToCommitError(str(r)) from None
-                with self._translate(asset=r.path, ref=str(r), what="commit"):
-                    raise
-            if parent_commit is not None:
-                now = self.resolve(r)
-                if now != head:
-                    raise ConcurrentUpdateError(str(r), parent_commit, now)
-            result = self._merge(repo, tx, branch, message=message, metadata=meta,
-                                 squash=True, label=(str(r), str(r)), asset=r.path)
-            if parent_commit is not None and result.parents[:1] != (head,):
-                # Another writer got in between the check above and the merge: take ours back
-                # out (nothing of theirs is lost) and report the race.
-                self._revert(repo, branch, result.id, asset=r.path)
-                raise ConcurrentUpdateError(str(r), parent_commit, result.parents[0])
-        finally:
-            with suppress(ApiException, OSError):  # cleanup_transactions() removes leftovers
-                self._api.branches_api.delete_branch(repo, tx, force=True)
-        return result
+                async for chunk in resp.aiter_raw(1 << 20):
+                    yield chunk
+            finally:
+                await resp.aclose()
+
+        return info, chunks()
 
     def _revert(self, repo: str, branch: str, commit_id: str, *, asset: AssetPath) -> None:
         """Undo one commit of ``branch`` through a temporary branch (main takes only merges)."""
@@ -788,8 +924,8 @@ class Storage:
         return self.commit(ref, ops, message=message, metadata=metadata,
                            parent_commit=parent_commit)
 
-    def _write_objects(self, repo: str, branch: str, adds: Mapping[str, Path],
-                       deletes: Sequence[str], *, label: str) -> None:
+    def _write_objects(self, repo: str, branch: str, adds: Mapping[str, Path], *,
+                       label: str) -> None:
         gateway = self._gateway
         total = sum(p.stat().st_size for p in adds.values())
         with self._progress(f"upload {label}", total) as bar:
@@ -799,10 +935,6 @@ class Storage:
                     gateway.put_file(repo, f"{branch}/{key}", local, advance)
 
                 run_parallel((partial(put, k, p) for k, p in adds.items()), self.max_workers)
-        for i in range(0, len(deletes), _PAGE):
-            chunk = deletes[i:i + _PAGE]
-            with self._translate(ref=label, what="delete"):
-                self._api.objects_api.delete_objects(repo, branch, lakefs_sdk.PathList(paths=chunk))
 
     def _merge(self, repo: str, source: str, dest: str, *, message: str,
                metadata: Mapping[str, str], squash: bool, label: tuple[str, str],

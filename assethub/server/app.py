@@ -15,10 +15,11 @@ from datetime import datetime
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import quote
 
-from fastapi import Body, Depends, FastAPI, Query, Request
+from fastapi import Body, Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 
 from assethub import errors
@@ -179,6 +180,7 @@ class MergeIn(_Body):
 
 class UploadIn(_Body):
     branch: str = Field("main", max_length=128)
+    parent_commit: str | None = Field(None, max_length=64)
 
 
 class CommitIn(_Body):
@@ -467,37 +469,28 @@ def create_app(hub: Hub) -> FastAPI:
         return jsonable(hub.stat(who, path.at(ref), file))
 
     @app.get(f"{API}{_ASSET}/files/{{file:path}}")
-    def download_file(who: Who, path: AssetP, file: str, ref: RefQ = "main") -> Response:
-        info, blob = hub.open_file(who, path.at(ref), file)
-        headers = {"X-Asset-Size": str(info.size)}
+    async def download_file(who: Who, path: AssetP, file: str, ref: RefQ = "main") -> Response:
+        info, body = await hub.open_file(who, path.at(ref), file)
+        headers = {"Content-Length": str(info.size), "X-Asset-Size": str(info.size),
+                   "Content-Disposition": f"attachment; filename*=UTF-8''{quote(file.rsplit('/', 1)[-1])}"}
         if info.sha256:
             headers["X-Asset-Sha256"] = info.sha256
             headers["ETag"] = f'"{info.sha256}"'
-        return FileResponse(blob, media_type="application/octet-stream", headers=headers,
-                            filename=file.rsplit("/", 1)[-1])
+        return StreamingResponse(body, media_type="application/octet-stream", headers=headers)
 
     # -- uploads -----------------------------------------------------------------------------
     @app.post(f"{API}{_ASSET}/uploads", status_code=201)
     def start_upload(who: Who, path: AssetP, body: Annotated[UploadIn, Body()]) -> Any:
-        return {"upload_id": hub.start_upload(who, path.at(body.branch))}
+        return {"upload_id": hub.start_upload(who, path.at(body.branch),
+                                              parent_commit=body.parent_commit)}
 
     @app.put(f"{API}/uploads/{{upload_id}}/files/{{file:path}}")
-    async def put_file(who: Who, upload_id: str, file: str, request: Request) -> Any:
-        tmp, final, limit = hub.upload_target(who, upload_id, file)
-        size = 0
-        try:
-            with open(tmp, "wb") as out:
-                async for chunk in request.stream():
-                    size += len(chunk)
-                    if size > limit:
-                        raise errors.PayloadTooLargeError(
-                            f"{file} is larger than the server's limit of {limit} bytes")
-                    out.write(chunk)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        hub.finish_upload_file(tmp, final, file)
-        return {"path": file, "size": size}
+    async def put_file(who: Who, upload_id: str, file: str, request: Request,
+                       x_asset_sha256: Annotated[str | None, Header(
+                           max_length=64, description="SHA-256 of the body; checked")] = None) -> Any:
+        info = await hub.put_upload_file(who, upload_id, file, request.stream(),
+                                         sha256=x_asset_sha256)
+        return {"path": info.path, "size": info.size, "sha256": info.sha256}
 
     @app.post(f"{API}/uploads/{{upload_id}}/commit")
     def commit_upload(who: Who, upload_id: str, body: CommitIn) -> Any:
