@@ -4,7 +4,7 @@ export UV_PYTHON_DOWNLOADS := never
 UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 RUN := $(UV) run --frozen
 
-.PHONY: setup lakefs lakefs-stop demo test test-unit lint bench clean-stack
+.PHONY: setup lakefs lakefs-stop postgres postgres-stop up down demo test test-unit lint bench clean-stack
 
 setup:  ## install uv (if missing) and the locked environment
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -16,11 +16,24 @@ lakefs: setup  ## build (once) and start lakeFS on loopback
 lakefs-stop:
 	$(RUN) python -m infra.lakefs stop
 
+postgres: setup  ## install PostgreSQL if missing (root) and start it on loopback
+	$(RUN) python -m infra.postgres start
+
+postgres-stop:
+	$(RUN) python -m infra.postgres stop
+
+up: setup  ## the embedded stack: lakeFS + the Asset Hub server; the CLI is logged in as admin
+	$(RUN) assethub up
+
+down:
+	$(RUN) assethub down
+
 demo: lakefs  ## dataset + model with branches, tags, merge, log and diff on the real lakeFS
 	$(RUN) python scripts/demo.py
 
 test: setup  ## everything: lint, unit and integration tests (pytest starts its own lakeFS)
 	$(RUN) python -m infra.lakefs build
+	$(RUN) python -m infra.postgres install
 	$(RUN) ruff check assethub infra tests bench scripts
 	$(RUN) mypy
 	$(RUN) pytest
@@ -36,4 +49,5 @@ bench: lakefs  ## transfer benchmark against lakectl and boto3 (prints ratios)
 	$(RUN) python bench/transfer.py
 
 clean-stack: lakefs-stop  ## stop lakeFS and remove its data (the built binaries stay cached)
+	$(RUN) python -m infra.postgres destroy
 	rm -rf "$${ASSETHUB_HOME:-$$HOME/.assethub}"

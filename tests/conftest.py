@@ -34,6 +34,18 @@ def lakefs_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
             os.environ["ASSETHUB_HOME"] = old
 
 
+@pytest.fixture(scope="session")
+def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """SQLAlchemy URL of a real PostgreSQL server private to this test session."""
+    from infra import postgres
+
+    data_dir = tmp_path_factory.mktemp("postgres")
+    try:
+        yield postgres.start(data_dir=data_dir, port=15532)
+    finally:
+        postgres.destroy(data_dir)
+
+
 @pytest.fixture
 def storage(lakefs_server, tmp_path: Path):  # type: ignore[no-untyped-def]
     from assethub.storage import Storage
