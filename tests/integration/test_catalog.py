@@ -1,0 +1,158 @@
+"""The catalog on SQLite and on a real PostgreSQL server, through the Hub (real lakeFS too)."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import inspect, select, text
+
+from assethub.catalog import ApiToken, Asset, AuditEvent, Catalog, Folder, Share
+from assethub.errors import AlreadyExistsError, AuthenticationError, NotFoundError
+from assethub.service import DatasetMeta, Hub, Principal
+from assethub.storage import Storage
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def catalog(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Catalog]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'catalog.db'}"
+    else:
+        base = request.getfixturevalue("postgres_url")
+        # a fresh database per test, on the session's server
+        name = f"t_{uuid.uuid4().hex[:10]}"
+        admin = Catalog(base)
+        with admin.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
+            c.execute(text(f'CREATE DATABASE "{name}"'))
+        admin.dispose()
+        url = base.rsplit("/", 1)[0] + "/" + name
+    cat = Catalog(url)
+    cat.migrate()
+    yield cat
+    cat.dispose()
+
+
+@pytest.fixture
+def hub(catalog: Catalog, lakefs_server: Any, tmp_path: Path) -> Hub:
+    storage = Storage(lakefs_server.endpoint, lakefs_server.access_key_id,
+                      lakefs_server.secret_access_key, cache_dir=tmp_path / "cache")
+    return Hub(catalog, storage, work_dir=tmp_path / "work")
+
+
+def test_migrations_create_every_table_and_are_idempotent(catalog: Catalog) -> None:
+    tables = set(inspect(catalog.engine).get_table_names())
+    assert {"users", "groups", "memberships", "api_tokens", "folders", "assets", "shares",
+            "publications", "audit_events", "alembic_version"} <= tables
+    catalog.migrate()  # a second run is a no-op
+    with catalog.engine.connect() as c:
+        assert c.execute(text("select version_num from alembic_version")).scalar() == "0001"
+
+
+def test_tokens_are_stored_hashed_and_expire_and_revoke(hub: Hub, catalog: Catalog) -> None:
+    secret = hub.ensure_admin("root")
+    assert secret is not None and hub.ensure_admin("root") is None
+    admin = hub.authenticate(secret)
+    assert admin == Principal("root", True, frozenset())
+    with catalog.session() as s:
+        stored = s.scalars(select(ApiToken.token_hash)).all()
+    assert secret not in stored and hashlib.sha256(secret.encode()).hexdigest() in stored
+
+    hub.create_user(admin, "bob")
+    view, short = hub.create_token(admin, "bob", name="ci", expires_in_days=1 / 86400)
+    assert view.expires_at is not None and view.expires_at.tzinfo is not None
+    assert hub.authenticate(short).name == "bob"
+    time.sleep(1.2)
+    with pytest.raises(AuthenticationError, match="expired"):
+        hub.authenticate(short)
+    view2, long = hub.create_token(admin, "bob", name="laptop")
+    hub.revoke_token(Principal("bob"), view2.id)
+    with pytest.raises(AuthenticationError, match="revoked"):
+        hub.authenticate(long)
+    with pytest.raises(AuthenticationError, match="unknown"):
+        hub.authenticate("ah_not-a-token")
+    hub.update_user(admin, "bob", disabled=True)
+    _, third = hub.create_token(admin, "bob")
+    with pytest.raises(AuthenticationError, match="disabled"):
+        hub.authenticate(third)
+
+
+def test_folders_assets_shares_and_cascading_delete(hub: Hub, catalog: Catalog) -> None:
+    admin = hub.authenticate(hub.ensure_admin("root"))
+    hub.create_user(admin, "ann")
+    hub.create_group(admin, "team")
+    hub.add_member(admin, "team", "ann")
+    assert hub.authenticate(hub.create_token(admin, "ann")[1]).groups == frozenset({"team"})
+    ann = Principal("ann", False, frozenset({"team"}))
+    owner = f"own{uuid.uuid4().hex[:6]}"
+    hub.create_user(admin, owner)
+    me = Principal(owner)
+    hub.create_folder(me, f"{owner}/dataset/images", description="pictures")
+    with pytest.raises(AlreadyExistsError):
+        hub.create_folder(me, f"{owner}/dataset/images")
+    a = hub.create_asset(me, f"{owner}/dataset/images/数字", labels=["digits", "digits", "png"],
+                         dataset=DatasetMeta("image_classification", "dir", "ratio", 0.9))
+    assert a.labels == ("digits", "png") and a.dataset is not None
+    assert a.dataset.split_ratio == 0.9 and a.created_at.tzinfo is not None
+    hub.share(me, f"{owner}/dataset/images", subject_type="group", subject_name="team",
+              role="view")
+    assert [v.path.name for v in hub.search(ann, label="digits")] == ["数字"]
+    assert hub.role(ann, f"{owner}/dataset/images/数字") == "view"
+    renamed = hub.update_asset(me, f"{owner}/dataset/images/数字", new_name="digits-v2")
+    assert str(renamed.path) == f"{owner}/dataset/images/digits-v2"
+    # the storage follows the rename: the history is still there under the new name
+    assert hub.log(me, f"{owner}/dataset/images/digits-v2:main")
+    with pytest.raises(NotFoundError):
+        hub.get_asset(me, f"{owner}/dataset/images/数字")
+
+    hub.delete_folder(me, f"{owner}/dataset/images")
+    with catalog.session() as s:
+        assert s.scalar(select(Folder).where(Folder.owner == owner)) is None
+        assert s.scalar(select(Asset).where(Asset.name == "digits-v2")) is None
+        assert not s.scalars(select(Share).where(Share.subject_name == "team")).all()
+    assert not hub.storage.asset_exists(f"{owner}/dataset/images/digits-v2")
+
+
+def test_audit_log_records_outcomes(hub: Hub) -> None:
+    admin = hub.authenticate(hub.ensure_admin("root"))
+    hub.create_user(admin, "eve")
+    eve = Principal("eve")
+    with pytest.raises(Exception):  # noqa: B017 - any refusal; the outcome is what we check
+        hub.create_folder(eve, "root/model/secret")
+    hub.create_folder(eve, "eve/model/mine")
+    events = hub.audit(admin, actor="eve")
+    assert [(e.action, e.outcome) for e in events] == [("folder.create", "ok"),
+                                                       ("folder.create", "denied")]
+    assert all(e.at.tzinfo is not None for e in events)
+    assert [e.actor for e in hub.audit(eve)] == ["eve", "eve"]  # users see their own events
+
+
+def test_server_runs_on_postgresql(lakefs_server: Any, postgres_url: str, tmp_path: Path) -> None:
+    from tests.conftest import start_server
+
+    running = start_server(lakefs_server, tmp_path / "pg-hub", catalog_url=postgres_url)
+    try:
+        h = {"Authorization": f"Bearer {running.admin_token}"}
+        with httpx.Client(base_url=running.url + "/api/v1", headers=h, timeout=60) as c:
+            assert c.post("/folders", json={"path": "admin/model/pg"}).status_code == 201
+            assert c.post("/assets", json={"path": "admin/model/pg/net"}).status_code == 201
+            up = c.post("/assets/admin/model/pg/net/uploads", json={"branch": "main"}).json()
+            assert c.put(f"/uploads/{up['upload_id']}/files/w.bin", content=b"w").status_code == 200
+            commit = c.post(f"/uploads/{up['upload_id']}/commit", json={"message": "on pg"}).json()
+            assert commit["metadata"]["author"] == "admin"
+            assert c.get("/assets/admin/model/pg/net/files/w.bin").content == b"w"
+            actions = [e["action"] for e in c.get("/audit").json()]
+            assert {"folder.create", "asset.create", "commit"} <= set(actions)
+        with running.hub.catalog.session() as s:
+            assert s.scalar(select(AuditEvent).where(AuditEvent.action == "commit")) is not None
+        assert running.hub.catalog.engine.dialect.name == "postgresql"
+    finally:
+        running.server.should_exit = True
+        running.thread.join(timeout=10)
