@@ -28,8 +28,8 @@ up: setup  ## the embedded stack: lakeFS + the Asset Hub server; the CLI is logg
 down:
 	$(RUN) assethub down
 
-demo: lakefs  ## dataset + model with branches, tags, merge, log and diff on the real lakeFS
-	$(RUN) python scripts/demo.py
+demo: setup  ## through the CLI on the embedded stack: dataset, model, branches, tags, merge, log, diff
+	RUN="$(RUN)" bash scripts/demo.sh
 
 test: setup  ## everything: lint, unit and integration tests (pytest starts its own lakeFS)
 	$(RUN) python -m infra.lakefs build

@@ -25,8 +25,14 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", ascii_text).strip("-")
 
 
-def repository_name(path: AssetPath) -> str:
-    digest = hashlib.sha256(str(path).encode()).hexdigest()[:_HASH_CHARS]
+def repository_name(path: AssetPath, *, salt: str = "") -> str:
+    """The repository for ``path``; with a ``salt`` (the catalog's choice) one of its own.
+
+    Without a catalog the name must be found again from the path alone, so it is derived
+    from it; with one, a salt keeps a re-created or renamed path from meeting an old
+    repository of the same name.
+    """
+    digest = hashlib.sha256(f"{path}{salt}".encode()).hexdigest()[:_HASH_CHARS]
     kind = "m" if path.kind.value == "model" else "d"
     slug = "-".join(p for p in (_slug(path.owner), kind, _slug(path.folder), _slug(path.name)) if p)
     room = _MAX - len(PREFIX) - 1 - _HASH_CHARS

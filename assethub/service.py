@@ -28,7 +28,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from assethub import dataset_formats
+from assethub import _repo_names, dataset_formats
 from assethub.catalog import (
     ApiToken,
     Asset,
@@ -68,6 +68,7 @@ from assethub.storage import (
     ObjectInfo,
     Storage,
     Strategy,
+    StreamedObject,
     TagInfo,
     Transaction,
 )
@@ -687,7 +688,8 @@ class Hub:
                 if s.scalar(select(Asset).where(Asset.folder_id == f.id,
                                                 Asset.name == path.name)) is not None:
                     raise AlreadyExistsError("asset", str(path))
-                info = self.storage.create_asset(path)
+                info = self.storage.create_asset(
+                    path, repository=_repo_names.repository_name(path, salt=uuid.uuid4().hex))
                 try:
                     a = Asset(folder_id=f.id, name=path.name, repository=info.repository,
                               description=description, labels=clean_labels, readme=readme,
@@ -861,10 +863,11 @@ class Hub:
     def stat(self, who: Principal, ref: AssetRef | str, path: str) -> ObjectInfo:
         return self.storage.stat(self._ref(who, ref, "view"), path)
 
-    async def open_file(self, who: Principal, ref: AssetRef | str,
-                        path: str) -> tuple[ObjectInfo, AsyncIterator[bytes]]:
-        """A file of a version as a stream straight from lakeFS."""
-        return await self.storage.get_stream(self._ref(who, ref, "view"), path)
+    async def open_file(self, who: Principal, ref: AssetRef | str, path: str, *,
+                        byte_range: str | None = None) -> StreamedObject:
+        """A file of a version (or a byte range of it) as a stream straight from lakeFS."""
+        return await self.storage.get_stream(self._ref(who, ref, "view"), path,
+                                             byte_range=byte_range)
 
     # -- uploads (streamed into a lakeFS transaction, committed atomically) ---------------------
     def start_upload(self, who: Principal, ref: AssetRef | str, *,
@@ -913,8 +916,10 @@ class Hub:
                 return self.storage.finish(
                     txn, message=message, deletes=deletes,
                     metadata={**(metadata or {}), "author": who.name or ""})
+            except BaseException:
+                self.storage.abort(txn)  # finish() aborts too; this covers the checks before it
+                raise
             finally:
-                self.storage.abort(txn)
                 f.unlink(missing_ok=True)
 
     def abort_upload(self, who: Principal, upload_id: str) -> None:

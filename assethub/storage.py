@@ -140,6 +140,17 @@ class DownloadResult:
 
 
 @dataclass(frozen=True, slots=True)
+class StreamedObject:
+    """A file being read from lakeFS: HTTP status (200, or 206 for a range) and its bytes."""
+
+    status: int
+    length: int
+    content_range: str | None
+    etag: str | None
+    chunks: AsyncIterator[bytes]
+
+
+@dataclass(frozen=True, slots=True)
 class Transaction:
     """An open write: files go to ``branch`` (hidden, temporary) until finished or aborted.
 
@@ -356,10 +367,15 @@ class Storage:
         self._repos.pop(old_path, None)
         self._repos[new_path] = name
 
-    def create_asset(self, asset: AssetPath | str, *, exist_ok: bool = False) -> AssetInfo:
-        """Create an empty asset with a protected ``main`` branch."""
+    def create_asset(self, asset: AssetPath | str, *, exist_ok: bool = False,
+                     repository: str | None = None) -> AssetInfo:
+        """Create an empty asset with a protected ``main`` branch.
+
+        ``repository`` names its lakeFS repository when a catalog keeps the mapping;
+        otherwise the name is derived from the path.
+        """
         path = AssetPath.coerce(asset)
-        name = _repo_names.repository_name(path)
+        name = repository or _repo_names.repository_name(path)
         namespace = f"{self.namespace_root}/{name}-{uuid.uuid4().hex[:8]}"
         deadline = time.monotonic() + 30
         while True:
@@ -706,20 +722,27 @@ class Storage:
         r = AssetRef.coerce(ref)
         self._target_branch(r)
         repo = self.repository(r.path)
-        head = self.resolve(r)
-        if parent_commit is not None and not head.startswith(parent_commit):
-            raise ConcurrentUpdateError(str(r), parent_commit, head)
         tx = f"{TX_PREFIX}{int(time.time())}-{uuid.uuid4().hex[:10]}"
-        with self._translate(asset=r.path, ref=str(r), what="commit"):
-            self._api.branches_api.create_branch(
-                repo, lakefs_sdk.BranchCreation(name=tx, source=head, hidden=True)
-            )
-        return Transaction(str(r), repo, tx, head, parent_commit)
+        with self._translate(asset=r.path, ref=str(r), what="branch"):
+            # branching from the name returns the head it branched at: one call, no race
+            head = str(self._api.branches_api.create_branch(
+                repo, lakefs_sdk.BranchCreation(name=tx, source=r.ref, hidden=True)))
+        txn = Transaction(str(r), repo, tx, head, parent_commit)
+        if parent_commit is not None and not head.startswith(parent_commit):
+            self.abort(txn)
+            raise ConcurrentUpdateError(str(r), parent_commit, head)
+        return txn
 
-    def abort(self, txn: Transaction) -> None:
+    def abort(self, txn: Transaction, *, wait: bool = True) -> None:
         """Drop a write: its temporary branch goes, the target never saw it."""
-        with suppress(ApiException, OSError):  # cleanup_transactions() removes leftovers
-            self._api.branches_api.delete_branch(txn.repo, txn.branch, force=True)
+        def drop() -> None:
+            with suppress(ApiException, OSError):  # cleanup_transactions() removes leftovers
+                self._api.branches_api.delete_branch(txn.repo, txn.branch, force=True)
+
+        if wait:
+            drop()
+        else:  # after a merge nothing depends on the branch any more: do not make callers wait
+            threading.Thread(target=drop, daemon=True).start()
 
     def finish(self, txn: Transaction, *, message: str,
                metadata: Mapping[str, str] | None = None,
@@ -755,9 +778,11 @@ class Storage:
                 # out (nothing of theirs is lost) and report the race.
                 self._revert(txn.repo, r.ref, result.id, asset=r.path)
                 raise ConcurrentUpdateError(txn.ref, txn.parent_commit, result.parents[0])
-            return result
-        finally:
+        except BaseException:
             self.abort(txn)
+            raise
+        self.abort(txn, wait=False)
+        return result
 
     def commit(
         self,
@@ -855,19 +880,29 @@ class Storage:
         return ObjectInfo(path, size, o.get("checksum", ""), actual, _ts(o.get("mtime", 0)),
                           o.get("content_type"))
 
-    async def get_stream(self, ref: AssetRef | str, path: str) -> tuple[ObjectInfo, AsyncIterator[bytes]]:
-        """One file of a version as a stream of bytes, resolved to its commit first."""
+    async def get_stream(self, ref: AssetRef | str, path: str, *,
+                         byte_range: str | None = None) -> StreamedObject:
+        """One file (or an HTTP byte range of it) as a stream of bytes: one call to lakeFS."""
         r = AssetRef.coerce(ref)
         validate_object_path(path)
         repo = self.repository(r.path)
-        commit = self.resolve(r)
-        info = self.stat(r.path.at(commit), path)
         client = self._async_http
-        request = client.build_request("GET", f"/repositories/{repo}/refs/{commit}/objects",
-                                       params={"path": path})
-        resp = await client.send(request, stream=True)
+        request = client.build_request(
+            "GET", f"/repositories/{repo}/refs/{r.ref}/objects", params={"path": path},
+            headers={"Range": byte_range} if byte_range else None)
+        try:
+            resp = await client.send(request, stream=True)
+        except httpx.TransportError as exc:
+            raise StorageUnavailableError(f"cannot reach lakeFS at {self.endpoint}: "
+                                          f"{type(exc).__name__}") from None
         if resp.status_code >= 400:
+            await resp.aread()
             await resp.aclose()
+            if resp.status_code == 404:
+                raise ObjectNotFoundError(str(r), path)
+            if resp.status_code == 416:
+                raise InvalidReferenceError(f"byte range {byte_range!r} is outside {path}",
+                                            part="range", value=byte_range or "")
             raise TransferError(f"lakeFS refused {path}: HTTP {resp.status_code}", path=path)
 
         async def chunks() -> AsyncIterator[bytes]:
@@ -877,7 +912,9 @@ class Storage:
             finally:
                 await resp.aclose()
 
-        return info, chunks()
+        return StreamedObject(resp.status_code, int(resp.headers.get("content-length", 0)),
+                              resp.headers.get("content-range"), resp.headers.get("etag"),
+                              chunks())
 
     def _revert(self, repo: str, branch: str, commit_id: str, *, asset: AssetPath) -> None:
         """Undo one commit of ``branch`` through a temporary branch (main takes only merges)."""

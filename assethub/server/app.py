@@ -469,14 +469,20 @@ def create_app(hub: Hub) -> FastAPI:
         return jsonable(hub.stat(who, path.at(ref), file))
 
     @app.get(f"{API}{_ASSET}/files/{{file:path}}")
-    async def download_file(who: Who, path: AssetP, file: str, ref: RefQ = "main") -> Response:
-        info, body = await hub.open_file(who, path.at(ref), file)
-        headers = {"Content-Length": str(info.size), "X-Asset-Size": str(info.size),
+    async def download_file(who: Who, path: AssetP, file: str, ref: RefQ = "main",
+                            range_: Annotated[str | None, Header(
+                                alias="Range", max_length=200,
+                                description="bytes=START-END, for parallel or resumed reads")] = None,
+                            ) -> Response:
+        obj = await hub.open_file(who, path.at(ref), file, byte_range=range_)
+        headers = {"Content-Length": str(obj.length), "Accept-Ranges": "bytes",
                    "Content-Disposition": f"attachment; filename*=UTF-8''{quote(file.rsplit('/', 1)[-1])}"}
-        if info.sha256:
-            headers["X-Asset-Sha256"] = info.sha256
-            headers["ETag"] = f'"{info.sha256}"'
-        return StreamingResponse(body, media_type="application/octet-stream", headers=headers)
+        if obj.etag:
+            headers["ETag"] = obj.etag
+        if obj.content_range:
+            headers["Content-Range"] = obj.content_range
+        return StreamingResponse(obj.chunks, status_code=obj.status, headers=headers,
+                                 media_type="application/octet-stream")
 
     # -- uploads -----------------------------------------------------------------------------
     @app.post(f"{API}{_ASSET}/uploads", status_code=201)
