@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import quote
 
 import httpx
 import lakefs_sdk
@@ -204,6 +205,15 @@ def _commit_info(c: lakefs_sdk.Commit) -> CommitInfo:
     )
 
 
+def _commit_from_json(c: Mapping[str, Any]) -> CommitInfo:
+    return CommitInfo(
+        id=c["id"], message=c["message"], committer=c["committer"],
+        created=_ts(c["creation_date"]), parents=tuple(c.get("parents") or ()),
+        metadata={k: v for k, v in (c.get("metadata") or {}).items()
+                  if not k.startswith(".lakefs.")},
+    )
+
+
 def _sha256_of(meta: Mapping[str, str] | None) -> str | None:
     for k, v in (meta or {}).items():
         if k.lower().replace("x-amz-meta-", "") == "sha256":
@@ -249,6 +259,7 @@ class Storage:
         self._api_client: LakeFSClient | None = None
         self._s3: S3Gateway | None = None
         self._ahttp: httpx.AsyncClient | None = None
+        self._http_client: httpx.Client | None = None
         self._repos: dict[AssetPath, str] = {}
 
     @classmethod
@@ -278,6 +289,15 @@ class Storage:
                 cfg.connection_pool_maxsize = self.max_workers * 2
                 self._api_client = LakeFSClient(cfg)
             return self._api_client
+
+    @property
+    def _http(self) -> httpx.Client:
+        with self._lock:
+            if self._http_client is None:
+                self._http_client = httpx.Client(
+                    base_url=f"{self.endpoint}/api/v1", auth=(self._key, self._secret),
+                    timeout=httpx.Timeout(60), limits=httpx.Limits(max_connections=self.max_workers * 2))
+            return self._http_client
 
     @property
     def _gateway(self) -> S3Gateway:
@@ -467,35 +487,59 @@ class Storage:
                 return
             after = page.pagination.next_offset
 
+    def _get_pages(self, url: str, params: dict[str, Any], *, asset: AssetPath | None = None,
+                   ref: str = "", what: str = "listing") -> Iterator[dict[str, Any]]:
+        """GET a paginated lakeFS listing as plain JSON.
+
+        The hot read paths skip the generated SDK's model parsing, which costs more than the
+        request itself for long listings (measured in bench/api.py).
+        """
+        after = ""
+        while True:
+            with self._translate(asset=asset, ref=ref, what=what):
+                try:
+                    resp = self._http.get(url, params={**params, "after": after})
+                except httpx.TransportError as exc:
+                    raise StorageUnavailableError(
+                        f"cannot reach lakeFS at {self.endpoint}: {type(exc).__name__}") from None
+                if resp.status_code >= 400:
+                    err = ApiException(status=resp.status_code, reason=resp.reason_phrase)
+                    err.body = resp.text
+                    raise err
+            page = resp.json()
+            yield from page["results"]
+            if not page["pagination"]["has_more"]:
+                return
+            after = page["pagination"]["next_offset"]
+
+    def _log(self, r: AssetRef, *, amount: int, prefixes: list[str] | None = None,
+             limit: bool = False) -> Iterator[dict[str, Any]]:
+        repo = self.repository(r.path)
+        params: dict[str, Any] = {"amount": amount}
+        if limit:
+            params["limit"] = "true"
+        if prefixes:
+            params["prefixes"] = prefixes
+        return self._get_pages(f"/repositories/{repo}/refs/{quote(r.ref, safe='')}/commits",
+                               params, asset=r.path, ref=str(r), what="ref")
+
     def resolve(self, ref: AssetRef | str) -> str:
         """The commit id a reference points at now."""
-        r = AssetRef.coerce(ref)
-        repo = self.repository(r.path)
-        with self._translate(asset=r.path, ref=str(r), what="ref"):
-            page = self._api.refs_api.log_commits(repo, r.ref, amount=1, limit=True)
-        if not page.results:
-            raise RefNotFoundError(str(r), "it has no commits")
-        return str(page.results[0].id)
+        return self.get_commit(ref).id
 
     def get_commit(self, ref: AssetRef | str) -> CommitInfo:
         r = AssetRef.coerce(ref)
-        repo = self.repository(r.path)
-        with self._translate(asset=r.path, ref=str(r), what="ref"):
-            page = self._api.refs_api.log_commits(repo, r.ref, amount=1, limit=True)
-        return _commit_info(page.results[0])
+        first = next(self._log(r, amount=1, limit=True), None)
+        if first is None:
+            raise RefNotFoundError(str(r), "it has no commits")
+        return _commit_from_json(first)
 
     def log(self, ref: AssetRef | str, *, limit: int | None = None,
             path: str | None = None) -> Iterator[CommitInfo]:
         """Commits reachable from ``ref``, newest first (only those touching ``path`` if given)."""
         r = AssetRef.coerce(ref)
-        repo = self.repository(r.path)
-        prefixes = [path] if path else None
-        pages = self._pages(
-            lambda after: self._api.refs_api.log_commits(
-                repo, r.ref, after=after, amount=min(_PAGE, limit or _PAGE), prefixes=prefixes
-            )
-        )
-        yield from (_commit_info(c) for c in itertools.islice(pages, limit))
+        pages = self._log(r, amount=min(_PAGE, limit or _PAGE), prefixes=[path] if path else None)
+        yield from (_commit_from_json(c) for c in itertools.islice(pages, limit))
 
     def diff(self, left: AssetRef | str, right: AssetRef | str, *,
              prefix: str = "") -> list[DiffEntry]:
@@ -595,17 +639,21 @@ class Storage:
             self._api.tags_api.delete_tag(repo, name)
 
     # -- reading files -----------------------------------------------------------------------
+    def _objects(self, repo: str, ref: str, prefix: str = "") -> Iterator[dict[str, Any]]:
+        params: dict[str, Any] = {"amount": _PAGE, "user_metadata": "true"}
+        if prefix:
+            params["prefix"] = prefix
+        return self._get_pages(f"/repositories/{repo}/refs/{quote(ref, safe='')}/objects/ls",
+                               params, ref=ref)
+
     def _listing(self, repo: str, commit: str) -> list[RemoteObject]:
         cached = self.cache.load_listing(repo, commit)
         if cached is not None:
             return cached
         objects = [
-            RemoteObject(o.path, int(o.size_bytes or 0), o.checksum, _sha256_of(o.metadata))
-            for o in self._pages(
-                lambda after: self._api.objects_api.list_objects(
-                    repo, commit, after=after, amount=_PAGE, user_metadata=True
-                )
-            )
+            RemoteObject(o["path"], int(o.get("size_bytes") or 0), o["checksum"],
+                         _sha256_of(o.get("metadata")))
+            for o in self._objects(repo, commit)
         ]
         self.cache.save_listing(repo, commit, objects)  # a commit never changes
         return objects
@@ -615,14 +663,9 @@ class Storage:
         r = AssetRef.coerce(ref)
         repo = self.repository(r.path)
         return [
-            ObjectInfo(o.path, int(o.size_bytes or 0), o.checksum, _sha256_of(o.metadata),
-                       _ts(o.mtime), o.content_type)
-            for o in self._pages(
-                lambda after: self._api.objects_api.list_objects(
-                    repo, r.ref, after=after, amount=_PAGE, prefix=prefix or None,
-                    user_metadata=True,
-                )
-            )
+            ObjectInfo(o["path"], int(o.get("size_bytes") or 0), o["checksum"],
+                       _sha256_of(o.get("metadata")), _ts(o["mtime"]), o.get("content_type"))
+            for o in self._objects(repo, r.ref, prefix)
         ]
 
     def stat(self, ref: AssetRef | str, path: str) -> ObjectInfo:

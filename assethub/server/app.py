@@ -84,6 +84,11 @@ def jsonable(value: Any) -> Any:
     return value
 
 
+def _json(value: Any) -> JSONResponse:
+    """A 200 response, built without FastAPI's generic encoder (lists get long)."""
+    return JSONResponse(jsonable(value))
+
+
 # -- request bodies ---------------------------------------------------------------------------
 class _Body(BaseModel):
     model_config = {"extra": "forbid"}
@@ -240,7 +245,9 @@ def create_app(hub: Hub) -> FastAPI:
         response: Response = await call_next(request)
         return response
 
-    def principal(request: Request) -> Principal:
+    # Dependencies are coroutines so that FastAPI does not hop to a worker thread for each;
+    # the token look-up is one indexed query.
+    async def principal(request: Request) -> Principal:
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
         if header and scheme.lower() != "bearer":
@@ -249,14 +256,14 @@ def create_app(hub: Hub) -> FastAPI:
 
     Who = Annotated[Principal, Depends(principal)]
 
-    def asset_path(owner: str, kind: str, folder: str, name: str) -> AssetPath:
+    async def asset_path(owner: str, kind: str, folder: str, name: str) -> AssetPath:
         if kind not in ("model", "dataset"):
             raise errors.InvalidReferenceError(
                 f"invalid asset type {kind!r}: must be 'model' or 'dataset'",
                 part="asset type", value=kind)
         return AssetPath.parse(f"{owner}/{kind}/{folder}/{name}")
 
-    def folder_path(owner: str, kind: str, folder: str) -> FolderPath:
+    async def folder_path(owner: str, kind: str, folder: str) -> FolderPath:
         return FolderPath.parse(f"{owner}/{kind}/{folder}")
 
     AssetP = Annotated[AssetPath, Depends(asset_path)]
@@ -270,11 +277,11 @@ def create_app(hub: Hub) -> FastAPI:
 
     @app.get(f"{API}/whoami")
     def whoami(who: Who) -> Any:
-        return jsonable(hub.whoami(who))
+        return _json(hub.whoami(who))
 
     @app.get(f"{API}/users")
     def list_users(who: Who) -> Any:
-        return jsonable(hub.list_users(who))
+        return _json(hub.list_users(who))
 
     @app.post(f"{API}/users", status_code=201)
     def create_user(who: Who, body: UserIn) -> Any:
@@ -289,7 +296,7 @@ def create_app(hub: Hub) -> FastAPI:
 
     @app.get(f"{API}/users/{{user}}/tokens")
     def list_tokens(who: Who, user: str) -> Any:
-        return jsonable(hub.list_tokens(who, user))
+        return _json(hub.list_tokens(who, user))
 
     @app.post(f"{API}/users/{{user}}/tokens", status_code=201)
     def create_token(who: Who, user: str, body: TokenIn) -> Any:
@@ -329,14 +336,14 @@ def create_app(hub: Hub) -> FastAPI:
     def audit(who: Who, actor: str | None = None, action: str | None = None,
               target: str | None = None, since: datetime | None = None,
               limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> Any:
-        return jsonable(hub.audit(who, actor=actor, action=action, target=target, since=since,
+        return _json(hub.audit(who, actor=actor, action=action, target=target, since=since,
                                   limit=limit))
 
     # -- folders and shares ------------------------------------------------------------------
     @app.get(f"{API}/folders")
     def list_folders(who: Who, owner: str | None = None,
                      kind: Literal["model", "dataset"] | None = None) -> Any:
-        return jsonable(hub.list_folders(who, owner=owner, kind=kind))
+        return _json(hub.list_folders(who, owner=owner, kind=kind))
 
     @app.post(f"{API}/folders", status_code=201)
     def create_folder(who: Who, body: FolderIn) -> Any:
@@ -344,7 +351,7 @@ def create_app(hub: Hub) -> FastAPI:
 
     @app.get(f"{API}{_FOLDER}")
     def get_folder(who: Who, path: FolderP) -> Any:
-        return jsonable(hub.get_folder(who, path))
+        return _json(hub.get_folder(who, path))
 
     @app.patch(f"{API}{_FOLDER}")
     def update_folder(who: Who, path: FolderP, body: FolderPatch) -> Any:
@@ -358,7 +365,7 @@ def create_app(hub: Hub) -> FastAPI:
 
     @app.get(f"{API}{_FOLDER}/shares")
     def list_shares(who: Who, path: FolderP) -> Any:
-        return jsonable(hub.list_shares(who, path))
+        return _json(hub.list_shares(who, path))
 
     @app.post(f"{API}{_FOLDER}/shares", status_code=201)
     def share(who: Who, path: FolderP, body: ShareIn) -> Any:
@@ -378,7 +385,7 @@ def create_app(hub: Hub) -> FastAPI:
                label: str | None = None, kind: Literal["model", "dataset"] | None = None,
                owner: str | None = None, folder: str | None = None,
                limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> Any:
-        return jsonable(hub.search(who, query=q, label=label, kind=kind, owner=owner,
+        return _json(hub.search(who, query=q, label=label, kind=kind, owner=owner,
                                    folder=folder, limit=limit))
 
     @app.post(f"{API}/assets", status_code=201)
@@ -389,7 +396,7 @@ def create_app(hub: Hub) -> FastAPI:
 
     @app.get(f"{API}{_ASSET}")
     def get_asset(who: Who, path: AssetP) -> Any:
-        return jsonable(hub.get_asset(who, path))
+        return _json(hub.get_asset(who, path))
 
     @app.patch(f"{API}{_ASSET}")
     def update_asset(who: Who, path: AssetP, body: AssetPatch) -> Any:
@@ -410,22 +417,22 @@ def create_app(hub: Hub) -> FastAPI:
     # -- versions ----------------------------------------------------------------------------
     @app.get(f"{API}{_ASSET}/commit")
     def get_commit(who: Who, path: AssetP, ref: RefQ = "main") -> Any:
-        return jsonable(hub.get_commit(who, path.at(ref)))
+        return _json(hub.get_commit(who, path.at(ref)))
 
     @app.get(f"{API}{_ASSET}/log")
     def log(who: Who, path: AssetP, ref: RefQ = "main",
             limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
             file: Annotated[str | None, Query(max_length=1024)] = None) -> Any:
-        return jsonable(hub.log(who, path.at(ref), limit=limit, path=file))
+        return _json(hub.log(who, path.at(ref), limit=limit, path=file))
 
     @app.get(f"{API}{_ASSET}/diff")
     def diff(who: Who, path: AssetP, left: RefQ, right: RefQ,
              prefix: Annotated[str, Query(max_length=1024)] = "") -> Any:
-        return jsonable(hub.diff(who, path.at(left), path.at(right), prefix=prefix))
+        return _json(hub.diff(who, path.at(left), path.at(right), prefix=prefix))
 
     @app.get(f"{API}{_ASSET}/branches")
     def list_branches(who: Who, path: AssetP) -> Any:
-        return jsonable(hub.list_branches(who, path))
+        return _json(hub.list_branches(who, path))
 
     @app.post(f"{API}{_ASSET}/branches", status_code=201)
     def create_branch(who: Who, path: AssetP, body: BranchIn) -> Any:
@@ -438,7 +445,7 @@ def create_app(hub: Hub) -> FastAPI:
 
     @app.get(f"{API}{_ASSET}/tags")
     def list_tags(who: Who, path: AssetP) -> Any:
-        return jsonable(hub.list_tags(who, path))
+        return _json(hub.list_tags(who, path))
 
     @app.post(f"{API}{_ASSET}/tags", status_code=201)
     def create_tag(who: Who, path: AssetP, body: TagIn) -> Any:
@@ -461,12 +468,12 @@ def create_app(hub: Hub) -> FastAPI:
     @app.get(f"{API}{_ASSET}/objects")
     def list_objects(who: Who, path: AssetP, ref: RefQ = "main",
                      prefix: Annotated[str, Query(max_length=1024)] = "") -> Any:
-        return jsonable(hub.list_objects(who, path.at(ref), prefix=prefix))
+        return _json(hub.list_objects(who, path.at(ref), prefix=prefix))
 
     @app.get(f"{API}{_ASSET}/stat")
     def stat(who: Who, path: AssetP, file: Annotated[str, Query(max_length=1024)],
              ref: RefQ = "main") -> Any:
-        return jsonable(hub.stat(who, path.at(ref), file))
+        return _json(hub.stat(who, path.at(ref), file))
 
     @app.get(f"{API}{_ASSET}/files/{{file:path}}")
     async def download_file(who: Who, path: AssetP, file: str, ref: RefQ = "main",
