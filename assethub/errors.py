@@ -16,10 +16,12 @@ the fields a caller needs, not only a message::
     ├── ForbiddenError (PermissionError)       your role on the folder does not allow it; .needed
     ├── InvalidDatasetError (ValueError)       a dataset archive or layout is wrong; .reason, .path
     ├── PayloadTooLargeError (ValueError)      a request or upload is over the server's limit
+    ├── RangeNotSatisfiableError (ValueError)  a byte range outside the file
     ├── MergeConflictError                     both sides changed the same paths; .paths
     ├── ConcurrentUpdateError                  the branch moved past the expected parent
     ├── NothingToCommitError (ValueError)      the change would not change the version
     ├── TransferError (OSError)                an upload/download failed or a checksum differed
+    │   └── ChecksumMismatchError (ValueError) what arrived is not what the sender hashed
     └── StorageUnavailableError (ConnectionError) lakeFS cannot be reached
 """
 
@@ -30,6 +32,7 @@ __all__ = [
     "AssetHubError",
     "AssetNotFoundError",
     "AuthenticationError",
+    "ChecksumMismatchError",
     "ConcurrentUpdateError",
     "ForbiddenError",
     "InvalidDatasetError",
@@ -40,6 +43,7 @@ __all__ = [
     "NothingToCommitError",
     "ObjectNotFoundError",
     "PayloadTooLargeError",
+    "RangeNotSatisfiableError",
     "RefNotFoundError",
     "StorageUnavailableError",
     "TransferError",
@@ -57,6 +61,10 @@ class InvalidReferenceError(AssetHubError, ValueError):
         super().__init__(message)
         self.part = part
         self.value = value
+
+
+class RangeNotSatisfiableError(AssetHubError, ValueError):
+    """A byte range that lies outside the file."""
 
 
 class NotFoundError(AssetHubError, LookupError):
@@ -156,6 +164,10 @@ class TransferError(AssetHubError, OSError):
     def __init__(self, message: str, *, path: str = "") -> None:
         super().__init__(message)
         self.path = path
+
+
+class ChecksumMismatchError(TransferError, ValueError):
+    """The bytes that arrived do not match the checksum their sender declared."""
 
 
 class StorageUnavailableError(AssetHubError, ConnectionError):

@@ -441,6 +441,8 @@ class Hub:
     def revoke_token(self, who: Principal, token_id: int) -> None:
         with self._audited(who, "token.revoke", str(token_id)):
             me = self._require_user(who)
+            if not 0 < token_id < 2**63:
+                raise NotFoundError("token", str(token_id))
             with self.catalog.session() as s:
                 t = s.get(ApiToken, token_id)
                 if t is None or (t.user.name != me and not who.is_admin):
@@ -465,24 +467,30 @@ class Hub:
         return best
 
     def _require(self, who: Principal, folder: Folder, needed: str, subject: str,
-                 asset: Asset | None = None, *, missing: AssetHubError | None = None) -> None:
+                 asset: Asset | None = None, *, missing: NotFoundError | None = None) -> None:
         rank = self._rank(who, folder, asset)
         if rank >= _RANK[needed]:
             return
         if rank == 0:
-            if who.anonymous:
-                raise AuthenticationError(f"sign in to access {subject}")
-            raise missing or NotFoundError("folder", subject, "or not shared with you")
+            raise self._not_found(who, missing or NotFoundError("folder", subject))
         raise ForbiddenError(
             f"your role on {folder.owner}/{folder.kind}/{folder.name} is "
             f"'{_ROLE_OF_RANK[rank]}'; this needs '{needed}'", needed=needed)
 
-    def _folder(self, s: Session, path: FolderPath) -> Folder:
+    @staticmethod
+    def _not_found(who: Principal, error: NotFoundError) -> AssetHubError:
+        """What a caller hears of a subject that is missing or hidden from them: the same."""
+        if who.anonymous:
+            return AuthenticationError(f"sign in to access {error.name}")
+        return error
+
+    def _folder(self, s: Session, path: FolderPath, who: Principal | None = None) -> Folder:
         f = s.scalar(select(Folder).where(Folder.owner == path.owner,
                                           Folder.kind == path.kind.value,
                                           Folder.name == path.name))
         if f is None:
-            raise NotFoundError("folder", str(path))
+            error = NotFoundError("folder", str(path))
+            raise self._not_found(who, error) if who is not None else error
         return f
 
     def _asset(self, s: Session, who: Principal, path: AssetPath, needed: str) -> Asset:
@@ -490,15 +498,13 @@ class Hub:
         try:
             folder = self._folder(s, folder_path)
         except NotFoundError:
-            raise AssetNotFoundError(str(path)) from None
+            raise self._not_found(who, AssetNotFoundError(str(path))) from None
         asset = s.scalar(select(Asset).where(Asset.folder_id == folder.id,
                                              Asset.name == path.name))
         if asset is None:
-            # Tell a caller who may see the folder that the asset is missing; tell others
-            # nothing more than "not found" either way.
-            raise AssetNotFoundError(str(path))
+            raise self._not_found(who, AssetNotFoundError(str(path)))
         self._require(who, folder, needed, str(path), asset,
-                      missing=AssetNotFoundError(str(path), "or not shared with you"))
+                      missing=AssetNotFoundError(str(path)))
         self.storage.bind(path, asset.repository)
         return asset
 
@@ -554,7 +560,7 @@ class Hub:
     def get_folder(self, who: Principal, folder: FolderPath | str) -> FolderView:
         path = FolderPath.coerce(folder)
         with self.catalog.session() as s:
-            f = self._folder(s, path)
+            f = self._folder(s, path, who)
             self._require(who, f, "view", str(path))
             return self._folder_view(who, f)
 
@@ -563,7 +569,7 @@ class Hub:
                       description: str | None = None) -> FolderView:
         path = FolderPath.coerce(folder)
         with self._audited(who, "folder.update", str(path)), self.catalog.session() as s:
-            f = self._folder(s, path)
+            f = self._folder(s, path, who)
             self._require(who, f, "owner" if new_name else "edit", str(path))
             if description is not None:
                 f.description = description
@@ -584,7 +590,7 @@ class Hub:
         """Delete a folder and every asset in it (owner or admin)."""
         path = FolderPath.coerce(folder)
         with self._audited(who, "folder.delete", str(path)), self.catalog.session() as s:
-            f = self._folder(s, path)
+            f = self._folder(s, path, who)
             self._require(who, f, "owner", str(path))
             for a in list(f.assets):
                 self.storage.bind(path.asset(a.name), a.repository)
@@ -606,7 +612,7 @@ class Hub:
             if subject_type == "everyone":
                 subject_name = ""
             with self.catalog.session() as s:
-                f = self._folder(s, path)
+                f = self._folder(s, path, who)
                 self._require(who, f, "owner", str(path))
                 if subject_type == "user":
                     self._user(s, subject_name)
@@ -626,7 +632,7 @@ class Hub:
         path = FolderPath.coerce(folder)
         with self._audited(who, "folder.unshare", f"{path} {subject_type}:{subject_name}"):
             with self.catalog.session() as s:
-                f = self._folder(s, path)
+                f = self._folder(s, path, who)
                 self._require(who, f, "owner", str(path))
                 before = len(f.shares)
                 f.shares = [sh for sh in f.shares if not (
@@ -638,7 +644,7 @@ class Hub:
     def list_shares(self, who: Principal, folder: FolderPath | str) -> list[ShareView]:
         path = FolderPath.coerce(folder)
         with self.catalog.session() as s:
-            f = self._folder(s, path)
+            f = self._folder(s, path, who)
             self._require(who, f, "view", str(path))
             return [ShareView(path, sh.subject_type, sh.subject_name, sh.role, sh.created_by)
                     for sh in sorted(f.shares, key=lambda x: (x.subject_type, x.subject_name))]
@@ -683,7 +689,7 @@ class Hub:
             clean_labels = self._labels(labels)
             with self.catalog.session() as s:
                 folder_path = FolderPath(path.owner, path.kind, path.folder)
-                f = self._folder(s, folder_path)
+                f = self._folder(s, folder_path, who)
                 self._require(who, f, "edit", str(folder_path))
                 if s.scalar(select(Asset).where(Asset.folder_id == f.id,
                                                 Asset.name == path.name)) is not None:
@@ -795,6 +801,8 @@ class Hub:
 
     def log(self, who: Principal, ref: AssetRef | str, *, limit: int | None = 100,
             path: str | None = None) -> list[CommitInfo]:
+        if path:
+            validate_object_path(path.rstrip("/"))  # a file or a directory prefix
         return list(self.storage.log(self._ref(who, ref, "view"), limit=limit, path=path))
 
     def diff(self, who: Principal, left: AssetRef | str, right: AssetRef | str, *,
@@ -846,11 +854,11 @@ class Hub:
         """Publish a dataset version: an immutable tag, recorded as published."""
         path = AssetPath.coerce(asset)
         with self._audited(who, "dataset.publish", f"{path}:{tag}"):
-            if not path.is_dataset:
-                raise NotAllowedError(f"only datasets are published; tag model {path} instead")
             validate_tag_name(tag)
             with self.catalog.session() as s:
                 a = self._asset(s, who, path, "edit")
+                if not path.is_dataset:
+                    raise NotAllowedError(f"only datasets are published; tag model {path} instead")
                 info = self.storage.create_tag(path, tag, ref=ref)
                 a.publications.append(Publication(tag=tag, commit_id=info.commit_id,
                                                   published_by=who.name or ""))
@@ -873,12 +881,13 @@ class Hub:
     def start_upload(self, who: Principal, ref: AssetRef | str, *,
                      parent_commit: str | None = None) -> str:
         """Open an upload to a branch: files stream in one by one, then commit together."""
-        r = self._ref(who, ref, "edit")
-        txn = self.storage.begin(r, parent_commit=parent_commit)
-        upload_id = uuid.uuid4().hex
-        (self.uploads_dir / f"{upload_id}.json").write_text(
-            json.dumps({"user": who.name, "txn": txn.to_dict()}))
-        return upload_id
+        with self._audited(who, "upload.start", str(ref)):
+            r = self._ref(who, ref, "edit")
+            txn = self.storage.begin(r, parent_commit=parent_commit)
+            upload_id = uuid.uuid4().hex
+            (self.uploads_dir / f"{upload_id}.json").write_text(
+                json.dumps({"user": who.name, "txn": txn.to_dict()}))
+            return upload_id
 
     def _upload(self, who: Principal, upload_id: str) -> tuple[Path, Transaction]:
         if not upload_id.isalnum():
@@ -928,6 +937,14 @@ class Hub:
         f.unlink(missing_ok=True)
 
     # -- dataset import ----------------------------------------------------------------------
+    def check_import(self, who: Principal, asset: AssetPath | str) -> None:
+        """Refuse an import before its (possibly large) archive is read; refusals are audited."""
+        path = AssetPath.coerce(asset)
+        with self._audited(who, "dataset.import", str(path)):
+            self.check(who, path, "edit")
+            if not path.is_dataset:
+                raise NotAllowedError(f"only datasets are imported from archives; {path} is a model")
+
     def import_archive(self, who: Principal, asset: AssetPath | str, archive: Path, *,
                        message: str = "") -> tuple[CommitInfo, Any]:
         """Import a zip archive into a dataset's ``main`` after checking it and its layout."""

@@ -43,6 +43,7 @@ from assethub.errors import (
     AlreadyExistsError,
     AssetHubError,
     AssetNotFoundError,
+    ChecksumMismatchError,
     ConcurrentUpdateError,
     InvalidReferenceError,
     MergeConflictError,
@@ -50,6 +51,7 @@ from assethub.errors import (
     NothingToCommitError,
     ObjectNotFoundError,
     PayloadTooLargeError,
+    RangeNotSatisfiableError,
     RefNotFoundError,
     StorageUnavailableError,
     TransferError,
@@ -551,14 +553,14 @@ class Storage:
                 part="ref", value=str(rr),
             )
         repo = self.repository(lr.path)
+        left_id, right_id = self.resolve(lr), self.resolve(rr)  # each names itself if unknown
+        params: dict[str, Any] = {"amount": _PAGE, "type": "two_dot"}
+        if prefix:
+            params["prefix"] = prefix
         return [
-            DiffEntry(d.path, d.type, d.size_bytes)
-            for d in self._pages(
-                lambda after: self._api.refs_api.diff_refs(
-                    repo, lr.ref, rr.ref, after=after, amount=_PAGE, prefix=prefix or None,
-                    type="two_dot",
-                )
-            )
+            DiffEntry(d["path"], d["type"], d.get("size_bytes"))
+            for d in self._get_pages(f"/repositories/{repo}/refs/{left_id}/diff/{right_id}",
+                                     params, asset=lr.path, ref=str(rr), what="diff")
         ]
 
     def list_branches(self, asset: AssetPath | str) -> list[BranchInfo]:
@@ -913,8 +915,8 @@ class Storage:
         actual = digest.hexdigest()
         if sha256 and actual != sha256.lower():
             await self._async_http.delete(url, params={"path": path})
-            raise TransferError(f"{path} arrived corrupted: sha256 {actual}, expected {sha256}",
-                                path=path)
+            raise ChecksumMismatchError(
+                f"{path} arrived corrupted: sha256 {actual}, expected {sha256}", path=path)
         if not sha256:
             await self._async_http.put(
                 f"/repositories/{txn.repo}/branches/{txn.branch}/objects/stat/user_metadata",
@@ -944,8 +946,7 @@ class Storage:
             if resp.status_code == 404:
                 raise ObjectNotFoundError(str(r), path)
             if resp.status_code == 416:
-                raise InvalidReferenceError(f"byte range {byte_range!r} is outside {path}",
-                                            part="range", value=byte_range or "")
+                raise RangeNotSatisfiableError(f"byte range {byte_range!r} is outside {path}")
             raise TransferError(f"lakeFS refused {path}: HTTP {resp.status_code}", path=path)
 
         async def chunks() -> AsyncIterator[bytes]:

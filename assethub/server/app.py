@@ -8,9 +8,10 @@ lakeFS credentials never leave this process.
 
 
 import dataclasses
+import logging
 import os
+import re
 import tempfile
-from collections.abc import Callable
 from datetime import datetime
 from enum import Enum
 from pathlib import Path
@@ -21,6 +22,7 @@ from fastapi import Body, Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from assethub import errors
 from assethub.refs import AssetPath, AssetRef, FolderPath
@@ -44,6 +46,8 @@ _STATUS: list[tuple[type[Exception], int]] = [
     (errors.NothingToCommitError, 409),
     (errors.ConcurrentUpdateError, 412),
     (errors.PayloadTooLargeError, 413),
+    (errors.RangeNotSatisfiableError, 416),
+    (errors.ChecksumMismatchError, 400),
     (errors.InvalidReferenceError, 400),
     (errors.InvalidDatasetError, 400),
     (errors.TransferError, 502),
@@ -84,9 +88,84 @@ def jsonable(value: Any) -> Any:
     return value
 
 
+_RANGE = re.compile(r"bytes=(\d+)-(\d*)|bytes=-(\d+)")
+
+
+def _valid_range(header: str | None) -> str | None:
+    """A single byte range we can pass on, or None: a malformed Range is ignored (RFC 9110)."""
+    m = _RANGE.fullmatch(header.strip()) if header else None
+    if m is None or (m.group(2) and int(m.group(2)) < int(m.group(1))):
+        return None
+    return header.strip() if header else None
+
+
 def _json(value: Any) -> JSONResponse:
     """A 200 response, built without FastAPI's generic encoder (lists get long)."""
     return JSONResponse(jsonable(value))
+
+
+class _Guard:
+    """Outermost ASGI layer: JSON bodies stay under MAX_JSON_BYTES even when sent chunked, and
+    an unexpected error becomes a 500 in the usual error shape on a connection that stays
+    usable (Starlette's own last-resort handler re-raises and drops the connection)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope.get("path", "")
+        streamed = scope.get("method") == "PUT" or path.endswith("/import")
+        headers = dict(scope.get("headers") or [])
+        length = headers.get(b"content-length", b"")
+        if not streamed and length.isdigit() and int(length) > MAX_JSON_BYTES:
+            await error_response(errors.PayloadTooLargeError(
+                f"request body of {int(length)} bytes is over the {MAX_JSON_BYTES}-byte limit"
+            ))(scope, receive, send)
+            return
+        started = False
+        if not streamed:
+            # Read a JSON body here, bounded, so a chunked one cannot slip past the limit;
+            # the application then receives it from memory.
+            chunks, seen, more = [], 0, True
+            while more:
+                message = await receive()
+                if message["type"] != "http.request":
+                    break
+                chunks.append(message.get("body", b""))
+                seen += len(chunks[-1])
+                more = message.get("more_body", False)
+                if seen > MAX_JSON_BYTES:
+                    await error_response(errors.PayloadTooLargeError(
+                        f"request body is over the {MAX_JSON_BYTES}-byte limit"))(scope, receive, send)
+                    return
+            body, replayed, upstream = b"".join(chunks), False, receive
+
+            async def replay() -> Any:
+                nonlocal replayed
+                if replayed:
+                    return await upstream()  # the disconnect, whenever it comes
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+
+            receive = replay
+
+        async def tracking_send(message: Any) -> None:
+            nonlocal started
+            if message.get("type") == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            if started:
+                raise
+            if not isinstance(exc, errors.AssetHubError):
+                logging.getLogger("assethub.server").exception("unhandled error")
+            await error_response(exc)(scope, receive, send)
 
 
 # -- request bodies ---------------------------------------------------------------------------
@@ -227,23 +306,14 @@ def create_app(hub: Hub) -> FastAPI:
                                        "message": f"invalid request: {problems}"}},
                             status_code=422)
 
-    @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
-        import logging
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        kind = {404: "NotFoundError", 405: "MethodNotAllowed"}.get(exc.status_code, "HTTPError")
+        return JSONResponse({"error": {"type": kind, "message": f"{exc.detail}: no such API route"
+                                       if exc.status_code == 404 else str(exc.detail)}},
+                            status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
-        logging.getLogger("assethub.server").exception("unhandled error")
-        return error_response(exc)
-
-    @app.middleware("http")
-    async def _limit_json(request: Request, call_next: Callable[[Request], Any]) -> Response:
-        # Raw-body routes (file uploads, archive import) stream and check their own limits.
-        streamed = request.method == "PUT" or request.url.path.endswith("/import")
-        length = request.headers.get("content-length")
-        if not streamed and length and length.isdigit() and int(length) > MAX_JSON_BYTES:
-            return error_response(errors.PayloadTooLargeError(
-                f"request body of {length} bytes is over the {MAX_JSON_BYTES}-byte limit"))
-        response: Response = await call_next(request)
-        return response
+    app.add_middleware(_Guard)
 
     # Dependencies are coroutines so that FastAPI does not hop to a worker thread for each;
     # the token look-up is one indexed query.
@@ -481,7 +551,7 @@ def create_app(hub: Hub) -> FastAPI:
                                 alias="Range", max_length=200,
                                 description="bytes=START-END, for parallel or resumed reads")] = None,
                             ) -> Response:
-        obj = await hub.open_file(who, path.at(ref), file, byte_range=range_)
+        obj = await hub.open_file(who, path.at(ref), file, byte_range=_valid_range(range_))
         headers = {"Content-Length": str(obj.length), "Accept-Ranges": "bytes",
                    "Content-Disposition": f"attachment; filename*=UTF-8''{quote(file.rsplit('/', 1)[-1])}"}
         if obj.etag:
@@ -500,7 +570,8 @@ def create_app(hub: Hub) -> FastAPI:
     @app.put(f"{API}/uploads/{{upload_id}}/files/{{file:path}}")
     async def put_file(who: Who, upload_id: str, file: str, request: Request,
                        x_asset_sha256: Annotated[str | None, Header(
-                           max_length=64, description="SHA-256 of the body; checked")] = None) -> Any:
+                           pattern="^[0-9a-f]{64}$",
+                           description="SHA-256 of the body (lowercase hex); checked")] = None) -> Any:
         info = await hub.put_upload_file(who, upload_id, file, request.stream(),
                                          sha256=x_asset_sha256)
         return {"path": info.path, "size": info.size, "sha256": info.sha256}
@@ -519,7 +590,7 @@ def create_app(hub: Hub) -> FastAPI:
     @app.post(f"{API}{_ASSET}/import", status_code=201)
     async def import_archive(who: Who, path: AssetP, request: Request,
                              message: Annotated[str, Query(max_length=10_000)] = "") -> Any:
-        hub.check(who, path, "edit")  # before reading a possibly large body
+        hub.check_import(who, path)  # before reading a possibly large body
         fd, name = tempfile.mkstemp(suffix=".zip", dir=hub.tmp_dir)
         size, limit = 0, hub.limits.max_archive_bytes
         try:

@@ -175,15 +175,7 @@ CASES: dict[str, tuple[str, str, dict[str, Any], int, str]] = {
 
 
 # Server bugs reported and not fixed yet: case id -> reason. Remove an entry once fixed.
-KNOWN_BUGS = {
-    "unknown-ref-diff": "diff's RefNotFoundError names 'listing', not the ref",
-    "token-id-overflow": "a token id over 2**63 is a 500 (OverflowError in the database)",
-    "log-traversal": "log?file= is not validated like stat/files (200 [])",
-    "upload-sha256-mismatch": "a wrong X-Asset-Sha256 is a 502 TransferError, not a 400",
-    "upload-sha256-malformed": "a malformed X-Asset-Sha256 is streamed, then a 502",
-    "unknown-route": "unknown routes answer FastAPI's {'detail': ...}, not {'error': ...}",
-    "wrong-method": "405 answers FastAPI's {'detail': ...}, not {'error': ...}",
-}
+KNOWN_BUGS: dict[str, str] = {}
 
 
 def known_bug(case: str) -> list[pytest.MarkDecorator]:
@@ -262,9 +254,7 @@ def test_merge_conflict_names_the_paths_and_changes_nothing(api: Api, names: dic
     assert everything(api, names) == before
 
 
-@pytest.mark.parametrize("chunked", [False, pytest.param(True, marks=pytest.mark.xfail(
-    strict=True, reason="a chunked body skips the 1 MiB JSON limit (no Content-Length)"))],
-    ids=["with-length", "chunked"])
+@pytest.mark.parametrize("chunked", [False, True], ids=["with-length", "chunked"])
 def test_oversized_json_body_is_refused(api: Api, names: dict[str, str], chunked: bool) -> None:
     body = b'{"path": "%s/big", "description": "x"' % names["MF"].encode() \
         + b" " * (2**20 + 1) + b"}"
@@ -277,8 +267,6 @@ def test_oversized_json_body_is_refused(api: Api, names: dict[str, str], chunked
     assert everything(api, names) == before
 
 
-@pytest.mark.xfail(strict=True, reason="a malformed Range is a 502 (lakeFS' 400 passed on), "
-                   "an unsatisfiable one a 400 instead of 416")
 @pytest.mark.parametrize("byte_range", ["bytes=abc", "~W/6_^|", "bytes=5-2", "bytes=100-200"])
 def test_bad_byte_range_is_ignored_or_refused(api: Api, names: dict[str, str],
                                               byte_range: str) -> None:

@@ -238,9 +238,7 @@ def request(w: World, op: str, who: str) -> Thunk:
 
 
 # Server bugs reported and not fixed yet: case id -> reason. Remove an entry once fixed.
-KNOWN_BUGS = {f"{op}-as-{who}": "a refused start_upload / import is not in the audit log"
-              for op in ("commit", "abort-upload", "import")
-              for who in ("anonymous", "stranger", "viewer", "grpuser", "runner")}
+KNOWN_BUGS: dict[str, str] = {}
 
 
 @pytest.mark.parametrize(("op", "who"), [
@@ -296,8 +294,6 @@ def test_public_folder_is_readable_but_not_writable_without_signing_in(w: World)
     assert w.api.state(w.P) == before
 
 
-@pytest.mark.xfail(strict=True, reason="server bug: anonymous gets 404 for missing but 401 for "
-                   "hidden subjects; hidden ones add '(or not shared with you)' to the message")
 @pytest.mark.parametrize("who", ["anonymous", "stranger"])
 @pytest.mark.parametrize("kind", ["asset", "folder"])
 def test_hidden_subjects_look_exactly_like_missing_ones(w: World, who: str, kind: str) -> None:
