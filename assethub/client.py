@@ -1,0 +1,629 @@
+"""The Asset Hub Python client: each server operation is one method returning frozen dataclasses.
+
+    from assethub.client import Client
+
+    hub = Client()                                    # URL and token from `assethub login` or env
+    hub.create_folder("alice/model/vision")
+    hub.create_asset("alice/model/vision/resnet", labels=["cv"])
+    hub.upload("alice/model/vision/resnet:main", "out/", message="first weights")
+    hub.download("alice/model/vision/resnet:v1", "weights/")   # cached: a second call moves nothing
+
+The constructor only stores settings; the first call opens the connection. Every failure is an
+:mod:`assethub.errors` exception, built from the server's error body by :func:`_error_from`,
+the only code that looks at HTTP statuses.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+import functools
+import hashlib
+import os
+import threading
+import types
+import typing
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar, cast
+from urllib.parse import quote
+
+import httpx
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
+from assethub import config, errors
+from assethub._transfer import BlobCache, RemoteObject, place, run_parallel
+from assethub.dataset_formats import DatasetSummary
+from assethub.refs import AssetPath, AssetRef, FolderPath, validate_object_path
+from assethub.service import AssetView, AuditView, DatasetMeta, FolderView, ShareView, TokenView, UserView
+from assethub.storage import (
+    AddFile,
+    BranchInfo,
+    CommitInfo,
+    DeleteFile,
+    DiffEntry,
+    DownloadResult,
+    ObjectInfo,
+    TagInfo,
+)
+
+__all__ = ["AddFile", "Client", "CreatedToken", "DeleteFile", "GroupView", "ImportResult"]
+
+API = "/api/v1"
+_CHUNK = 1024 * 1024
+T = TypeVar("T")
+AssetLike = AssetPath | AssetRef | str
+Advance = Callable[[int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class GroupView:
+    name: str
+    members: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedToken:
+    """A new API token: its record, and its secret (shown only this once, never in repr)."""
+
+    token: TokenView
+    secret: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ImportResult:
+    commit: CommitInfo
+    summary: DatasetSummary
+
+
+# -- errors: the one place that reads HTTP statuses ---------------------------------------------
+def _s(fields: Mapping[str, Any], name: str) -> str:
+    return str(fields.get(name) or "")
+
+
+_ERRORS: dict[str, Callable[[str, Mapping[str, Any]], errors.AssetHubError]] = {
+    "InvalidReferenceError": lambda m, f: errors.InvalidReferenceError(
+        m, part=_s(f, "part"), value=_s(f, "value")),
+    "NotFoundError": lambda m, f: errors.NotFoundError(_s(f, "what"), _s(f, "name")),
+    "AssetNotFoundError": lambda m, f: errors.AssetNotFoundError(_s(f, "path")),
+    "RefNotFoundError": lambda m, f: errors.RefNotFoundError(_s(f, "ref")),
+    "ObjectNotFoundError": lambda m, f: errors.ObjectNotFoundError(_s(f, "ref"), _s(f, "path")),
+    "AlreadyExistsError": lambda m, f: errors.AlreadyExistsError(_s(f, "what"), _s(f, "name")),
+    "NotAllowedError": lambda m, f: errors.NotAllowedError(_s(f, "reason") or m),
+    "AuthenticationError": lambda m, f: errors.AuthenticationError(m),
+    "ForbiddenError": lambda m, f: errors.ForbiddenError(m, needed=_s(f, "needed")),
+    "InvalidDatasetError": lambda m, f: errors.InvalidDatasetError(_s(f, "reason") or m,
+                                                                   path=_s(f, "path")),
+    "PayloadTooLargeError": lambda m, f: errors.PayloadTooLargeError(m),
+    "MergeConflictError": lambda m, f: errors.MergeConflictError(
+        _s(f, "source"), _s(f, "dest"), [str(p) for p in f.get("paths") or []]),
+    "ConcurrentUpdateError": lambda m, f: errors.ConcurrentUpdateError(
+        _s(f, "ref"), _s(f, "expected"), _s(f, "actual")),
+    "NothingToCommitError": lambda m, f: errors.NothingToCommitError(_s(f, "ref")),
+    "TransferError": lambda m, f: errors.TransferError(m, path=_s(f, "path")),
+    "StorageUnavailableError": lambda m, f: errors.StorageUnavailableError(m),
+}
+# When the body names no type we know (a proxy's page, an old server), the status decides.
+_BY_STATUS: dict[int, Callable[[str], errors.AssetHubError]] = {
+    400: lambda m: errors.InvalidReferenceError(m, part="request", value=""),
+    401: errors.AuthenticationError,
+    403: errors.ForbiddenError,
+    413: errors.PayloadTooLargeError,
+    422: lambda m: errors.InvalidReferenceError(m, part="request", value=""),
+}
+
+
+def _error_from(response: httpx.Response) -> errors.AssetHubError:
+    """The :mod:`assethub.errors` exception for an error response, with the server's message."""
+    try:
+        body = response.json()["error"]
+        kind, message = str(body["type"]), str(body["message"])
+    except (ValueError, KeyError, TypeError):
+        body, kind = {}, ""
+        message = f"HTTP {response.status_code} from {response.request.url.host}: " \
+                  f"{response.text.strip()[:200] or response.reason_phrase}"
+    if kind in _ERRORS:
+        exc = _ERRORS[kind](message, body)
+    else:
+        exc = _BY_STATUS.get(response.status_code, errors.AssetHubError)(message)
+    exc.args = (message,)  # the server's words, which may hold more detail than the fields
+    return exc
+
+
+# -- JSON to the dataclasses --------------------------------------------------------------------
+@functools.cache
+def _hints(cls: Any) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _convert(hint: Any, value: Any) -> Any:
+    if value is None:
+        return None
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return _convert(next(a for a in args if a is not type(None)), value)
+    if hint is datetime:
+        return datetime.fromisoformat(value)
+    if hint in (AssetPath, FolderPath):
+        return hint.parse(value)
+    if origin is tuple:
+        items = args[:1] * len(value) if args[-1:] == (Ellipsis,) else args
+        return tuple(_convert(h, v) for h, v in zip(items, value, strict=True))
+    if dataclasses.is_dataclass(hint):
+        return _load(cast(type, hint), value)
+    return value
+
+
+def _load(cls: type[T], data: Mapping[str, Any]) -> T:
+    hints = _hints(cast(Any, cls))
+    return cls(**{f.name: _convert(hints[f.name], data[f.name])
+                  for f in dataclasses.fields(cast(Any, cls)) if f.name in data})
+
+
+def _loads(cls: type[T], rows: Iterable[Mapping[str, Any]]) -> list[T]:
+    return [_load(cls, row) for row in rows]
+
+
+# -- small helpers ------------------------------------------------------------------------------
+def _q(segment: str) -> str:
+    return quote(segment, safe="")
+
+
+def _path(value: AssetLike) -> AssetPath:
+    return value.path if isinstance(value, AssetRef) else AssetPath.coerce(value)
+
+
+def _asset_url(path: AssetPath) -> str:
+    return "/assets/" + "/".join(map(_q, (path.owner, path.kind.value, path.folder, path.name)))
+
+
+def _folder_url(folder: FolderPath | str) -> str:
+    f = FolderPath.coerce(folder)
+    return "/folders/" + "/".join(map(_q, (f.owner, f.kind.value, f.name)))
+
+
+def _meta_json(meta: DatasetMeta | None) -> dict[str, Any] | None:
+    if meta is None:
+        return None
+    out = {"task_type": meta.task_type, "format": meta.data_format, "split_mode": meta.split_mode,
+           "split_ratio": meta.split_ratio, "test_set_path": meta.test_set_path}
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def _subject(user: str | None, group: str | None, everyone: bool) -> tuple[str, str]:
+    chosen = [(t, n) for t, n in (("user", user), ("group", group)) if n]
+    chosen += [("everyone", "")] if everyone else []
+    if len(chosen) != 1:
+        raise errors.InvalidReferenceError("name exactly one of: a user, a group, or everyone",
+                                           part="share subject", value=str(chosen))
+    return chosen[0]
+
+
+def _local_files(local: Path, remote: str) -> list[tuple[Path, str]]:
+    """(local file, path in the asset) for a file, or for every file under a directory."""
+    if local.is_dir():
+        base = remote.strip("/") + "/" if remote.strip("/") else ""
+        return sorted((Path(d, n), base + Path(d, n).relative_to(local).as_posix())
+                      for d, _, names in os.walk(local) for n in names)
+    if not local.is_file():
+        raise FileNotFoundError(errno.ENOENT, "no such file or directory", str(local))
+    return [(local, remote + local.name if remote.endswith("/") or not remote else remote)]
+
+
+def _chunks(path: Path, advance: Advance = lambda n: None) -> Iterator[bytes]:
+    """A file's content, streamed from disk: never the whole file in memory."""
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            advance(len(chunk))
+            yield chunk
+
+
+@contextmanager
+def _progress(enabled: bool, description: str, total: int) -> Iterator[Advance]:
+    console = Console(stderr=True)
+    if not enabled or total == 0 or not console.is_terminal:
+        yield lambda n: None
+        return
+    with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+                  TransferSpeedColumn(), TimeRemainingColumn(), transient=True,
+                  console=console) as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda n: bar.advance(task, n)
+
+
+class Client:
+    """A connection to one Asset Hub server, as one user (or anonymously, without a token).
+
+    ``url`` and ``token`` default to ``ASSETHUB_URL`` / ``ASSETHUB_TOKEN`` or what
+    ``assethub login`` saved; the saved token is only used with the saved URL.
+    """
+
+    def __init__(self, url: str | None = None, token: str | None = None, *,
+                 timeout: float = 120.0, transport: httpx.BaseTransport | None = None,
+                 cache_dir: Path | str | None = None, max_workers: int = 4) -> None:
+        saved = config.load()
+        self.url = (url or saved.url).rstrip("/")
+        if token is None and self.url == saved.url.rstrip("/"):
+            token = saved.token  # never send the saved token to a server it was not made for
+        self._token = token
+        self.timeout = timeout
+        self.max_workers = max_workers
+        home = Path(os.environ.get("ASSETHUB_HOME", Path.home() / ".assethub")).expanduser()
+        self.cache = BlobCache(Path(cache_dir) if cache_dir else home / "cache")
+        self._transport = transport
+        self._client: httpx.Client | None = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:  # never show the token
+        return f"Client(url={self.url!r}, token={'***' if self._token else None})"
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    # -- transport ---------------------------------------------------------------------------
+    @property
+    def _http(self) -> httpx.Client:
+        with self._lock:
+            if self._client is None:
+                headers = {"User-Agent": "assethub-client/0.1"}
+                if self._token:
+                    headers["Authorization"] = f"Bearer {self._token}"
+                self._client = httpx.Client(
+                    base_url=self.url + API, headers=headers, transport=self._transport,
+                    timeout=httpx.Timeout(self.timeout, connect=min(self.timeout, 10.0)))
+            return self._client
+
+    @contextmanager
+    def _stream(self, method: str, url: str, **kwargs: Any) -> Iterator[httpx.Response]:
+        if kwargs.get("params"):
+            kwargs["params"] = {k: v for k, v in kwargs["params"].items() if v is not None}
+        try:
+            with self._http.stream(method, url, **kwargs) as response:
+                if response.is_error:
+                    response.read()
+                    raise _error_from(response)
+                yield response
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            raise errors.StorageUnavailableError(
+                f"cannot reach the Asset Hub server at {self.url}: is the server running? "
+                "start one with `assethub up`, or set ASSETHUB_URL / run `assethub login`") from exc
+        except httpx.TransportError as exc:
+            raise errors.TransferError(
+                f"{method} {self.url}{API}{url} failed: {type(exc).__name__}: {exc}") from exc
+
+    def _call(self, method: str, url: str, **kwargs: Any) -> Any:
+        with self._stream(method, url, **kwargs) as response:
+            response.read()
+            return response.json() if response.content else None
+
+    # -- identity and admin ------------------------------------------------------------------
+    def whoami(self) -> UserView:
+        return _load(UserView, self._call("GET", "/whoami"))
+
+    def list_users(self) -> list[UserView]:
+        return _loads(UserView, self._call("GET", "/users"))
+
+    def create_user(self, name: str, *, display_name: str = "", email: str = "",
+                    is_admin: bool = False) -> UserView:
+        return _load(UserView, self._call("POST", "/users", json={
+            "name": name, "display_name": display_name, "email": email, "is_admin": is_admin}))
+
+    def update_user(self, name: str, *, is_admin: bool | None = None, disabled: bool | None = None,
+                    display_name: str | None = None, email: str | None = None) -> UserView:
+        body = {"is_admin": is_admin, "disabled": disabled, "display_name": display_name,
+                "email": email}
+        return _load(UserView, self._call("PATCH", f"/users/{_q(name)}",
+                                          json={k: v for k, v in body.items() if v is not None}))
+
+    def list_groups(self) -> list[GroupView]:
+        return [GroupView(g, tuple(m)) for g, m in self._call("GET", "/groups").items()]
+
+    def create_group(self, name: str) -> GroupView:
+        return GroupView(self._call("POST", "/groups", json={"name": name})["name"])
+
+    def delete_group(self, name: str) -> None:
+        self._call("DELETE", f"/groups/{_q(name)}")
+
+    def add_member(self, group: str, user: str) -> None:
+        self._call("POST", f"/groups/{_q(group)}/members", json={"user": user})
+
+    def remove_member(self, group: str, user: str) -> None:
+        self._call("DELETE", f"/groups/{_q(group)}/members/{_q(user)}")
+
+    def create_token(self, user: str | None = None, *, name: str = "",
+                     expires_in_days: float | None = None) -> CreatedToken:
+        """A new API token for ``user`` (default: yourself); its secret is returned only now."""
+        user = user or self.whoami().name
+        data = self._call("POST", f"/users/{_q(user)}/tokens",
+                          json={"name": name, "expires_in_days": expires_in_days})
+        return CreatedToken(_load(TokenView, data), data["token"])
+
+    def list_tokens(self, user: str | None = None) -> list[TokenView]:
+        user = user or self.whoami().name
+        return _loads(TokenView, self._call("GET", f"/users/{_q(user)}/tokens"))
+
+    def revoke_token(self, token_id: int) -> None:
+        self._call("DELETE", f"/tokens/{int(token_id)}")
+
+    def audit(self, *, actor: str | None = None, action: str | None = None,
+              target: str | None = None, since: datetime | None = None,
+              limit: int = 100) -> list[AuditView]:
+        """Audit events, newest first: everyone's for an admin, your own otherwise."""
+        params = {"actor": actor, "action": action, "target": target, "limit": limit,
+                  "since": since.astimezone(UTC).isoformat() if since else None}  # naive: local
+        return _loads(AuditView, self._call("GET", "/audit", params=params))
+
+    # -- folders and shares ------------------------------------------------------------------
+    def create_folder(self, folder: FolderPath | str, *, description: str = "") -> FolderView:
+        body = {"path": str(FolderPath.coerce(folder)), "description": description}
+        return _load(FolderView, self._call("POST", "/folders", json=body))
+
+    def list_folders(self, *, owner: str | None = None, kind: str | None = None) -> list[FolderView]:
+        return _loads(FolderView, self._call("GET", "/folders",
+                                             params={"owner": owner, "kind": kind}))
+
+    def get_folder(self, folder: FolderPath | str) -> FolderView:
+        return _load(FolderView, self._call("GET", _folder_url(folder)))
+
+    def update_folder(self, folder: FolderPath | str, *, new_name: str | None = None,
+                      description: str | None = None) -> FolderView:
+        body = {k: v for k, v in (("name", new_name), ("description", description)) if v is not None}
+        return _load(FolderView, self._call("PATCH", _folder_url(folder), json=body))
+
+    def delete_folder(self, folder: FolderPath | str) -> None:
+        """Delete a folder and every asset in it."""
+        self._call("DELETE", _folder_url(folder))
+
+    def share(self, folder: FolderPath | str, *, role: str, user: str | None = None,
+              group: str | None = None, everyone: bool = False) -> ShareView:
+        """Give a user, a group or everyone a role (view, run, edit) on a folder."""
+        kind, name = _subject(user, group, everyone)
+        return _load(ShareView, self._call("POST", f"{_folder_url(folder)}/shares", json={
+            "subject_type": kind, "subject_name": name, "role": role}))
+
+    def unshare(self, folder: FolderPath | str, *, user: str | None = None,
+                group: str | None = None, everyone: bool = False) -> None:
+        kind, name = _subject(user, group, everyone)
+        self._call("DELETE", f"{_folder_url(folder)}/shares",
+                   params={"subject_type": kind, "subject_name": name})
+
+    def list_shares(self, folder: FolderPath | str) -> list[ShareView]:
+        return _loads(ShareView, self._call("GET", f"{_folder_url(folder)}/shares"))
+
+    # -- assets ------------------------------------------------------------------------------
+    def create_asset(self, asset: AssetLike, *, description: str = "", labels: Iterable[str] = (),
+                     readme: str = "", dataset: DatasetMeta | None = None) -> AssetView:
+        body = {"path": str(_path(asset)), "description": description, "labels": list(labels),
+                "readme": readme, "dataset": _meta_json(dataset)}
+        return _load(AssetView, self._call("POST", "/assets", json=body))
+
+    def get_asset(self, asset: AssetLike) -> AssetView:
+        return _load(AssetView, self._call("GET", _asset_url(_path(asset))))
+
+    def update_asset(self, asset: AssetLike, *, new_name: str | None = None,
+                     description: str | None = None, labels: Iterable[str] | None = None,
+                     readme: str | None = None, dataset: DatasetMeta | None = None,
+                     preset: bool | None = None) -> AssetView:
+        body = {"name": new_name, "description": description, "readme": readme, "preset": preset,
+                "labels": list(labels) if labels is not None else None,
+                "dataset": _meta_json(dataset)}
+        return _load(AssetView, self._call("PATCH", _asset_url(_path(asset)),
+                                           json={k: v for k, v in body.items() if v is not None}))
+
+    def delete_asset(self, asset: AssetLike) -> None:
+        self._call("DELETE", _asset_url(_path(asset)))
+
+    def search(self, query: str = "", *, label: str | None = None, kind: str | None = None,
+               owner: str | None = None, folder: str | None = None,
+               limit: int = 100) -> list[AssetView]:
+        """Assets you may see, matching words of their name or description and the filters."""
+        params = {"q": query, "label": label, "kind": kind, "owner": owner, "folder": folder,
+                  "limit": limit}
+        return _loads(AssetView, self._call("GET", "/assets", params=params))
+
+    def role(self, asset: AssetLike) -> str:
+        """Your role on an asset: view, run, edit or owner."""
+        return str(self._call("GET", f"{_asset_url(_path(asset))}/role")["role"])
+
+    # -- versions ----------------------------------------------------------------------------
+    def get_commit(self, ref: AssetLike) -> CommitInfo:
+        r = AssetRef.coerce(ref)
+        return _load(CommitInfo, self._call("GET", f"{_asset_url(r.path)}/commit",
+                                            params={"ref": r.ref}))
+
+    def resolve(self, ref: AssetLike) -> str:
+        """The commit id a branch, tag or commit reference points at now."""
+        return self.get_commit(ref).id
+
+    def log(self, ref: AssetLike, *, limit: int = 100, path: str | None = None) -> list[CommitInfo]:
+        r = AssetRef.coerce(ref)
+        return _loads(CommitInfo, self._call("GET", f"{_asset_url(r.path)}/log",
+                                             params={"ref": r.ref, "limit": limit, "file": path}))
+
+    def diff(self, left: AssetLike, right: AssetLike, *, prefix: str = "") -> list[DiffEntry]:
+        """What changed from ``left`` to ``right``; ``right`` may be a bare ref of left's asset."""
+        a = AssetRef.coerce(left)
+        b = AssetRef.coerce(right) if not isinstance(right, str) or "/" in right else a.path.at(right)
+        if b.path != a.path:
+            raise errors.InvalidReferenceError(f"diff compares versions of one asset, not {a.path} "
+                                               f"and {b.path}", part="ref", value=str(b))
+        return _loads(DiffEntry, self._call("GET", f"{_asset_url(a.path)}/diff",
+                                            params={"left": a.ref, "right": b.ref, "prefix": prefix}))
+
+    def list_branches(self, asset: AssetLike) -> list[BranchInfo]:
+        return _loads(BranchInfo, self._call("GET", f"{_asset_url(_path(asset))}/branches"))
+
+    def create_branch(self, asset: AssetLike, name: str, *, source: str = "main") -> BranchInfo:
+        return _load(BranchInfo, self._call("POST", f"{_asset_url(_path(asset))}/branches",
+                                            json={"name": name, "source": source}))
+
+    def delete_branch(self, asset: AssetLike, name: str) -> None:
+        self._call("DELETE", f"{_asset_url(_path(asset))}/branches/{_q(name)}")
+
+    def list_tags(self, asset: AssetLike) -> list[TagInfo]:
+        return _loads(TagInfo, self._call("GET", f"{_asset_url(_path(asset))}/tags"))
+
+    def create_tag(self, asset: AssetLike, name: str, *, ref: str = "main") -> TagInfo:
+        return _load(TagInfo, self._call("POST", f"{_asset_url(_path(asset))}/tags",
+                                         json={"name": name, "ref": ref}))
+
+    def delete_tag(self, asset: AssetLike, name: str) -> None:
+        self._call("DELETE", f"{_asset_url(_path(asset))}/tags/{_q(name)}")
+
+    def merge(self, asset: AssetLike, source: str, *, into: str = "main",
+              strategy: str | None = None, message: str | None = None) -> CommitInfo:
+        """Merge branch ``source`` into ``into``; on conflicts, ``strategy`` picks a side."""
+        body = {"source": source, "into": into, "strategy": strategy, "message": message}
+        return _load(CommitInfo, self._call("POST", f"{_asset_url(_path(asset))}/merge", json=body))
+
+    def publish(self, dataset: AssetLike, tag: str, *, ref: str = "main") -> TagInfo:
+        """Publish a dataset version as an immutable tag."""
+        return _load(TagInfo, self._call("POST", f"{_asset_url(_path(dataset))}/publish",
+                                         json={"tag": tag, "ref": ref}))
+
+    # -- files -------------------------------------------------------------------------------
+    def list_objects(self, ref: AssetLike, *, prefix: str = "") -> list[ObjectInfo]:
+        r = AssetRef.coerce(ref)
+        return _loads(ObjectInfo, self._call("GET", f"{_asset_url(r.path)}/objects",
+                                             params={"ref": r.ref, "prefix": prefix}))
+
+    def stat(self, ref: AssetLike, path: str) -> ObjectInfo:
+        r = AssetRef.coerce(ref)
+        return _load(ObjectInfo, self._call("GET", f"{_asset_url(r.path)}/stat",
+                                            params={"ref": r.ref, "file": path}))
+
+    def download(self, ref: AssetLike, dest: Path | str, *, prefix: str = "",
+                 progress: bool = False) -> DownloadResult:
+        """Download a version (or the files under ``prefix``) into ``dest``.
+
+        Files land at their path relative to ``prefix``. Content already in the local cache
+        (by SHA-256) is not transferred again; every transferred file is checked.
+        """
+        r = AssetRef.coerce(ref)
+        at = r.path.at(self.resolve(r))  # one commit throughout, even if the branch moves
+        base = prefix if not prefix or prefix.endswith("/") else prefix + "/"
+        plan: list[tuple[RemoteObject, Path]] = []
+        for o in self.list_objects(at, prefix=prefix):
+            if prefix and o.path != prefix and not o.path.startswith(base):
+                continue
+            rel = o.path.rsplit("/", 1)[-1] if o.path == prefix else o.path[len(base):]
+            # refuse '..' and absolute paths coming from the server
+            plan.append((RemoteObject(o.path, o.size, o.checksum, o.sha256),
+                         Path(dest) / validate_object_path(rel)))
+        if prefix and not plan:
+            raise errors.ObjectNotFoundError(str(r), prefix)
+        missing = {o.cache_key: o for o, _ in plan if not self.cache.has(o)}
+        total = sum(o.size for o in missing.values())
+        with _progress(progress, f"download {r}", total) as advance:
+            run_parallel((functools.partial(self._fetch, at, o, advance)
+                          for o in missing.values()), self.max_workers)
+        for obj, target in plan:
+            blob = self.cache.blob_path(obj)
+            with suppress(FileNotFoundError):
+                if os.path.samefile(target, blob):
+                    continue
+            place(blob, target)
+        return DownloadResult(at.ref, len(plan), sum(o.size for o, _ in plan), total)
+
+    def _fetch(self, at: AssetRef, obj: RemoteObject, advance: Advance) -> None:
+        tmp, sha, size = self.cache.temp_file(), hashlib.sha256(), 0
+        url = f"{_asset_url(at.path)}/files/{quote(obj.path, safe='/')}"
+        try:
+            with open(tmp, "wb") as out, self._stream("GET", url, params={"ref": at.ref}) as resp:
+                for chunk in resp.iter_bytes(_CHUNK):
+                    out.write(chunk)
+                    sha.update(chunk)
+                    size += len(chunk)
+                    advance(len(chunk))
+            if size != obj.size or (obj.sha256 and sha.hexdigest() != obj.sha256):
+                raise errors.TransferError(
+                    f"download of {obj.path} failed verification (size {size}/{obj.size}, "
+                    f"sha256 {sha.hexdigest()} != {obj.sha256})", path=obj.path)
+            self.cache.commit_blob(tmp, obj)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def create_commit(self, ref: AssetLike, operations: Iterable[AddFile | DeleteFile], *,
+                      message: str, metadata: Mapping[str, str] | None = None,
+                      parent_commit: str | None = None, progress: bool = False) -> CommitInfo:
+        """Apply file operations to a branch as one commit: all of them, or none.
+
+        ``AddFile(local, path)`` with a directory adds every file under it below ``path``.
+        ``parent_commit`` makes the commit fail if the branch has moved past that commit.
+        """
+        r = AssetRef.coerce(ref)
+        adds: dict[str, Path] = {}
+        deletes: list[str] = []
+        for op in operations:
+            if isinstance(op, DeleteFile):
+                deletes.append(validate_object_path(op.path))
+                continue
+            for local, remote in _local_files(Path(op.local), op.path):
+                if adds.setdefault(validate_object_path(remote), local) != local:
+                    raise errors.InvalidReferenceError(
+                        f"both {adds[remote]} and {local} would be uploaded to {remote!r}",
+                        part="object path", value=remote)
+        upload_id = self._call("POST", f"{_asset_url(r.path)}/uploads",
+                               json={"branch": r.ref})["upload_id"]
+        try:
+            total = sum(p.stat().st_size for p in adds.values())
+            with _progress(progress, f"upload {r}", total) as advance:
+                run_parallel((functools.partial(self._put, upload_id, remote, local, advance)
+                              for remote, local in adds.items()), self.max_workers)
+            data = self._call("POST", f"/uploads/{upload_id}/commit", json={
+                "message": message, "metadata": dict(metadata or {}), "delete": deletes,
+                "parent_commit": parent_commit})
+        except BaseException:
+            with suppress(errors.AssetHubError):
+                self._call("DELETE", f"/uploads/{upload_id}")
+            raise
+        return _load(CommitInfo, data)
+
+    def _put(self, upload_id: str, remote: str, local: Path, advance: Advance) -> None:
+        size = local.stat().st_size
+        got = self._call("PUT", f"/uploads/{upload_id}/files/{quote(remote, safe='/')}",
+                         content=_chunks(local, advance), headers={"Content-Length": str(size),
+                                                    "Content-Type": "application/octet-stream"})
+        if got.get("size") != size:
+            raise errors.TransferError(f"upload of {local} is incomplete: the server has "
+                                       f"{got.get('size')} of {size} bytes", path=str(local))
+
+    def upload(self, ref: AssetLike, local: Path | str, *, path: str = "",
+               message: str | None = None, metadata: Mapping[str, str] | None = None,
+               delete: Iterable[str] = (), parent_commit: str | None = None,
+               progress: bool = False) -> CommitInfo:
+        """Commit a local file (at ``path``, default its name) or a directory's files (under
+        ``path``, default the root) to a branch, deleting ``delete`` in the same commit."""
+        local = Path(local)
+        ops: list[AddFile | DeleteFile] = [AddFile(local, path), *(DeleteFile(d) for d in delete)]
+        return self.create_commit(ref, ops, message=message or f"Upload {local.name}",
+                                  metadata=metadata, parent_commit=parent_commit, progress=progress)
+
+    def import_archive(self, dataset: AssetLike, archive: Path | str, *,
+                       message: str = "") -> ImportResult:
+        """Import a zip archive into a dataset's ``main``, after the server checks its layout."""
+        archive = Path(archive)
+        data = self._call("POST", f"{_asset_url(_path(dataset))}/import", params={"message": message},
+                          content=_chunks(archive), timeout=httpx.Timeout(self.timeout, read=None),
+                          headers={"Content-Length": str(archive.stat().st_size),
+                                   "Content-Type": "application/zip"})
+        return ImportResult(_load(CommitInfo, data["commit"]), _load(DatasetSummary, data["summary"]))

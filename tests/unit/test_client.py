@@ -1,0 +1,345 @@
+"""The client against a fake server (httpx.MockTransport): error mapping, the token, typed results,
+streamed uploads that abort on failure, and the download cache. No network."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from assethub import errors
+from assethub.client import Client, CreatedToken
+from assethub.refs import AssetPath
+from assethub.service import AssetView, DatasetMeta, TokenView
+
+SECRET = "ah_super-secret-token-value"
+URL = "http://hub.test"
+A = "alice/model/vision/resnet"
+T0 = "2024-05-01T12:00:00+00:00"
+
+Handler = Callable[[httpx.Request], httpx.Response]
+
+
+def client(handler: Handler, tmp_path: Path, token: str | None = SECRET) -> Client:
+    return Client(URL, token, transport=httpx.MockTransport(handler), cache_dir=tmp_path / "cache")
+
+
+def error(status: int, type_: str, message: str, **fields: Any) -> Handler:
+    return lambda request: httpx.Response(
+        status, json={"error": {"type": type_, "message": message, **fields}})
+
+
+# -- errors -----------------------------------------------------------------------------------
+CASES: list[tuple[int, str, dict[str, Any], type[Exception], type[Exception], dict[str, Any]]] = [
+    (400, "InvalidReferenceError", {"part": "branch", "value": "-x"}, errors.InvalidReferenceError,
+     ValueError, {"part": "branch", "value": "-x"}),
+    (404, "NotFoundError", {"what": "folder", "name": "a/model/f"}, errors.NotFoundError,
+     LookupError, {"what": "folder", "name": "a/model/f"}),
+    (404, "AssetNotFoundError", {"what": "asset", "name": A, "path": A}, errors.AssetNotFoundError,
+     LookupError, {"path": A}),
+    (404, "RefNotFoundError", {"ref": "nope"}, errors.RefNotFoundError, LookupError, {"ref": "nope"}),
+    (404, "ObjectNotFoundError", {"ref": f"{A}:main", "path": "x.bin"}, errors.ObjectNotFoundError,
+     FileNotFoundError, {"ref": f"{A}:main", "path": "x.bin"}),
+    (409, "AlreadyExistsError", {"what": "tag", "name": "v1"}, errors.AlreadyExistsError,
+     FileExistsError, {"what": "tag", "name": "v1"}),
+    (409, "NotAllowedError", {"reason": "main is protected"}, errors.NotAllowedError,
+     PermissionError, {"reason": "main is protected"}),
+    (401, "AuthenticationError", {}, errors.AuthenticationError, PermissionError, {}),
+    (403, "ForbiddenError", {"needed": "edit"}, errors.ForbiddenError, PermissionError,
+     {"needed": "edit"}),
+    (400, "InvalidDatasetError", {"reason": "empty class folder(s)", "path": "cat"},
+     errors.InvalidDatasetError, ValueError, {"reason": "empty class folder(s)", "path": "cat"}),
+    (413, "PayloadTooLargeError", {}, errors.PayloadTooLargeError, ValueError, {}),
+    (409, "MergeConflictError", {"paths": ["a.txt", "b.txt"], "source": "dev", "dest": "main"},
+     errors.MergeConflictError, errors.AssetHubError,
+     {"paths": ["a.txt", "b.txt"], "source": "dev", "dest": "main"}),
+    (412, "ConcurrentUpdateError", {"ref": "main", "expected": "a" * 64, "actual": "b" * 64},
+     errors.ConcurrentUpdateError, errors.AssetHubError,
+     {"ref": "main", "expected": "a" * 64, "actual": "b" * 64}),
+    (409, "NothingToCommitError", {"ref": f"{A}:main"}, errors.NothingToCommitError, ValueError,
+     {"ref": f"{A}:main"}),
+    (502, "TransferError", {"path": "x.bin"}, errors.TransferError, OSError, {"path": "x.bin"}),
+    (503, "StorageUnavailableError", {}, errors.StorageUnavailableError, ConnectionError, {}),
+]
+
+
+@pytest.mark.parametrize(("status", "type_", "fields", "cls", "builtin", "attrs"), CASES,
+                         ids=[c[1] for c in CASES])
+def test_each_error_type_becomes_its_exception_with_fields_and_message(
+        tmp_path: Path, status: int, type_: str, fields: dict[str, Any], cls: type[Exception],
+        builtin: type[Exception], attrs: dict[str, Any]) -> None:
+    message = f"the server's own words about {type_}"
+    hub = client(error(status, type_, message, **fields), tmp_path)
+    with pytest.raises(cls) as caught:
+        hub.get_asset(A)
+    assert type(caught.value) is cls
+    assert isinstance(caught.value, builtin)
+    assert str(caught.value) == message
+    for name, value in attrs.items():
+        assert getattr(caught.value, name) == value
+
+
+@pytest.mark.parametrize(("status", "body", "cls"), [
+    (401, "Unauthorized", errors.AuthenticationError),
+    (403, "<html>Forbidden by proxy</html>", errors.ForbiddenError),
+    (413, "Request Entity Too Large", errors.PayloadTooLargeError),
+    (502, "<html>Bad Gateway</html>", errors.AssetHubError),
+    (404, '{"detail": "Not Found"}', errors.AssetHubError),
+])
+def test_bodies_without_a_known_type_fall_back_on_the_status(
+        tmp_path: Path, status: int, body: str, cls: type[Exception]) -> None:
+    hub = client(lambda r: httpx.Response(status, text=body), tmp_path)
+    with pytest.raises(cls) as caught:
+        hub.whoami()
+    assert type(caught.value) is cls
+    assert f"HTTP {status}" in str(caught.value)
+
+
+def test_internal_and_validation_errors(tmp_path: Path) -> None:
+    hub = client(error(500, "InternalError", "internal server error; see the server log"), tmp_path)
+    with pytest.raises(errors.AssetHubError) as caught:
+        hub.whoami()
+    assert type(caught.value) is errors.AssetHubError
+    assert "see the server log" in str(caught.value)
+    hub = client(error(422, "RequestValidationError", "invalid request: body.name: too long"),
+                 tmp_path)
+    with pytest.raises(errors.InvalidReferenceError, match=r"body\.name: too long"):
+        hub.create_user("x" * 100)
+
+
+def test_an_unreachable_server_names_the_url_and_what_to_do(tmp_path: Path) -> None:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("[Errno 111] Connection refused", request=request)
+
+    with pytest.raises(errors.StorageUnavailableError) as caught:
+        client(refuse, tmp_path).whoami()
+    assert URL in str(caught.value)
+    assert "assethub up" in str(caught.value)
+    assert SECRET not in str(caught.value)
+
+
+# -- the token ------------------------------------------------------------------------------------
+def test_the_token_is_sent_as_a_bearer_header_and_never_shown(tmp_path: Path) -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(401, json={"error": {"type": "AuthenticationError",
+                                                   "message": "unknown API token"}})
+
+    hub = client(handler, tmp_path)
+    with pytest.raises(errors.AuthenticationError) as caught:
+        hub.whoami()
+    assert seen[0].headers["authorization"] == f"Bearer {SECRET}"
+    assert SECRET not in repr(hub) and SECRET not in str(hub)
+    assert SECRET not in str(caught.value) and SECRET not in repr(caught.value)
+    assert "***" in repr(hub)
+
+    anonymous = client(handler, tmp_path, token="")
+    with pytest.raises(errors.AuthenticationError):
+        anonymous.whoami()
+    assert "authorization" not in seen[1].headers
+
+
+def test_settings_come_from_the_environment_when_not_given(monkeypatch: pytest.MonkeyPatch,
+                                                           tmp_path: Path) -> None:
+    monkeypatch.setenv("ASSETHUB_CONFIG", str(tmp_path / "none.json"))
+    monkeypatch.setenv("ASSETHUB_URL", "http://from-env:1234/")
+    monkeypatch.setenv("ASSETHUB_TOKEN", SECRET)
+    hub = Client()
+    assert hub.url == "http://from-env:1234"
+    assert SECRET not in repr(hub)
+
+
+def test_the_saved_token_only_goes_to_the_saved_server(monkeypatch: pytest.MonkeyPatch,
+                                                      tmp_path: Path) -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={"role": "view"})
+
+    monkeypatch.delenv("ASSETHUB_URL", raising=False)
+    monkeypatch.delenv("ASSETHUB_TOKEN", raising=False)
+    monkeypatch.setenv("ASSETHUB_CONFIG", str(tmp_path / "config.json"))
+    (tmp_path / "config.json").write_text(json.dumps({"url": URL, "token": SECRET}))
+    for url in (None, URL, "http://elsewhere.test"):
+        Client(url, transport=httpx.MockTransport(handler)).role(A)
+    assert [r.headers.get("authorization") for r in seen] == [f"Bearer {SECRET}"] * 2 + [None]
+
+
+def test_a_new_token_keeps_its_secret_out_of_repr(tmp_path: Path) -> None:
+    row = {"id": 7, "user": "bob", "name": "ci", "prefix": SECRET[:10], "created_at": T0,
+           "expires_at": None, "revoked_at": None, "last_used_at": None}
+    hub = client(lambda r: httpx.Response(201, json={**row, "token": SECRET}), tmp_path)
+    new = hub.create_token("bob", name="ci")
+    assert isinstance(new, CreatedToken) and isinstance(new.token, TokenView)
+    assert new.secret == SECRET and new.token.id == 7
+    assert SECRET not in repr(new)
+
+
+# -- results and requests -----------------------------------------------------------------------
+ASSET_JSON = {
+    "path": "alice/dataset/digits/my digits", "repository": "r1", "description": "d",
+    "labels": ["cv", "small"], "readme": "", "created_at": T0, "created_by": "alice",
+    "updated_at": T0, "your_role": "owner",
+    "dataset": {"task_type": "image_classification", "data_format": "dir", "split_mode": None,
+                "split_ratio": None, "test_set_path": None},
+    "preset": False, "published": [["v1", "c" * 64]],
+}
+
+
+def test_results_are_typed_dataclasses(tmp_path: Path) -> None:
+    hub = client(lambda r: httpx.Response(200, json=ASSET_JSON), tmp_path)
+    a = hub.get_asset("alice/dataset/digits/my digits")
+    assert isinstance(a, AssetView)
+    assert a.path == AssetPath.parse("alice/dataset/digits/my digits")
+    assert a.created_at == datetime.fromisoformat(T0)
+    assert a.labels == ("cv", "small")
+    assert a.dataset == DatasetMeta("image_classification", "dir")
+    assert a.published == (("v1", "c" * 64),)
+
+
+def test_names_are_quoted_in_urls_and_refs_go_in_the_query(tmp_path: Path) -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json=[])
+
+    hub = client(handler, tmp_path)
+    hub.log("alice/model/my models/net #1 100%:dev~2", limit=5)
+    assert seen[0].url.raw_path.decode() == (
+        "/api/v1/assets/alice/model/my%20models/net%20%231%20100%25/log?ref=dev~2&limit=5")
+    hub.list_objects("alice/model/f/n:main")  # prefix "" is sent, None values are not
+    assert dict(seen[1].url.params) == {"ref": "main", "prefix": ""}
+
+
+def test_input_is_checked_before_any_request(tmp_path: Path) -> None:
+    hub = client(lambda r: pytest.fail("no request expected"), tmp_path)
+    with pytest.raises(errors.InvalidReferenceError):
+        hub.get_asset("alice/notakind/f/n")
+    with pytest.raises(errors.InvalidReferenceError):
+        hub.log("alice/model/f/n:bad ref")
+    with pytest.raises(errors.InvalidReferenceError):
+        hub.share("alice/model/f", role="view", user="bob", everyone=True)
+    with pytest.raises(errors.InvalidReferenceError):
+        hub.diff("alice/model/f/n:main", "alice/model/f/other:main")
+
+
+# -- uploads ---------------------------------------------------------------------------------------
+COMMIT_JSON = {"id": "c" * 64, "message": "m", "committer": "admin", "created": T0,
+               "parents": ["p" * 64], "metadata": {"author": "alice"}}
+
+
+class FakeUploads:
+    """The upload endpoints, failing the PUT of ``fail_on`` if set."""
+
+    def __init__(self, fail_on: str | None = None) -> None:
+        self.fail_on = fail_on
+        self.files: dict[str, bytes] = {}
+        self.commit: dict[str, Any] | None = None
+        self.aborted = False
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        if request.method == "POST" and path.endswith("/uploads"):
+            assert json.loads(request.content) == {"branch": "dev"}
+            return httpx.Response(201, json={"upload_id": "u1"})
+        if request.method == "PUT":
+            name = path.split("/api/v1/uploads/u1/files/", 1)[1]
+            assert "content-length" in request.headers
+            if name == self.fail_on:
+                return httpx.Response(502, json={"error": {"type": "TransferError",
+                                                           "message": "disk full", "path": name}})
+            self.files[name] = request.read()
+            return httpx.Response(200, json={"path": name, "size": len(self.files[name])})
+        if path.endswith("/uploads/u1/commit"):
+            self.commit = json.loads(request.content)
+            return httpx.Response(200, json=COMMIT_JSON)
+        if request.method == "DELETE" and path.endswith("/uploads/u1"):
+            self.aborted = True
+            return httpx.Response(204)
+        raise AssertionError(f"unexpected {request.method} {path}")
+
+
+def tree(root: Path) -> Path:
+    (root / "sub").mkdir(parents=True)
+    (root / "a.txt").write_bytes(b"alpha")
+    (root / "sub" / "b.bin").write_bytes(bytes(range(256)) * 5000)
+    return root
+
+
+def test_upload_puts_each_file_then_commits_once(tmp_path: Path) -> None:
+    fake = FakeUploads()
+    src = tree(tmp_path / "src")
+    c = client(fake, tmp_path).upload(f"{A}:dev", src, path="weights", message="m",
+                                      delete=["old.txt"], parent_commit="p" * 64)
+    assert c.id == "c" * 64 and c.created == datetime.fromisoformat(T0)
+    assert fake.files == {"weights/a.txt": b"alpha", "weights/sub/b.bin": bytes(range(256)) * 5000}
+    assert fake.commit == {"message": "m", "metadata": {}, "delete": ["old.txt"],
+                           "parent_commit": "p" * 64}
+    assert not fake.aborted
+
+
+def test_a_failed_file_aborts_the_upload_and_commits_nothing(tmp_path: Path) -> None:
+    fake = FakeUploads(fail_on="sub/b.bin")
+    with pytest.raises(errors.TransferError, match="disk full"):
+        client(fake, tmp_path).upload(f"{A}:dev", tree(tmp_path / "src"))
+    assert fake.commit is None
+    assert fake.aborted
+
+
+def test_a_missing_local_file_fails_before_the_upload_starts(tmp_path: Path) -> None:
+    hub = client(lambda r: pytest.fail("no request expected"), tmp_path)
+    with pytest.raises(FileNotFoundError):
+        hub.upload(f"{A}:dev", tmp_path / "missing.bin")
+
+
+# -- downloads -------------------------------------------------------------------------------------
+class FakeFiles:
+    def __init__(self, files: dict[str, bytes], *, corrupt: bool = False) -> None:
+        self.files, self.corrupt, self.gets = files, corrupt, 0
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        if path.endswith("/commit"):
+            return httpx.Response(200, json={**COMMIT_JSON, "id": "d" * 64})
+        if path.endswith("/objects"):
+            assert request.url.params["ref"] == "d" * 64  # the resolved commit, not the branch
+            return httpx.Response(200, json=[
+                {"path": p, "size": len(b), "checksum": "etag", "modified": T0,
+                 "sha256": hashlib.sha256(b).hexdigest(), "content_type": None}
+                for p, b in self.files.items()])
+        if "/files/" in path:
+            self.gets += 1
+            body = self.files[path.split("/files/", 1)[1]]
+            return httpx.Response(200, content=body[::-1] if self.corrupt else body)
+        raise AssertionError(f"unexpected {request.method} {path}")
+
+
+def test_a_second_download_transfers_nothing(tmp_path: Path) -> None:
+    fake = FakeFiles({"a.txt": b"alpha", "d/b.bin": b"\x00\x01" * 10_000})
+    hub = client(fake, tmp_path)
+    first = hub.download(f"{A}:main", tmp_path / "one")
+    assert (first.files, first.bytes_total, first.bytes_transferred) == (2, 20_005, 20_005)
+    assert first.commit_id == "d" * 64
+    second = hub.download(f"{A}:main", tmp_path / "two")
+    assert second.bytes_transferred == 0 and fake.gets == 2
+    assert (tmp_path / "two" / "d" / "b.bin").read_bytes() == b"\x00\x01" * 10_000
+    only = hub.download(f"{A}:main", tmp_path / "three", prefix="d")
+    assert only.files == 1 and (tmp_path / "three" / "b.bin").exists()
+
+
+def test_a_corrupted_download_is_refused_and_not_cached(tmp_path: Path) -> None:
+    hub = client(FakeFiles({"a.txt": b"alpha"}, corrupt=True), tmp_path)
+    with pytest.raises(errors.TransferError, match="failed verification"):
+        hub.download(f"{A}:main", tmp_path / "out")
+    assert not (tmp_path / "out" / "a.txt").exists()
+    assert not [p for p in (tmp_path / "cache").rglob("*") if p.is_file()]
