@@ -14,12 +14,10 @@ exit code from :data:`EXIT_CODES`: 2 bad input, 3 not found, 4 not signed in, 5 
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -32,8 +30,9 @@ from rich.text import Text
 from typer.core import TyperGroup
 
 from assethub import config, errors
+from assethub._json import jsonable as _plain
 from assethub.client import AddFile, Client, DeleteFile
-from assethub.refs import AssetPath, AssetRef, FolderPath
+from assethub.refs import FolderPath
 from assethub.service import DatasetMeta
 
 # -- errors: one table from exception classes to exit codes and hints ---------------------------
@@ -100,23 +99,6 @@ LimitOpt = Annotated[int, typer.Option("--limit", "-n", min=1)]
 # -- rendering ----------------------------------------------------------------------------------
 def _hub() -> Client:
     return Client()
-
-
-def _plain(value: Any) -> Any:
-    """JSON-ready data for the client's dataclasses (paths and refs as their strings)."""
-    if isinstance(value, AssetPath | AssetRef | FolderPath | Path):
-        return str(value)
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, Enum):
-        return value.value
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
 
 
 def _when(t: datetime | None) -> str:

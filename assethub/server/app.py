@@ -7,13 +7,11 @@ lakeFS credentials never leave this process.
 """
 
 
-import dataclasses
 import logging
 import os
 import re
 import tempfile
 from datetime import datetime
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
@@ -25,7 +23,8 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from assethub import errors
-from assethub.refs import AssetPath, AssetRef, FolderPath
+from assethub._json import jsonable
+from assethub.refs import AssetPath, FolderPath
 from assethub.service import DatasetMeta, Hub, Principal
 
 API = "/api/v1"
@@ -67,25 +66,6 @@ def error_response(exc: Exception) -> JSONResponse:
             body[f] = getattr(exc, f)
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     return JSONResponse({"error": body}, status_code=status, headers=headers)
-
-
-def jsonable(value: Any) -> Any:
-    """Plain JSON for the service's dataclasses (paths and refs as their strings)."""
-    if isinstance(value, AssetPath | AssetRef | FolderPath):
-        return str(value)
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, Enum):
-        return value.value
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [jsonable(v) for v in value]
-    if isinstance(value, Path):
-        return str(value)
-    return value
 
 
 _RANGE = re.compile(r"bytes=(\d+)-(\d*)|bytes=-(\d+)")
