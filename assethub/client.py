@@ -64,7 +64,7 @@ API = "/api/v1"
 _CHUNK = 1024 * 1024
 # Files this large come as parallel byte ranges (one stream tops out well below the disk).
 _RANGED_FROM = 64 * _CHUNK
-_RANGE_PART = 16 * _CHUNK
+_RANGE_PART = 8 * _CHUNK  # memory in flight is bounded by workers x part size
 T = TypeVar("T")
 AssetLike = AssetPath | AssetRef | str
 Advance = Callable[[int], None]

@@ -67,3 +67,34 @@ def test_a_corrupted_upload_is_refused_and_changes_nothing(
     assert r.status_code == 400 and "corrupted" in r.json()["error"]["message"]
     httpx.delete(f"{base}/uploads/{up['upload_id']}", headers=h)
     assert c.resolve(f"{asset}:main") == head
+
+
+@pytest.mark.parametrize("ranged", [False, True], ids=["one-stream", "ranges"])
+def test_streaming_through_the_server_keeps_memory_flat(
+        owned: tuple[Client, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        ranged: bool) -> None:
+    """A 96 MiB file goes up and down through the (in-process) server with a bounded peak."""
+    import tracemalloc
+
+    c, asset = owned
+    if not ranged:
+        monkeypatch.setattr(client_module, "_RANGED_FROM", 2**62)
+    else:  # what is in flight is bounded by parallel parts, whatever the file's size
+        monkeypatch.setattr(client_module, "_RANGE_PART", 4 * 1024 * 1024)
+    size = 96 * 1024 * 1024
+    with open(tmp_path / "big.bin", "wb") as f:
+        for _ in range(size // (4 * 1024 * 1024)):
+            f.write(os.urandom(4 * 1024 * 1024))
+    tracemalloc.start()
+    try:
+        c.upload(f"{asset}:main", tmp_path / "big.bin", message="big")
+        _, up_peak = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        c.download(f"{asset}:main", tmp_path / "out", prefix="big.bin")
+        _, down_peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert (tmp_path / "out" / "big.bin").stat().st_size == size
+    # client and server together hold a few chunks at a time, never the file
+    assert up_peak < size / 4, f"upload peak {up_peak / 2**20:.0f} MiB"
+    assert down_peak < size / 4, f"download peak {down_peak / 2**20:.0f} MiB"
