@@ -967,6 +967,20 @@ class Hub:
                     metadata={"author": who.name or "", "format": data_format})
                 return commit, summary
 
+    def cleanup_stale_writes(self, *, older_than: float = 6 * 3600) -> int:
+        """Drop temporary write branches of every asset left by writers that died."""
+        with self.catalog.session() as s:
+            assets = [(AssetPath(a.folder.owner, AssetKind(a.folder.kind), a.folder.name, a.name),
+                       a.repository) for a in s.scalars(select(Asset))]
+        removed = 0
+        for path, repo in assets:
+            self.storage.bind(path, repo)
+            try:
+                removed += len(self.storage.cleanup_transactions(path, older_than=older_than))
+            except AssetHubError:
+                continue  # one unreachable asset does not stop the sweep
+        return removed
+
     # -- audit log ---------------------------------------------------------------------------
     def audit(self, who: Principal, *, actor: str | None = None, action: str | None = None,
               target: str | None = None, since: datetime | None = None,

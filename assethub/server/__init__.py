@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,5 +71,7 @@ def serve(settings: ServerSettings | None = None) -> None:
         token_file.write_text(secret)
         token_file.chmod(0o600)
         print(f"created admin user {settings.admin!r}; its token is in {token_file}", flush=True)
+    # Writers killed mid-upload leave hidden branches behind; sweep old ones once at start.
+    threading.Thread(target=hub.cleanup_stale_writes, daemon=True, name="cleanup").start()
     uvicorn.run(create_app(hub), host=settings.host, port=settings.port, log_level="warning",
                 access_log=False)

@@ -120,6 +120,17 @@ def test_folders_assets_shares_and_cascading_delete(hub: Hub, catalog: Catalog) 
     assert not hub.storage.asset_exists(f"{owner}/dataset/images/digits-v2")
 
 
+def test_stale_writes_are_swept(hub: Hub) -> None:
+    admin = hub.authenticate(hub.ensure_admin("root"))
+    hub.create_folder(admin, "root/model/sweep")
+    hub.create_asset(admin, "root/model/sweep/net")
+    hub.start_upload(admin, "root/model/sweep/net:main")  # a writer that never comes back
+    assert len(hub.storage.transaction_branches("root/model/sweep/net")) == 1
+    assert hub.cleanup_stale_writes() == 0  # young: it may still be writing
+    assert hub.cleanup_stale_writes(older_than=0) == 1
+    assert hub.storage.transaction_branches("root/model/sweep/net") == []
+
+
 def test_audit_log_records_outcomes(hub: Hub) -> None:
     admin = hub.authenticate(hub.ensure_admin("root"))
     hub.create_user(admin, "eve")
