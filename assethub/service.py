@@ -17,6 +17,7 @@ import hashlib
 import json
 import secrets
 import tempfile
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import contextmanager
@@ -79,6 +80,7 @@ _ROLE_OF_RANK = {v: k for k, v in _RANK.items()}
 SUBJECT_TYPES = ("user", "group", "everyone")
 SPLIT_MODES = ("ratio", "test_set")
 _TOKEN_TOUCH = timedelta(minutes=1)
+_PRINCIPAL_TTL = 5.0  # seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,6 +232,7 @@ class Hub:
         self.catalog = catalog
         self.storage = storage
         self.limits = limits or Limits()
+        self._principals: dict[str, tuple[float, Principal]] = {}
         self.uploads_dir = work_dir / "uploads"
         self.uploads_dir.mkdir(parents=True, exist_ok=True)
         self.tmp_dir = work_dir / "tmp"
@@ -252,13 +255,32 @@ class Hub:
         except Exception as exc:
             self._record(who, action, target, "error", f"{type(exc).__name__}: {exc}")
             raise
+        if action.startswith(("user.", "group.", "token.")):
+            self._principals.clear()  # who is who may have changed: look tokens up afresh
         self._record(who, action, target, "ok")
 
     # -- identity ----------------------------------------------------------------------------
     def authenticate(self, secret: str | None) -> Principal:
-        """The caller behind an API token; no token means anonymous."""
+        """The caller behind an API token; no token means anonymous.
+
+        A result is reused for a few seconds (every request carries the token); any change to
+        tokens, users or groups made through this Hub forgets them at once.
+        """
         if not secret:
             return ANONYMOUS
+        key = _hash_token(secret)
+        hit = self._principals.get(key)
+        if hit is not None and hit[0] > time.monotonic():
+            return hit[1]
+        principal, expires = self._authenticate(secret)
+        ttl = _PRINCIPAL_TTL if expires is None else min(
+            _PRINCIPAL_TTL, (expires - datetime.now(UTC)).total_seconds())
+        if len(self._principals) > 10_000:
+            self._principals.clear()
+        self._principals[key] = (time.monotonic() + ttl, principal)
+        return principal
+
+    def _authenticate(self, secret: str) -> tuple[Principal, datetime | None]:
         now = datetime.now(UTC)
         with self.catalog.session() as s:
             token = s.scalar(select(ApiToken).where(ApiToken.token_hash == _hash_token(secret)))
@@ -278,7 +300,7 @@ class Hub:
             groups = s.scalars(
                 select(Group.name).join(Membership).where(Membership.user_id == user.id)
             ).all()
-            return Principal(user.name, user.is_admin, frozenset(groups))
+            return Principal(user.name, user.is_admin, frozenset(groups)), expires
 
     def _require_user(self, who: Principal) -> str:
         if who.name is None:
