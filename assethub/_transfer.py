@@ -53,16 +53,6 @@ _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 Progress = Callable[[int], None]
 
 
-def file_digests(path: Path) -> tuple[str, str]:
-    """(sha256 hex, md5 hex) of a file, read once."""
-    sha, md5 = hashlib.sha256(), hashlib.md5(usedforsecurity=False)
-    with open(path, "rb") as f:
-        while chunk := f.read(_READ_CHUNK):
-            sha.update(chunk)
-            md5.update(chunk)
-    return sha.hexdigest(), md5.hexdigest()
-
-
 def file_sha256(path: Path) -> str:
     sha = hashlib.sha256()
     with open(path, "rb") as f:

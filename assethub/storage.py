@@ -58,7 +58,6 @@ from assethub.errors import (
 )
 from assethub.refs import (
     DEFAULT_BRANCH,
-    AssetKind,
     AssetPath,
     AssetRef,
     validate_branch_name,
@@ -679,24 +678,6 @@ class Storage:
         return ObjectInfo(o.path, int(o.size_bytes or 0), o.checksum, _sha256_of(o.metadata),
                           _ts(o.mtime), o.content_type)
 
-    def cached_file(self, ref: AssetRef | str, path: str) -> tuple[ObjectInfo, Path]:
-        """One file of a version in the local cache (fetched once), for serving or reading."""
-        r = AssetRef.coerce(ref)
-        validate_object_path(path)
-        repo = self.repository(r.path)
-        commit = self.resolve(r)
-        info = self.stat(r.path.at(commit), path)
-        obj = RemoteObject(info.path, info.size, info.checksum, info.sha256)
-        if not self.cache.has(obj):
-            tmp = self.cache.temp_file()
-            try:
-                with self._translate(asset=r.path, ref=str(r), what=f"object:{path}"):
-                    self._gateway.get_to_file(repo, f"{commit}/{path}", obj, tmp, None)
-                self.cache.commit_blob(tmp, obj)
-            finally:
-                tmp.unlink(missing_ok=True)
-        return info, self.cache.blob_path(obj)
-
     def read_bytes(self, ref: AssetRef | str, path: str) -> bytes:
         r = AssetRef.coerce(ref)
         validate_object_path(path)
@@ -1110,9 +1091,6 @@ class Storage:
         repo = self.repository(path)
         return [b.id for b in self._pages(lambda after: self._api.branches_api.list_branches(
             repo, prefix=TX_PREFIX, after=after, amount=_PAGE, show_hidden=True))]
-
-    def kind_of(self, asset: AssetPath | str) -> AssetKind:
-        return AssetPath.coerce(asset).kind
 
     def __repr__(self) -> str:  # never show credentials
         return f"Storage(endpoint={self.endpoint!r})"
