@@ -69,6 +69,7 @@ class RemoteObject:
     size: int
     checksum: str  # lakeFS's checksum (the ETag of the stored object)
     sha256: str | None  # from user metadata, when Asset Hub wrote the object
+    physical: str = ""  # where the blockstore keeps it (``local:///...`` on one machine)
 
     @property
     def cache_key(self) -> str:
@@ -77,11 +78,11 @@ class RemoteObject:
         return f"etag/{self.checksum[:2]}/{self.checksum}-{self.size}"
 
     def to_json(self) -> list[Any]:
-        return [self.path, self.size, self.checksum, self.sha256]
+        return [self.path, self.size, self.checksum, self.sha256, self.physical]
 
     @classmethod
     def from_json(cls, row: list[Any]) -> RemoteObject:
-        return cls(row[0], int(row[1]), row[2], row[3])
+        return cls(row[0], int(row[1]), row[2], row[3], row[4] if len(row) > 4 else "")
 
 
 class BlobCache:
@@ -130,6 +131,31 @@ class BlobCache:
         tmp = d / f".{commit}.{os.getpid()}.tmp"
         tmp.write_text(json.dumps([o.to_json() for o in objects]))
         os.replace(tmp, d / f"{commit}.json")
+
+
+def copy_local_blockstore(obj: RemoteObject, tmp: Path, progress: Progress | None) -> bool:
+    """Copy an object straight out of a local blockstore this process can read.
+
+    lakeFS's local blockstore offers no presigned URLs; on the machine that holds it, reading
+    its immutable file is the direct path (as a presigned GET is on S3). The copy is checked
+    against the object's size and SHA-256 like any download; False when not possible.
+    """
+    if not obj.sha256 or not obj.physical.startswith("local:///"):
+        return False
+    src = Path(obj.physical.removeprefix("local://"))
+    try:
+        if src.stat().st_size != obj.size:
+            return False
+        sha = hashlib.sha256()
+        with open(src, "rb") as fin, open(tmp, "wb") as fout:
+            while chunk := fin.read(_READ_CHUNK):
+                sha.update(chunk)
+                fout.write(chunk)
+                if progress:
+                    progress(len(chunk))
+    except OSError:
+        return False
+    return sha.hexdigest() == obj.sha256
 
 
 def place(blob: Path, dest: Path) -> None:

@@ -38,7 +38,14 @@ from rich.progress import (
 )
 
 from assethub import _repo_names
-from assethub._transfer import BlobCache, RemoteObject, S3Gateway, place, run_parallel
+from assethub._transfer import (
+    BlobCache,
+    RemoteObject,
+    S3Gateway,
+    copy_local_blockstore,
+    place,
+    run_parallel,
+)
 from assethub.errors import (
     AlreadyExistsError,
     AssetHubError,
@@ -247,6 +254,7 @@ class Storage:
         namespace_root: str = "local://assethub",
         max_workers: int = 16,
         progress: bool = False,
+        direct_local: bool = True,
     ) -> None:
         self.endpoint = endpoint.rstrip("/")
         self._key = access_key_id
@@ -256,6 +264,8 @@ class Storage:
         self.namespace_root = namespace_root.rstrip("/")
         self.max_workers = max_workers
         self.progress = progress
+        # read a local blockstore's files directly when this process can (embedded stack)
+        self.direct_local = direct_local
         self._lock = threading.Lock()
         self._api_client: LakeFSClient | None = None
         self._s3: S3Gateway | None = None
@@ -653,7 +663,7 @@ class Storage:
             return cached
         objects = [
             RemoteObject(o["path"], int(o.get("size_bytes") or 0), o["checksum"],
-                         _sha256_of(o.get("metadata")))
+                         _sha256_of(o.get("metadata")), o.get("physical_address", ""))
             for o in self._objects(repo, commit)
         ]
         self.cache.save_listing(repo, commit, objects)  # a commit never changes
@@ -717,7 +727,8 @@ class Storage:
                 assert gateway is not None
                 tmp = self.cache.temp_file()
                 try:
-                    gateway.get_to_file(repo, f"{commit}/{o.path}", o, tmp, advance)
+                    if not (self.direct_local and copy_local_blockstore(o, tmp, advance)):
+                        gateway.get_to_file(repo, f"{commit}/{o.path}", o, tmp, advance)
                     self.cache.commit_blob(tmp, o)
                 finally:
                     tmp.unlink(missing_ok=True)
