@@ -16,6 +16,7 @@ ranges are written in place and hashed in order as they arrive, instead of boto3
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import json
@@ -156,6 +157,29 @@ def copy_local_blockstore(obj: RemoteObject, tmp: Path, progress: Progress | Non
     except OSError:
         return False
     return sha.hexdigest() == obj.sha256
+
+
+def place_all(pairs: Iterable[tuple[Path, Path]]) -> None:
+    """Put cached blobs at their destinations; files already there from the blob are kept.
+
+    A new file is one hard link (the common case, a few microseconds); an existing different
+    file is replaced atomically; across file systems blobs are copied.
+    """
+    made: set[Path] = set()
+    for blob, dest in pairs:
+        if dest.parent not in made:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            made.add(dest.parent)
+        try:
+            os.link(blob, dest)
+            continue
+        except FileExistsError:
+            with contextlib.suppress(FileNotFoundError):
+                if os.path.samefile(dest, blob):
+                    continue
+        except OSError:
+            pass
+        place(blob, dest)
 
 
 def place(blob: Path, dest: Path) -> None:

@@ -43,7 +43,7 @@ from rich.progress import (
 )
 
 from assethub import config, errors
-from assethub._transfer import BlobCache, RemoteObject, place, run_parallel
+from assethub._transfer import BlobCache, RemoteObject, place_all, run_parallel
 from assethub.dataset_formats import DatasetSummary
 from assethub.refs import AssetPath, AssetRef, FolderPath, validate_object_path
 from assethub.service import AssetView, AuditView, DatasetMeta, FolderView, ShareView, TokenView, UserView
@@ -539,12 +539,7 @@ class Client:
         with _progress(progress, f"download {r}", total) as advance:
             run_parallel((functools.partial(self._fetch, at, o, advance)
                           for o in missing.values()), self.max_workers)
-        for obj, target in plan:
-            blob = self.cache.blob_path(obj)
-            with suppress(FileNotFoundError):
-                if os.path.samefile(target, blob):
-                    continue
-            place(blob, target)
+        place_all((self.cache.blob_path(obj), target) for obj, target in plan)
         return DownloadResult(at.ref, len(plan), sum(o.size for o, _ in plan), total)
 
     def _fetch_ranges(self, url: str, at: AssetRef, obj: RemoteObject, tmp: Path,

@@ -43,7 +43,7 @@ from assethub._transfer import (
     RemoteObject,
     S3Gateway,
     copy_local_blockstore,
-    place,
+    place_all,
     run_parallel,
 )
 from assethub.errors import (
@@ -735,14 +735,7 @@ class Storage:
 
             with self._translate(asset=r.path, ref=str(r), what="download"):
                 run_parallel((partial(fetch, o) for o in missing.values()), self.max_workers)
-        for o, target in plan:
-            blob = self.cache.blob_path(o)
-            try:
-                if os.path.samefile(target, blob):
-                    continue
-            except FileNotFoundError:
-                pass
-            place(blob, target)
+        place_all((self.cache.blob_path(o), target) for o, target in plan)
         return DownloadResult(commit, len(plan), sum(o.size for o, _ in plan), total)
 
     # -- writing -----------------------------------------------------------------------------
