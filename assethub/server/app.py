@@ -52,8 +52,8 @@ _STATUS: list[tuple[type[Exception], int]] = [
     (errors.TransferError, 502),
     (errors.StorageUnavailableError, 503),
 ]
-_FIELDS = ("part", "value", "path", "ref", "what", "name", "needed", "paths", "expected",
-           "actual", "reason")
+_FIELDS = ("part", "value", "path", "ref", "what", "name", "needed", "paths", "source", "dest",
+           "expected", "actual", "reason")
 
 
 def error_response(exc: Exception) -> JSONResponse:

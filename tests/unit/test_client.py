@@ -343,3 +343,12 @@ def test_a_corrupted_download_is_refused_and_not_cached(tmp_path: Path) -> None:
         hub.download(f"{A}:main", tmp_path / "out")
     assert not (tmp_path / "out" / "a.txt").exists()
     assert not [p for p in (tmp_path / "cache").rglob("*") if p.is_file()]
+
+
+def test_the_package_exports_the_sdk() -> None:
+    import assethub
+    from assethub.client import Client as Direct
+
+    assert assethub.Client is Direct
+    assert sorted(assethub.__all__) == ["AddFile", "AssetPath", "AssetRef", "Client", "DeleteFile"]
+    assert all(getattr(assethub, n) is not None for n in assethub.__all__)
