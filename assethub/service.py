@@ -829,7 +829,8 @@ class Hub:
 
     def diff(self, who: Principal, left: AssetRef | str, right: AssetRef | str, *,
              prefix: str = "") -> list[DiffEntry]:
-        return self.storage.diff(self._ref(who, left, "view"), self._ref(who, right, "view"),
+        # one permission check: storage refuses two refs of different assets before any read
+        return self.storage.diff(self._ref(who, left, "view"), AssetRef.coerce(right),
                                  prefix=prefix)
 
     def list_branches(self, who: Principal, asset: AssetPath | str) -> list[BranchInfo]:
