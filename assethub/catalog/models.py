@@ -168,3 +168,90 @@ class AuditEvent(Base):
     target: Mapped[str] = mapped_column(String(1024), default="")
     outcome: Mapped[str] = mapped_column(String(16))  # ok | denied | error
     detail: Mapped[str] = mapped_column(Text, default="")
+
+
+class Run(Base):
+    """A job (train, continue-train, evaluate, merge, retrain) and what it produced.
+
+    Registered by the server before any work starts (that is where ``run`` and ``edit``
+    permissions are checked) and updated by the flow as it goes.
+    """
+
+    __tablename__ = "runs"
+    __table_args__ = (Index("ix_runs_model_created", "model_path", "created_at"),)
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))  # train | continue_train | evaluate | merge | retrain
+    # pending | running | completed | failed | crashed
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    model_path: Mapped[str] = mapped_column(String(512), index=True)
+    branch: Mapped[str] = mapped_column(String(256), default="")
+    base_ref: Mapped[str] = mapped_column(String(600), default="")  # model ref continued or evaluated
+    base_commit: Mapped[str] = mapped_column(String(64), default="")
+    dataset_ref: Mapped[str] = mapped_column(String(600), default="")
+    dataset_commit: Mapped[str] = mapped_column(String(64), default="")
+    code_url: Mapped[str] = mapped_column(String(2048), default="")
+    code_revision: Mapped[str] = mapped_column(String(256), default="")
+    code_subpath: Mapped[str] = mapped_column(String(1024), default="")
+    code_sha: Mapped[str] = mapped_column(String(64), default="")
+    command: Mapped[str] = mapped_column(Text, default="")
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    result_commit: Mapped[str] = mapped_column(String(64), default="")
+    mlflow_run_id: Mapped[str] = mapped_column(String(64), default="")
+    prefect_flow_run_id: Mapped[str] = mapped_column(String(64), default="")
+    error: Mapped[str] = mapped_column(Text, default="")
+    created_by: Mapped[str] = mapped_column(String(63), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class Evaluation(Base):
+    """Metrics of one model commit on one dataset commit (also stored in the model's files)."""
+
+    __tablename__ = "evaluations"
+    __table_args__ = (Index("ix_evaluations_model_commit", "model_path", "model_commit"),)
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    model_path: Mapped[str] = mapped_column(String(512))
+    model_commit: Mapped[str] = mapped_column(String(64))
+    dataset_ref: Mapped[str] = mapped_column(String(600))
+    dataset_commit: Mapped[str] = mapped_column(String(64))
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    run_id: Mapped[str] = mapped_column(String(32), default="")
+    created_by: Mapped[str] = mapped_column(String(63), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Follow(Base):
+    """A model that retrains when a dataset's ``main`` moves (and how)."""
+
+    __tablename__ = "follows"
+    __table_args__ = (UniqueConstraint("model_path", "dataset_path"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    model_path: Mapped[str] = mapped_column(String(512), index=True)
+    dataset_path: Mapped[str] = mapped_column(String(512), index=True)
+    # code_url, revision, subpath, metric, margin, params, schedule (cron) ...
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_by: Mapped[str] = mapped_column(String(63), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Service(Base):
+    """A model version served over HTTP."""
+
+    __tablename__ = "services"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(63), unique=True)
+    model_ref: Mapped[str] = mapped_column(String(600))
+    model_commit: Mapped[str] = mapped_column(String(64))
+    replicas: Mapped[int] = mapped_column(Integer, default=1)
+    host: Mapped[str] = mapped_column(String(255), default="127.0.0.1")
+    port: Mapped[int] = mapped_column(Integer, default=0)
+    state: Mapped[str] = mapped_column(String(16), default="starting")  # starting|running|stopped|failed
+    target: Mapped[str] = mapped_column(String(16), default="local")  # local | kubernetes
+    training_run: Mapped[str] = mapped_column(String(64), default="")  # MLflow run id behind the model
+    detail: Mapped[str] = mapped_column(Text, default="")
+    last_health_at: Mapped[datetime | None] = mapped_column(default=None)
+    last_health_ok: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_by: Mapped[str] = mapped_column(String(63), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
