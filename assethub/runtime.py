@@ -123,7 +123,7 @@ class JobContext:
                 return (value if isinstance(value, bool)  # type: ignore[return-value]
                         else str(value).strip().lower() in ("1", "true", "yes", "on"))
             if isinstance(default, int | float | str):
-                return type(default)(value)  # type: ignore[return-value]
+                return type(default)(value)
         except (TypeError, ValueError):
             raise ContractError(f"parameter {name}={value!r} is not a {type(default).__name__}") from None
         return value  # type: ignore[no-any-return]
