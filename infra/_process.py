@@ -1,0 +1,128 @@
+"""A background server process owned by the embedded stack: started once, found again by its
+pid file, health-checked over HTTP, stopped with SIGTERM (then SIGKILL)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+
+def home() -> Path:
+    return Path(os.environ.get("ASSETHUB_HOME", Path.home() / ".assethub")).expanduser()
+
+
+def log(name: str, message: str) -> None:
+    print(f"[{name}] {message}", file=sys.stderr, flush=True)
+
+
+def free_port(preferred: int) -> int:
+    for port in [preferred, *range(preferred + 1, preferred + 50)]:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise SystemExit(f"no free loopback port near {preferred}")
+
+
+@dataclass(frozen=True)
+class ManagedProcess:
+    """One server: ``name`` (its folder under the Asset Hub home), how to run it, where it is healthy."""
+
+    name: str
+    default_port: int
+    health_path: str
+
+    @property
+    def dir(self) -> Path:
+        return home() / self.name
+
+    def port(self) -> int:
+        """The port saved at first start (kept, so URLs stay valid across restarts)."""
+        state = self.dir / "state.json"
+        if state.exists():
+            return int(json.loads(state.read_text())["port"])
+        self.dir.mkdir(parents=True, exist_ok=True)
+        port = free_port(self.default_port)
+        state.write_text(json.dumps({"port": port}))
+        return port
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port()}"
+
+    def pid(self) -> int | None:
+        try:
+            pid = int((self.dir / "server.pid").read_text())
+            os.kill(pid, 0)
+        except (OSError, ValueError):
+            return None
+        return pid
+
+    def healthy(self) -> bool:
+        try:
+            return httpx.get(self.url + self.health_path, timeout=2).status_code < 300
+        except httpx.HTTPError:
+            return False
+
+    def start(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None,
+              timeout: float = 90) -> str:
+        """Start the server (unless it already runs) and wait until it is healthy; its URL."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        url = self.url
+        if self.pid() is not None and self.healthy():
+            return url
+        if self.pid() is None:
+            log(self.name, f"starting on {url} (data in {self.dir})")
+            with open(self.dir / "server.out", "ab") as out:
+                proc = subprocess.Popen(list(argv), stdout=out, stderr=subprocess.STDOUT,
+                                        stdin=subprocess.DEVNULL, cwd=self.dir,
+                                        env={**os.environ, **(env or {})},
+                                        start_new_session=True)  # outlives the shell that started it
+            (self.dir / "server.pid").write_text(str(proc.pid))
+        deadline = time.monotonic() + timeout
+        while not self.healthy():
+            if self.pid() is None:
+                tail = (self.dir / "server.out").read_text(errors="replace")[-3000:]
+                raise SystemExit(f"{self.name} exited while starting; last output:\n{tail}")
+            if time.monotonic() > deadline:
+                raise SystemExit(f"{self.name} did not become healthy within {timeout:.0f}s "
+                                 f"(log: {self.dir / 'server.out'})")
+            time.sleep(0.2)
+        return url
+
+    def stop(self, timeout: float = 30) -> bool:
+        """Stop the server and everything it started; False when none was running."""
+        pid = self.pid()
+        if pid is None:
+            return False
+        try:
+            os.killpg(pid, signal.SIGTERM)
+        except OSError:
+            os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while self.pid() is not None and time.monotonic() < deadline:
+            try:
+                if os.waitpid(pid, os.WNOHANG) != (0, 0):
+                    break
+            except ChildProcessError:
+                pass
+            time.sleep(0.1)
+        if self.pid() is not None:
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except OSError:
+                os.kill(pid, signal.SIGKILL)
+        (self.dir / "server.pid").unlink(missing_ok=True)
+        return True

@@ -1,0 +1,53 @@
+"""The MLflow tracking server of the embedded stack: SQLite for runs, a local folder for
+artifacts (proxied by the server, so clients need no filesystem access), on loopback.
+
+    python -m infra.mlflow start | stop | status
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from infra._process import ManagedProcess
+
+SERVER = ManagedProcess("mlflow", default_port=8781, health_path="/health")
+
+
+def start(timeout: float = 120) -> str:
+    """Start the tracking server (or find the running one); its URL."""
+    d = SERVER.dir
+    d.mkdir(parents=True, exist_ok=True)
+    argv = [sys.executable, "-m", "mlflow", "server",
+            "--backend-store-uri", f"sqlite:///{d / 'mlflow.db'}",
+            "--artifacts-destination", (d / "artifacts").as_uri(),
+            "--host", "127.0.0.1", "--port", str(SERVER.port()), "--workers", "1"]
+    return SERVER.start(argv, env={"MLFLOW_ENABLE_TELEMETRY": "false", "DO_NOT_TRACK": "1"},
+                        timeout=timeout)
+
+
+def stop() -> bool:
+    return SERVER.stop()
+
+
+def status() -> str | None:
+    return SERVER.url if SERVER.pid() is not None and SERVER.healthy() else None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m infra.mlflow", description=__doc__.split("\n")[0])
+    parser.add_argument("command", choices=["start", "stop", "status"])
+    args = parser.parse_args(argv)
+    if args.command == "start":
+        print(start())
+    elif args.command == "stop":
+        print("stopped" if stop() else "not running")
+    else:
+        url = status()
+        print(url or "not running")
+        return 0 if url else 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
