@@ -46,7 +46,18 @@ from assethub import config, errors
 from assethub._transfer import BlobCache, RemoteObject, place_all, run_parallel
 from assethub.dataset_formats import DatasetSummary
 from assethub.refs import AssetPath, AssetRef, FolderPath, validate_object_path
-from assethub.service import AssetView, AuditView, DatasetMeta, FolderView, ShareView, TokenView, UserView
+from assethub.service import (
+    AssetView,
+    AuditView,
+    DatasetMeta,
+    EvaluationView,
+    FolderView,
+    LineageView,
+    RunView,
+    ShareView,
+    TokenView,
+    UserView,
+)
 from assethub.storage import (
     AddFile,
     BranchInfo,
@@ -493,9 +504,11 @@ class Client:
         self._call("DELETE", f"{_asset_url(_path(asset))}/tags/{_q(name)}")
 
     def merge(self, asset: AssetLike, source: str, *, into: str = "main",
-              strategy: str | None = None, message: str | None = None) -> CommitInfo:
+              strategy: str | None = None, message: str | None = None,
+              metadata: Mapping[str, str] | None = None) -> CommitInfo:
         """Merge branch ``source`` into ``into``; on conflicts, ``strategy`` picks a side."""
-        body = {"source": source, "into": into, "strategy": strategy, "message": message}
+        body = {"source": source, "into": into, "strategy": strategy, "message": message,
+                "metadata": dict(metadata or {})}
         return _load(CommitInfo, self._call("POST", f"{_asset_url(_path(asset))}/merge", json=body))
 
     def publish(self, dataset: AssetLike, tag: str, *, ref: str = "main") -> TagInfo:
@@ -665,3 +678,46 @@ class Client:
                           headers={"Content-Length": str(archive.stat().st_size),
                                    "Content-Type": "application/zip"})
         return ImportResult(_load(CommitInfo, data["commit"]), _load(DatasetSummary, data["summary"]))
+
+    # -- jobs: runs, evaluations, lineage ----------------------------------------------------
+    def create_run(self, model: AssetLike, *, kind: str, branch: str = "", dataset: str = "",
+                   base: str = "", code_url: str = "", code_revision: str = "",
+                   code_subpath: str = "", command: str = "",
+                   params: Mapping[str, Any] | None = None) -> RunView:
+        """Register a job with the server, which checks every permission it needs first."""
+        body = {"kind": kind, "model": str(_path(model)), "branch": branch, "dataset": dataset,
+                "base": base, "code_url": code_url, "code_revision": code_revision,
+                "code_subpath": code_subpath, "command": command, "params": dict(params or {})}
+        return _load(RunView, self._call("POST", "/runs", json=body))
+
+    def update_run(self, run_id: str, **changes: Any) -> RunView:
+        return _load(RunView, self._call("PATCH", f"/runs/{_q(run_id)}", json=changes))
+
+    def get_run(self, run_id: str) -> RunView:
+        return _load(RunView, self._call("GET", f"/runs/{_q(run_id)}"))
+
+    def list_runs(self, model: AssetLike | None = None, *, state: str | None = None,
+                  kind: str | None = None, limit: int = 50) -> list[RunView]:
+        """Runs newest first: of ``model``, or (without one) those you started."""
+        params = {"model": str(_path(model)) if model else None, "state": state, "kind": kind,
+                  "limit": limit}
+        return _loads(RunView, self._call("GET", "/runs", params=params))
+
+    def add_evaluation(self, ref: AssetLike, *, dataset: str, metrics: Mapping[str, float],
+                       run_id: str = "", evaluation_id: str | None = None) -> EvaluationView:
+        """Record how the model version ``ref`` scored on the dataset version ``dataset``."""
+        r = AssetRef.coerce(ref)
+        body = {"ref": r.ref, "dataset": dataset, "metrics": dict(metrics), "run_id": run_id,
+                "id": evaluation_id}
+        return _load(EvaluationView, self._call("POST", f"{_asset_url(r.path)}/evaluations", json=body))
+
+    def list_evaluations(self, model: AssetLike, *, commit: str | None = None) -> list[EvaluationView]:
+        return _loads(EvaluationView, self._call("GET", f"{_asset_url(_path(model))}/evaluations",
+                                                 params={"commit": commit}))
+
+    def lineage(self, ref: AssetLike) -> LineageView:
+        """The model version at ``ref``: the job behind it (dataset, code, params, base model,
+        MLflow and Prefect runs) and its evaluations."""
+        r = AssetRef.coerce(ref)
+        return _load(LineageView, self._call("GET", f"{_asset_url(r.path)}/lineage",
+                                             params={"ref": r.ref}))

@@ -22,7 +22,11 @@ the fields a caller needs, not only a message::
     ├── NothingToCommitError (ValueError)      the change would not change the version
     ├── TransferError (OSError)                an upload/download failed or a checksum differed
     │   └── ChecksumMismatchError (ValueError) what arrived is not what the sender hashed
-    └── StorageUnavailableError (ConnectionError) lakeFS cannot be reached
+    ├── StorageUnavailableError (ConnectionError) lakeFS cannot be reached
+    └── JobError                               a train / evaluate / merge job cannot run
+        ├── CodeFetchError (LookupError)       repository URL, revision or subpath unusable; .url
+        ├── JobSpecError (ValueError)          no assethub.yaml / no command / bad params
+        └── JobFailedError                     the job's command failed; .exit_code, .tail
 """
 
 from __future__ import annotations
@@ -33,10 +37,14 @@ __all__ = [
     "AssetNotFoundError",
     "AuthenticationError",
     "ChecksumMismatchError",
+    "CodeFetchError",
     "ConcurrentUpdateError",
     "ForbiddenError",
     "InvalidDatasetError",
     "InvalidReferenceError",
+    "JobError",
+    "JobFailedError",
+    "JobSpecError",
     "MergeConflictError",
     "NotAllowedError",
     "NotFoundError",
@@ -172,3 +180,28 @@ class ChecksumMismatchError(TransferError, ValueError):
 
 class StorageUnavailableError(AssetHubError, ConnectionError):
     pass
+
+
+class JobError(AssetHubError):
+    """A job (train, continue-train, evaluate, merge) cannot run or did not succeed."""
+
+
+class CodeFetchError(JobError, LookupError):
+    """The training code's repository, revision or subpath cannot be used."""
+
+    def __init__(self, message: str, *, url: str = "") -> None:
+        super().__init__(message)
+        self.url = url
+
+
+class JobSpecError(JobError, ValueError):
+    """The job is not described well enough to run: no ``assethub.yaml``, no command, bad params."""
+
+
+class JobFailedError(JobError):
+    """The job's command exited non-zero (or wrote no model); the last lines of its output."""
+
+    def __init__(self, message: str, *, exit_code: int | None = None, tail: str = "") -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+        self.tail = tail

@@ -8,14 +8,17 @@ a copy (runs, evaluations) for fast listing and comparison.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-__all__ = ["PREFIX", "Lineage"]
+__all__ = ["MODEL_COMMIT", "PREFIX", "TRAINING_JOBS", "Lineage", "model_commit_of"]
 
 PREFIX = "assethub."
 _JSON_FIELDS = ("params", "metrics")
+# Commits that hold no new model (an evaluation's report, a merge) name the commit that does.
+MODEL_COMMIT = PREFIX + "model_commit"
+TRAINING_JOBS = ("train", "continue_train")
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,3 +69,17 @@ class Lineage:
             else:
                 values[f.name] = raw
         return cls(**values)
+
+
+def model_commit_of(history: Iterable[tuple[str, Mapping[str, str]]]) -> str | None:
+    """The commit whose model files a ref holds, from its log (newest first).
+
+    A training job's commit is its own model commit; evaluation and merge commits name theirs
+    in ``assethub.model_commit``; any other commit (a manual upload) is a model version itself.
+    """
+    for commit_id, metadata in history:
+        if metadata.get(MODEL_COMMIT):
+            return metadata[MODEL_COMMIT]
+        if metadata.get(PREFIX + "job") in TRAINING_JOBS or not any(k.startswith(PREFIX) for k in metadata):
+            return commit_id
+    return None

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import secrets
 import tempfile
 import time
@@ -35,10 +36,12 @@ from assethub.catalog import (
     Asset,
     AuditEvent,
     Catalog,
+    Evaluation,
     Folder,
     Group,
     Membership,
     Publication,
+    Run,
     Share,
     User,
 )
@@ -53,6 +56,7 @@ from assethub.errors import (
     NotAllowedError,
     NotFoundError,
 )
+from assethub.lineage import Lineage, model_commit_of
 from assethub.refs import (
     DEFAULT_BRANCH,
     AssetKind,
@@ -208,6 +212,103 @@ class AuditView:
     target: str
     outcome: str
     detail: str
+
+
+RUN_KINDS = ("train", "continue_train", "evaluate", "merge", "retrain")
+RUN_STATES = ("pending", "running", "completed", "failed", "crashed")
+_RUN_FIELDS = ("state", "branch", "base_commit", "dataset_commit", "code_sha", "command", "params",
+               "metrics", "result_commit", "mlflow_run_id", "prefect_flow_run_id", "error")
+# What a job needs on each asset it names: it commits to the model it trains, uses the rest.
+_JOB_NEEDS = {"train": "edit", "continue_train": "edit", "evaluate": "run", "merge": "edit",
+              "retrain": "edit"}
+
+
+@dataclass(frozen=True, slots=True)
+class RunView:
+    id: str
+    kind: str
+    state: str
+    model: str
+    branch: str
+    base_ref: str
+    base_commit: str
+    dataset_ref: str
+    dataset_commit: str
+    code_url: str
+    code_revision: str
+    code_subpath: str
+    code_sha: str
+    command: str
+    params: dict[str, Any]
+    metrics: dict[str, Any]
+    result_commit: str
+    mlflow_run_id: str
+    prefect_flow_run_id: str
+    error: str
+    created_by: str
+    created_at: datetime
+    finished_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class EvaluationView:
+    id: str
+    model: str
+    model_commit: str
+    dataset_ref: str
+    dataset_commit: str
+    metrics: dict[str, Any]
+    run_id: str
+    created_by: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class LineageView:
+    """A model version and what produced it: the commit asked about, the commit that holds its
+    model files (an evaluation or merge commit points back to it), the job's lineage and the
+    evaluations of that model."""
+
+    ref: str
+    commit: str
+    model_commit: str
+    lineage: Lineage | None
+    evaluations: tuple[EvaluationView, ...]
+    run: RunView | None
+
+
+def _run_view(r: Run) -> RunView:
+    return RunView(r.id, r.kind, r.state, r.model_path, r.branch, r.base_ref, r.base_commit,
+                   r.dataset_ref, r.dataset_commit, r.code_url, r.code_revision, r.code_subpath,
+                   r.code_sha, r.command, dict(r.params or {}), dict(r.metrics or {}),
+                   r.result_commit, r.mlflow_run_id, r.prefect_flow_run_id, r.error, r.created_by,
+                   _aware(r.created_at) or r.created_at, _aware(r.finished_at))
+
+
+def _evaluation_view(e: Evaluation) -> EvaluationView:
+    return EvaluationView(e.id, e.model_path, e.model_commit, e.dataset_ref, e.dataset_commit,
+                          dict(e.metrics or {}), e.run_id, e.created_by,
+                          _aware(e.created_at) or e.created_at)
+
+
+def _check_metrics(metrics: dict[str, Any]) -> dict[str, float]:
+    out = {}
+    for k, v in metrics.items():
+        if not isinstance(k, str) or not k or len(k) > 250:
+            raise InvalidReferenceError(f"invalid metric name {k!r}", part="metric", value=str(k))
+        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+            raise InvalidReferenceError(f"metric {k!r} must be a finite number, not {v!r}",
+                                        part="metric", value=str(v))
+        out[k] = float(v)
+    return out
+
+
+def _hex_id(value: str | None) -> str:
+    if value is None:
+        return uuid.uuid4().hex
+    if len(value) != 32 or any(c not in "0123456789abcdef" for c in value):
+        raise InvalidReferenceError("an id is 32 lowercase hex digits", part="id", value=value[:64])
+    return value
 
 
 def _hash_token(secret: str) -> str:
@@ -865,12 +966,12 @@ class Hub:
 
     def merge(self, who: Principal, asset: AssetPath | str, source: str, *,
               into: str = DEFAULT_BRANCH, strategy: Strategy | None = None,
-              message: str | None = None) -> CommitInfo:
+              message: str | None = None, metadata: dict[str, str] | None = None) -> CommitInfo:
         path = AssetPath.coerce(asset)
         with self._audited(who, "merge", f"{path}:{source}->{into}"):
             return self.storage.merge(
                 self._ref(who, path.at(), "edit").path, source, into=into, strategy=strategy,
-                message=message, metadata={"author": who.name or ""})
+                message=message, metadata={**(metadata or {}), "author": who.name or ""})
 
     def publish(self, who: Principal, asset: AssetPath | str, tag: str, *,
                 ref: str = DEFAULT_BRANCH) -> TagInfo:
@@ -1003,6 +1104,161 @@ class Hub:
             except AssetHubError:
                 continue  # one unreachable asset does not stop the sweep
         return removed
+
+    # -- jobs: runs, evaluations, lineage ----------------------------------------------------
+    def create_run(self, who: Principal, *, kind: str, model: AssetPath | str, branch: str = "",
+                   dataset: str = "", base: str = "", code_url: str = "", code_revision: str = "",
+                   code_subpath: str = "", command: str = "",
+                   params: dict[str, Any] | None = None) -> RunView:
+        """Register a job before it starts: every permission it needs is checked here.
+
+        The model needs ``edit`` (the job commits to it; ``run`` for an evaluation), the dataset
+        and the base model ``run``. A refused job leaves no record but the audit event.
+        """
+        target = f"{model} ({kind})"
+        with self._audited(who, "run.create", target):
+            me = self._require_user(who)
+            if kind not in RUN_KINDS:
+                raise InvalidReferenceError(f"unknown job kind {kind!r}; use one of {', '.join(RUN_KINDS)}",
+                                            part="kind", value=kind)
+            model_path = AssetPath.coerce(model)
+            if model_path.kind is not AssetKind.MODEL:
+                raise InvalidReferenceError(f"{model_path} is not a model: jobs write models",
+                                            part="model", value=str(model_path))
+            dataset_ref = AssetRef.coerce(dataset) if dataset else None
+            if dataset_ref is not None and not dataset_ref.path.is_dataset:
+                raise InvalidReferenceError(f"{dataset_ref.path} is not a dataset",
+                                            part="dataset", value=str(dataset_ref))
+            base_ref = AssetRef.coerce(base) if base else None
+            if base_ref is not None and base_ref.path.kind is not AssetKind.MODEL:
+                raise InvalidReferenceError(f"{base_ref.path} is not a model",
+                                            part="base", value=str(base_ref))
+            with self.catalog.session() as s:
+                self._asset(s, who, model_path, _JOB_NEEDS[kind])
+                for ref in (dataset_ref, base_ref):
+                    if ref is not None:
+                        self._asset(s, who, ref.path, "run")
+            # the refs must exist now: a typo fails before any work starts
+            dataset_commit = self.storage.resolve(dataset_ref) if dataset_ref else ""
+            base_commit = self.storage.resolve(base_ref) if base_ref else ""
+            with self.catalog.session() as s:
+                r = Run(id=uuid.uuid4().hex, kind=kind, state="pending", model_path=str(model_path),
+                        branch=branch, base_ref=str(base_ref or ""), base_commit=base_commit,
+                        dataset_ref=str(dataset_ref or ""), dataset_commit=dataset_commit,
+                        code_url=code_url, code_revision=code_revision, code_subpath=code_subpath,
+                        command=command, params=dict(params or {}), metrics={}, created_by=me)
+                s.add(r)
+                s.flush()
+                return _run_view(r)
+
+    def _run(self, s: Session, who: Principal, run_id: str) -> Run:
+        r = s.get(Run, run_id) if len(run_id) <= 32 else None
+        if r is None:
+            raise NotFoundError("run", run_id[:64])
+        try:
+            self._asset(s, who, AssetPath.parse(r.model_path), "view")
+        except NotFoundError:
+            raise self._not_found(who, NotFoundError("run", run_id)) from None
+        return r
+
+    def update_run(self, who: Principal, run_id: str, **changes: Any) -> RunView:
+        """Record a job's progress; only whoever started it (or an admin) may."""
+        with self._audited(who, "run.update", run_id[:64]):
+            me = self._require_user(who)
+            unknown = set(changes) - set(_RUN_FIELDS)
+            if unknown:
+                raise InvalidReferenceError(f"cannot change {', '.join(sorted(unknown))} of a run",
+                                            part="run field", value=sorted(unknown)[0])
+            if "state" in changes and changes["state"] not in RUN_STATES:
+                raise InvalidReferenceError(f"unknown run state {changes['state']!r}; use one of "
+                                            f"{', '.join(RUN_STATES)}", part="state",
+                                            value=str(changes["state"]))
+            if "metrics" in changes:
+                changes["metrics"] = _check_metrics(dict(changes["metrics"] or {}))
+            with self.catalog.session() as s:
+                r = self._run(s, who, run_id)
+                if r.created_by != me and not who.is_admin:
+                    raise ForbiddenError(f"run {run_id} was started by {r.created_by}", needed="owner")
+                for name, value in changes.items():
+                    setattr(r, name, value)
+                if changes.get("state") in ("completed", "failed", "crashed"):
+                    r.finished_at = datetime.now(UTC)
+                s.flush()
+                return _run_view(r)
+
+    def get_run(self, who: Principal, run_id: str) -> RunView:
+        with self.catalog.session() as s:
+            return _run_view(self._run(s, who, run_id))
+
+    def list_runs(self, who: Principal, *, model: AssetPath | str | None = None,
+                  state: str | None = None, kind: str | None = None, limit: int = 50) -> list[RunView]:
+        """Runs, newest first: of one model (which you may view), or those you started."""
+        me = self._require_user(who)
+        with self.catalog.session() as s:
+            q = select(Run).order_by(Run.created_at.desc(), Run.id).limit(max(1, min(limit, 1000)))
+            if model is not None:
+                path = AssetPath.coerce(model)
+                self._asset(s, who, path, "view")
+                q = q.where(Run.model_path == str(path))
+            elif not who.is_admin:
+                q = q.where(Run.created_by == me)
+            if state:
+                q = q.where(Run.state == state)
+            if kind:
+                q = q.where(Run.kind == kind)
+            return [_run_view(r) for r in s.scalars(q)]
+
+    def add_evaluation(self, who: Principal, model: AssetRef | str, *, dataset: str,
+                       metrics: dict[str, Any], run_id: str = "",
+                       evaluation_id: str | None = None) -> EvaluationView:
+        """Record metrics of a model version on a dataset version (both resolved to commits)."""
+        ref = AssetRef.coerce(model)
+        with self._audited(who, "evaluation.add", str(ref)):
+            me = self._require_user(who)
+            dataset_ref = AssetRef.coerce(dataset)
+            clean = _check_metrics(metrics)
+            with self.catalog.session() as s:
+                self._asset(s, who, ref.path, "run")
+                self._asset(s, who, dataset_ref.path, "view")
+            model_commit = self.storage.resolve(ref)
+            dataset_commit = self.storage.resolve(dataset_ref)
+            with self.catalog.session() as s:
+                e = Evaluation(id=_hex_id(evaluation_id), model_path=str(ref.path),
+                               model_commit=model_commit, dataset_ref=str(dataset_ref),
+                               dataset_commit=dataset_commit, metrics=clean, run_id=run_id[:32],
+                               created_by=me)
+                s.add(e)
+                s.flush()
+                return _evaluation_view(e)
+
+    def list_evaluations(self, who: Principal, model: AssetPath | str, *,
+                         commit: str | None = None) -> list[EvaluationView]:
+        path = AssetPath.coerce(model)
+        with self.catalog.session() as s:
+            self._asset(s, who, path, "view")
+            q = select(Evaluation).where(Evaluation.model_path == str(path))
+            if commit:
+                q = q.where(Evaluation.model_commit == commit)
+            return [_evaluation_view(e) for e in s.scalars(q.order_by(Evaluation.created_at.desc()))]
+
+    def lineage(self, who: Principal, ref: AssetRef | str) -> LineageView:
+        """What produced the model version at ``ref``, and how it scored."""
+        r = self._ref(who, ref, "view")
+        history = list(self.storage.log(r, limit=50))
+        head = history[0].id if history else self.storage.resolve(r)
+        model_commit = model_commit_of((c.id, c.metadata) for c in history) or head
+        info = next((c for c in history if c.id == model_commit), None)
+        if info is None:
+            info = self.storage.get_commit(r.path.at(model_commit))
+        lineage = Lineage.from_metadata(info.metadata)
+        with self.catalog.session() as s:
+            evals = s.scalars(select(Evaluation).where(Evaluation.model_path == str(r.path),
+                                                       Evaluation.model_commit == model_commit)
+                              .order_by(Evaluation.created_at.desc()))
+            evaluations = tuple(_evaluation_view(e) for e in evals)
+            run = s.get(Run, lineage.run_id) if lineage and lineage.run_id else None
+            run_view = _run_view(run) if run is not None else None
+        return LineageView(str(r), head, model_commit, lineage, evaluations, run_view)
 
     # -- audit log ---------------------------------------------------------------------------
     def audit(self, who: Principal, *, actor: str | None = None, action: str | None = None,
