@@ -1,0 +1,84 @@
+"""Where jobs find the server, MLflow and their working space; shared by every task."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+
+from assethub.client import Client
+
+# Never handed to the training command: it is user code and needs none of these.
+SECRET_VARIABLES = ("ASSETHUB_TOKEN", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+                    "LAKECTL_CREDENTIALS_SECRET_ACCESS_KEY", "PREFECT_API_KEY",
+                    "ASSETHUB_HOOK_SECRET", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN")
+
+
+def home() -> Path:
+    return Path(os.environ.get("ASSETHUB_HOME", Path.home() / ".assethub")).expanduser()
+
+
+def client() -> Client:
+    """The SDK client, configured by ASSETHUB_URL / ASSETHUB_TOKEN or `assethub login`."""
+    return Client(timeout=600.0)
+
+
+def jobs_dir() -> Path:
+    d = home() / "jobs"
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def tracking_uri() -> str:
+    """MLFLOW_TRACKING_URI; else the embedded stack's tracking server when it runs; else a
+    local SQLite store under the Asset Hub home."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI", "")
+    if uri:
+        return uri
+    state = home() / "mlflow" / "state.json"
+    if state.exists():
+        url = f"http://127.0.0.1:{json.loads(state.read_text())['port']}"
+        try:
+            if httpx.get(url + "/health", timeout=1).status_code == 200:
+                return url
+        except httpx.HTTPError:
+            pass
+    (home() / "mlflow").mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{home() / 'mlflow' / 'local.db'}"
+
+
+def redact_url(url: str) -> str:
+    """The URL without a password or token in it, fit for logs and lineage."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port:
+        host += f":{parts.port}"
+    return urlunsplit((parts.scheme, f"***@{host}", parts.path, parts.query, parts.fragment))
+
+
+def make_read_only(root: Path) -> None:
+    for d, _dirs, files in os.walk(root):
+        for name in files:
+            p = Path(d, name)
+            p.chmod(p.stat().st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+    for d, _, _ in os.walk(root, topdown=False):
+        Path(d).chmod(0o555)
+
+
+def remove_tree(root: Path) -> None:
+    """Remove a job's directory, read-only parts included."""
+    if not root.exists():
+        return
+    for d, _, _ in os.walk(root):
+        Path(d).chmod(0o755)
+    shutil.rmtree(root, ignore_errors=True)
