@@ -1,0 +1,56 @@
+"""Continue training a model version on a dataset version, into a new branch.
+
+    python -m flows.continue_train --base alice/model/cls/net:main \\
+        --dataset alice/dataset/img/digits:v2 --repo ./code --param epochs=1
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from prefect import flow
+
+from assethub.refs import AssetRef
+from flows._job import job_arguments, main, run_training
+
+
+@flow(name="continue-train", log_prints=True)
+def continue_train(base: str, dataset: str, repo: str, revision: str = "main", subpath: str = "",
+                   params: dict[str, Any] | None = None, branch: str = "", command: str = "",
+                   message: str = "", model: str = "") -> dict[str, Any]:
+    """Start from the weights of `base` and train more; the result is a new branch.
+
+    Args:
+        base: the model version to continue from, `<owner>/model/<folder>/<name>:<ref>`
+        dataset: the dataset version, `<owner>/dataset/<folder>/<name>:<tag|branch|commit>`
+        repo: Git URL (or local path) of the training code
+        revision: branch, tag or commit of the code
+        subpath: directory of the code inside the repository
+        params: parameters overriding assethub.yaml's defaults
+        branch: the branch to create (default: `continue-<run>`), from the base version
+        command: the command to run instead of assethub.yaml's `train`
+        message: the commit message
+        model: the model asset to write (default: the base's own asset)
+    """
+    base_ref = AssetRef.coerce(base)
+    return run_training("continue_train", model=model or str(base_ref.path), dataset=dataset, repo=repo,
+                        revision=revision, subpath=subpath, params=params, branch=branch,
+                        command=command, base=str(base_ref), message=message)
+
+
+def cli(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m flows.continue_train",
+                                     description=__doc__.split("\n")[0])
+    parser.add_argument("--base", "--model", dest="base", required=True,
+                        help="model version to continue from, <path>:<ref>")
+    job_arguments(parser)
+    parser.add_argument("--branch", default="", help="new branch name (default: continue-<run>)")
+    parser.add_argument("--message", default="", help="commit message")
+    return main(continue_train, parser, lambda a: dict(
+        base=a.base, dataset=a.dataset, repo=a.repo, revision=a.revision, subpath=a.subpath,
+        params=dict(a.param), branch=a.branch, command=a.command, message=a.message), argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(cli())

@@ -1,0 +1,50 @@
+"""Train a model from a dataset version and a Git repository of training code.
+
+    python -m flows.train --model alice/model/cls/net --dataset alice/dataset/img/digits:v1 \\
+        --repo https://example.org/code.git --revision main --param epochs=3
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from prefect import flow
+
+from flows._job import job_arguments, main, run_training
+
+
+@flow(name="train", log_prints=True)
+def train(model: str, dataset: str, repo: str, revision: str = "main", subpath: str = "",
+          params: dict[str, Any] | None = None, branch: str = "", command: str = "",
+          message: str = "") -> dict[str, Any]:
+    """Train a new model version on a new branch of `model`, evaluated on the dataset's test split.
+
+    Args:
+        model: the model asset to write, `<owner>/model/<folder>/<name>`
+        dataset: the dataset version, `<owner>/dataset/<folder>/<name>:<tag|branch|commit>`
+        repo: Git URL (or local path) of the training code
+        revision: branch, tag or commit of the code
+        subpath: directory of the code inside the repository
+        params: parameters overriding assethub.yaml's defaults
+        branch: the model branch to commit to (default: a new `train-<run>` branch)
+        command: the command to run instead of assethub.yaml's `train`
+        message: the commit message
+    """
+    return run_training("train", model=model, dataset=dataset, repo=repo, revision=revision,
+                        subpath=subpath, params=params, branch=branch, command=command, message=message)
+
+
+def cli(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m flows.train", description=__doc__.split("\n")[0])
+    parser.add_argument("--model", required=True, help="model asset <owner>/model/<folder>/<name>")
+    job_arguments(parser)
+    parser.add_argument("--branch", default="", help="model branch to commit to (default: new)")
+    parser.add_argument("--message", default="", help="commit message")
+    return main(train, parser, lambda a: dict(
+        model=a.model, dataset=a.dataset, repo=a.repo, revision=a.revision, subpath=a.subpath,
+        params=dict(a.param), branch=a.branch, command=a.command, message=a.message), argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(cli())
