@@ -585,3 +585,13 @@ def token_revoke(token_id: Annotated[int, typer.Argument(metavar="ID")]) -> None
     with _hub() as hub:
         hub.revoke_token(token_id)
     typer.echo(f"revoked token {token_id}")
+
+
+# -- jobs: train, continue-train, evaluate, runs, lineage, compare, reproduce ---------------------
+def _register_jobs() -> None:
+    from assethub import cli_jobs
+
+    cli_jobs.register(app)
+
+
+_register_jobs()

@@ -1,0 +1,234 @@
+"""``assethub train | continue-train | evaluate | runs | lineage | compare | reproduce``.
+
+Jobs run as the Prefect flows in ``flows/`` (``python -m flows.<name>``, in a child process so
+the CLI itself stays light and never imports Prefect): their progress streams to the terminal,
+their result is printed when they end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from typing import Annotated, Any
+
+import typer
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from assethub._json import jsonable
+from assethub.client import Client
+from assethub.service import LineageView, RunView
+
+DatasetOpt = Annotated[str, typer.Option("--dataset", "-D", help="Dataset version <path>:<ref>.")]
+RepoOpt = Annotated[str, typer.Option("--repo", help="Git URL or path of the training code.")]
+RevisionOpt = Annotated[str, typer.Option("--revision", help="Branch, tag or commit of the code.")]
+SubpathOpt = Annotated[str, typer.Option("--subpath", help="Directory of the code in the repository.")]
+ParamOpt = Annotated[list[str] | None, typer.Option("--param", "-p", help="KEY=VALUE (repeatable).")]
+CommandOpt = Annotated[str, typer.Option("--command", help="Command instead of assethub.yaml's.")]
+BranchOpt = Annotated[str, typer.Option("--branch", "-b", help="Model branch to write (default: new).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON, for scripts.")]
+
+
+def _job_args(dataset: str, repo: str, revision: str, subpath: str, params: list[str] | None,
+              command: str) -> list[str]:
+    args = ["--dataset", dataset, "--repo", repo, "--revision", revision, "--subpath", subpath,
+            "--command", command]
+    for p in params or []:
+        if "=" not in p:
+            raise typer.BadParameter(f"--param takes KEY=VALUE, not {p!r}")
+        args += ["--param", p]
+    return args
+
+
+def launch(flow: str, args: Sequence[str]) -> dict[str, Any]:
+    """Run ``python -m flows.<flow> ARGS --json``; its logs stream to stderr, its result is returned.
+
+    A failed job exits with the flow's exit code after its one-line error.
+    """
+    env = {**os.environ, "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore"}
+    proc = subprocess.run([sys.executable, "-m", f"flows.{flow}", *args, "--json"], env=env,
+                          stdout=subprocess.PIPE, text=True, check=False)
+    if proc.returncode != 0:
+        raise typer.Exit(proc.returncode)
+    lines = [line for line in proc.stdout.splitlines() if line.strip()]
+    try:
+        return dict(json.loads(lines[-1]))
+    except (IndexError, json.JSONDecodeError):
+        typer.echo(f"error: flows.{flow} printed no result", err=True)
+        raise typer.Exit(1) from None
+
+
+def _kv(rows: Sequence[tuple[str, object]], title: str = "") -> None:
+    table = Table("", "", box=box.SIMPLE, show_header=False, title=title or None, title_justify="left")
+    for k, v in rows:
+        table.add_row(Text(k, style="bold"), Text(str(v)))
+    Console().print(table)
+
+
+def _job_result(result: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(result, indent=2, sort_keys=True))
+        return
+    rows: list[tuple[str, object]] = [(k, result[k]) for k in ("model_ref", "commit", "run_id", "mlflow_run_id", "evaluation_id",
+                                     "stored_in", "merged", "reason", "match") if k in result]
+    rows += [(f"metric {k}", f"{v:.6g}") for k, v in sorted((result.get("metrics") or {}).items())]
+    _kv(rows)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the job commands to the ``assethub`` application."""
+
+    @app.command()
+    def train(model: Annotated[str, typer.Argument(help="Model asset <owner>/model/<folder>/<name>.")],
+              dataset: DatasetOpt, repo: RepoOpt, revision: RevisionOpt = "main", subpath: SubpathOpt = "",
+              param: ParamOpt = None, branch: BranchOpt = "", command: CommandOpt = "",
+              as_json: JsonOpt = False) -> None:
+        """Train a new model version (on a new branch) from a dataset version and training code."""
+        args = ["--model", model, *_job_args(dataset, repo, revision, subpath, param, command),
+                "--branch", branch]
+        _job_result(launch("train", args), as_json)
+
+    @app.command("continue-train")
+    def continue_train(base: Annotated[str, typer.Argument(help="Model version to continue, <path>:<ref>.")],
+                       dataset: DatasetOpt, repo: RepoOpt, revision: RevisionOpt = "main",
+                       subpath: SubpathOpt = "", param: ParamOpt = None, branch: BranchOpt = "",
+                       command: CommandOpt = "", as_json: JsonOpt = False) -> None:
+        """Continue training a model version into a new branch."""
+        args = ["--base", base, *_job_args(dataset, repo, revision, subpath, param, command),
+                "--branch", branch]
+        _job_result(launch("continue_train", args), as_json)
+
+    @app.command()
+    def evaluate(model: Annotated[str, typer.Argument(help="Model version <path>:<ref>.")],
+                 dataset: DatasetOpt, repo: RepoOpt, revision: RevisionOpt = "main", subpath: SubpathOpt = "",
+                 param: ParamOpt = None, command: CommandOpt = "", as_json: JsonOpt = False) -> None:
+        """Evaluate a model version on a dataset version's test split; kept with the model."""
+        args = ["--model", model, *_job_args(dataset, repo, revision, subpath, param, command)]
+        _job_result(launch("evaluate", args), as_json)
+
+    @app.command()
+    def reproduce(model: Annotated[str, typer.Argument(help="Model version <path>:<ref>.")],
+                  branch: BranchOpt = "",
+                  repo: Annotated[str, typer.Option(help="Code URL, if the recorded one was redacted.")] = "",
+                  tolerance: Annotated[float, typer.Option(help="Relative tolerance on metrics.")] = 0.0,
+                  as_json: JsonOpt = False) -> None:
+        """Re-run the job behind a model version from its lineage; exit 1 if the metrics differ."""
+        args = ["--model", model, "--branch", branch, "--repo", repo, "--tolerance", str(tolerance)]
+        result = launch("reproduce", args)
+        _job_result(result, as_json)
+        if not as_json:
+            for name, d in result.get("differences", {}).items():
+                typer.echo(f"differs: {name}: {d['original']} (original) vs {d['reproduced']} (again)")
+            typer.echo("metrics match" if result["match"] else "metrics differ", err=not result["match"])
+        if not result["match"]:
+            raise typer.Exit(1)
+
+    @app.command()
+    def runs(model: Annotated[str | None, typer.Argument(help="Only this model's runs.")] = None,
+             state: Annotated[str | None, typer.Option(help="pending, running, completed, failed")] = None,
+             kind: Annotated[str | None, typer.Option(help="train, continue_train, evaluate, merge")] = None,
+             run_id: Annotated[str | None, typer.Option("--id", help="Show one run in full.")] = None,
+             limit: Annotated[int, typer.Option("--limit", "-n", min=1)] = 20,
+             as_json: JsonOpt = False) -> None:
+        """List jobs, newest first: a model's, or the ones you started."""
+        with Client() as hub:
+            found = [hub.get_run(run_id)] if run_id else hub.list_runs(model, state=state, kind=kind,
+                                                                       limit=limit)
+        if as_json:
+            typer.echo(json.dumps(jsonable(found), indent=2))
+        elif run_id:
+            _kv([(k, v) for k, v in jsonable(found[0]).items() if v not in ("", {}, None)])
+        else:
+            _runs_table(found)
+
+    @app.command()
+    def lineage(ref: Annotated[str, typer.Argument(help="Model version <path>:<ref>.")],
+                as_json: JsonOpt = False) -> None:
+        """Show what produced a model version: dataset, code, params, base model, metrics, runs."""
+        with Client() as hub:
+            view = hub.lineage(ref)
+        if as_json:
+            typer.echo(json.dumps(jsonable(view), indent=2))
+            return
+        _kv(_lineage_rows(view), title=f"{view.ref} (commit {view.commit[:12]})")
+
+    @app.command()
+    def compare(left: Annotated[str, typer.Argument(help="Model version <path>:<ref>.")],
+                right: Annotated[str, typer.Argument(help="Another model version.")],
+                as_json: JsonOpt = False) -> None:
+        """Show two model versions' params and metrics side by side."""
+        with Client() as hub:
+            a, b = hub.lineage(left), hub.lineage(right)
+        rows = _compare_rows(a, b)
+        if as_json:
+            typer.echo(json.dumps([{"name": n, "left": x, "right": y} for n, x, y in rows], indent=2))
+            return
+        table = Table("", left, right, box=box.SIMPLE_HEAD, header_style="bold")
+        for name, x, y in rows:
+            style = "yellow" if x != y else ""
+            table.add_row(Text(name, style="bold"), Text(_fmt(x), style=style), Text(_fmt(y), style=style))
+        Console().print(table)
+
+
+def _fmt(v: object) -> str:
+    if v is None:
+        return "-"
+    return f"{v:.6g}" if isinstance(v, float) else str(v)
+
+
+def _runs_table(found: Sequence[RunView]) -> None:
+    table = Table("run", "kind", "state", "model", "branch", "dataset", "metrics", "started",
+                  box=box.SIMPLE_HEAD, header_style="bold")
+    for r in found:
+        metrics = ", ".join(f"{k}={v:.4g}" for k, v in sorted(r.metrics.items())[:3])
+        table.add_row(r.id[:12], r.kind, r.state, r.model, r.branch, r.dataset_ref, metrics,
+                      r.created_at.astimezone().strftime("%Y-%m-%d %H:%M:%S"))
+    Console().print(table)
+
+
+def _best_metrics(view: LineageView) -> dict[str, float]:
+    """The model's metrics: its job's own, overlaid by its newest evaluation."""
+    out = dict(view.lineage.metrics) if view.lineage else {}
+    if view.evaluations:
+        out.update(max(view.evaluations, key=lambda e: e.created_at).metrics)
+    return out
+
+
+def _lineage_rows(view: LineageView) -> list[tuple[str, object]]:
+    rows: list[tuple[str, object]] = [("model commit", view.model_commit)]
+    lin = view.lineage
+    if lin is None:
+        rows.append(("lineage", "none: this version was not made by an Asset Hub job"))
+    else:
+        rows += [("job", lin.job), ("dataset", f"{lin.dataset} (commit {lin.dataset_commit})"),
+                 ("code", f"{lin.code_url} @ {lin.code_sha}" + (f" /{lin.code_subpath}" if lin.code_subpath
+                                                                  else "")),
+                 ("command", lin.command)]
+        if lin.base_model:
+            rows.append(("base model", f"{lin.base_model} (commit {lin.base_model_commit})"))
+        rows += [(f"param {k}", v) for k, v in sorted(lin.params.items())]
+        rows += [(f"metric {k}", f"{v:.6g}") for k, v in sorted(lin.metrics.items())]
+        rows += [("MLflow run", lin.mlflow_run_id), ("Prefect flow run", lin.prefect_flow_run_id),
+                 ("Asset Hub run", lin.run_id)]
+    for e in view.evaluations:
+        scores = ", ".join(f"{k}={v:.6g}" for k, v in sorted(e.metrics.items()))
+        rows.append((f"evaluation {e.id[:8]}", f"{scores} on {e.dataset_ref} ({e.dataset_commit[:12]})"))
+    return rows
+
+
+def _compare_rows(a: LineageView, b: LineageView) -> list[tuple[str, object, object]]:
+    rows: list[tuple[str, object, object]] = [("model commit", a.model_commit[:12], b.model_commit[:12])]
+    la, lb = a.lineage, b.lineage
+    for name, field in (("job", "job"), ("dataset commit", "dataset_commit"), ("code sha", "code_sha"),
+                        ("base model", "base_model")):
+        rows.append((name, getattr(la, field) if la else None, getattr(lb, field) if lb else None))
+    pa, pb = (dict(la.params) if la else {}), (dict(lb.params) if lb else {})
+    rows += [(f"param {k}", pa.get(k), pb.get(k)) for k in sorted(set(pa) | set(pb))]
+    ma, mb = _best_metrics(a), _best_metrics(b)
+    rows += [(f"metric {k}", ma.get(k), mb.get(k)) for k in sorted(set(ma) | set(mb))]
+    return rows
