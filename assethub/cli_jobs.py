@@ -74,8 +74,9 @@ def _job_result(result: dict[str, Any], as_json: bool) -> None:
     if as_json:
         typer.echo(json.dumps(result, indent=2, sort_keys=True))
         return
-    rows: list[tuple[str, object]] = [(k, result[k]) for k in ("model_ref", "commit", "run_id", "mlflow_run_id", "evaluation_id",
-                                     "stored_in", "merged", "reason", "match") if k in result]
+    keys = ("model_ref", "commit", "run_id", "mlflow_run_id", "evaluation_id", "stored_in", "merged",
+            "reason", "match")
+    rows: list[tuple[str, object]] = [(k, result[k]) for k in keys if k in result]
     rows += [(f"metric {k}", f"{v:.6g}") for k, v in sorted((result.get("metrics") or {}).items())]
     _kv(rows)
 
