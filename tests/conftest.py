@@ -15,6 +15,11 @@ from typing import Any
 
 import pytest
 
+# No phoning home from the Prefect and MLflow servers the tests start (no network here anyway).
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("MLFLOW_ENABLE_TELEMETRY", "false")
+
 
 @pytest.fixture(scope="session")
 def lakefs_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:

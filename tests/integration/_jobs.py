@@ -16,7 +16,7 @@ EXAMPLES = ROOT / "examples"
 
 def git_repo(source: Path, dest: Path) -> tuple[str, str]:
     """A real Git repository holding a copy of ``source``; (its path, its HEAD sha)."""
-    shutil.copytree(source, dest, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    shutil.copytree(source, dest, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".git"))
     env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.org",
            "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.org", "PATH": "/usr/bin:/bin"}
     for cmd in (["git", "init", "-q", "-b", "main"], ["git", "add", "-A"],
