@@ -189,9 +189,10 @@ class JobError(AssetHubError):
 class CodeFetchError(JobError, LookupError):
     """The training code's repository, revision or subpath cannot be used."""
 
-    def __init__(self, message: str, *, url: str = "") -> None:
+    def __init__(self, message: str, *, url: str = "", transient: bool = False) -> None:
         super().__init__(message)
         self.url = url
+        self.transient = transient  # the network failed, not the request: worth retrying
 
 
 class JobSpecError(JobError, ValueError):

@@ -7,9 +7,11 @@ import os
 import shutil
 import stat
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
+from prefect.cache_policies import NO_CACHE
 
 from assethub.client import Client
 
@@ -82,3 +84,29 @@ def remove_tree(root: Path) -> None:
     for d, _, _ in os.walk(root):
         Path(d).chmod(0o755)
     shutil.rmtree(root, ignore_errors=True)
+
+
+def is_transient(exc: BaseException | None) -> bool:
+    """Whether trying again may help: the network, not the request, failed."""
+    from assethub.errors import CodeFetchError, StorageUnavailableError, TransferError
+
+    if isinstance(exc, CodeFetchError):
+        return exc.transient
+    return isinstance(exc, StorageUnavailableError | TransferError | ConnectionError | TimeoutError
+                      | httpx.TransportError)
+
+
+def retry_if_transient(task: object, task_run: object, state: Any) -> bool:
+    """Prefect ``retry_condition_fn``: retry network failures, never a refusal or a bad input."""
+    data = getattr(state, "data", None)
+    if not isinstance(data, BaseException):
+        try:
+            data = state.result(raise_on_failure=False)
+        except Exception as e:
+            data = e
+    return is_transient(data if isinstance(data, BaseException) else None)
+
+
+# Task options for a step that goes over the network: retried, but only when that may help.
+NETWORK: dict[str, Any] = {"retries": 2, "retry_delay_seconds": 2,
+                           "retry_condition_fn": retry_if_transient, "cache_policy": NO_CACHE}

@@ -7,10 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from prefect import get_run_logger, task
-from prefect.cache_policies import NO_CACHE
 
 from assethub.refs import AssetRef
-from tasks._env import client, make_read_only
+from tasks._env import NETWORK, client, make_read_only
 
 
 @dataclass(frozen=True)
@@ -34,7 +33,7 @@ def _split(ref: AssetRef, data_dir: Path) -> str:
     return ""
 
 
-@task(name="resolve_ref", retries=2, retry_delay_seconds=1, cache_policy=NO_CACHE)
+@task(name="resolve_ref", **NETWORK)
 def resolve_ref(ref: str) -> str:
     """The commit id a reference points at now."""
     return client().resolve(ref)
@@ -54,14 +53,14 @@ def _fetch(ref: str, commit: str, dest: str, what: str) -> tuple[AssetRef, Path,
     return pinned, out, result.files, result.bytes_transferred
 
 
-@task(name="fetch_dataset", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
+@task(name="fetch_dataset", **NETWORK)
 def fetch_dataset(ref: str, commit: str, dest: str) -> Fetched:
     """Download the dataset version ``ref`` pinned at ``commit`` (read-only) and its split."""
     pinned, out, files, moved = _fetch(ref, commit, dest, "dataset")
     return Fetched(ref, pinned.ref, str(out), files, moved, _split(pinned, out))
 
 
-@task(name="fetch_model", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
+@task(name="fetch_model", **NETWORK)
 def fetch_model(ref: str, commit: str, dest: str) -> Fetched:
     """Download the model version ``ref`` pinned at ``commit`` (read-only)."""
     pinned, out, files, moved = _fetch(ref, commit, dest, "model")

@@ -12,10 +12,9 @@ from typing import Any
 import git
 import yaml
 from prefect import get_run_logger, task
-from prefect.cache_policies import NO_CACHE
 
 from assethub.errors import CodeFetchError, JobSpecError
-from tasks._env import home, redact_url
+from tasks._env import NETWORK, home, redact_url
 
 SPEC_FILE = "assethub.yaml"
 _SPEC_KEYS = {"train", "evaluate", "params", "name", "description"}
@@ -56,7 +55,10 @@ def _mirror(url: str, refresh: bool) -> git.Repo:
         detail = (e.stderr or "").strip().splitlines()
         why = detail[-1].strip() if detail else f"git exited with {e.status}"
         why = why.replace(url, safe)
-        raise CodeFetchError(f"cannot fetch the code repository {safe}: {why}", url=safe) from None
+        network = any(w in why.lower() for w in ("could not resolve", "timed out", "connection",
+                                                  "early eof", "temporary failure"))
+        raise CodeFetchError(f"cannot fetch the code repository {safe}: {why}", url=safe,
+                             transient=network) from None
 
 
 def _resolve(repo: git.Repo, revision: str) -> str | None:
@@ -93,7 +95,7 @@ def load_spec(code_dir: Path, where: str) -> dict[str, Any]:
     return spec
 
 
-@task(name="fetch_code", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
+@task(name="fetch_code", **NETWORK)
 def fetch_code(repo: str, revision: str, subpath: str, dest: str) -> Code:
     """Check out ``repo`` at ``revision`` into ``dest``; the code dir is ``dest/subpath``.
 

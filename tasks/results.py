@@ -15,7 +15,7 @@ from assethub.errors import AssetHubError, JobFailedError
 from assethub.lineage import MODEL_COMMIT, Lineage
 from assethub.refs import AssetPath
 from assethub.service import RunView
-from tasks._env import client
+from tasks._env import NETWORK, client
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,7 @@ class Committed:
         return f"{self.model}:{self.commit}"
 
 
-@task(name="open_run", retries=2, retry_delay_seconds=1, cache_policy=NO_CACHE)
+@task(name="open_run", **NETWORK)
 def open_run(kind: str, model: str, *, branch: str = "", dataset: str = "", base: str = "",
              code_url: str = "", code_revision: str = "", code_subpath: str = "", command: str = "",
              params: dict[str, Any] | None = None) -> RunView:
@@ -116,7 +116,7 @@ def commit_model(model: str, branch: str, source: str, output_dir: str, lineage:
     return Committed(model, branch, info.id)
 
 
-@task(name="record_evaluation", retries=2, retry_delay_seconds=1, cache_policy=NO_CACHE)
+@task(name="record_evaluation", **NETWORK)
 def record_evaluation(model_ref: str, dataset_ref: str, metrics: dict[str, float], run_id: str,
                       evaluation_id: str | None = None) -> str:
     """Store an evaluation in the catalog (by model commit and dataset commit); its id."""

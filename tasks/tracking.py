@@ -9,9 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from prefect import get_run_logger, task
-from prefect.cache_policies import NO_CACHE
 
-from tasks._env import home, tracking_uri
+from tasks._env import NETWORK, home, tracking_uri
 
 
 @dataclass(frozen=True)
@@ -27,7 +26,7 @@ def _client(uri: str) -> Any:
     return MlflowClient(tracking_uri=uri)
 
 
-@task(name="start_tracking", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
+@task(name="start_tracking", **NETWORK)
 def start_tracking(experiment: str, run_name: str, params: dict[str, Any],
                    tags: dict[str, str]) -> Tracking:
     """Create the job's MLflow run in the experiment named after the model; log its params."""
@@ -58,7 +57,7 @@ def start_tracking(experiment: str, run_name: str, params: dict[str, Any],
     return Tracking(uri, run.info.run_id, experiment_id)
 
 
-@task(name="finish_tracking", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
+@task(name="finish_tracking", **NETWORK)
 def finish_tracking(tracking: Tracking, *, succeeded: bool, tags: dict[str, str] | None = None,
                     metrics: dict[str, float] | None = None, model_dir: str = "") -> None:
     """Tag the run with where its results went, log the model (MLflow format), close the run."""

@@ -119,3 +119,133 @@ def test_train_commits_an_evaluated_model_with_lineage(world: JobWorld, trained:
     assert run.data.tags["mlflow.source.git.commit"] == world.sha
     assert run.data.params["seed"] == "7"
     assert "model" in {a.path for a in ml.list_artifacts(run.info.run_id)}
+
+
+def _branches(world: JobWorld) -> set[str]:
+    return {b.name for b in world.hub.list_branches(world.model)}
+
+
+def test_evaluate_stores_results_with_the_model_and_in_the_catalog(world: JobWorld,
+                                                                   trained: dict[str, Any]) -> None:
+    from flows.evaluate import evaluate
+
+    ref = trained["model_ref"]
+    result = evaluate(model=ref, dataset=world.dataset, repo=world.repo)
+    # the same weights on the same test split: the same scores the training reported
+    assert result["metrics"]["accuracy"] == pytest.approx(trained["metrics"]["accuracy"])
+    assert result["model_commit"] == trained["commit"]
+    assert result["dataset_commit"] == world.dataset_commit
+    # stored with the model: a new commit on the branch that points back at the model commit
+    head = world.hub.get_commit(ref)
+    assert head.id != trained["commit"] and head.metadata["assethub.model_commit"] == trained["commit"]
+    stored = json.loads(_read(world, ref, f"eval/{result['evaluation_id']}.json"))
+    assert stored["metrics"] == result["metrics"] and stored["dataset_commit"] == world.dataset_commit
+    # ... and in the catalog, found from the branch head (the evaluation commit) too
+    view = world.hub.lineage(ref)
+    assert view.model_commit == trained["commit"]
+    assert result["evaluation_id"] in {e.id for e in view.evaluations}
+    # a tag is immutable: evaluating it stores the result in the catalog only
+    world.hub.create_tag(world.model, "eval-me", ref=trained["commit"])
+    tagged = evaluate(model=f"{world.model}:eval-me", dataset=world.dataset, repo=world.repo)
+    assert tagged["stored_in"] == "catalog" and tagged["model_commit"] == trained["commit"]
+
+
+def _read(world: JobWorld, ref: str, path: str) -> str:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        world.hub.download(ref, d, prefix=path)
+        return (Path(d) / Path(path).name).read_text()
+
+
+def test_failing_command_leaves_no_commit_and_says_why(world: JobWorld, mlflow_uri: str) -> None:
+    from assethub.errors import JobFailedError
+    from flows.train import train
+
+    before = _branches(world)
+    main = world.hub.resolve(f"{world.model}:main")
+    with pytest.raises(JobFailedError) as info:
+        train(model=world.model, dataset=world.dataset, repo=world.repo, branch="doomed",
+              command="python -c \"import sys; print('the loss exploded'); sys.exit(3)\"")
+    assert info.value.exit_code == 3 and "the loss exploded" in info.value.tail
+    assert "exited with code 3" in str(info.value)
+    assert _branches(world) == before and world.hub.resolve(f"{world.model}:main") == main
+    run = world.hub.list_runs(world.model, limit=1)[0]
+    assert run.state == "failed" and "exited with code 3" in run.error
+    from mlflow.tracking import MlflowClient
+
+    assert MlflowClient(mlflow_uri).get_run(run.mlflow_run_id).info.status == "FAILED"
+
+
+def test_a_command_that_writes_no_model_commits_nothing(world: JobWorld) -> None:
+    from assethub.errors import JobFailedError
+    from flows.train import train
+
+    before = _branches(world)
+    with pytest.raises(JobFailedError, match="wrote no MLflow model"):
+        train(model=world.model, dataset=world.dataset, repo=world.repo, command="true")
+    assert _branches(world) == before
+
+
+@pytest.mark.parametrize("change, error, match", [
+    ({"model": "trainer/model/digits"}, "InvalidReferenceError", "asset path"),
+    ({"model": "trainer/dataset/images/digits"}, "InvalidReferenceError", "not a model"),
+    ({"dataset": "trainer/dataset/images/digits:no-such-tag"}, "RefNotFoundError", "no-such-tag"),
+    ({"dataset": "trainer/dataset/images/nothing:v1"}, "AssetNotFoundError", "nothing"),
+    ({"repo": "/nonexistent/code.git"}, "CodeFetchError", "cannot fetch the code repository"),
+    ({"revision": "no-such-branch"}, "CodeFetchError", "revision 'no-such-branch' not found"),
+    ({"subpath": "missing"}, "CodeFetchError", "subpath 'missing'"),
+    ({"subpath": "../outside"}, "CodeFetchError", "inside the repository"),
+])
+def test_bad_inputs_are_refused_before_any_work(world: JobWorld, change: dict[str, str], error: str,
+                                                match: str) -> None:
+    from assethub import errors
+    from flows.train import train
+
+    before = _branches(world)
+    args = {"model": world.model, "dataset": world.dataset, "repo": world.repo, **change}
+    with pytest.raises(getattr(errors, error), match=match):
+        train(**args)
+    assert _branches(world) == before
+    assert not any((Path(os.environ["ASSETHUB_HOME"]) / "jobs").glob("*/data")), "no data was fetched"
+
+
+def test_code_without_assethub_yaml_needs_a_command(world: JobWorld, tmp_path: Path) -> None:
+    from assethub.errors import JobSpecError
+    from flows.train import train
+
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    (bare / "train.py").write_text("print('hello')\n")
+    repo, _ = git_repo(bare, tmp_path / "repo")
+    with pytest.raises(JobSpecError, match=r"no assethub.yaml .*--command"):
+        train(model=world.model, dataset=world.dataset, repo=repo)
+
+
+def test_a_dataset_the_caller_may_not_run_is_refused(world: JobWorld, hub_server: Any) -> None:
+    from assethub.errors import ForbiddenError
+    from flows.train import train
+
+    admin = Client(hub_server.url, hub_server.admin_token)
+    admin.create_user("outsider")
+    admin.create_folder("outsider/dataset/private")
+    admin.create_asset("outsider/dataset/private/secret")
+    admin.share("outsider/dataset/private", role="view", user="trainer")  # may look, not use
+    before = _branches(world)
+    with pytest.raises(ForbiddenError, match="needs 'run'"):
+        train(model=world.model, dataset="outsider/dataset/private/secret:main", repo=world.repo)
+    assert _branches(world) == before
+
+
+def test_python_m_flows_train_runs_the_same_flow(world: JobWorld, prefect_api: str) -> None:
+    env = {**os.environ, "PREFECT_API_URL": prefect_api}
+    done = subprocess.run([sys.executable, "-m", "flows.train", "--model", world.model, "--dataset",
+                           world.dataset, "--repo", world.repo, "--param", "seed=3", "--json"],
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert world.hub.lineage(result["model_ref"]).lineage.params["seed"] == 3  # type: ignore[union-attr]
+    bad = subprocess.run([sys.executable, "-m", "flows.train", "--model", world.model, "--dataset",
+                          world.dataset, "--repo", world.repo, "--revision", "nope"],
+                         env=env, capture_output=True, text=True, timeout=600)
+    assert bad.returncode != 0 and "error: revision 'nope' not found" in bad.stderr
