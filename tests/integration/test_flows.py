@@ -20,6 +20,7 @@ from tests.integration._jobs import EXAMPLES, JobWorld, git_repo
 pytestmark = pytest.mark.integration
 
 DIGITS = EXAMPLES / "digits-classifier"
+WORSE = {"lr": 0.0001, "c": 0.0001}  # hobbles the digits example (and the smoke repo)
 
 
 @pytest.fixture(scope="session")
@@ -249,3 +250,44 @@ def test_python_m_flows_train_runs_the_same_flow(world: JobWorld, prefect_api: s
                           world.dataset, "--repo", world.repo, "--revision", "nope"],
                          env=env, capture_output=True, text=True, timeout=600)
     assert bad.returncode != 0 and "error: revision 'nope' not found" in bad.stderr
+
+
+def test_merge_only_when_the_metric_improves(world: JobWorld, trained: dict[str, Any]) -> None:
+    from flows.merge import merge
+    from flows.train import train
+
+    hub = world.hub
+    main_before = hub.resolve(f"{world.model}:main")
+    # main holds no evaluated model yet: the evaluated branch goes in
+    first = merge(model=world.model, source=trained["branch"], metric="accuracy")
+    assert first["merged"] and "no evaluation" in first["reason"]
+    assert hub.resolve(f"{world.model}:main") == first["commit"] != main_before
+    assert hub.lineage(f"{world.model}:main").model_commit == trained["commit"]
+    # a model that is no better stays on its branch, and the run says why
+    worse = train(model=world.model, dataset=world.dataset, repo=world.repo, params=WORSE)
+    assert worse["metrics"]["accuracy"] < trained["metrics"]["accuracy"]
+    second = merge(model=world.model, source=worse["branch"], metric="accuracy")
+    assert not second["merged"] and "not better" in second["reason"]
+    assert hub.resolve(f"{world.model}:main") == first["commit"]
+    assert worse["branch"] in _branches(world)
+    run = hub.get_run(second["run_id"])
+    assert run.state == "completed" and run.error.startswith("not merged")
+    # as a loss, lower is better: the worse accuracy is not a lower loss either
+    assert not merge(model=world.model, source=worse["branch"], metric="loss",
+                     higher_is_better=False)["merged"] or "loss" not in worse["metrics"]
+    # the margin applies
+    assert not merge(model=world.model, source=trained["branch"], metric="accuracy", margin=1.0)["merged"]
+    # without a metric the merge is unconditional
+    forced = merge(model=world.model, source=worse["branch"])
+    assert forced["merged"] and hub.lineage(f"{world.model}:main").model_commit == worse["commit"]
+
+
+def test_reproduce_gives_identical_metrics(world: JobWorld, trained: dict[str, Any]) -> None:
+    from flows.reproduce import reproduce
+
+    again = reproduce(model=f"{world.model}:{trained['commit']}")
+    assert again["match"], again["differences"]
+    assert again["metrics"] == trained["metrics"]
+    lin = world.hub.lineage(again["model_ref"]).lineage
+    assert lin is not None and lin.code_sha == world.sha and lin.dataset_commit == world.dataset_commit
+    assert dict(lin.params) == dict(world.hub.lineage(trained["model_ref"]).lineage.params)  # type: ignore[union-attr]
