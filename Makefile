@@ -34,7 +34,7 @@ demo: setup  ## through the CLI on the embedded stack: dataset, model, branches,
 test: setup  ## everything: lint, unit and integration tests (pytest starts its own lakeFS)
 	$(RUN) python -m infra.lakefs build
 	$(RUN) python -m infra.postgres install
-	$(RUN) ruff check assethub infra tests bench scripts
+	$(RUN) ruff check assethub infra tasks flows deployments examples tests bench scripts
 	$(RUN) mypy
 	$(RUN) pytest
 
@@ -42,7 +42,7 @@ test-unit: setup
 	$(RUN) pytest tests/unit
 
 lint: setup
-	$(RUN) ruff check assethub infra tests bench scripts
+	$(RUN) ruff check assethub infra tasks flows deployments examples tests bench scripts
 	$(RUN) mypy
 
 bench: lakefs  ## transfer benchmark against lakectl and boto3 (prints ratios)

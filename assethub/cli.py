@@ -178,18 +178,18 @@ def whoami(as_json: JsonOpt = False) -> None:
 @app.command()
 def up(port: Annotated[int, typer.Option(help="Server port.")] = 8780,
        admin: Annotated[str, typer.Option(help="Name of the first admin.")] = "admin") -> None:
-    """Start lakeFS and the Asset Hub server on this machine (or find them running)."""
+    """Start lakeFS, MLflow and the Asset Hub server on this machine (or find them running)."""
     from assethub import stack
 
     info = stack.up(port=port, admin=admin)
-    typer.echo(f"Asset Hub: {info.url}\nlakeFS:    {info.lakefs_url}")
+    typer.echo(f"Asset Hub: {info.url}\nlakeFS:    {info.lakefs_url}\nMLflow:    {info.mlflow_url}")
     if info.config_file:
         typer.echo(f"signed in as {admin}; saved to {info.config_file}")
 
 
 @app.command()
 def down() -> None:
-    """Stop the server and lakeFS started by `assethub up`."""
+    """Stop the server, lakeFS and MLflow started by `assethub up`."""
     from assethub import stack
 
     stopped = stack.down()

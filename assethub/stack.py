@@ -28,6 +28,7 @@ class StackInfo:
     url: str
     lakefs_url: str
     config_file: Path | None
+    mlflow_url: str = ""
 
 
 def _alive(pid_file: Path) -> int | None:
@@ -49,7 +50,9 @@ def _healthy(url: str) -> bool:
 def up(port: int = 8780, admin: str = "admin", timeout: float = 60) -> StackInfo:
     """Start lakeFS and the server (or find them running) and point the CLI at them."""
     from infra import lakefs
+    from infra import mlflow as tracking
 
+    tracking.start(wait=False)  # it takes a while: let it come up while lakeFS and the server do
     lake = lakefs.start()
     work = _home() / "server"
     work.mkdir(parents=True, exist_ok=True)
@@ -84,12 +87,13 @@ def up(port: int = 8780, admin: str = "admin", timeout: float = 60) -> StackInfo
         current = config.load()
         if current.token is None or current.url != url:
             saved = config.save(config.ClientConfig(url, token_file.read_text().strip()))
-    return StackInfo(url, lake.endpoint, saved)
+    return StackInfo(url, lake.endpoint, saved, tracking.wait())
 
 
 def down() -> list[str]:
-    """Stop the server and lakeFS; returns what was stopped."""
+    """Stop the server, lakeFS and MLflow; returns what was stopped."""
     from infra import lakefs
+    from infra import mlflow as tracking
 
     stopped = []
     pid_file = _home() / "server" / "server.pid"
@@ -104,4 +108,6 @@ def down() -> list[str]:
         stopped.append("server")
     if lakefs.stop():
         stopped.append("lakefs")
+    if tracking.stop():
+        stopped.append("mlflow")
     return stopped

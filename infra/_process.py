@@ -77,8 +77,10 @@ class ManagedProcess:
             return False
 
     def start(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None,
-              timeout: float = 90) -> str:
-        """Start the server (unless it already runs) and wait until it is healthy; its URL."""
+              timeout: float = 90, wait: bool = True) -> str:
+        """Start the server (unless it already runs) and wait until it is healthy; its URL.
+
+        With ``wait=False`` only launch it; :meth:`wait` later (start several at once)."""
         self.dir.mkdir(parents=True, exist_ok=True)
         url = self.url
         if self.pid() is not None and self.healthy():
@@ -91,6 +93,11 @@ class ManagedProcess:
                                         env={**os.environ, **(env or {})},
                                         start_new_session=True)  # outlives the shell that started it
             (self.dir / "server.pid").write_text(str(proc.pid))
+        return self.wait(timeout) if wait else url
+
+    def wait(self, timeout: float = 90) -> str:
+        """Wait until the server is healthy; its URL."""
+        url = self.url
         deadline = time.monotonic() + timeout
         while not self.healthy():
             if self.pid() is None:

@@ -14,8 +14,9 @@ from infra._process import ManagedProcess
 SERVER = ManagedProcess("mlflow", default_port=8781, health_path="/health")
 
 
-def start(timeout: float = 120) -> str:
-    """Start the tracking server (or find the running one); its URL."""
+def start(timeout: float = 120, wait: bool = True) -> str:
+    """Start the tracking server (or find the running one); its URL. ``wait=False`` only
+    launches it (then :func:`wait`)."""
     d = SERVER.dir
     d.mkdir(parents=True, exist_ok=True)
     argv = [sys.executable, "-m", "mlflow", "server",
@@ -23,7 +24,11 @@ def start(timeout: float = 120) -> str:
             "--artifacts-destination", (d / "artifacts").as_uri(),
             "--host", "127.0.0.1", "--port", str(SERVER.port()), "--workers", "1"]
     return SERVER.start(argv, env={"MLFLOW_ENABLE_TELEMETRY": "false", "DO_NOT_TRACK": "1"},
-                        timeout=timeout)
+                        timeout=timeout, wait=wait)
+
+
+def wait(timeout: float = 120) -> str:
+    return SERVER.wait(timeout)
 
 
 def stop() -> bool:
