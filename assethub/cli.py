@@ -37,8 +37,9 @@ from assethub.service import DatasetMeta
 
 # -- errors: one table from exception classes to exit codes and hints ---------------------------
 EXIT_CODES: list[tuple[tuple[type[BaseException], ...], int, str]] = [
-    ((errors.InvalidReferenceError, errors.InvalidDatasetError, errors.PayloadTooLargeError), 2, ""),
-    ((errors.NotFoundError, errors.RefNotFoundError, errors.ObjectNotFoundError,
+    ((errors.InvalidReferenceError, errors.InvalidDatasetError, errors.PayloadTooLargeError,
+      errors.JobSpecError), 2, ""),
+    ((errors.NotFoundError, errors.RefNotFoundError, errors.ObjectNotFoundError, errors.CodeFetchError,
       FileNotFoundError), 3, ""),
     ((errors.AuthenticationError,), 4, " (log in with `assethub login`)"),
     ((errors.ForbiddenError, errors.NotAllowedError), 5, ""),

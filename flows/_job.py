@@ -196,7 +196,12 @@ def main(flow: Callable[..., dict[str, Any]], parser: argparse.ArgumentParser,
     try:
         result = flow(**to_kwargs(args))
     except AssetHubError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+        from assethub.cli import EXIT_CODES  # the same exit codes as every assethub command
+
+        first = " ".join(str(e).split("\n", 1)[0].split())
+        print(f"error: {first}", file=sys.stderr)
+        if isinstance(e, JobFailedError) and e.tail:
+            print(e.tail, file=sys.stderr)
+        return next(code for classes, code, _ in EXIT_CODES if isinstance(e, classes))
     print(json.dumps(result, indent=None if args.json else 2, sort_keys=True, default=str))
     return 0

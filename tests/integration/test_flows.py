@@ -291,3 +291,35 @@ def test_reproduce_gives_identical_metrics(world: JobWorld, trained: dict[str, A
     lin = world.hub.lineage(again["model_ref"]).lineage
     assert lin is not None and lin.code_sha == world.sha and lin.dataset_commit == world.dataset_commit
     assert dict(lin.params) == dict(world.hub.lineage(trained["model_ref"]).lineage.params)  # type: ignore[union-attr]
+
+
+def test_the_assethub_cli_runs_jobs_and_shows_lineage(world: JobWorld, trained: dict[str, Any],
+                                                      prefect_api: str, hub_server: Any,
+                                                      tmp_path: Path) -> None:
+    from tests.integration.test_cli import Cli
+
+    cli = Cli(hub_server.url, world.token, tmp_path / "cli")
+    cli.env["PREFECT_API_URL"] = prefect_api
+    result = cli.json("train", world.model, "--dataset", world.dataset, "--repo", world.repo,
+                      "--param", "seed=5", "--branch", "cli-train")
+    assert result["branch"] == "cli-train" and result["metrics"]
+    ref = f"{world.model}:cli-train"
+    shown = cli("lineage", ref)
+    for expected in (world.dataset, world.dataset_commit, world.sha, "param seed", "MLflow run",
+                     result["mlflow_run_id"], "Prefect flow run"):
+        assert expected in shown, expected
+    assert cli.json("lineage", ref)["lineage"]["params"]["seed"] == 5
+    rows = {r["name"]: (r["left"], r["right"]) for r in cli.json("compare", trained["model_ref"], ref)}
+    assert rows["param seed"] == (7, 5)
+    assert rows["metric accuracy"] == (trained["metrics"]["accuracy"], result["metrics"]["accuracy"])
+    assert "param seed" in cli("compare", trained["model_ref"], ref)
+    ids = {r["id"] for r in cli.json("runs", world.model, "-n", "100")}
+    assert {trained["run_id"], result["run_id"]} <= ids
+    assert cli.json("runs", "--id", result["run_id"])[0]["state"] == "completed"
+    evaluated = cli.json("evaluate", ref, "--dataset", world.dataset, "--repo", world.repo)
+    assert evaluated["metrics"]["accuracy"] == pytest.approx(result["metrics"]["accuracy"])
+    # a bad revision: one error line and the usual exit code, nothing created
+    failed = cli.run("train", world.model, "--dataset", world.dataset, "--repo", world.repo,
+                     "--revision", "nope")
+    assert failed.exit_code == 3
+    assert cli.fails(3, "lineage", f"{world.model}:no-such-branch")
