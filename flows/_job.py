@@ -13,8 +13,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from assethub.errors import AssetHubError, JobFailedError
 from assethub.lineage import Lineage
 from assethub.refs import AssetPath, AssetRef
@@ -164,16 +162,18 @@ def _error_text(e: BaseException) -> str:
 
 # -- the command line of every flow --------------------------------------------------------------
 def parse_param(item: str) -> tuple[str, Any]:
-    """``key=value``; the value read as a YAML scalar (3 → int, 0.1 → float, true → bool)."""
+    """``key=value``: an int, a float (``1e-3`` too), true/false, or else the string as given."""
     key, sep, raw = item.partition("=")
     if not sep or not key.strip():
         raise argparse.ArgumentTypeError(f"--param takes key=value, not {item!r}")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
-        value = raw
-    if isinstance(value, dict | list) or value is None:
-        value = raw
+    value: Any = raw
+    for convert in (int, float):
+        try:
+            return key.strip(), convert(raw)
+        except ValueError:
+            pass
+    if raw.strip().lower() in ("true", "false"):
+        value = raw.strip().lower() == "true"
     return key.strip(), value
 
 

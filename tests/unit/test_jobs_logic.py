@@ -1,0 +1,185 @@
+"""The pure parts of jobs: the runtime contract, lineage metadata, job specs, parameters, merge
+decisions, URL redaction and the command's environment. No server, no Prefect run."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from assethub import runtime
+from assethub.lineage import MODEL_COMMIT, Lineage, model_commit_of
+from assethub.service import EvaluationView, LineageView
+
+
+# -- runtime ---------------------------------------------------------------------------------
+def test_split_parses_a_ratio_or_a_test_set_path(tmp_path: Path) -> None:
+    assert runtime.Split.parse("0.9").ratio == 0.9
+    assert runtime.Split.parse("").ratio == runtime.DEFAULT_SPLIT_RATIO
+    test = runtime.Split.parse("test", tmp_path)
+    assert test.test_path == tmp_path / "test"
+    assert test.is_test("test/3/0001.png") and not test.is_test("train/3/0001.png")
+    assert test.is_test(str(tmp_path / "test" / "a.png")) and not test.is_test("tests/a.png")
+    for bad in ("1.5", "0", "nan"):
+        with pytest.raises(runtime.ContractError):
+            runtime.Split.parse(bad)
+
+
+def test_ratio_split_is_deterministic_stable_and_near_the_ratio() -> None:
+    split = runtime.Split(ratio=0.8)
+    items = [f"class{i % 10}/{i:05d}.png" for i in range(5000)]
+    train, test = split.partition(items)
+    assert split.partition(items) == (train, test)
+    assert 0.77 < len(train) / len(items) < 0.83
+    # adding items does not move the old ones between splits
+    train2, test2 = split.partition(items + [f"new/{i}.png" for i in range(500)])
+    assert set(test) <= set(test2) and set(train) <= set(train2)
+
+
+def test_context_reads_the_contract_and_types_params(tmp_path: Path) -> None:
+    ctx = runtime.JobContext("train", tmp_path / "d", tmp_path / "o", None,
+                             {"epochs": "3", "lr": 0.1, "fast": "yes"}, runtime.Split(ratio=0.9),
+                             tmp_path / "m.json", "http://mlflow", "abc")
+    again = runtime.context(runtime.environment(ctx))
+    assert again == ctx
+    assert again.param("epochs", 1) == 3 and again.param("lr", 1.0) == 0.1
+    assert again.param("fast", False) is True and again.param("missing", "x") == "x"
+    with pytest.raises(runtime.ContractError, match="not a int"):
+        runtime.JobContext("train", tmp_path, tmp_path, None, {"epochs": "many"},
+                           runtime.Split(ratio=0.5), tmp_path / "m").param("epochs", 1)
+    again.write_metrics({"accuracy": 0.5})
+    assert json.loads((tmp_path / "m.json").read_text()) == {"accuracy": 0.5}
+    with pytest.raises(runtime.ContractError, match="finite"):
+        again.write_metrics({"loss": float("nan")})
+
+
+def test_context_outside_a_job_says_what_is_missing() -> None:
+    with pytest.raises(runtime.ContractError, match="ASSETHUB_DATASET_DIR is not set"):
+        runtime.context({})
+    with pytest.raises(runtime.ContractError, match="ASSETHUB_PARAMS"):
+        runtime.context({"ASSETHUB_DATASET_DIR": "/d", "ASSETHUB_OUTPUT_DIR": "/o",
+                         "ASSETHUB_PARAMS": "{oops"})
+    with pytest.raises(runtime.ContractError, match="ASSETHUB_JOB"):
+        runtime.context({"ASSETHUB_JOB": "dance"})
+
+
+# -- lineage ---------------------------------------------------------------------------------
+def test_lineage_round_trips_through_commit_metadata() -> None:
+    lin = Lineage(job="train", run_id="r", dataset="a/dataset/f/d:v1", dataset_commit="c" * 64,
+                  code_url="https://x/y.git", code_sha="s" * 40, params={"lr": 0.1, "epochs": 2},
+                  metrics={"accuracy": 0.9}, mlflow_run_id="m")
+    meta = lin.to_metadata()
+    assert all(isinstance(v, str) for v in meta.values())
+    assert meta["assethub.dataset_commit"] == "c" * 64
+    assert Lineage.from_metadata(meta) == lin
+    assert Lineage.from_metadata({"author": "bob"}) is None
+
+
+def test_model_commit_of_follows_evaluation_and_merge_commits_back() -> None:
+    train = {"assethub.job": "train"}
+    assert model_commit_of([("t", train)]) == "t"
+    assert model_commit_of([("e", {"assethub.job": "evaluate", MODEL_COMMIT: "t"}), ("t", train)]) == "t"
+    assert model_commit_of([("m", {MODEL_COMMIT: "t", "author": "x"}), ("old", train)]) == "t"
+    assert model_commit_of([("u", {"author": "bob"}), ("t", train)]) == "u"  # a manual upload
+    assert model_commit_of([]) is None
+
+
+# -- job spec, params, URLs, environment ----------------------------------------------------------
+def test_job_spec_is_checked(tmp_path: Path) -> None:
+    from assethub.errors import JobSpecError
+    from tasks.code import load_spec
+
+    assert load_spec(tmp_path, "here") == {}
+    (tmp_path / "assethub.yaml").write_text("train: python t.py\nparams: {epochs: 2}\n")
+    assert load_spec(tmp_path, "here")["train"] == {"command": "python t.py"}
+    for text, match in (("train: [1, 2]", "'train' needs a 'command'"), ("trian: {command: x}", "unknown key"),
+                        ("params: 3", "'params' must be a mapping"), ("train: {command: x", "not valid YAML"),
+                        ("- a list", "must be a mapping")):
+        (tmp_path / "assethub.yaml").write_text(text)
+        with pytest.raises(JobSpecError, match=match):
+            load_spec(tmp_path, "here")
+
+
+def test_params_from_the_command_line_are_typed() -> None:
+    from flows._job import parse_param
+
+    assert parse_param("epochs=3") == ("epochs", 3)
+    assert parse_param("lr=1e-3") == ("lr", 1e-3)
+    assert parse_param("fast=true") == ("fast", True)
+    assert parse_param("name=resnet") == ("name", "resnet")
+    assert parse_param("expr=a=b") == ("expr", "a=b")
+    assert parse_param("obj={a: 1}") == ("obj", "{a: 1}")
+    with pytest.raises(Exception, match="key=value"):
+        parse_param("novalue")
+
+
+def test_urls_lose_their_credentials() -> None:
+    from tasks._env import redact_url
+
+    assert redact_url("https://user:s3cret@git.example.org/a/b.git") == "https://***@git.example.org/a/b.git"
+    assert redact_url("https://tok@git.example.org:8443/x") == "https://***@git.example.org:8443/x"
+    assert redact_url("/srv/code.git") == "/srv/code.git"
+    assert redact_url("git@github.com:a/b.git") == "git@github.com:a/b.git"
+
+
+def test_the_command_gets_the_contract_but_no_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tasks.entrypoint import command_environment
+
+    monkeypatch.setenv("ASSETHUB_TOKEN", "ah_secret")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
+    env = command_environment({"ASSETHUB_DATASET_DIR": "/d"})
+    assert "ASSETHUB_TOKEN" not in env and "AWS_SECRET_ACCESS_KEY" not in env
+    assert env["ASSETHUB_DATASET_DIR"] == "/d" and env["PYTHONUNBUFFERED"] == "1"
+
+
+def test_transient_failures_are_retried_and_refusals_are_not() -> None:
+    from assethub import errors
+    from tasks._env import is_transient
+
+    assert is_transient(errors.StorageUnavailableError("down"))
+    assert is_transient(errors.CodeFetchError("x", transient=True))
+    assert not is_transient(errors.CodeFetchError("revision not found"))
+    assert not is_transient(errors.ForbiddenError("no", needed="run"))
+    assert not is_transient(None)
+
+
+# -- merge decisions -------------------------------------------------------------------------
+def _view(commit: str, *evals: tuple[str, dict[str, float], int]) -> LineageView:
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    return LineageView("m:x", commit, commit, None, tuple(
+        EvaluationView(f"e{i}", "m", commit, "d:v1", ds, metrics, "", "u", t0 + timedelta(minutes=age))
+        for i, (ds, metrics, age) in enumerate(evals)), None)
+
+
+def test_merge_decision() -> None:
+    from flows.merge import decide
+
+    src = _view("s", ("d1", {"acc": 0.9, "loss": 0.3}, 1))
+    dst = _view("t", ("d1", {"acc": 0.8, "loss": 0.5}, 0))
+    assert decide(src, dst, "acc").merge
+    assert not decide(src, dst, "acc", margin=0.2).merge
+    assert decide(src, dst, "loss", higher_is_better=False).merge
+    assert not decide(dst, src, "loss", higher_is_better=False).merge
+    assert not decide(src, dst, "f1").merge  # the source was never scored on it
+    assert decide(src, _view("t"), "acc").merge  # nothing to beat
+    assert not decide(src, _view("s"), "acc").merge  # the same model
+    assert decide(src, dst, "").merge
+    # on a shared dataset commit, that one decides, whatever else was scored
+    src2 = _view("s", ("d1", {"acc": 0.7}, 1), ("d2", {"acc": 0.99}, 5))
+    dst2 = _view("t", ("d1", {"acc": 0.8}, 0))
+    d = decide(src2, dst2, "acc")
+    assert not d.merge and "on dataset commit d1" in d.reason
+    # no shared dataset commit: newest of each, and the reason says they differ
+    d = decide(_view("s", ("d2", {"acc": 0.9}, 1)), _view("t", ("d1", {"acc": 0.8}, 0)), "acc")
+    assert d.merge and "different dataset commits" in d.reason
+
+
+def test_reproduction_compares_every_metric() -> None:
+    from flows.reproduce import compare_metrics
+
+    assert compare_metrics({"a": 1.0}, {"a": 1.0}) == {}
+    assert compare_metrics({"a": 1.0}, {"a": 1.0 + 1e-9}) == {"a": (1.0, 1.0 + 1e-9)}
+    assert compare_metrics({"a": 1.0}, {"a": 1.0 + 1e-9}, tolerance=1e-6) == {}
+    assert compare_metrics({"a": 1.0}, {"b": 1.0}) == {"a": (1.0, None), "b": (None, 1.0)}
