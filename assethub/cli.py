@@ -375,8 +375,23 @@ def merge(asset: AssetArg, source: Annotated[str, typer.Argument(help="Branch to
           into: Annotated[str, typer.Option(help="Branch to merge into.")] = "main",
           strategy: Annotated[str | None, typer.Option(
               help="On conflicts: source-wins or dest-wins.")] = None,
-          message: MessageOpt = None) -> None:
-    """Merge a branch into another."""
+          message: MessageOpt = None,
+          metric: Annotated[str | None, typer.Option(
+              help="Merge only if the source's evaluation beats the target's on this metric "
+                   "(runs the merge flow).")] = None,
+          margin: Annotated[float, typer.Option(help="With --metric: the improvement needed.")] = 0.0,
+          lower_is_better: Annotated[bool, typer.Option(
+              "--lower-is-better", help="With --metric: the metric is a loss.")] = False) -> None:
+    """Merge a branch into another; with --metric only if the source's model is better."""
+    if metric:
+        from assethub.cli_jobs import launch
+
+        args = ["--model", asset, "--source", source, "--into", into, "--metric", metric,
+                "--margin", str(margin), *(["--lower-is-better"] if lower_is_better else [])]
+        result = launch("merge", args)
+        typer.echo(f"merged {source} into {into}: {result['commit'][:12]} ({result['reason']})"
+                   if result["merged"] else f"not merged: {result['reason']}")
+        return
     with _hub() as hub:
         c = hub.merge(asset, source, into=into, strategy=strategy, message=message)
     typer.echo(f"merged {source} into {into}: {c.id[:12]}")

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# `make demo`: a dataset and a model with branches, tags and a merge, all through the
-# `assethub` CLI on the embedded stack (lakeFS + the Asset Hub server, on loopback).
+# `make demo`: a dataset, then train / evaluate / continue-train / merge-if-better as Prefect
+# flows tracked in MLflow, with lineage, all through the `assethub` CLI on the embedded stack
+# (lakeFS, MLflow and the Asset Hub server, on loopback).
 set -euo pipefail
 export COLUMNS=${COLUMNS:-150}  # rich tables: do not squeeze to 80 columns in a pipe
 cd "$(dirname "$0")/.."
@@ -8,7 +9,7 @@ RUN=${RUN:-uv run --frozen}
 WORK=$(mktemp -d -t assethub-demo-XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
 DATASET=demo/dataset/image-classification/digits
-MODEL=demo/model/image-classification/digits-logreg
+MODEL=demo/model/image-classification/digits-cnn
 
 ah() { printf '\n\033[1;34m$ assethub %s\033[0m\n' "$*"; $RUN assethub "$@"; }
 step() { printf '\n\033[1m# %s\033[0m\n' "$*"; }
@@ -22,7 +23,7 @@ $RUN assethub delete folder demo/dataset/image-classification --yes >/dev/null 2
 $RUN assethub delete folder demo/model/image-classification --yes >/dev/null 2>&1 || true
 
 step "a dataset from real data: scikit-learn's digits as PNG files in class folders"
-$RUN python scripts/demo_steps.py digits "$WORK/digits"
+$RUN python examples/datasets.py digits "$WORK/digits"
 ah create folder demo/dataset/image-classification --description "Image classification data"
 ah create asset "$DATASET" --description "Handwritten digits, 10 classes" --label digits \
    --label sklearn --task-type image_classification --format dir --test-set-path test
@@ -31,29 +32,37 @@ ah publish "$DATASET" v1
 printf '\nLicense: BSD-3-Clause (scikit-learn).\n' >> "$WORK/digits/README.md"
 ah commit "$DATASET:main" -m "Add the license to the README" --add "$WORK/digits/README.md:README.md"
 
-step "a model: train on the published version, commit, branch, train again, merge the best"
+step "training code: a Git repository made from examples/digits-classifier (PyTorch Lightning)"
+cp -r examples/digits-classifier "$WORK/code"
+git -C "$WORK/code" init -q -b main
+git -C "$WORK/code" add -A
+git -C "$WORK/code" -c user.name=demo -c user.email=demo@example.org commit -q -m "digits classifier"
+cat "$WORK/code/assethub.yaml"
+
+step "train on the published dataset (a Prefect flow, tracked in MLflow), then evaluate"
 ah create folder demo/model/image-classification
-ah create asset "$MODEL" --description "Logistic regression on digits" --label digits
-ah download "$DATASET:v1" "$WORK/data"
-ah download "$DATASET:v1" "$WORK/data-again"
-$RUN python scripts/demo_steps.py train "$WORK/data" "$WORK/main" --c 0.1
-ah upload "$MODEL:main" "$WORK/main" -m "Train logistic regression, C=0.1"
-for c in 1 10; do
-  ah create branch "$MODEL" "exp-c$c"
-  $RUN python scripts/demo_steps.py train "$WORK/data" "$WORK/exp-c$c" --c "$c"
-  ah commit "$MODEL:exp-c$c" -m "Train logistic regression, C=$c" \
-     --add "$WORK/exp-c$c/model.pkl:model.pkl" --add "$WORK/exp-c$c/metrics.json:metrics.json" \
-     --add "$WORK/exp-c$c/README.md:README.md"
-done
-BEST=$($RUN python scripts/demo_steps.py best "$WORK/exp-c1" "$WORK/exp-c10")
-ah merge "$MODEL" "$BEST" -m "Merge $BEST: the best test accuracy"
+ah create asset "$MODEL" --description "A small CNN on digits" --label digits
+ah train "$MODEL" --dataset "$DATASET:v1" --repo "$WORK/code" --branch first
+ah evaluate "$MODEL:first" --dataset "$DATASET:v1" --repo "$WORK/code"
+
+step "continue training one more epoch into a new branch, evaluate again"
+ah continue-train "$MODEL:first" --dataset "$DATASET:v1" --repo "$WORK/code" --param epochs=1 --branch more
+ah evaluate "$MODEL:more" --dataset "$DATASET:v1" --repo "$WORK/code"
+
+step "merge the better model into main (each merge only if it beats main's accuracy)"
+ah merge "$MODEL" first --metric accuracy
+ah merge "$MODEL" more --metric accuracy
 ah create tag "$MODEL" v1
 
-step "history"
-ah log "$MODEL:main"
-ah ls "$MODEL"
-ah diff "$MODEL:main~1" "$MODEL:main"
-ah diff "$DATASET:v1" "$DATASET:main"
+step "lineage, comparison, runs, history"
+ah lineage "$MODEL:main"
+ah compare "$MODEL:first" "$MODEL:more"
+ah runs "$MODEL"
+ah log "$MODEL:main" -n 6
 ah ls "$MODEL:v1"
+ah diff "$DATASET:v1" "$DATASET:main"
 ah search digits
 ah audit --limit 5
+
+step "where to look"
+$RUN python scripts/demo_steps.py urls "$MODEL:main"
