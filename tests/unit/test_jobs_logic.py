@@ -183,3 +183,22 @@ def test_reproduction_compares_every_metric() -> None:
     assert compare_metrics({"a": 1.0}, {"a": 1.0 + 1e-9}) == {"a": (1.0, 1.0 + 1e-9)}
     assert compare_metrics({"a": 1.0}, {"a": 1.0 + 1e-9}, tolerance=1e-6) == {}
     assert compare_metrics({"a": 1.0}, {"b": 1.0}) == {"a": (1.0, None), "b": (None, 1.0)}
+
+
+@pytest.mark.parametrize("module, name, required", [
+    ("flows.train", "train", {"model", "dataset", "repo"}),
+    ("flows.continue_train", "continue_train", {"base", "dataset", "repo"}),
+    ("flows.evaluate", "evaluate", {"model", "dataset", "repo"}),
+    ("flows.merge", "merge", {"model", "source"}),
+    ("flows.reproduce", "reproduce", {"model"}),
+])
+def test_flows_have_typed_described_parameters_for_the_prefect_form(module: str, name: str,
+                                                                    required: set[str]) -> None:
+    import importlib
+
+    flow = getattr(importlib.import_module(module), name)
+    schema = flow.parameters.model_dump()
+    assert set(schema["required"]) == required
+    for param, spec in schema["properties"].items():
+        assert spec.get("description"), f"{name}.{param} has no description for the UI form"
+        assert "type" in spec or "anyOf" in spec, f"{name}.{param} is untyped"
