@@ -323,3 +323,22 @@ def test_the_assethub_cli_runs_jobs_and_shows_lineage(world: JobWorld, trained: 
                      "--revision", "nope")
     assert failed.exit_code == 3
     assert cli.fails(3, "lineage", f"{world.model}:no-such-branch")
+
+
+def test_continue_train_starts_from_the_base_weights(world: JobWorld, trained: dict[str, Any]) -> None:
+    from flows.continue_train import continue_train
+
+    base = f"{world.model}:{trained['commit']}"
+    # no further training: the new version must score exactly what the base scored (a fresh
+    # network would be near chance), so the weights really came from the base
+    same = continue_train(base=base, dataset=world.dataset, repo=world.repo, params={"epochs": 0},
+                          branch="continue-zero")
+    assert same["metrics"]["accuracy"] == trained["metrics"]["accuracy"]
+    more = continue_train(base=base, dataset=world.dataset, repo=world.repo, params={"epochs": 1})
+    assert more["branch"].startswith("continue-") and more["commit"] != trained["commit"]
+    lin = world.hub.lineage(more["model_ref"]).lineage
+    assert lin is not None and lin.job == "continue_train"
+    assert lin.base_model == base and lin.base_model_commit == trained["commit"]
+    # the new branch grows from the base version
+    log = [c.id for c in world.hub.log(more["model_ref"], limit=5)]
+    assert log[0] == more["commit"] and trained["commit"] in log
