@@ -342,3 +342,27 @@ def test_continue_train_starts_from_the_base_weights(world: JobWorld, trained: d
     # the new branch grows from the base version
     log = [c.id for c in world.hub.log(more["model_ref"], limit=5)]
     assert log[0] == more["commit"] and trained["commit"] in log
+
+
+def test_text_example_trains_and_evaluates_on_a_ratio_split(world: JobWorld,
+                                                            tmp_path_factory: pytest.TempPathFactory) -> None:
+    from assethub.service import DatasetMeta
+    from examples.datasets import write_stdlib_docs
+    from flows.evaluate import evaluate
+    from flows.train import train
+
+    hub = world.hub
+    hub.create_folder("trainer/dataset/text")
+    hub.create_asset("trainer/dataset/text/stdlib-docs", dataset=DatasetMeta(
+        "text_classification", "json", "ratio", 0.8, None))
+    data = tmp_path_factory.mktemp("stdlib-docs")
+    write_stdlib_docs(data)
+    hub.upload("trainer/dataset/text/stdlib-docs:main", data, message="docstrings of the standard library")
+    hub.create_folder("trainer/model/text")
+    hub.create_asset("trainer/model/text/topics")
+    repo, _ = git_repo(EXAMPLES / "text-classifier", tmp_path_factory.mktemp("text-code") / "repo")
+    result = train(model="trainer/model/text/topics", dataset="trainer/dataset/text/stdlib-docs:main",
+                   repo=repo)
+    assert result["metrics"]["accuracy"] > 0.5  # four topics: chance is 0.25
+    scored = evaluate(model=result["model_ref"], dataset="trainer/dataset/text/stdlib-docs:main", repo=repo)
+    assert scored["metrics"]["accuracy"] == pytest.approx(result["metrics"]["accuracy"])
