@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -50,7 +51,12 @@ def launch(flow: str, args: Sequence[str]) -> dict[str, Any]:
 
     A failed job exits with the flow's exit code after its one-line error.
     """
-    env = {**os.environ, "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore"}
+    env = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", **os.environ,
+           "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore"}
+    if "PREFECT_API_URL" not in env and "PREFECT_HOME" not in env:
+        # no Prefect server configured: Prefect's temporary one, on a database of our own
+        home = Path(env.get("ASSETHUB_HOME", Path.home() / ".assethub")).expanduser()
+        env["PREFECT_HOME"] = str(home / "prefect")
     proc = subprocess.run([sys.executable, "-m", f"flows.{flow}", *args, "--json"], env=env,
                           stdout=subprocess.PIPE, text=True, check=False)
     if proc.returncode != 0:
