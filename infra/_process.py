@@ -118,7 +118,8 @@ class ManagedProcess:
               timeout: float = 90, wait: bool = True) -> str:
         """Start the server (unless it already runs) and wait until it is healthy; its URL.
 
-        With ``wait=False`` only launch it; :meth:`wait` later (start several at once)."""
+        ``{port}`` in ``argv`` becomes the port. With ``wait=False`` only launch it; :meth:`wait`
+        later (start several at once)."""
         self.dir.mkdir(parents=True, exist_ok=True)
         url = self.url
         if self.pid() is not None and self.healthy():
@@ -129,7 +130,8 @@ class ManagedProcess:
                 url = self.url
             log(self.name, f"starting on {url} (data in {self.dir})")
             with open(self.dir / "server.out", "ab") as out:
-                proc = subprocess.Popen(list(argv), stdout=out, stderr=subprocess.STDOUT,
+                command = [a.replace("{port}", str(self.port())) for a in argv]
+                proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,
                                         stdin=subprocess.DEVNULL, cwd=self.dir,
                                         env={**os.environ, **(env or {})},
                                         start_new_session=True)  # outlives the shell that started it
