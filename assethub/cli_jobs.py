@@ -233,10 +233,11 @@ def _compare_rows(a: LineageView, b: LineageView) -> list[tuple[str, object, obj
     la, lb = a.lineage, b.lineage
     for name, field in (("job", "job"), ("dataset commit", "dataset_commit"), ("code sha", "code_sha"),
                         ("base model", "base_model")):
-        a, b = (getattr(la, field) if la else None), (getattr(lb, field) if lb else None)
+        x: str | None = getattr(la, field) if la else None
+        y: str | None = getattr(lb, field) if lb else None
         if field.endswith(("_commit", "_sha")):
-            a, b = (a or "")[:12] or None, (b or "")[:12] or None
-        rows.append((name, a, b))
+            x, y = (x or "")[:12] or None, (y or "")[:12] or None
+        rows.append((name, x, y))
     pa, pb = (dict(la.params) if la else {}), (dict(lb.params) if lb else {})
     rows += [(f"param {k}", pa.get(k), pb.get(k)) for k in sorted(set(pa) | set(pb))]
     ma, mb = _best_metrics(a), _best_metrics(b)
