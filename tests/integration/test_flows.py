@@ -69,7 +69,7 @@ def world(hub_server: Any, mlflow_uri: str, prefect_api: str,
     hub.upload("trainer/dataset/images/digits:main", data, message="digits")
     tag = hub.publish("trainer/dataset/images/digits", "v1")
     hub.create_asset("trainer/model/digits/cnn")
-    repo, sha = git_repo(Path(os.environ.get("SMOKE_REPO") or DIGITS), tmp_path_factory.mktemp("code") / "repo")
+    repo, sha = git_repo(DIGITS, tmp_path_factory.mktemp("code") / "repo")
     yield JobWorld(hub, "trainer", token, "trainer/model/digits/cnn", "trainer/dataset/images/digits:v1",
                    tag.commit_id, repo, sha)
     for k, v in old.items():

@@ -1,0 +1,281 @@
+"""Train the text classifier with PyTorch Lightning, or continue training a base model.
+
+Run by Asset Hub with the training-code contract (see README.md):
+
+    ASSETHUB_DATASET_DIR   .jsonl/.json files of {"id", "text", "label"} records
+    ASSETHUB_SPLIT         a training ratio (records go by id), or the test set's path (by file)
+    ASSETHUB_OUTPUT_DIR    gets model/, an MLflow model
+    ASSETHUB_BASE_MODEL_DIR  set: continue from <base>/model's weights (job continue_train)
+    ASSETHUB_PARAMS        {"epochs", "lr", "batch_size", "seed", "buckets", "dim"}
+    ASSETHUB_METRICS_FILE  gets the test metrics: accuracy, loss, macro_f1, n_test
+    MLFLOW_TRACKING_URI + MLFLOW_RUN_ID  set: params and per-epoch metrics go into that run
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import data
+
+from assethub import runtime
+
+HERE = Path(__file__).resolve().parent
+DEFAULTS: dict[str, Any] = {"epochs": 5, "lr": 0.05, "batch_size": 32, "seed": 42,
+                            "buckets": 2**15, "dim": 32}  # buckets and dim: fixed by the base when continuing
+
+
+def settings(ctx: runtime.JobContext) -> dict[str, Any]:
+    """The parameters, typed and checked."""
+    p = {name: ctx.param(name, default) for name, default in DEFAULTS.items()}
+    if p["epochs"] < 0:
+        raise data.DatasetError(f"epochs must be 0 or more, not {p['epochs']}")
+    if p["lr"] < 0:
+        raise data.DatasetError(f"lr must be 0 or more, not {p['lr']}")
+    if min(p["batch_size"], p["buckets"], p["dim"]) < 1:
+        raise data.DatasetError("batch_size, buckets and dim must be at least 1")
+    return p
+
+
+def base_model_dir(ctx: runtime.JobContext) -> Path | None:
+    """The MLflow model directory to continue from (``<base>/model``), or None for a fresh start."""
+    if ctx.base_model_dir is None:
+        if ctx.job == "continue_train":
+            raise data.DatasetError("ASSETHUB_JOB=continue_train needs ASSETHUB_BASE_MODEL_DIR")
+        return None
+    for candidate in (ctx.base_model_dir / "model", ctx.base_model_dir):
+        if (candidate / "MLmodel").is_file():
+            return candidate
+    raise data.DatasetError(f"ASSETHUB_BASE_MODEL_DIR={ctx.base_model_dir} holds no MLflow model "
+                            "(expected model/MLmodel)")
+
+
+def base_artifacts(model_dir: Path) -> tuple[Path, Path]:
+    """(weights.pt, config.json) of a model this code saved."""
+    import yaml
+
+    flavor = (yaml.safe_load((model_dir / "MLmodel").read_text()) or {}).get("flavors", {})
+    artifacts = flavor.get("python_function", {}).get("artifacts", {})
+    try:
+        return (model_dir / artifacts["weights"]["path"], model_dir / artifacts["config"]["path"])
+    except (KeyError, TypeError):
+        raise data.DatasetError(f"the base model {model_dir} was not saved by this code "
+                                "(no weights/config artifacts in its MLmodel)") from None
+
+
+class Tracking:
+    """Logging into the job's existing MLflow run; does nothing when the job has none."""
+
+    def __init__(self, ctx: runtime.JobContext) -> None:
+        self.client: Any = None
+        self.run_id = ctx.mlflow_run_id
+        if ctx.mlflow_tracking_uri and ctx.mlflow_run_id:
+            from mlflow.tracking import MlflowClient
+
+            self.client = MlflowClient(ctx.mlflow_tracking_uri)
+            self.client.get_run(self.run_id)  # fails here, clearly, if the run does not exist
+
+    def params(self, values: dict[str, Any]) -> None:
+        if self.client is None:
+            return
+        from mlflow.entities import Param
+
+        # The runner may have logged the job's parameters already; MLflow refuses to change one.
+        logged = self.client.get_run(self.run_id).data.params
+        new = {k: str(v) for k, v in values.items() if k not in logged}
+        for k in sorted(k for k in values if k in logged and logged[k] != str(values[k])):
+            print(f"note: MLflow param {k} is {logged[k]!r} in the run, {values[k]!r} here", flush=True)
+        if new:
+            self.client.log_batch(self.run_id, params=[Param(k, v) for k, v in new.items()])
+
+    def metrics(self, values: dict[str, float], step: int) -> None:
+        if self.client is None:
+            return
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        self.client.log_batch(self.run_id, metrics=[Metric(k, v, now, step) for k, v in values.items()])
+
+
+def train(p: dict[str, Any], base: Path | None, train_set: list[data.Record], test_set: list[data.Record],
+          classes: list[str], tracking: Tracking) -> Any:
+    """The trained network (on the CPU)."""
+    import lightning.pytorch as pl
+    import textnet
+    import torch
+    from torch.nn import functional as F
+    from torch.utils.data import DataLoader
+
+    quiet()
+    index = {c: i for i, c in enumerate(classes)}
+
+    def encoded(records: list[data.Record]) -> list[tuple[list[int], int]]:
+        return [(textnet.token_ids(r.text, p["buckets"]), index[r.label]) for r in records]
+
+    def collate(batch: list[tuple[list[int], int]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        flat, offsets = textnet.bags([ids for ids, _ in batch])
+        return flat, offsets, torch.tensor([y for _, y in batch], dtype=torch.long)
+
+    class LitText(pl.LightningModule):
+        def __init__(self, network: torch.nn.Module, lr: float) -> None:
+            super().__init__()
+            self.net, self.lr = network, lr
+
+        def _loss(self, batch: Any) -> tuple[Any, Any]:
+            flat, offsets, y = batch
+            logits = self.net(flat, offsets)
+            return F.cross_entropy(logits, y), (logits.argmax(1) == y).float().mean()
+
+        def training_step(self, batch: Any, batch_idx: int) -> Any:
+            loss, _ = self._loss(batch)
+            self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=len(batch[2]))
+            return loss
+
+        def validation_step(self, batch: Any, batch_idx: int) -> None:
+            loss, accuracy = self._loss(batch)
+            self.log_dict({"test_loss": loss, "test_accuracy": accuracy}, batch_size=len(batch[2]))
+
+        def configure_optimizers(self) -> Any:
+            return torch.optim.Adam(self.net.parameters(), lr=self.lr)
+
+    class EpochReport(pl.Callback):
+        """One line per epoch on stdout, and the epoch's metrics into the MLflow run."""
+
+        def on_train_epoch_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+            self.started = time.perf_counter()
+
+        def on_train_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+            epoch = trainer.current_epoch + 1
+            values = {k: round(float(v), 6) for k, v in sorted(trainer.callback_metrics.items())}
+            shown = "  ".join(f"{k} {v:.4f}" for k, v in values.items())
+            print(f"epoch {epoch}/{trainer.max_epochs}  {shown}  ({time.perf_counter() - self.started:.1f}s)",
+                  flush=True)
+            tracking.metrics(values, step=epoch)
+
+    pl.seed_everything(p["seed"], workers=True, verbose=False)
+    if base is not None:
+        weights, config = base_artifacts(base)
+        network, _ = textnet.load_weights(weights, config)
+        print(f"continuing from the base model's weights ({base})", flush=True)
+    else:
+        network = textnet.TextNet(len(classes), p["buckets"], p["dim"])
+    if p["epochs"] == 0:
+        print("epochs=0: no training, the model is saved as it starts", flush=True)
+        return network
+
+    loader = DataLoader(encoded(train_set), batch_size=p["batch_size"], shuffle=True, collate_fn=collate,
+                        generator=torch.Generator().manual_seed(p["seed"]))
+    val = DataLoader(encoded(test_set), batch_size=256, collate_fn=collate)
+    with tempfile.TemporaryDirectory(prefix="lightning-") as scratch:  # nothing left in the code dir
+        trainer = pl.Trainer(max_epochs=p["epochs"], accelerator="auto", devices=1, deterministic="warn",
+                             logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                             enable_model_summary=False, num_sanity_val_steps=0, default_root_dir=scratch,
+                             callbacks=[EpochReport()])
+        print(f"training on {trainer.strategy.root_device}: {len(train_set)} texts, {p['epochs']} epoch(s), "
+              f"lr {p['lr']}, batch size {p['batch_size']}, seed {p['seed']}", flush=True)
+        trainer.fit(LitText(network, p["lr"]), loader, val)
+    return network.cpu()
+
+
+def save(network: Any, classes: list[str], p: dict[str, Any], out: Path, examples: list[str]) -> Path:
+    """``out``/model as an MLflow pyfunc model that needs neither this repository nor Lightning."""
+    import mlflow
+    import mlflow.pyfunc
+    import numpy as np
+    import pandas as pd
+    import textnet
+    import torch
+    from mlflow.models import ModelSignature, infer_signature
+    from mlflow.types.schema import ColSpec, DataType, Schema
+
+    quiet()
+    target = out / "model"
+    if target.exists():
+        shutil.rmtree(target)
+    example = pd.DataFrame({"text": examples})
+    output = pd.DataFrame({"label": [classes[0]] * len(examples),
+                           "probabilities": [dict.fromkeys(classes, 1.0 / len(classes))] * len(examples)})
+    # one unnamed string column: a DataFrame with a `text` column and a plain list of strings both fit
+    signature = ModelSignature(inputs=Schema([ColSpec(DataType.string)]),
+                               outputs=infer_signature(example, output).outputs)
+    with tempfile.TemporaryDirectory() as tmp:
+        mlflow.pyfunc.save_model(
+            path=str(target), python_model=str(HERE / "mlflow_model.py"),
+            artifacts=textnet.save_weights(network, classes, p["buckets"], p["dim"], Path(tmp)),
+            code_paths=[str(HERE / "textnet.py")], signature=signature,
+            input_example=example,
+            pip_requirements=[f"mlflow=={mlflow.__version__}", f"torch=={torch.__version__.split('+')[0]}",
+                              f"numpy=={np.__version__}", f"pandas=={pd.__version__}"],
+            metadata={"classes": classes, "task": "text_classification",
+                      "input": "DataFrame with a 'text' column (or a list of strings)",
+                      "output": "DataFrame: label, probabilities (class -> probability)"})
+    return target
+
+
+def quiet() -> None:
+    """Keep the job's log to our own lines: no progress bars, tips or notices from the libraries.
+
+    Called again after each library import, since Lightning and MLflow set their loggers' levels
+    when imported.
+    """
+    import logging
+    import os
+    import warnings
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    for name in ("lightning.pytorch", "lightning.fabric", "mlflow"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    for message in ("does not have many workers", "GPU available but not used", "Add type hints",
+                    r"isinstance\(treespec, LeafSpec\)"):
+        warnings.filterwarnings("ignore", message=f".*{message}")
+
+
+def main() -> None:
+    started = time.perf_counter()
+    try:
+        ctx = runtime.context()
+        p = settings(ctx)
+        base = base_model_dir(ctx)
+        train_set, test_set = data.split(ctx, data.read_records(ctx.dataset_dir))
+        labels = {r.label for r in train_set + test_set}
+        if base is not None:
+            config = json.loads(base_artifacts(base)[1].read_text())
+            classes = list(config["classes"])
+            p["buckets"], p["dim"] = int(config["buckets"]), int(config["dim"])
+            unknown = sorted(labels - set(classes))
+            if unknown:
+                raise data.DatasetError(f"label(s) {', '.join(unknown)} are not classes of the base model "
+                                        f"({', '.join(classes)})")
+        else:
+            classes = sorted(labels)
+    except (runtime.ContractError, data.DatasetError) as e:
+        data.fail(str(e))
+    print(f"dataset: {len(train_set)} training and {len(test_set)} test texts, {len(classes)} classes "
+          f"({', '.join(classes)}); split {ctx.split}", flush=True)
+
+    quiet()
+    tracking = Tracking(ctx)
+    tracking.params({**DEFAULTS, **ctx.params, "buckets": p["buckets"], "dim": p["dim"], "job": ctx.job,
+                     "n_train": len(train_set), "n_test": len(test_set)})
+    network = train(p, base, train_set, test_set, classes, tracking)
+    target = save(network, classes, p, ctx.output_dir, [r.text for r in test_set[:2]])
+
+    import mlflow.pyfunc  # score the saved model, exactly as evaluate.py will
+    import numpy as np
+
+    y = np.array([classes.index(r.label) for r in test_set])
+    scores = data.probabilities(mlflow.pyfunc.load_model(str(target)), [r.text for r in test_set], classes)
+    metrics = data.classification_metrics(scores, y)
+    ctx.write_metrics(metrics)
+    print(f"test accuracy {metrics['accuracy']:.4f}  loss {metrics['loss']:.4f}  "
+          f"macro_f1 {metrics['macro_f1']:.4f}  on {metrics['n_test']} texts; model saved to {target} "
+          f"({time.perf_counter() - started:.1f}s)", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
