@@ -123,7 +123,8 @@ class Supervisor:
         ready_file = ready_dir / f"replica-{time.monotonic_ns()}"
         with open(self.log_file, "ab") as out:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "assethub.serving.replica", "--fd", str(fd),
+                [sys.executable, "-m", self.spec.get("replica_module", "assethub.serving.replica"),
+                 "--fd", str(fd),
                  "--ready", str(ready_file)],
                 pass_fds=(fd,), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                 env=env, cwd=self.dir)
