@@ -83,6 +83,8 @@ class Services:
         ``{"inputs": [...]}``), or to raw ``content`` of ``content_type`` (e.g. CSV).
 
         A refused input raises :class:`~assethub.errors.PredictionError` with the model's reason.
+        The request goes through the server (which checks ``run`` on the model), so its body
+        is limited to 1 MiB: send larger batches in parts.
         """
         if (data is None) == (content is None):
             raise TypeError("pass either data (JSON-able) or content (bytes), not both")

@@ -98,7 +98,10 @@ def router(hub: Hub, principal: Callable[..., Awaitable[Principal]],
                       content_type: Annotated[str, Header(max_length=200)] = "application/json",
                       ) -> Response:
         """Send MLflow's scoring input (JSON ``inputs`` / ``instances`` / ``dataframe_split`` /
-        ``dataframe_records``, or CSV) to the service; its predictions come back as they are."""
+        ``dataframe_records``, or CSV) to the service; its predictions come back as they are.
+
+        Bodies are limited to the server's 1 MiB for JSON requests: send larger batches in
+        parts, or straight to the service's address from the server's machine."""
         body = await request.body()
         content, media_type = await services.predict(who, name, body, content_type)
         return Response(content, media_type=media_type)
