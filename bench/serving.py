@@ -124,12 +124,18 @@ def mlflow_server(model_dir: Path, replicas: int, work: Path) -> tuple[str, Call
     """``mlflow models serve --env-manager local`` with ``replicas`` uvicorn workers."""
     port = free_port()
     log = open(work / f"mlflow-{replicas}.log", "ab")  # noqa: SIM115 - closed with the server
+    # MLflow runs `uvicorn` from PATH: the one next to this Python
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     proc = subprocess.Popen([sys.executable, "-m", "mlflow", "models", "serve", "-m", str(model_dir),
                              "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port),
                              "-w", str(replicas)], stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+                            start_new_session=True, env=env)
     url = f"http://127.0.0.1:{port}"
-    wait_ready(url)
+    try:
+        wait_ready(url)
+    except SystemExit:
+        os.killpg(proc.pid, signal.SIGKILL)
+        raise SystemExit((work / f"mlflow-{replicas}.log").read_text(errors="replace")[-3000:]) from None
     # /ping answers as soon as one worker runs: wait until every worker has loaded the model
     deadline = time.monotonic() + 300
     while (work / f"mlflow-{replicas}.log").read_text(errors="replace").count(
