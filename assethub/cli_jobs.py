@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -50,7 +51,12 @@ def launch(flow: str, args: Sequence[str]) -> dict[str, Any]:
 
     A failed job exits with the flow's exit code after its one-line error.
     """
-    env = {**os.environ, "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore"}
+    env = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", **os.environ,
+           "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore"}
+    if "PREFECT_API_URL" not in env and "PREFECT_HOME" not in env:
+        # no Prefect server configured: Prefect's temporary one, on a database of our own
+        home = Path(env.get("ASSETHUB_HOME", Path.home() / ".assethub")).expanduser()
+        env["PREFECT_HOME"] = str(home / "prefect")
     proc = subprocess.run([sys.executable, "-m", f"flows.{flow}", *args, "--json"], env=env,
                           stdout=subprocess.PIPE, text=True, check=False)
     if proc.returncode != 0:
@@ -218,7 +224,7 @@ def _lineage_rows(view: LineageView) -> list[tuple[str, object]]:
                  ("Asset Hub run", lin.run_id)]
     for e in view.evaluations:
         scores = ", ".join(f"{k}={v:.6g}" for k, v in sorted(e.metrics.items()))
-        rows.append((f"evaluation {e.id[:8]}", f"{scores} on {e.dataset_ref} ({e.dataset_commit[:12]})"))
+        rows.append((f"evaluation {e.id[:8]}", f"{scores} (dataset commit {e.dataset_commit[:12]})"))
     return rows
 
 
@@ -227,7 +233,11 @@ def _compare_rows(a: LineageView, b: LineageView) -> list[tuple[str, object, obj
     la, lb = a.lineage, b.lineage
     for name, field in (("job", "job"), ("dataset commit", "dataset_commit"), ("code sha", "code_sha"),
                         ("base model", "base_model")):
-        rows.append((name, getattr(la, field) if la else None, getattr(lb, field) if lb else None))
+        x: str | None = getattr(la, field) if la else None
+        y: str | None = getattr(lb, field) if lb else None
+        if field.endswith(("_commit", "_sha")):
+            x, y = (x or "")[:12] or None, (y or "")[:12] or None
+        rows.append((name, x, y))
     pa, pb = (dict(la.params) if la else {}), (dict(lb.params) if lb else {})
     rows += [(f"param {k}", pa.get(k), pb.get(k)) for k in sorted(set(pa) | set(pb))]
     ma, mb = _best_metrics(a), _best_metrics(b)

@@ -36,6 +36,44 @@ def free_port(preferred: int) -> int:
     raise SystemExit(f"no free loopback port near {preferred}")
 
 
+def listener_pids(port: int) -> set[int] | None:
+    """The processes listening on loopback ``port`` (None where /proc cannot tell)."""
+    inodes: set[str] = set()
+    try:
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            with open(table) as f:
+                for line in f.readlines()[1:]:
+                    parts = line.split()
+                    if parts[3] == "0A" and int(parts[1].rsplit(":", 1)[1], 16) == port:
+                        inodes.add(f"socket:[{parts[9]}]")
+    except OSError:
+        return None
+    pids: set[int] = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            if any(os.readlink(f"/proc/{entry}/fd/{fd}") in inodes for fd in os.listdir(f"/proc/{entry}/fd")):
+                pids.add(int(entry))
+        except OSError:
+            continue
+    return pids
+
+
+def serves(pid: int, port: int) -> bool:
+    """Whether ``port`` is served by ``pid`` or a process of its session (its workers)."""
+    pids = listener_pids(port)
+    if pids is None:
+        return True
+    for p in pids:
+        try:
+            if p == pid or os.getsid(p) == pid:
+                return True
+        except OSError:
+            continue
+    return False
+
+
 @dataclass(frozen=True)
 class ManagedProcess:
     """One server: ``name`` (its folder under the Asset Hub home), how to run it, where it is healthy."""
@@ -80,15 +118,20 @@ class ManagedProcess:
               timeout: float = 90, wait: bool = True) -> str:
         """Start the server (unless it already runs) and wait until it is healthy; its URL.
 
-        With ``wait=False`` only launch it; :meth:`wait` later (start several at once)."""
+        ``{port}`` in ``argv`` becomes the port. With ``wait=False`` only launch it; :meth:`wait`
+        later (start several at once)."""
         self.dir.mkdir(parents=True, exist_ok=True)
         url = self.url
         if self.pid() is not None and self.healthy():
             return url
         if self.pid() is None:
+            if free_port(self.port()) != self.port():  # the saved port was taken meanwhile
+                (self.dir / "state.json").unlink()
+                url = self.url
             log(self.name, f"starting on {url} (data in {self.dir})")
             with open(self.dir / "server.out", "ab") as out:
-                proc = subprocess.Popen(list(argv), stdout=out, stderr=subprocess.STDOUT,
+                command = [a.replace("{port}", str(self.port())) for a in argv]
+                proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,
                                         stdin=subprocess.DEVNULL, cwd=self.dir,
                                         env={**os.environ, **(env or {})},
                                         start_new_session=True)  # outlives the shell that started it
@@ -99,7 +142,8 @@ class ManagedProcess:
         """Wait until the server is healthy; its URL."""
         url = self.url
         deadline = time.monotonic() + timeout
-        while not self.healthy():
+        # healthy, and on our process: another server that took the port first must not pass
+        while not (self.healthy() and (pid := self.pid()) is not None and serves(pid, self.port())):
             if self.pid() is None:
                 tail = (self.dir / "server.out").read_text(errors="replace")[-3000:]
                 raise SystemExit(f"{self.name} exited while starting; last output:\n{tail}")

@@ -22,8 +22,11 @@ def start(timeout: float = 120, wait: bool = True) -> str:
     argv = [sys.executable, "-m", "mlflow", "server",
             "--backend-store-uri", f"sqlite:///{d / 'mlflow.db'}",
             "--artifacts-destination", (d / "artifacts").as_uri(),
-            "--host", "127.0.0.1", "--port", str(SERVER.port()), "--workers", "1"]
-    return SERVER.start(argv, env={"MLFLOW_ENABLE_TELEMETRY": "false", "DO_NOT_TRACK": "1"},
+            "--host", "127.0.0.1", "--port", "{port}", "--workers", "1"]
+    # The job runner (GenAI evaluation jobs: a runner and several huey consumers) is not
+    # used here and costs more CPU and memory than the tracking server itself.
+    return SERVER.start(argv, env={"MLFLOW_ENABLE_TELEMETRY": "false", "DO_NOT_TRACK": "1",
+                                   "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
                         timeout=timeout, wait=wait)
 
 

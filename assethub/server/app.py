@@ -300,6 +300,11 @@ class CommitIn(_Body):
     parent_commit: str | None = Field(None, max_length=64)
 
 
+class BundleIn(_Body):
+    ref: str = Field(max_length=200, description="branch, tag or commit id")
+    paths: list[str] = Field(min_length=1, max_length=5000, description="files of that version")
+
+
 class PublishIn(_Body):
     tag: str = Field(max_length=128)
     ref: str = Field("main", max_length=200)
@@ -586,6 +591,11 @@ def create_app(hub: Hub) -> FastAPI:
             headers["Content-Range"] = obj.content_range
         return StreamingResponse(obj.chunks, status_code=obj.status, headers=headers,
                                  media_type="application/octet-stream")
+
+    @app.post(f"{API}{_ASSET}/bundle")
+    async def download_bundle(who: Who, path: AssetP, body: BundleIn) -> Response:
+        frames = await hub.open_bundle(who, path.at(body.ref), body.paths)
+        return StreamingResponse(frames, media_type="application/x-assethub-bundle")
 
     # -- uploads -----------------------------------------------------------------------------
     @app.post(f"{API}{_ASSET}/uploads", status_code=201)

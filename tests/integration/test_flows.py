@@ -96,6 +96,12 @@ def test_train_commits_an_evaluated_model_with_lineage(world: JobWorld, trained:
     assert run.data.tags["mlflow.source.git.commit"] == world.sha
     assert run.data.params["seed"] == "7"
     assert "model" in {a.path for a in ml.list_artifacts(run.info.run_id)}
+    # the training code's own per-epoch metrics landed in the job's run
+    epochs = lin.params["epochs"]
+    assert epochs >= 1
+    per_epoch = {k: ml.get_metric_history(run.info.run_id, k) for k in run.data.metrics}
+    assert any(len(h) == epochs and [m.step for m in h] == list(range(1, epochs + 1))
+               for h in per_epoch.values()), per_epoch.keys()
 
 
 def _branches(world: JobWorld) -> set[str]:
