@@ -70,6 +70,9 @@ from assethub.storage import (
     TagInfo,
 )
 
+if typing.TYPE_CHECKING:
+    from assethub._services_client import Services
+
 __all__ = ["AddFile", "Client", "CreatedToken", "DeleteFile", "GroupView", "ImportResult"]
 
 API = "/api/v1"
@@ -134,6 +137,10 @@ _ERRORS: dict[str, Callable[[str, Mapping[str, Any]], errors.AssetHubError]] = {
     "NothingToCommitError": lambda m, f: errors.NothingToCommitError(_s(f, "ref")),
     "TransferError": lambda m, f: errors.TransferError(m, path=_s(f, "path")),
     "StorageUnavailableError": lambda m, f: errors.StorageUnavailableError(m),
+    "NotServableError": lambda m, f: errors.NotServableError(m, ref=_s(f, "ref"), reason=_s(f, "reason")),
+    "PredictionError": lambda m, f: errors.PredictionError(m, name=_s(f, "name"), reason=_s(f, "reason")),
+    "PortInUseError": lambda m, f: errors.PortInUseError(m, name=_s(f, "name")),
+    "ServiceUnavailableError": lambda m, f: errors.ServiceUnavailableError(m, name=_s(f, "name")),
 }
 # When the body names no type we know (a proxy's page, an old server), the status decides.
 _BY_STATUS: dict[int, Callable[[str], errors.AssetHubError]] = {
@@ -375,6 +382,13 @@ class Client:
         with self._stream(method, url, **kwargs) as response:
             response.read()
             return response.json() if response.content else None
+
+    @functools.cached_property
+    def services(self) -> Services:
+        """Model services: publish a model version over HTTP, scale, stop, start, predict."""
+        from assethub._services_client import Services
+
+        return Services(self)
 
     # -- identity and admin ------------------------------------------------------------------
     def whoami(self) -> UserView:

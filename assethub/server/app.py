@@ -25,6 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from assethub import errors
 from assethub._json import jsonable
 from assethub.refs import AssetPath, FolderPath
+from assethub.server import routes_services
 from assethub.service import DatasetMeta, Hub, Principal
 
 API = "/api/v1"
@@ -51,6 +52,10 @@ _STATUS: list[tuple[type[Exception], int]] = [
     (errors.InvalidDatasetError, 400),
     (errors.TransferError, 502),
     (errors.StorageUnavailableError, 503),
+    (errors.NotServableError, 400),
+    (errors.PredictionError, 400),
+    (errors.PortInUseError, 409),
+    (errors.ServiceUnavailableError, 503),
 ]
 _FIELDS = ("part", "value", "path", "ref", "what", "name", "needed", "paths", "source", "dest",
            "expected", "actual", "reason")
@@ -674,5 +679,6 @@ def create_app(hub: Hub) -> FastAPI:
     def lineage(who: Who, path: AssetP, ref: RefQ = "main") -> Any:
         return jsonable(hub.lineage(who, path.at(ref)))
 
+    app.include_router(routes_services.router(hub, principal))  # /services: model serving
     return app
 
