@@ -10,7 +10,7 @@ refusals of an input come back as 400 with the model's reason.
 # which name the local ``Who``.
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
 from fastapi.responses import Response
@@ -43,10 +43,14 @@ class ScaleIn(BaseModel):
 def router(hub: Hub, principal: Callable[..., Awaitable[Principal]],
            manager: ServiceManager | None = None) -> APIRouter:
     """The services API over ``hub``, authenticating with the application's ``principal``."""
-    services = manager or ServiceManager(hub)
+    # create_app(None) only renders the OpenAPI document: no manager then
+    services = manager or (ServiceManager(hub) if hub is not None else cast(ServiceManager, None))
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if services is None:
+            yield
+            return
         services.open()
         yield
         await services.aclose()
