@@ -61,6 +61,8 @@ def start_worker(env: Mapping[str, str] | None = None, timeout: float = 120,
                   "PREFECT_WORKER_QUERY_SECONDS": "1", "PREFECT_WORKER_PREFETCH_SECONDS": "5",
                   "PREFECT_WORKER_HEARTBEAT_SECONDS": "5",
                   "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
+                  # results are kept (under PREFECT_HOME) so that `--deployment` can print them
+                  "PREFECT_RESULTS_PERSIST_BY_DEFAULT": "true",
                   **(env or {})}
     return WORKER.start(argv, env=worker_env, timeout=timeout)
 

@@ -664,5 +664,8 @@ def create_app(hub: Hub) -> FastAPI:
     def lineage(who: Who, path: AssetP, ref: RefQ = "main") -> Any:
         return jsonable(hub.lineage(who, path.at(ref)))
 
+    from assethub.server.follows_api import follow_routes
+
+    app.include_router(follow_routes(hub, principal))
     return app
 
