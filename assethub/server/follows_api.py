@@ -1,7 +1,5 @@
 """REST routes of follows and of the lakeFS hook (see assethub.follows)."""
 
-from __future__ import annotations
-
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
