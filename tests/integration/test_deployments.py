@@ -211,17 +211,36 @@ def test_a_commit_to_a_followed_dataset_retrains_and_merges_only_if_better(
     merges = [r for r in hub.list_runs(MODEL, kind="merge", limit=20) if r.branch == branch]
     assert len(merges) == 1
 
-    # duplicate notifications of the same commit (lakeFS retrying): no second retrain
-    from assethub.follows import hook_secret as secret_of
+    # more data: main now has a model, so the retrain continues from it, evaluates main's model
+    # on the same data, and merges only if better. lakeFS notifying three more times (retries)
+    # while it runs starts no second retrain.
+    from assethub.follows import hook_secret
 
-    hook_secret = secret_of(hub_server.hub)  # what the lakeFS action holds
+    head_before = hub.resolve(f"{MODEL}:main")
+    (extra / src.parent.name / "extra-1.png").write_bytes(src.read_bytes())
+    hub.upload(f"{DATASET}:main", extra, path="train", message="two more images")
+    second = hub.resolve(f"{DATASET}:main")
+    main_before = hub.lineage(f"{MODEL}:main").model_commit
     repo_id = hub_server.hub.storage.repository(DATASET)  # what lakeFS names in its payload
-    body = {"event_type": "post-commit", "repository_id": repo_id, "branch_id": "main", "commit_id": commit}
+    body = {"event_type": "post-commit", "repository_id": repo_id, "branch_id": "main", "commit_id": second}
     for _ in range(3):
-        r = httpx.post(f"{hub_server.url}/api/v1/hooks/lakefs", params={"secret": hook_secret}, json=body)
+        r = httpx.post(f"{hub_server.url}/api/v1/hooks/lakefs",
+                       params={"secret": hook_secret(hub_server.hub)}, json=body)
         assert r.status_code == 200 and r.json()["follows"] == 1, r.text
-    time.sleep(15)  # time for a (wrong) second retrain to be started by the worker
-    assert len(_retrains(hub, commit)) == 1
+    runs = wait_for("the second retrain to finish", lambda: _finished(hub, second), timeout=900)
+    time.sleep(10)  # time for a (wrong) second retrain of the same commit to show up
+    runs = _retrains(hub, second)
+    assert len(runs) == 1 and runs[0].state == "completed", [(r.state, r.error) for r in runs]
+    again = hub.lineage(f"{MODEL}:retrain-{second[:12]}")
+    assert again.lineage is not None and again.lineage.job == "continue_train"
+    assert again.lineage.base_model == f"{MODEL}:{head_before}"  # continued from main's weights
+    scored = {e.dataset_commit for e in hub.lineage(f"{MODEL}:{main_before}").evaluations}
+    assert second in scored, "main's model was evaluated on the new data too"
+    after = hub.lineage(f"{MODEL}:main").model_commit
+    if runs[0].error:
+        assert runs[0].error.startswith("kept on its branch") and after == main_before
+    else:
+        assert runs[0].result_commit and after == again.model_commit
 
     # the hook refuses a caller without the secret, and says so
     r = httpx.post(f"{hub_server.url}/api/v1/hooks/lakefs", params={"secret": "guess"}, json=body)
