@@ -39,8 +39,11 @@ def api_url() -> str:
 
 def start_server(timeout: float = 120, wait: bool = True) -> str:
     """Start the Prefect server (or find it running); its API URL."""
+    if SERVER.pid() is None and free_port(SERVER.port()) != SERVER.port():
+        (SERVER.dir / "state.json").unlink()  # the saved port was taken meanwhile
     argv = [sys.executable, "-m", "infra._prefect_server", "--host", "127.0.0.1", "--port", "{port}"]
-    SERVER.start(argv, env=base_env(), timeout=timeout, wait=wait)
+    # the UI in the browser calls this API (Prefect's default would be port 4200)
+    SERVER.start(argv, env={**base_env(), "PREFECT_UI_API_URL": api_url()}, timeout=timeout, wait=wait)
     return api_url()
 
 

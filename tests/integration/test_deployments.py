@@ -265,3 +265,42 @@ def test_bad_follows_are_refused(prefect_stack: str, deploy_world: JobWorld, hub
     with pytest.raises(errors.ForbiddenError, match="needs 'edit'"):
         onlooker.follow("deployer/model/digits/cnn", DATASET, repo=deploy_world.repo)
     assert not [f for f in hub.list_follows() if f.model == "deployer/model/digits/cnn"]
+
+
+def test_the_prefect_ui_shows_deployments_and_finished_runs(prefect_stack: str, deploy_world: JobWorld,
+                                                            request: pytest.FixtureRequest) -> None:
+    """Headless Chromium (Debian's) on the Prefect UI; a screenshot lands in test-artifacts/."""
+    from infra import prefect
+
+    chromium = Path("/usr/bin/chromium")
+    if not chromium.exists():
+        pytest.fail("/usr/bin/chromium is missing: `apt-get install -y chromium` (make test does)")
+    from playwright.sync_api import sync_playwright
+    from prefect.client.orchestration import get_client
+    from prefect.deployments import run_deployment
+
+    with on_prefect(prefect_stack), get_client(sync_client=True) as c:
+        done = [r for r in c.read_flow_runs() if r.state is not None and r.state.is_completed()]
+        if not done:  # run alone: make one
+            done = [run_deployment("merge/local", parameters={"model": deploy_world.model,
+                                                              "source": "main"}, timeout=300)]
+    artifacts = Path(__file__).resolve().parents[2] / "test-artifacts"
+    artifacts.mkdir(exist_ok=True)
+    ui = prefect.SERVER.url
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(chromium), headless=True,
+                                    args=["--no-sandbox", "--disable-dev-shm-usage"])
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.goto(f"{ui}/deployments", wait_until="networkidle")
+            for name in ("retrain", "train", "continue-train"):
+                page.get_by_text(name, exact=True).first.wait_for(timeout=30_000)
+            page.get_by_text("local", exact=True).first.wait_for(timeout=30_000)
+            page.screenshot(path=str(artifacts / "prefect-deployments.png"), full_page=True)
+            page.goto(f"{ui}/runs", wait_until="networkidle")
+            page.get_by_text(done[0].name).first.wait_for(timeout=30_000)
+            page.get_by_text("Completed").first.wait_for(timeout=30_000)
+            page.screenshot(path=str(artifacts / "prefect-runs.png"), full_page=True)
+        finally:
+            browser.close()
+    assert (artifacts / "prefect-runs.png").stat().st_size > 10_000
