@@ -58,19 +58,13 @@ def wait_file(path: Path, timeout: float = 300) -> float:
 def retrain_started(after: datetime, timeout: float = 300) -> Any:
     """The first retrain flow run created after ``after``, once it is Running (or done)."""
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import (
-        FlowFilter,
-        FlowFilterName,
-        FlowRunFilter,
-        FlowRunFilterStartTime,
-    )
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName
 
     deadline = time.monotonic() + timeout
     with get_client(sync_client=True) as c:
         while time.monotonic() < deadline:
-            runs = c.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=["retrain"])),
-                                    flow_run_filter=FlowRunFilter(
-                                        start_time=FlowRunFilterStartTime(after_=after)))
+            runs = [r for r in c.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=["retrain"])))
+                    if r.created and r.created >= after and r.start_time is not None]
             if runs:
                 return min(runs, key=lambda r: r.start_time)
             time.sleep(0.1)
