@@ -304,3 +304,52 @@ def test_the_prefect_ui_shows_deployments_and_finished_runs(prefect_stack: str, 
         finally:
             browser.close()
     assert (artifacts / "prefect-runs.png").stat().st_size > 10_000
+
+
+def test_the_cli_deploys_and_trains_through_a_deployment(prefect_stack: str, deploy_world: JobWorld,
+                                                         hub_server: Any, tmp_path: Path) -> None:
+    from infra import prefect
+    from tests.integration.test_cli import Cli
+
+    w = deploy_world
+    cli = Cli(hub_server.url, w.token, tmp_path / "cli")
+    cli.env["PREFECT_API_URL"] = prefect_stack
+    cli.env["PREFECT_HOME"] = prefect.prefect_home()  # as `assethub up` sets it: the worker's results
+    shown = cli("deploy")
+    assert "train/local" in shown and "retrain/local" in shown and "train/gpu" in shown
+    result = cli.json("train", w.model, "--dataset", w.dataset, "--repo", w.repo, "--param", "epochs=1",
+                      "--branch", "cli-deployed", "--deployment")
+    assert result["branch"] == "cli-deployed" and result["metrics"]["accuracy"] > 0
+    lin = w.hub.lineage(f"{w.model}:cli-deployed").lineage
+    assert lin is not None and lin.params["epochs"] == 1 and lin.prefect_flow_run_id
+    # no Prefect server: a clear error, not a hang
+    cli.env["PREFECT_API_URL"] = None
+    assert "Prefect" in cli.fails(2, "train", w.model, "--dataset", w.dataset, "--repo", w.repo,
+                                  "--deployment")
+
+
+def test_a_worker_killed_mid_run_leaves_no_commit_and_the_run_can_be_rerun(
+        prefect_stack: str, deploy_world: JobWorld, hub_server: Any, tracking: str) -> None:
+    from prefect.deployments import run_deployment
+
+    from infra import prefect
+
+    w = deploy_world
+    branches = {b.name for b in w.hub.list_branches(w.model)}
+    parameters = {"model": w.model, "dataset": w.dataset, "repo": w.repo, "branch": "survivor",
+                  "params": {"epochs": 3, "seed": 2}}
+    with on_prefect(prefect_stack):
+        run_deployment("train/local", parameters=parameters, timeout=0)
+    running = wait_for("the job to train", lambda: [
+        r for r in w.hub.list_runs(w.model, kind="train", limit=5)
+        if r.branch == "survivor" and r.state == "running" and r.mlflow_run_id], timeout=300, every=0.5)
+    time.sleep(2)  # in the middle of training
+    prefect.WORKER.stop()  # the worker and the flow run it started
+    assert {b.name for b in w.hub.list_branches(w.model)} == branches, "no partial commit or branch"
+    prefect.start_worker({"ASSETHUB_URL": hub_server.url, "ASSETHUB_TOKEN": w.token,
+                          "MLFLOW_TRACKING_URI": tracking, "ASSETHUB_HOME": os.environ["ASSETHUB_HOME"]})
+    with on_prefect(prefect_stack):
+        again = run_deployment("train/local", parameters=parameters, timeout=900)
+    assert again.state is not None and again.state.is_completed(), again.state
+    view = w.hub.lineage(f"{w.model}:survivor")
+    assert view.lineage is not None and view.lineage.run_id != running[0].id
