@@ -345,7 +345,9 @@ def test_a_worker_killed_mid_run_leaves_no_commit_and_the_run_can_be_rerun(
         if r.branch == "survivor" and r.state == "running" and r.mlflow_run_id], timeout=300, every=0.5)
     time.sleep(2)  # in the middle of training
     prefect.WORKER.stop()  # the worker and the flow run it started
+    time.sleep(20)  # more than the rest of the training would have taken
     assert {b.name for b in w.hub.list_branches(w.model)} == branches, "no partial commit or branch"
+    assert w.hub.get_run(running[0].id).state == "running", "the job died with its worker"
     prefect.start_worker({"ASSETHUB_URL": hub_server.url, "ASSETHUB_TOKEN": w.token,
                           "MLFLOW_TRACKING_URI": tracking, "ASSETHUB_HOME": os.environ["ASSETHUB_HOME"]})
     with on_prefect(prefect_stack):
