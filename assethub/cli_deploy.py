@@ -36,11 +36,13 @@ def register(app: typer.Typer) -> None:
                 typer.echo("error: no Prefect server: run `assethub up` or set PREFECT_API_URL", err=True)
                 raise typer.Exit(2)
             env["PREFECT_API_URL"] = api
-        proc = subprocess.run([sys.executable, "-m", "deployments"], env=env, stdout=subprocess.PIPE,
+        proc = subprocess.run([sys.executable, "-m", "deployments"], env=env, capture_output=True,
                               text=True, check=False)
         if proc.returncode != 0:
-            raise typer.Exit(proc.returncode)
-        names = [n for n in proc.stdout.split() if "/" in n]
+            typer.echo(proc.stderr[-3000:], err=True)
+            typer.echo("error: registering the deployments failed (output above)", err=True)
+            raise typer.Exit(1)
+        names = json.loads(proc.stdout.strip().splitlines()[-1])
         typer.echo(f"work pools: local, gpu\ndeployments: {', '.join(names)}")
 
     @app.command()
