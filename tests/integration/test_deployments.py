@@ -66,7 +66,7 @@ def deploy_world(hub_server: Any, tracking: str, tmp_path_factory: pytest.TempPa
                     repo, sha)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # stopped when this module is done: 2 cores
 def prefect_stack(deploy_world: JobWorld, hub_server: Any, tracking: str) -> Iterator[str]:
     """Prefect server + process worker of the embedded stack, deployments registered."""
     from infra import prefect
