@@ -223,7 +223,7 @@ def dataset_of_repository(hub: Hub, repository: str) -> AssetPath | None:
 def on_lakefs_event(hub: Hub, secret: str, event: dict[str, Any]) -> dict[str, Any]:
     """The hook: a lakeFS post-commit / post-merge on a dataset's main. Emits a Prefect event
     for the dataset (the follows' automations run the retrains); returns what it did."""
-    if not secret or not secrets.compare_digest(secret, hook_secret(hub)):
+    if not secret or not secrets.compare_digest(secret.encode(), hook_secret(hub).encode()):
         raise AuthenticationError("the hook needs the server's secret (?secret=...)")
     repository = str(event.get("repository_id") or "")
     branch = str(event.get("branch_id") or "")

@@ -3,7 +3,7 @@
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -35,7 +35,7 @@ def follow_routes(hub: Hub, principal: Callable[[Request], Awaitable[Principal]]
         return jsonable(follows.list_follows(hub, who, model=model, dataset=dataset))
 
     @router.delete(f"{API}/follows/{{follow_id}}", status_code=204)
-    def delete_follow(who: Who, follow_id: int) -> Response:
+    def delete_follow(who: Who, follow_id: Annotated[int, Path(ge=1, le=2**31 - 1)]) -> Response:
         follows.delete_follow(hub, who, follow_id)
         return Response(status_code=204)
 
