@@ -4,7 +4,7 @@ export UV_PYTHON_DOWNLOADS := never
 UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 RUN := $(UV) run --frozen
 
-.PHONY: setup lakefs lakefs-stop postgres postgres-stop up down demo test test-unit lint bench clean-stack
+.PHONY: setup lakefs lakefs-stop postgres postgres-stop up down demo test test-unit lint bench bench-flow bench-serving clean-stack
 
 setup:  ## install uv (if missing) and the locked environment
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -44,11 +44,17 @@ test-unit: setup
 	$(RUN) pytest tests/unit
 
 lint: setup
-	$(RUN) ruff check assethub infra tasks flows deployments examples tests bench scripts
+	$(RUN) ruff check assethub infra tasks flows examples tests bench scripts
 	$(RUN) mypy
 
 bench: lakefs  ## transfer benchmark against lakectl and boto3 (prints ratios)
 	$(RUN) python bench/transfer.py
+
+bench-flow: setup  ## flows.train against the same training script run directly (prints the overhead)
+	$(RUN) python bench/flow_overhead.py
+
+bench-serving: setup  ## a served model against `mlflow models serve` (requests/s, p50/p99, ratios)
+	$(RUN) python bench/serving.py
 
 clean-stack: lakefs-stop  ## stop lakeFS and remove its data (the built binaries stay cached)
 	$(RUN) python -m infra.postgres destroy

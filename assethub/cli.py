@@ -38,13 +38,13 @@ from assethub.service import DatasetMeta
 # -- errors: one table from exception classes to exit codes and hints ---------------------------
 EXIT_CODES: list[tuple[tuple[type[BaseException], ...], int, str]] = [
     ((errors.InvalidReferenceError, errors.InvalidDatasetError, errors.PayloadTooLargeError,
-      errors.JobSpecError), 2, ""),
+      errors.JobSpecError, errors.NotServableError, errors.PredictionError), 2, ""),
     ((errors.NotFoundError, errors.RefNotFoundError, errors.ObjectNotFoundError, errors.CodeFetchError,
       FileNotFoundError), 3, ""),
     ((errors.AuthenticationError,), 4, " (log in with `assethub login`)"),
     ((errors.ForbiddenError, errors.NotAllowedError), 5, ""),
     ((errors.AlreadyExistsError, errors.MergeConflictError, errors.ConcurrentUpdateError,
-      errors.NothingToCommitError), 6, ""),
+      errors.NothingToCommitError, errors.PortInUseError), 6, ""),
     ((errors.AssetHubError, OSError), 1, ""),
 ]
 
@@ -615,3 +615,12 @@ def _register_jobs() -> None:
 
 
 _register_jobs()
+
+
+def _register_services() -> None:
+    from assethub import cli_services
+
+    cli_services.register(app)
+
+
+_register_services()

@@ -268,7 +268,7 @@ def _lineage_rows(view: LineageView) -> list[tuple[str, object]]:
                  ("Asset Hub run", lin.run_id)]
     for e in view.evaluations:
         scores = ", ".join(f"{k}={v:.6g}" for k, v in sorted(e.metrics.items()))
-        rows.append((f"evaluation {e.id[:8]}", f"{scores} on {e.dataset_ref} ({e.dataset_commit[:12]})"))
+        rows.append((f"evaluation {e.id[:8]}", f"{scores} (dataset commit {e.dataset_commit[:12]})"))
     return rows
 
 
@@ -277,7 +277,11 @@ def _compare_rows(a: LineageView, b: LineageView) -> list[tuple[str, object, obj
     la, lb = a.lineage, b.lineage
     for name, field in (("job", "job"), ("dataset commit", "dataset_commit"), ("code sha", "code_sha"),
                         ("base model", "base_model")):
-        rows.append((name, getattr(la, field) if la else None, getattr(lb, field) if lb else None))
+        x: str | None = getattr(la, field) if la else None
+        y: str | None = getattr(lb, field) if lb else None
+        if field.endswith(("_commit", "_sha")):
+            x, y = (x or "")[:12] or None, (y or "")[:12] or None
+        rows.append((name, x, y))
     pa, pb = (dict(la.params) if la else {}), (dict(lb.params) if lb else {})
     rows += [(f"param {k}", pa.get(k), pb.get(k)) for k in sorted(set(pa) | set(pb))]
     ma, mb = _best_metrics(a), _best_metrics(b)

@@ -19,6 +19,7 @@ import dataclasses
 import errno
 import functools
 import hashlib
+import json
 import os
 import threading
 import types
@@ -70,6 +71,9 @@ from assethub.storage import (
     TagInfo,
 )
 
+if typing.TYPE_CHECKING:
+    from assethub._services_client import Services
+
 __all__ = ["AddFile", "Client", "CreatedToken", "DeleteFile", "GroupView", "ImportResult"]
 
 API = "/api/v1"
@@ -77,6 +81,12 @@ _CHUNK = 1024 * 1024
 # Files this large come as parallel byte ranges (one stream tops out well below the disk).
 _RANGED_FROM = 64 * _CHUNK
 _RANGE_PART = 8 * _CHUNK  # memory in flight is bounded by workers x part size
+# Small files come many to a request (a bundle): one round trip and one permission check for
+# hundreds of files instead of one each.
+_BUNDLE_FILE_MAX = 4 * _CHUNK
+_BUNDLE_FILES = 400
+_BUNDLE_BYTES = 64 * _CHUNK
+_BUNDLE_PATH_BYTES = 256 * 1024  # the request's list of paths stays well under the body limit
 T = TypeVar("T")
 AssetLike = AssetPath | AssetRef | str
 Advance = Callable[[int], None]
@@ -128,6 +138,10 @@ _ERRORS: dict[str, Callable[[str, Mapping[str, Any]], errors.AssetHubError]] = {
     "NothingToCommitError": lambda m, f: errors.NothingToCommitError(_s(f, "ref")),
     "TransferError": lambda m, f: errors.TransferError(m, path=_s(f, "path")),
     "StorageUnavailableError": lambda m, f: errors.StorageUnavailableError(m),
+    "NotServableError": lambda m, f: errors.NotServableError(m, ref=_s(f, "ref"), reason=_s(f, "reason")),
+    "PredictionError": lambda m, f: errors.PredictionError(m, name=_s(f, "name"), reason=_s(f, "reason")),
+    "PortInUseError": lambda m, f: errors.PortInUseError(m, name=_s(f, "name")),
+    "ServiceUnavailableError": lambda m, f: errors.ServiceUnavailableError(m, name=_s(f, "name")),
 }
 # When the body names no type we know (a proxy's page, an old server), the status decides.
 _BY_STATUS: dict[int, Callable[[str], errors.AssetHubError]] = {
@@ -236,6 +250,46 @@ def _local_files(local: Path, remote: str) -> list[tuple[Path, str]]:
     return [(local, remote + local.name if remote.endswith("/") or not remote else remote)]
 
 
+def _bundles(objs: list[RemoteObject]) -> list[list[RemoteObject]]:
+    """Small files grouped for bundle requests, bounded in count, bytes and request size."""
+    out: list[list[RemoteObject]] = []
+    group: list[RemoteObject] = []
+    size = names = 0
+    for o in sorted(objs, key=lambda o: o.path):
+        if group and (len(group) >= _BUNDLE_FILES or size + o.size > _BUNDLE_BYTES
+                      or names + len(o.path) > _BUNDLE_PATH_BYTES):
+            out.append(group)
+            group, size, names = [], 0, 0
+        group.append(o)
+        size += o.size
+        names += len(o.path) + 8
+    return [*out, group] if group else out
+
+
+class _FrameReader:
+    """Exact-length reads over a stream of byte chunks."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+        self._buffer = b""
+        self._pos = 0
+
+    def read(self, n: int) -> bytes:
+        if len(self._buffer) - self._pos < n:
+            parts = [self._buffer[self._pos:]]
+            have = len(parts[0])
+            while have < n:
+                chunk = next(self._chunks, None)
+                if chunk is None:
+                    raise errors.TransferError(f"the bundle ended early ({have} of {n} bytes)")
+                parts.append(chunk)
+                have += len(chunk)
+            self._buffer, self._pos = b"".join(parts), 0
+        out = self._buffer[self._pos:self._pos + n]
+        self._pos += n
+        return out
+
+
 def _chunks(path: Path, advance: Advance = lambda n: None) -> Iterator[bytes]:
     """A file's content, streamed from disk: never the whole file in memory."""
     with open(path, "rb") as f:
@@ -329,6 +383,13 @@ class Client:
         with self._stream(method, url, **kwargs) as response:
             response.read()
             return response.json() if response.content else None
+
+    @functools.cached_property
+    def services(self) -> Services:
+        """Model services: publish a model version over HTTP, scale, stop, start, predict."""
+        from assethub._services_client import Services
+
+        return Services(self)
 
     # -- identity and admin ------------------------------------------------------------------
     def whoami(self) -> UserView:
@@ -550,9 +611,14 @@ class Client:
             raise errors.ObjectNotFoundError(str(r), prefix)
         missing = {o.cache_key: o for o, _ in plan if not self.cache.has(o)}
         total = sum(o.size for o in missing.values())
+        small = [o for o in missing.values() if o.size <= _BUNDLE_FILE_MAX]
+        single = [o for o in missing.values() if o.size > _BUNDLE_FILE_MAX] + \
+            (small if len(small) < 4 else [])
+        bundles = _bundles(small) if len(small) >= 4 else []
         with _progress(progress, f"download {r}", total) as advance:
-            run_parallel((functools.partial(self._fetch, at, o, advance)
-                          for o in missing.values()), self.max_workers)
+            run_parallel([*(functools.partial(self._fetch_bundle, at, b, advance) for b in bundles),
+                          *(functools.partial(self._fetch, at, o, advance) for o in single)],
+                         self.max_workers)
         place_all((self.cache.blob_path(obj), target) for obj, target in plan)
         return DownloadResult(at.ref, len(plan), sum(o.size for o, _ in plan), total)
 
@@ -588,6 +654,38 @@ class Client:
             raise errors.TransferError(
                 f"download of {obj.path} failed verification (sha256 {sha.hexdigest()} != "
                 f"{obj.sha256})", path=obj.path)
+
+    def _fetch_bundle(self, at: AssetRef, objs: list[RemoteObject], advance: Advance) -> None:
+        """Many small files in one request; each is checked and cached as it arrives."""
+        wanted = {o.path: o for o in objs}
+        with self._stream("POST", f"{_asset_url(at.path)}/bundle",
+                          json={"ref": at.ref, "paths": list(wanted)}) as resp:
+            frames = _FrameReader(resp.iter_bytes(_CHUNK))
+            for _ in objs:
+                header = json.loads(frames.read(int.from_bytes(frames.read(4), "big")))
+                if "error" in header:
+                    if header["error"] == "ObjectNotFoundError":
+                        raise errors.ObjectNotFoundError(str(at), str(header.get("path")))
+                    raise errors.TransferError(str(header.get("message")), path=str(header.get("path")))
+                obj = wanted.pop(str(header.get("path")), None)
+                if obj is None or header.get("size") != obj.size:
+                    raise errors.TransferError(f"the server sent {header} in a bundle of {at}, "
+                                               "which was not asked for", path=str(header.get("path")))
+                tmp, sha, left = self.cache.temp_file(), hashlib.sha256(), obj.size
+                try:
+                    with open(tmp, "wb") as out:
+                        while left:
+                            chunk = frames.read(min(left, _CHUNK))
+                            out.write(chunk)
+                            sha.update(chunk)
+                            left -= len(chunk)
+                            advance(len(chunk))
+                    if obj.sha256 and sha.hexdigest() != obj.sha256:
+                        raise errors.TransferError(f"download of {obj.path} failed verification (sha256 "
+                                                   f"{sha.hexdigest()} != {obj.sha256})", path=obj.path)
+                    self.cache.commit_blob(tmp, obj)
+                finally:
+                    tmp.unlink(missing_ok=True)
 
     def _fetch(self, at: AssetRef, obj: RemoteObject, advance: Advance) -> None:
         tmp, sha, size = self.cache.temp_file(), hashlib.sha256(), 0

@@ -23,10 +23,15 @@ the fields a caller needs, not only a message::
     ├── TransferError (OSError)                an upload/download failed or a checksum differed
     │   └── ChecksumMismatchError (ValueError) what arrived is not what the sender hashed
     ├── StorageUnavailableError (ConnectionError) lakeFS cannot be reached
-    └── JobError                               a train / evaluate / merge job cannot run
-        ├── CodeFetchError (LookupError)       repository URL, revision or subpath unusable; .url
-        ├── JobSpecError (ValueError)          no assethub.yaml / no command / bad params
-        └── JobFailedError                     the job's command failed; .exit_code, .tail
+    ├── JobError                               a train / evaluate / merge job cannot run
+    │   ├── CodeFetchError (LookupError)       repository URL, revision or subpath unusable; .url
+    │   ├── JobSpecError (ValueError)          no assethub.yaml / no command / bad params
+    │   └── JobFailedError                     the job's command failed; .exit_code, .tail
+    └── ServiceError                           a model service cannot be published or used; .name
+        ├── NotServableError (ValueError)      the version holds no MLflow model; .ref, .reason
+        ├── PortInUseError (OSError)           the address asked for is taken; .port
+        ├── ServiceUnavailableError (ConnectionError) stopped, starting or not answering
+        └── PredictionError (ValueError)       the model refused the input; .reason
 """
 
 from __future__ import annotations
@@ -48,11 +53,16 @@ __all__ = [
     "MergeConflictError",
     "NotAllowedError",
     "NotFoundError",
+    "NotServableError",
     "NothingToCommitError",
     "ObjectNotFoundError",
     "PayloadTooLargeError",
+    "PortInUseError",
+    "PredictionError",
     "RangeNotSatisfiableError",
     "RefNotFoundError",
+    "ServiceError",
+    "ServiceUnavailableError",
     "StorageUnavailableError",
     "TransferError",
 ]
@@ -206,3 +216,40 @@ class JobFailedError(JobError):
         super().__init__(message)
         self.exit_code = exit_code
         self.tail = tail
+
+
+class ServiceError(AssetHubError):
+    """A model service cannot be published, changed or used."""
+
+    def __init__(self, message: str, *, name: str = "") -> None:
+        super().__init__(message)
+        self.name = name
+
+
+class NotServableError(ServiceError, ValueError):
+    """The model version holds no MLflow model that can be served (no ``model/MLmodel``)."""
+
+    def __init__(self, message: str, *, ref: str = "", reason: str = "") -> None:
+        super().__init__(message)
+        self.ref = ref
+        self.reason = reason or message
+
+
+class PortInUseError(ServiceError, OSError):
+    """The port asked for is taken by another process."""
+
+    def __init__(self, message: str, *, name: str = "", port: int = 0) -> None:
+        super().__init__(message, name=name)
+        self.port = port
+
+
+class ServiceUnavailableError(ServiceError, ConnectionError):
+    """The service does not answer: stopped, still starting, failed, or gone."""
+
+
+class PredictionError(ServiceError, ValueError):
+    """The model refused the input (malformed, wrong shape or type); the model's reason."""
+
+    def __init__(self, message: str, *, name: str = "", reason: str = "") -> None:
+        super().__init__(message, name=name)
+        self.reason = reason or message

@@ -69,6 +69,26 @@ def _safe_finish(tracking: Tracking | None, **kwargs: Any) -> None:
         print(f"warning: could not close the MLflow run: {e}", file=sys.stderr)
 
 
+class JobScope:
+    """The bookkeeping around a job: on failure the run is marked failed (with the reason) and
+    its MLflow run closed as failed; in any case the job's working directory goes away."""
+
+    def __init__(self, run_id: str, work: Path) -> None:
+        self.run_id = run_id
+        self.work = work
+        self.tracking: Tracking | None = None
+
+    def __enter__(self) -> JobScope:
+        return self
+
+    def __exit__(self, kind: object, error: BaseException | None, tb: object) -> None:
+        if error is not None:
+            update_run(self.run_id, state="failed", error=_error_text(error))
+            _safe_finish(self.tracking, succeeded=False)
+        if not os.environ.get("ASSETHUB_KEEP_JOB_DIR"):
+            remove_tree(self.work)
+
+
 def run_training(kind: str, *, model: str, dataset: str, repo: str, revision: str, subpath: str,
                  params: dict[str, Any] | None, branch: str, command: str, base: str = "",
                  message: str = "") -> dict[str, Any]:
@@ -86,15 +106,14 @@ def run_training(kind: str, *, model: str, dataset: str, repo: str, revision: st
                    code_subpath=subpath, command=command, params=params)
     branch = branch or f"{BRANCH_PREFIX[kind]}-{run.id[:8]}"
     work = jobs_dir() / run.id
-    tracking: Tracking | None = None
-    try:
+    with JobScope(run.id, work) as scope:
         code = fetch_code(repo, revision, subpath, str(work / "code"))
         cmd = job_command(code, "train", command)
         all_params = job_params(code, params)
         prefect_id = flow_run_id()
         update_run(run.id, state="running", code_sha=code.sha, command=cmd, params=all_params,
                    branch=branch, prefect_flow_run_id=prefect_id)
-        tracking = start_tracking(str(model_path), f"{kind}-{run.id[:8]}", all_params, {
+        scope.tracking = tracking = start_tracking(str(model_path), f"{kind}-{run.id[:8]}", all_params, {
             "assethub.run_id": run.id, "assethub.model": str(model_path), "assethub.branch": branch,
             "assethub.dataset": str(dataset_ref), "assethub.dataset_commit": run.dataset_commit,
             "assethub.prefect_flow_run_id": prefect_id, "assethub.job": kind,
@@ -140,13 +159,6 @@ def run_training(kind: str, *, model: str, dataset: str, repo: str, revision: st
                 "commit": committed.commit, "metrics": metrics, "mlflow_run_id": tracking.run_id,
                 "dataset_commit": run.dataset_commit, "code_sha": code.sha,
                 "prefect_flow_run_id": prefect_id}
-    except BaseException as e:
-        update_run(run.id, state="failed", error=_error_text(e))
-        _safe_finish(tracking, succeeded=False)
-        raise
-    finally:
-        if not os.environ.get("ASSETHUB_KEEP_JOB_DIR"):
-            remove_tree(work)
 
 
 def _redact(url: str) -> str:

@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import uuid
 from pathlib import Path
@@ -19,7 +18,7 @@ from assethub.lineage import PREFIX
 from assethub.refs import AssetRef
 from assethub.runtime import JobContext, Split, environment
 from flows._job import (
-    _error_text,
+    JobScope,
     _redact,
     _safe_finish,
     evaluation_record,
@@ -28,12 +27,12 @@ from flows._job import (
     main,
     read_metrics,
 )
-from tasks._env import client, jobs_dir, remove_tree
+from tasks._env import client, jobs_dir
 from tasks.assets import fetch_dataset, fetch_model
 from tasks.code import fetch_code, job_command, job_params
 from tasks.entrypoint import run_entrypoint
 from tasks.results import commit_evaluation, open_run, record_evaluation, update_run
-from tasks.tracking import Tracking, start_tracking
+from tasks.tracking import start_tracking
 
 
 @flow(name="evaluate", log_prints=True)
@@ -58,10 +57,9 @@ def evaluate(model: str, dataset: str, repo: str, revision: str = "main", subpat
     run = open_run("evaluate", str(model_ref.path), dataset=str(dataset_ref), base=str(model_ref),
                    code_url=_redact(repo), code_revision=revision, code_subpath=subpath,
                    command=command, params=params)
-    work = jobs_dir() / run.id
-    tracking: Tracking | None = None
     hub = client()
-    try:
+    with JobScope(run.id, jobs_dir() / run.id) as scope:
+        work = scope.work
         code = fetch_code(repo, revision, subpath, str(work / "code"))
         cmd = job_command(code, "evaluate", command)
         all_params = job_params(code, params)
@@ -69,7 +67,8 @@ def evaluate(model: str, dataset: str, repo: str, revision: str = "main", subpat
         model_commit = hub.lineage(model_ref.path.at(run.base_commit)).model_commit
         update_run(run.id, state="running", code_sha=code.sha, command=cmd, params=all_params,
                    prefect_flow_run_id=prefect_id)
-        tracking = start_tracking(str(model_ref.path), f"evaluate-{run.id[:8]}", all_params, {
+        name = f"evaluate-{run.id[:8]}"
+        tracking = scope.tracking = start_tracking(str(model_ref.path), name, all_params, {
             "assethub.run_id": run.id, "assethub.model": str(model_ref.path), "assethub.job": "evaluate",
             "assethub.model_commit": model_commit, "assethub.dataset": str(dataset_ref),
             "assethub.dataset_commit": run.dataset_commit, "assethub.prefect_flow_run_id": prefect_id,
@@ -109,13 +108,6 @@ def evaluate(model: str, dataset: str, repo: str, revision: str = "main", subpat
         return {"run_id": run.id, "evaluation_id": evaluation_id, "metrics": metrics,
                 "model_commit": model_commit, "dataset_commit": run.dataset_commit,
                 "mlflow_run_id": tracking.run_id, "stored_in": stored_in}
-    except BaseException as e:
-        update_run(run.id, state="failed", error=_error_text(e))
-        _safe_finish(tracking, succeeded=False)
-        raise
-    finally:
-        if not os.environ.get("ASSETHUB_KEEP_JOB_DIR"):
-            remove_tree(work)
 
 
 def cli(argv: list[str] | None = None) -> int:

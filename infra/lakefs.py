@@ -23,7 +23,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -120,14 +119,9 @@ def data_dir() -> Path:
 
 
 def _free_port(preferred: int) -> int:
-    for port in [preferred, *range(preferred + 1, preferred + 50)]:
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise SystemExit(f"no free loopback port near {preferred}")
+    from infra._process import free_port
+
+    return free_port(preferred)
 
 
 def _write_config(d: Path, port: int) -> Path:

@@ -66,3 +66,11 @@ ah audit --limit 5
 
 step "where to look"
 $RUN python scripts/demo_steps.py urls "$MODEL:main"
+
+step "serve the tagged model (MLflow's scoring server), scale it, test it online"
+$RUN assethub services delete digits --yes >/dev/null 2>&1 || true
+ah serve "$MODEL:v1" --name digits --replicas 1
+$RUN python -c "import json; from examples.datasets import digits_test_arrays as t; x, y = t('$WORK/digits', limit=3); json.dump({'inputs': x.tolist()}, open('$WORK/three.json', 'w')); print('true labels:', y.tolist())"
+ah services scale digits 2
+ah services show digits
+ah predict digits --input "$WORK/three.json"

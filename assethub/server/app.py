@@ -25,6 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from assethub import errors
 from assethub._json import jsonable
 from assethub.refs import AssetPath, FolderPath
+from assethub.server import routes_services
 from assethub.service import DatasetMeta, Hub, Principal
 
 API = "/api/v1"
@@ -51,6 +52,10 @@ _STATUS: list[tuple[type[Exception], int]] = [
     (errors.InvalidDatasetError, 400),
     (errors.TransferError, 502),
     (errors.StorageUnavailableError, 503),
+    (errors.NotServableError, 400),
+    (errors.PredictionError, 400),
+    (errors.PortInUseError, 409),
+    (errors.ServiceUnavailableError, 503),
 ]
 _FIELDS = ("part", "value", "path", "ref", "what", "name", "needed", "paths", "source", "dest",
            "expected", "actual", "reason")
@@ -293,6 +298,11 @@ class CommitIn(_Body):
     metadata: dict[str, str] = Field(default_factory=dict, max_length=100)
     delete: list[str] = Field(default_factory=list, max_length=100_000)
     parent_commit: str | None = Field(None, max_length=64)
+
+
+class BundleIn(_Body):
+    ref: str = Field(max_length=200, description="branch, tag or commit id")
+    paths: list[str] = Field(min_length=1, max_length=5000, description="files of that version")
 
 
 class PublishIn(_Body):
@@ -582,6 +592,11 @@ def create_app(hub: Hub) -> FastAPI:
         return StreamingResponse(obj.chunks, status_code=obj.status, headers=headers,
                                  media_type="application/octet-stream")
 
+    @app.post(f"{API}{_ASSET}/bundle")
+    async def download_bundle(who: Who, path: AssetP, body: BundleIn) -> Response:
+        frames = await hub.open_bundle(who, path.at(body.ref), body.paths)
+        return StreamingResponse(frames, media_type="application/x-assethub-bundle")
+
     # -- uploads -----------------------------------------------------------------------------
     @app.post(f"{API}{_ASSET}/uploads", status_code=201)
     def start_upload(who: Who, path: AssetP, body: Annotated[UploadIn, Body()]) -> Any:
@@ -664,8 +679,9 @@ def create_app(hub: Hub) -> FastAPI:
     def lineage(who: Who, path: AssetP, ref: RefQ = "main") -> Any:
         return jsonable(hub.lineage(who, path.at(ref)))
 
+    app.include_router(routes_services.router(hub, principal))  # /services: model serving
     from assethub.server.follows_api import follow_routes
 
-    app.include_router(follow_routes(hub, principal))
+    app.include_router(follow_routes(hub, principal))  # /follows and the lakeFS hook
     return app
 

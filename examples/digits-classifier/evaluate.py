@@ -35,19 +35,25 @@ def main() -> None:
         ctx = runtime.context()
         source = model_dir(ctx)
         _, test_images = data.split(ctx, data.find_images(ctx.dataset_dir))
+        found = data.class_order({im.label for im in test_images})
+        x, y_found = data.load(test_images, found)  # bad images are reported before the model loads
     except (runtime.ContractError, data.DatasetError) as e:
         data.fail(str(e))
 
     import mlflow.pyfunc
+    import numpy as np
 
-    model = mlflow.pyfunc.load_model(str(source))
+    try:
+        model = mlflow.pyfunc.load_model(str(source))
+    except Exception as e:  # not a loadable MLflow model: one line, not a traceback
+        data.fail(f"cannot load the MLflow model at {source}: {(str(e) or type(e).__name__).splitlines()[0]}")
     classes = list((model.metadata.metadata or {}).get("classes") or [])
     if not classes:
         data.fail(f"the model at {source} records no classes in its MLmodel metadata")
-    try:
-        x, y = data.load(test_images, classes)
-    except data.DatasetError as e:
-        data.fail(str(e))
+    unknown = [c for c in found if c not in classes]
+    if unknown:
+        data.fail(f"test class(es) {', '.join(unknown)} are not classes of the model ({', '.join(classes)})")
+    y = np.array([classes.index(c) for c in found], dtype=np.int64)[y_found]
     probabilities = model.predict(x)
     metrics = data.classification_metrics(probabilities, y)
     ctx.write_metrics(metrics)

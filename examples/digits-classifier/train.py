@@ -100,13 +100,25 @@ class Tracking:
         self.client.log_batch(self.run_id, metrics=[Metric(k, v, now, step) for k, v in values.items()])
 
 
-def train(ctx: runtime.JobContext, p: dict[str, Any], base: Path | None,
+def train(p: dict[str, Any], base: Path | None,
           train_set: tuple[Any, Any], test_set: tuple[Any, Any], classes: list[str],
           tracking: Tracking) -> Any:
     """The trained network (on the CPU)."""
-    import lightning.pytorch as pl
     import net as netlib
     import torch
+
+    torch.manual_seed(p["seed"])  # the initial weights
+    if base is not None:
+        weights, config = base_artifacts(base)
+        network, _, _ = netlib.load_weights(weights, config)
+        print(f"continuing from the base model's weights ({base})", flush=True)
+    else:
+        network = netlib.DigitsNet(len(classes), p["width"])
+    if p["epochs"] == 0:
+        print("epochs=0: no training, the model is saved as it starts", flush=True)
+        return network
+
+    import lightning.pytorch as pl
     from torch.nn import functional as F
     from torch.utils.data import DataLoader, TensorDataset
 
@@ -148,16 +160,7 @@ def train(ctx: runtime.JobContext, p: dict[str, Any], base: Path | None,
                   flush=True)
             tracking.metrics(values, step=epoch)
 
-    pl.seed_everything(p["seed"], workers=True, verbose=False)
-    if base is not None:
-        weights, config = base_artifacts(base)
-        network, _, _ = netlib.load_weights(weights, config)
-        print(f"continuing from the base model's weights ({base})", flush=True)
-    else:
-        network = netlib.DigitsNet(len(classes), p["width"])
-    if p["epochs"] == 0:
-        print("epochs=0: no training, the model is saved as it starts", flush=True)
-        return network
+    pl.seed_everything(p["seed"], workers=True, verbose=False)  # and so the shuffling
 
     x, y = train_set
     loader = DataLoader(TensorDataset(torch.from_numpy(x), torch.from_numpy(y)), batch_size=p["batch_size"],
@@ -247,7 +250,7 @@ def main() -> None:
     tracking = Tracking(ctx)
     tracking.params({**DEFAULTS, **ctx.params, "width": p["width"], "job": ctx.job,
                      "n_train": len(train_images), "n_test": len(test_images)})
-    network = train(ctx, p, base, train_set, test_set, classes, tracking)
+    network = train(p, base, train_set, test_set, classes, tracking)
     target = save(network, classes, p["width"], ctx.output_dir, test_set[0][:2])
 
     import mlflow.pyfunc  # score the saved model, exactly as evaluate.py will

@@ -42,7 +42,10 @@ def main() -> None:
     import mlflow.pyfunc
     import numpy as np
 
-    model = mlflow.pyfunc.load_model(str(source))
+    try:
+        model = mlflow.pyfunc.load_model(str(source))
+    except Exception as e:  # not a loadable MLflow model: one line, not a traceback
+        data.fail(f"cannot load the MLflow model at {source}: {(str(e) or type(e).__name__).splitlines()[0]}")
     classes = list((model.metadata.metadata or {}).get("classes") or [])
     if not classes:
         data.fail(f"the model at {source} records no classes in its MLmodel metadata")

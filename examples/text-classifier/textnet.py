@@ -28,7 +28,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-PREDICT_BATCH = 256  # fixed, so that scores do not depend on how many texts come at once
+PREDICT_BATCH = 256  # bounded memory; the same texts in the same order always score the same
 _WORD = re.compile(r"[a-z0-9_]+")
 
 

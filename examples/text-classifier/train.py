@@ -105,9 +105,21 @@ class Tracking:
 def train(p: dict[str, Any], base: Path | None, train_set: list[data.Record], test_set: list[data.Record],
           classes: list[str], tracking: Tracking) -> Any:
     """The trained network (on the CPU)."""
-    import lightning.pytorch as pl
     import textnet
     import torch
+
+    torch.manual_seed(p["seed"])  # the initial weights
+    if base is not None:
+        weights, config = base_artifacts(base)
+        network, _ = textnet.load_weights(weights, config)
+        print(f"continuing from the base model's weights ({base})", flush=True)
+    else:
+        network = textnet.TextNet(len(classes), p["buckets"], p["dim"])
+    if p["epochs"] == 0:
+        print("epochs=0: no training, the model is saved as it starts", flush=True)
+        return network
+
+    import lightning.pytorch as pl
     from torch.nn import functional as F
     from torch.utils.data import DataLoader
 
@@ -157,16 +169,7 @@ def train(p: dict[str, Any], base: Path | None, train_set: list[data.Record], te
                   flush=True)
             tracking.metrics(values, step=epoch)
 
-    pl.seed_everything(p["seed"], workers=True, verbose=False)
-    if base is not None:
-        weights, config = base_artifacts(base)
-        network, _ = textnet.load_weights(weights, config)
-        print(f"continuing from the base model's weights ({base})", flush=True)
-    else:
-        network = textnet.TextNet(len(classes), p["buckets"], p["dim"])
-    if p["epochs"] == 0:
-        print("epochs=0: no training, the model is saved as it starts", flush=True)
-        return network
+    pl.seed_everything(p["seed"], workers=True, verbose=False)  # and so the shuffling
 
     loader = DataLoader(encoded(train_set), batch_size=p["batch_size"], shuffle=True, collate_fn=collate,
                         generator=torch.Generator().manual_seed(p["seed"]))

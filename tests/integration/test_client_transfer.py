@@ -98,3 +98,56 @@ def test_streaming_through_the_server_keeps_memory_flat(
     # client and server together hold a few chunks at a time, never the file
     assert up_peak < size / 4, f"upload peak {up_peak / 2**20:.0f} MiB"
     assert down_peak < size / 4, f"download peak {down_peak / 2**20:.0f} MiB"
+
+
+def test_many_small_files_come_in_bundles(owned: tuple[Client, str], tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch, hub_server: Any) -> None:
+    c, asset = owned
+    src = tmp_path / "src"
+    files = {f"d{i % 7}/f{i:04d}.bin": os.urandom(i % 300) for i in range(600)}  # empty ones too
+    files["big.bin"] = os.urandom(5 * 1024 * 1024)
+    for name, data in files.items():
+        (src / name).parent.mkdir(parents=True, exist_ok=True)
+        (src / name).write_bytes(data)
+    c.upload(f"{asset}:main", src, message="many files")
+    calls: list[str] = []
+    real_stream = Client._stream
+
+    def spy(self: Client, method: str, url: str, **kw: Any) -> Any:
+        calls.append(f"{method} {url.rsplit('/', 1)[-1]}")
+        return real_stream(self, method, url, **kw)
+
+    monkeypatch.setattr(Client, "_stream", spy)
+    fresh = Client(hub_server.url, hub_server.admin_token, cache_dir=tmp_path / "cache2")
+    result = fresh.download(f"{asset}:main", tmp_path / "out")
+    assert result.files == 601 and result.bytes_transferred == sum(map(len, files.values()))
+    assert all((tmp_path / "out" / n).read_bytes() == d for n, d in files.items())
+    assert calls.count("POST bundle") == 2  # 600 small files, 400 to a bundle
+    assert sum(1 for x in calls if x.startswith("GET ") and x.endswith(".bin")) == 1  # only the big one
+
+
+def test_bundle_refuses_what_it_cannot_send(owned: tuple[Client, str], hub_server: Any,
+                                            tmp_path: Path) -> None:
+    c, asset = owned
+    (tmp_path / "a.txt").write_text("a")
+    c.upload(f"{asset}:main", tmp_path / "a.txt", message="a")
+    url = f"{hub_server.url}/api/v1/assets/{asset}/bundle"
+    auth = {"Authorization": f"Bearer {hub_server.admin_token}"}
+    # a file missing after the stream began: the last frame says so, and the SDK raises it
+    missing = httpx.post(url, headers=auth, json={"ref": "main", "paths": ["a.txt", "nope.txt"]})
+    assert missing.status_code == 200 and b'"error": "ObjectNotFoundError"' in missing.content
+    from assethub import errors
+    from assethub._transfer import RemoteObject
+    from assethub.refs import AssetRef
+
+    objs = [RemoteObject("a.txt", 1, "", None), RemoteObject("nope.txt", 1, "", None)]
+    with pytest.raises(errors.ObjectNotFoundError):
+        c._fetch_bundle(AssetRef.parse(f"{asset}:main"), objs, lambda n: None)
+    first_missing = httpx.post(url, headers=auth, json={"ref": "main", "paths": ["nope.txt"]})
+    assert first_missing.status_code == 404 and first_missing.json()["error"]["type"] == "ObjectNotFoundError"
+    bad = httpx.post(url, headers=auth, json={"ref": "main", "paths": ["../etc/passwd"]})
+    assert bad.status_code == 400
+    too_many = httpx.post(url, headers=auth, json={"ref": "main", "paths": ["a.txt"] * 5001})
+    assert too_many.status_code == 422
+    anonymous = httpx.post(url, json={"ref": "main", "paths": ["a.txt"]})
+    assert anonymous.status_code == 401

@@ -24,30 +24,6 @@ WORSE = {"lr": 0.0001, "c": 0.0001}  # hobbles the digits example (and the smoke
 
 
 @pytest.fixture(scope="session")
-def mlflow_uri(lakefs_server: Any) -> Iterator[str]:
-    from infra import mlflow
-
-    url = mlflow.start()
-    old = os.environ.get("MLFLOW_TRACKING_URI")
-    os.environ["MLFLOW_TRACKING_URI"] = url
-    yield url
-    mlflow.stop()
-    if old is None:
-        os.environ.pop("MLFLOW_TRACKING_URI", None)
-    else:
-        os.environ["MLFLOW_TRACKING_URI"] = old
-
-
-@pytest.fixture(scope="session")
-def prefect_api() -> Iterator[str]:
-    from prefect.settings import PREFECT_API_URL
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=180):
-        yield str(PREFECT_API_URL.value())
-
-
-@pytest.fixture(scope="session")
 def world(hub_server: Any, mlflow_uri: str, prefect_api: str,
           tmp_path_factory: pytest.TempPathFactory) -> Iterator[JobWorld]:
     from examples.datasets import write_digits

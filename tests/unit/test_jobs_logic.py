@@ -94,7 +94,8 @@ def test_job_spec_is_checked(tmp_path: Path) -> None:
     assert load_spec(tmp_path, "here") == {}
     (tmp_path / "assethub.yaml").write_text("train: python t.py\nparams: {epochs: 2}\n")
     assert load_spec(tmp_path, "here")["train"] == {"command": "python t.py"}
-    for text, match in (("train: [1, 2]", "'train' needs a 'command'"), ("trian: {command: x}", "unknown key"),
+    for text, match in (("train: [1, 2]", "'train' needs a 'command'"),
+                        ("trian: {command: x}", "unknown key"),
                         ("params: 3", "'params' must be a mapping"), ("train: {command: x", "not valid YAML"),
                         ("- a list", "must be a mapping")):
         (tmp_path / "assethub.yaml").write_text(text)

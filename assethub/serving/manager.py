@@ -1,0 +1,522 @@
+"""The server side of services: who may publish and use them, the catalog, the model cache, the
+local runtime, health checks, and re-attaching to running services when the server starts.
+
+One :class:`ServiceManager` per server process, next to its :class:`~assethub.service.Hub`. Every
+operation takes the caller first; publishing, changing, deleting and predicting need ``run`` on
+the model's folder, seeing a service needs ``view``. A caller who may not view the model is told
+the service does not exist. Every change (and every refusal) goes to the audit log.
+
+Local services: model files come from the model's lakeFS commit into a cache keyed by commit
+(``<work>/services/models/<repository>/<commit>``); a detached supervisor per service holds the
+address and runs the replicas (see :mod:`assethub.serving.supervisor`). Services outlive the
+server: when it starts again, it finds each running supervisor by its pid file, or starts a new
+one on the same port. A monitor thread checks health every few seconds, records it, and brings
+back a supervisor that died.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import shutil
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from assethub.catalog import Run, Service
+from assethub.errors import (
+    AlreadyExistsError,
+    AssetHubError,
+    AuthenticationError,
+    ForbiddenError,
+    InvalidReferenceError,
+    NotAllowedError,
+    NotFoundError,
+    NotServableError,
+    ObjectNotFoundError,
+    PortInUseError,
+    PredictionError,
+    ServiceUnavailableError,
+)
+from assethub.refs import AssetKind, AssetRef
+from assethub.service import Hub, Principal
+from assethub.serving import (
+    TARGETS,
+    ServiceView,
+    validate_replicas,
+    validate_service_name,
+)
+from assethub.serving.k8s import KubernetesSettings, render, to_yaml
+from assethub.serving.local import LocalService, bind
+
+log = logging.getLogger("assethub.serving")
+
+_LONG_QUOTE = re.compile(r"'[^']{60,}'")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _aware(dt: datetime | None) -> datetime | None:
+    return dt.replace(tzinfo=UTC) if dt is not None and dt.tzinfo is None else dt
+
+
+def model_reason(body: bytes) -> str:
+    """What MLflow's scoring server said was wrong, without the echoed input or stack trace."""
+    try:
+        import json
+
+        data = json.loads(body)
+        message = str(data.get("message") or data) if isinstance(data, dict) else str(data)
+    except ValueError:
+        message = body.decode(errors="replace")
+    message = _LONG_QUOTE.sub("'...'", message)  # MLflow repeats the whole input in quotes
+    message = " ".join(message.split())
+    return message[:1000] + ("..." if len(message) > 1000 else "")
+
+
+class ServiceManager:
+    """Services of one server: catalog rows, their local processes, their health."""
+
+    def __init__(self, hub: Hub, *, work_dir: Path | None = None,
+                 kubernetes: KubernetesSettings | None = None, health_interval: float = 5.0,
+                 ready_timeout: float = 180.0) -> None:
+        self.hub = hub
+        self.dir = (work_dir or hub.tmp_dir.parent) / "services"
+        self.models_dir = self.dir / "models"
+        self.kubernetes = kubernetes or KubernetesSettings.from_env()
+        self.health_interval = health_interval
+        self.ready_timeout = ready_timeout
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_lock = threading.Lock()
+        self._fetch_lock = threading.Lock()
+        self._handles: dict[int, LocalService] = {}
+        self._stop = threading.Event()
+        self._monitor: threading.Thread | None = None
+        self._http: httpx.AsyncClient | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def open(self) -> None:
+        """Re-attach to (or restart) the catalog's local services, then watch them."""
+        self._stop.clear()
+        self._monitor = threading.Thread(target=self._watch, name="services-monitor", daemon=True)
+        self._monitor.start()
+
+    async def aclose(self) -> None:
+        """Stop watching; services keep running (a restarted server takes them over)."""
+        self._stop.set()
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+        if self._monitor is not None:
+            self._monitor.join(timeout=10)
+
+    def _lock(self, name: str) -> threading.Lock:
+        with self._locks_lock:
+            return self._locks.setdefault(name, threading.Lock())
+
+    def _local(self, row: Service) -> LocalService:
+        handle = self._handles.get(row.id)
+        if handle is None:
+            handle = self._handles[row.id] = LocalService(self.dir / str(row.id))
+        return handle
+
+    # -- views and permissions ---------------------------------------------------------------
+    def _view(self, row: Service, run_id: str = "") -> ServiceView:
+        ready, restarts = 0, 0
+        if row.target == "local":
+            status = self._local(row).status()
+            if status.get("pid"):
+                ready, restarts = int(status.get("ready") or 0), int(status.get("restarts") or 0)
+        address = (self.kubernetes.address(row.name) if row.target == "kubernetes"
+                   else f"http://{row.host}:{row.port}")
+        return ServiceView(row.name, row.model_ref, row.model_commit, row.target, row.state,
+                           row.replicas, ready, address, row.training_run, run_id, restarts,
+                           _aware(row.last_health_at), bool(row.last_health_ok), row.detail,
+                           row.created_by, _aware(row.created_at) or row.created_at,
+                           _aware(row.updated_at) or row.updated_at)
+
+    def _run_id(self, s: Session, row: Service) -> str:
+        if not row.training_run:
+            return ""
+        return s.scalar(select(Run.id).where(Run.mlflow_run_id == row.training_run).limit(1)) or ""
+
+    def _allowed(self, who: Principal, row: Service, needed: str) -> None:
+        """Raise unless ``who`` holds ``needed`` on the service's model (hidden: not found)."""
+        path = AssetRef.parse(row.model_ref).path
+        try:
+            self.hub.check(who, path, needed)
+        except NotFoundError:
+            # a deleted model leaves its services to their creator and admins (to delete them)
+            if not (who.is_admin or (who.name and who.name == row.created_by)):
+                raise NotFoundError("service", row.name) from None
+
+    def _row(self, s: Session, who: Principal, name: str, needed: str) -> Service:
+        row = s.scalar(select(Service).where(Service.name == name))
+        if row is None:
+            raise NotFoundError("service", str(name)[:80])
+        self._allowed(who, row, needed)
+        return row
+
+    def list(self, who: Principal) -> list[ServiceView]:
+        """Services whose model the caller may view, by name."""
+        self.hub._require_user(who)
+        out = []
+        with self.hub.catalog.session() as s:
+            for row in s.scalars(select(Service).order_by(Service.name)):
+                try:
+                    self._allowed(who, row, "view")
+                except (NotFoundError, ForbiddenError):
+                    continue
+                out.append(self._view(row, self._run_id(s, row)))
+        return out
+
+    def get(self, who: Principal, name: str) -> ServiceView:
+        self.hub._require_user(who)
+        with self.hub.catalog.session() as s:
+            row = self._row(s, who, name, "view")
+            return self._view(row, self._run_id(s, row))
+
+    # -- publishing --------------------------------------------------------------------------
+    def _servable(self, ref: AssetRef, commit: str) -> None:
+        """Refuse a version without an MLflow pyfunc model, before anything starts."""
+        pinned = ref.path.at(commit)
+        try:
+            text = self.hub.storage.read_bytes(pinned, "model/MLmodel")
+        except ObjectNotFoundError:
+            raise NotServableError(
+                f"{ref} (commit {commit[:12]}) has no MLflow model: no model/MLmodel file. Train it "
+                "with `assethub train`, or save the model with mlflow.pyfunc.save_model into model/",
+                ref=str(ref), reason="no model/MLmodel") from None
+        try:
+            flavors = (yaml.safe_load(text) or {}).get("flavors") or {}
+        except yaml.YAMLError:
+            flavors = {}
+        if "python_function" not in flavors:
+            raise NotServableError(
+                f"{ref}: model/MLmodel has no python_function flavor (flavors: "
+                f"{', '.join(flavors) or 'none'}), so MLflow's scoring server cannot serve it",
+                ref=str(ref), reason="no python_function flavor")
+
+    def _fetch(self, ref: AssetRef, commit: str) -> Path:
+        """The model directory of ``commit``, downloaded once (shared by every service of it)."""
+        repo = self.hub.storage.repository(ref.path)
+        target = self.models_dir / repo / commit
+        with self._fetch_lock:
+            if (target / "MLmodel").is_file():
+                return target
+            tmp = target.with_name(f".{commit}.partial")
+            shutil.rmtree(tmp, ignore_errors=True)
+            self.hub.storage.download(ref.path.at(commit), tmp, prefix="model")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.rmtree(target, ignore_errors=True)
+            tmp.rename(target)
+        return target
+
+    def _training_run(self, who: Principal, ref: AssetRef) -> str:
+        try:
+            lineage = self.hub.lineage(who, ref).lineage
+        except AssetHubError:
+            return ""
+        return lineage.mlflow_run_id if lineage is not None else ""
+
+    def create(self, who: Principal, model: AssetRef | str, *, name: str, replicas: int = 1,
+               port: int = 0, host: str = "127.0.0.1", target: str = "local",
+               wait: bool = True) -> ServiceView:
+        """Publish the model version ``model`` as service ``name``: running locally, or (target
+        ``kubernetes``) recorded and rendered as manifests; see :meth:`manifests`."""
+        with self.hub._audited(who, "service.create", f"{name} ({model})"):
+            me = self.hub._require_user(who)
+            validate_service_name(name)
+            validate_replicas(replicas)
+            if target not in TARGETS:
+                raise InvalidReferenceError(f"unknown target {target!r}; use one of {', '.join(TARGETS)}",
+                                            part="target", value=str(target)[:40])
+            if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+                raise InvalidReferenceError(f"port must be 0 (any free port) to 65535, not {port!r}",
+                                            part="port", value=str(port))
+            ref = AssetRef.coerce(model)
+            if ref.path.kind is not AssetKind.MODEL:
+                raise InvalidReferenceError(f"{ref.path} is a dataset: only models are served",
+                                            part="model", value=str(ref))
+            self.hub.check(who, ref.path, "run")
+            commit = self.hub.storage.resolve(ref)
+            self._servable(ref, commit)
+            with self.hub.catalog.session() as s:
+                if s.scalar(select(Service.id).where(Service.name == name)) is not None:
+                    raise AlreadyExistsError("service", name, "choose another --name, or delete it first")
+            training_run = self._training_run(who, ref)
+            with self._lock(name):
+                if target == "kubernetes":
+                    return self._create_kubernetes(me, ref, commit, name, replicas, training_run)
+                model_dir = self._fetch(ref, commit)
+                sock = bind(host, port, name=name)
+                try:
+                    with self.hub.catalog.session() as s:
+                        row = Service(name=name, model_ref=str(ref), model_commit=commit,
+                                      replicas=max(replicas, 1), host=host,
+                                      port=sock.getsockname()[1],
+                                      state="starting" if replicas else "stopped", target="local",
+                                      training_run=training_run, created_by=me)
+                        s.add(row)
+                        s.flush()
+                        row_id = row.id
+                except IntegrityError:
+                    sock.close()
+                    raise AlreadyExistsError("service", name) from None
+                except BaseException:
+                    sock.close()
+                    raise
+                with self.hub.catalog.session() as s:
+                    created = s.get(Service, row_id)
+                    assert created is not None
+                    row = created
+                    self._local(row).launch(sock, self._spec(row, model_dir), replicas)
+                    if wait:
+                        self._await(row, replicas)
+                    return self._view(row, self._run_id(s, row))
+
+    def _create_kubernetes(self, me: str, ref: AssetRef, commit: str, name: str, replicas: int,
+                           training_run: str) -> ServiceView:
+        with self.hub.catalog.session() as s:
+            row = Service(name=name, model_ref=str(ref), model_commit=commit, replicas=replicas,
+                          host=f"{name}.{self.kubernetes.namespace}.svc.cluster.local", port=80,
+                          state="stopped", target="kubernetes", training_run=training_run,
+                          detail="rendered for Kubernetes: apply the manifests (`assethub services "
+                                 f"manifests {name} | kubectl apply -f -`); this server does not run it",
+                          created_by=me)
+            s.add(row)
+            try:
+                s.flush()
+            except IntegrityError:
+                raise AlreadyExistsError("service", name) from None
+            return self._view(row, self._run_id(s, row))
+
+    def _spec(self, row: Service, model_dir: Path) -> dict[str, Any]:
+        return {"name": row.name, "model_dir": str(model_dir), "host": row.host, "port": row.port,
+                "model_ref": row.model_ref, "model_commit": row.model_commit}
+
+    def _await(self, row: Service, replicas: int) -> None:
+        """Wait until ``replicas`` replicas serve (or 0 run); record the state it reached."""
+        handle = self._local(row)
+        if replicas == 0:
+            status = handle.wait(lambda st: st.get("desired") == 0 and not st.get("replicas"), 60)
+        else:
+            status = handle.wait(lambda st: st.get("desired") == replicas and (
+                st.get("ready", 0) >= replicas or bool(st.get("detail"))), self.ready_timeout)
+        self._record_state(row, status, handle.pid() is not None)
+
+    def _record_state(self, row: Service, status: dict[str, Any], alive: bool) -> None:
+        desired, ready = int(status.get("desired") or 0), int(status.get("ready") or 0)
+        if not alive:
+            row.state = "failed"
+            row.detail = "the service's supervisor is not running; see its logs"
+        elif desired == 0:
+            row.state, row.detail = "stopped", ""
+        elif ready >= 1:
+            row.state = "running"
+            row.detail = "" if ready >= desired else f"{ready} of {desired} replicas ready"
+        elif status.get("detail"):
+            row.state, row.detail = "failed", str(status["detail"])
+        else:
+            row.state = "starting"
+            row.detail = f"0 of {desired} replicas ready yet"
+
+    # -- changing ----------------------------------------------------------------------------
+    def _change(self, who: Principal, name: str, action: str, replicas: int | None) -> ServiceView:
+        """Scale a local service to ``replicas`` (None: back to its recorded count)."""
+        with self.hub._audited(who, f"service.{action}", f"{name}" + (
+                f" ({replicas})" if action == "scale" else "")):
+            self.hub._require_user(who)
+            if replicas is not None:
+                validate_replicas(replicas)
+            with self._lock(name), self.hub.catalog.session() as s:
+                row = self._row(s, who, name, "run")
+                if row.target != "local":
+                    if action == "scale" and replicas is not None:
+                        row.replicas = replicas
+                        return self._view(row, self._run_id(s, row))
+                    raise NotAllowedError(
+                        f"service {name} runs on Kubernetes: apply its manifests with kubectl "
+                        f"(`kubectl scale deployment/{name} --replicas N` to scale it there)")
+                wanted = row.replicas if replicas is None else replicas
+                if wanted > 0:
+                    row.replicas = wanted
+                handle = self._local(row)
+                if handle.pid() is None:
+                    self._relaunch(row, wanted)
+                else:
+                    handle.set_replicas(wanted)
+                self._await(row, wanted)
+                row.updated_at = _now()
+                return self._view(row, self._run_id(s, row))
+
+    def scale(self, who: Principal, name: str, replicas: int) -> ServiceView:
+        """Run ``replicas`` replicas on the same address (0 stops the service, keeping it)."""
+        return self._change(who, name, "scale", replicas)
+
+    def stop(self, who: Principal, name: str) -> ServiceView:
+        """Zero replicas; the address stays reserved and answers 503 until started again."""
+        return self._change(who, name, "stop", 0)
+
+    def start(self, who: Principal, name: str) -> ServiceView:
+        """Run the service again with its recorded number of replicas, on the same address."""
+        return self._change(who, name, "start", None)
+
+    def delete(self, who: Principal, name: str) -> None:
+        """Stop the service's processes, free its address and forget it."""
+        with self.hub._audited(who, "service.delete", name):
+            self.hub._require_user(who)
+            with self._lock(name), self.hub.catalog.session() as s:
+                row = self._row(s, who, name, "run")
+                if row.target == "local":
+                    handle = self._local(row)
+                    handle.terminate()
+                    shutil.rmtree(handle.dir, ignore_errors=True)
+                    self._handles.pop(row.id, None)
+                s.delete(row)
+
+    def logs(self, who: Principal, name: str, *, lines: int = 200) -> str:
+        """The last ``lines`` lines of the service's log (replicas and supervisor)."""
+        self.hub._require_user(who)
+        with self.hub.catalog.session() as s:
+            row = self._row(s, who, name, "run")
+            if row.target != "local":
+                return f"service {name} runs on Kubernetes: `kubectl logs deployment/{name}`"
+            return self._local(row).log_tail(max(1, min(lines, 10_000)))
+
+    def manifests(self, who: Principal, name: str) -> str:
+        """Kubernetes manifests (YAML) serving the service's model version at its pinned commit."""
+        self.hub._require_user(who)
+        with self.hub.catalog.session() as s:
+            row = self._row(s, who, name, "run")
+            path = AssetRef.parse(row.model_ref).path
+            return to_yaml(render(row.name, model_ref=row.model_ref, commit=row.model_commit,
+                                  repository=self.hub.storage.repository(path),
+                                  replicas=row.replicas, training_run=row.training_run,
+                                  settings=self.kubernetes))
+
+    # -- predicting --------------------------------------------------------------------------
+    def authorize_predict(self, who: Principal, name: str) -> tuple[str, str]:
+        """(the service's address, its state), if the caller may send it requests."""
+        try:
+            self.hub._require_user(who)
+            with self.hub.catalog.session() as s:
+                row = self._row(s, who, name, "run")
+                if row.target != "local":
+                    raise NotAllowedError(f"service {name} runs on Kubernetes, not on this server: "
+                                          f"send requests to it in the cluster ({self._view(row).address})")
+                return f"http://{row.host}:{row.port}", row.state
+        except (NotFoundError, ForbiddenError, AuthenticationError) as exc:
+            # refusals are audited; predictions themselves are too many to log one by one
+            self.hub._record(who, "service.predict", str(name)[:80], "denied", str(exc))
+            raise
+
+    async def predict(self, who: Principal, name: str, body: bytes,
+                      content_type: str = "application/json") -> tuple[bytes, str]:
+        """The model's answer to ``body`` (MLflow's scoring protocol) and its content type."""
+        from starlette.concurrency import run_in_threadpool
+
+        address, state = await run_in_threadpool(self.authorize_predict, who, name)
+        if self._http is None:
+            self._http = httpx.AsyncClient(timeout=httpx.Timeout(120, connect=5),
+                                           limits=httpx.Limits(max_keepalive_connections=32))
+        try:
+            response = await self._http.post(f"{address}/invocations", content=body,
+                                              headers={"Content-Type": content_type})
+        except httpx.TransportError as exc:
+            raise ServiceUnavailableError(
+                f"service {name} does not answer at {address} (state: {state}): "
+                f"{type(exc).__name__}; see `assethub services logs {name}`", name=name) from None
+        if response.status_code == 200:
+            return response.content, response.headers.get("content-type", "application/json")
+        reason = model_reason(response.content)
+        if response.status_code == 503:
+            raise ServiceUnavailableError(f"service {name} is stopped: start it with "
+                                          f"`assethub services start {name}`", name=name)
+        if 400 <= response.status_code < 500:
+            raise PredictionError(f"service {name} refused the input: {reason}", name=name,
+                                  reason=reason)
+        raise ServiceUnavailableError(f"service {name} failed on this input (HTTP "
+                                      f"{response.status_code}): {reason}", name=name)
+
+    # -- keeping services alive --------------------------------------------------------------
+    def _relaunch(self, row: Service, replicas: int) -> None:
+        """A new supervisor on the service's recorded port (its old one is gone)."""
+        ref = AssetRef.parse(row.model_ref)
+        model_dir = self._fetch(ref, row.model_commit)
+        try:
+            sock = bind(row.host, row.port, name=row.name)
+        except PortInUseError as exc:
+            row.state, row.detail = "failed", str(exc)
+            raise
+        self._local(row).launch(sock, self._spec(row, model_dir), replicas)
+        log.info("service %s: supervisor started on %s:%s", row.name, row.host, row.port)
+
+    def check_all(self) -> None:
+        """One pass: re-attach or restart supervisors, check health, record states."""
+        with self.hub.catalog.session() as s:
+            ids = list(s.scalars(select(Service.id).where(Service.target == "local")))
+        for service_id in ids:
+            if self._stop.is_set():
+                return
+            try:
+                self._check(service_id)
+            except Exception:  # one broken service does not stop the others' checks
+                log.exception("checking service %s failed", service_id)
+
+    def _check(self, service_id: int) -> None:
+        with self.hub.catalog.session() as s:
+            row = s.get(Service, service_id)
+            if row is None:
+                return
+            name = row.name
+        lock = self._lock(name)
+        if not lock.acquire(timeout=0.1):
+            return  # an operation on it is under way; check next time
+        try:
+            with self.hub.catalog.session() as s:
+                row = s.get(Service, service_id)
+                if row is None:
+                    return
+                handle = self._local(row)
+                if handle.pid() is None:
+                    wanted = 0 if row.state == "stopped" else row.replicas
+                    try:
+                        self._relaunch(row, wanted)
+                    except AssetHubError as exc:
+                        row.state, row.detail = "failed", str(exc)
+                        return
+                    with open(handle.log_file, "a") as out:
+                        out.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} server: the supervisor was not "
+                                  f"running; started a new one with {wanted} replica(s)\n")
+                    return
+                status = handle.status()
+                if not status:
+                    return  # just started: nothing to read yet
+                self._record_state(row, status, True)
+                if int(status.get("desired") or 0) > 0:
+                    ok = False
+                    with contextlib.suppress(httpx.HTTPError):
+                        ok = httpx.get(f"http://{row.host}:{row.port}/ping", timeout=5).status_code == 200
+                    row.last_health_at, row.last_health_ok = _now(), ok
+        finally:
+            lock.release()
+
+    def _watch(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.check_all()
+            except Exception:
+                log.exception("service checks failed")
+            self._stop.wait(self.health_interval)
