@@ -22,7 +22,7 @@ postgres: setup  ## install PostgreSQL if missing (root) and start it on loopbac
 postgres-stop:
 	$(RUN) python -m infra.postgres stop
 
-up: setup  ## the embedded stack: lakeFS + the Asset Hub server; the CLI is logged in as admin
+up: setup  ## the embedded stack: lakeFS, the server, MLflow, Prefect + worker; the CLI is logged in as admin
 	$(RUN) assethub up
 
 down:
@@ -34,7 +34,9 @@ demo: setup  ## through the CLI on the embedded stack: dataset, model, branches,
 test: setup  ## everything: lint, unit and integration tests (pytest starts its own lakeFS)
 	$(RUN) python -m infra.lakefs build
 	$(RUN) python -m infra.postgres install
-	$(RUN) ruff check assethub infra tasks flows examples tests bench scripts
+	@test -x /usr/bin/chromium || { SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$SUDO apt-get update -q && $$SUDO apt-get install -y -q chromium; }  # the Prefect UI check
+	$(RUN) ruff check assethub infra tasks flows deployments examples tests bench scripts
 	$(RUN) mypy
 	$(RUN) pytest
 

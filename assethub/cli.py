@@ -183,14 +183,15 @@ def up(port: Annotated[int, typer.Option(help="Server port.")] = 8780,
     from assethub import stack
 
     info = stack.up(port=port, admin=admin)
-    typer.echo(f"Asset Hub: {info.url}\nlakeFS:    {info.lakefs_url}\nMLflow:    {info.mlflow_url}")
+    typer.echo(f"Asset Hub: {info.url}\nlakeFS:    {info.lakefs_url}\nMLflow:    {info.mlflow_url}\n"
+               f"Prefect UI: {info.prefect_url}")
     if info.config_file:
         typer.echo(f"signed in as {admin}; saved to {info.config_file}")
 
 
 @app.command()
 def down() -> None:
-    """Stop the server, lakeFS and MLflow started by `assethub up`."""
+    """Stop the server, lakeFS, MLflow and Prefect started by `assethub up`."""
     from assethub import stack
 
     stopped = stack.down()
@@ -608,6 +609,9 @@ def _register_jobs() -> None:
     from assethub import cli_jobs
 
     cli_jobs.register(app)
+    from assethub import cli_deploy
+
+    cli_deploy.register(app)
 
 
 _register_jobs()

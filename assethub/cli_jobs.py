@@ -33,6 +33,9 @@ ParamOpt = Annotated[list[str] | None, typer.Option("--param", "-p", help="KEY=V
 CommandOpt = Annotated[str, typer.Option("--command", help="Command instead of assethub.yaml's.")]
 BranchOpt = Annotated[str, typer.Option("--branch", "-b", help="Model branch to write (default: new).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON, for scripts.")]
+DeploymentOpt = Annotated[bool, typer.Option(
+    "--deployment", help="Run on a Prefect worker through the deployment (shows in the Prefect UI).")]
+PoolOpt = Annotated[str, typer.Option("--pool", help="With --deployment: the work pool (local, gpu).")]
 
 
 def _job_args(dataset: str, repo: str, revision: str, subpath: str, params: list[str] | None,
@@ -46,19 +49,49 @@ def _job_args(dataset: str, repo: str, revision: str, subpath: str, params: list
     return args
 
 
-def launch(flow: str, args: Sequence[str]) -> dict[str, Any]:
+def stack_prefect_api() -> str:
+    """The API of the Prefect server `assethub up` started, if it runs (else "")."""
+    home = Path(os.environ.get("ASSETHUB_HOME", Path.home() / ".assethub")).expanduser()
+    state = home / "prefect" / "state.json"
+    if not state.exists():
+        return ""
+    url = f"http://127.0.0.1:{json.loads(state.read_text())['port']}/api"
+    try:
+        import httpx
+
+        return url if httpx.get(url + "/health", timeout=2).status_code == 200 else ""
+    except Exception:
+        return ""
+
+
+def launch(flow: str, args: Sequence[str], *, deployment: str = "",
+           parameters: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run ``python -m flows.<flow> ARGS --json``; its logs stream to stderr, its result is returned.
 
-    A failed job exits with the flow's exit code after its one-line error.
+    With ``deployment``, the flow runs on a worker through that Prefect deployment instead
+    (``python -m deployments.run``), with ``parameters``. A failed job exits with the flow's
+    exit code after its one-line error.
     """
     env = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", **os.environ,
            "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore"}
+    home = Path(env.get("ASSETHUB_HOME", Path.home() / ".assethub")).expanduser()
+    if "PREFECT_API_URL" not in env and (api := stack_prefect_api()):
+        env["PREFECT_API_URL"] = api  # the stack's Prefect: runs show in its UI
+        env.setdefault("PREFECT_HOME", str(home / "prefect"))
     if "PREFECT_API_URL" not in env and "PREFECT_HOME" not in env:
         # no Prefect server configured: Prefect's temporary one, on a database of our own
-        home = Path(env.get("ASSETHUB_HOME", Path.home() / ".assethub")).expanduser()
         env["PREFECT_HOME"] = str(home / "prefect")
-    proc = subprocess.run([sys.executable, "-m", f"flows.{flow}", *args, "--json"], env=env,
-                          stdout=subprocess.PIPE, text=True, check=False)
+    if deployment:
+        if "PREFECT_API_URL" not in env:
+            typer.echo("error: --deployment needs a Prefect server: `assethub up` (then `assethub "
+                       "deploy`) or PREFECT_API_URL", err=True)
+            raise typer.Exit(2)
+        params = [a for i, a in enumerate(args) if i and args[i - 1] == "--param"]
+        command = [sys.executable, "-m", "deployments.run", deployment, "--parameters",
+                   json.dumps(parameters or {}), *(x for p in params for x in ("--param", p))]
+    else:
+        command = [sys.executable, "-m", f"flows.{flow}", *args, "--json"]
+    proc = subprocess.run(command, env=env, stdout=subprocess.PIPE, text=True, check=False)
     if proc.returncode != 0:
         raise typer.Exit(proc.returncode)
     lines = [line for line in proc.stdout.splitlines() if line.strip()]
@@ -94,29 +127,40 @@ def register(app: typer.Typer) -> None:
     def train(model: Annotated[str, typer.Argument(help="Model asset <owner>/model/<folder>/<name>.")],
               dataset: DatasetOpt, repo: RepoOpt, revision: RevisionOpt = "main", subpath: SubpathOpt = "",
               param: ParamOpt = None, branch: BranchOpt = "", command: CommandOpt = "",
-              as_json: JsonOpt = False) -> None:
+              as_json: JsonOpt = False, deployment: DeploymentOpt = False, pool: PoolOpt = "local") -> None:
         """Train a new model version (on a new branch) from a dataset version and training code."""
         args = ["--model", model, *_job_args(dataset, repo, revision, subpath, param, command),
                 "--branch", branch]
-        _job_result(launch("train", args), as_json)
+        values = dict(model=model, dataset=dataset, repo=repo, revision=revision, subpath=subpath,
+                      branch=branch, command=command)
+        _job_result(launch("train", args, deployment=f"train/{pool}" if deployment else "",
+                           parameters=values), as_json)
 
     @app.command("continue-train")
     def continue_train(base: Annotated[str, typer.Argument(help="Model version to continue, <path>:<ref>.")],
                        dataset: DatasetOpt, repo: RepoOpt, revision: RevisionOpt = "main",
                        subpath: SubpathOpt = "", param: ParamOpt = None, branch: BranchOpt = "",
-                       command: CommandOpt = "", as_json: JsonOpt = False) -> None:
+                       command: CommandOpt = "", as_json: JsonOpt = False,
+                       deployment: DeploymentOpt = False, pool: PoolOpt = "local") -> None:
         """Continue training a model version into a new branch."""
         args = ["--base", base, *_job_args(dataset, repo, revision, subpath, param, command),
                 "--branch", branch]
-        _job_result(launch("continue_train", args), as_json)
+        values = dict(base=base, dataset=dataset, repo=repo, revision=revision, subpath=subpath,
+                      branch=branch, command=command)
+        _job_result(launch("continue_train", args, deployment=f"continue-train/{pool}" if deployment
+                           else "", parameters=values), as_json)
 
     @app.command()
     def evaluate(model: Annotated[str, typer.Argument(help="Model version <path>:<ref>.")],
                  dataset: DatasetOpt, repo: RepoOpt, revision: RevisionOpt = "main", subpath: SubpathOpt = "",
-                 param: ParamOpt = None, command: CommandOpt = "", as_json: JsonOpt = False) -> None:
+                 param: ParamOpt = None, command: CommandOpt = "", as_json: JsonOpt = False,
+                 deployment: DeploymentOpt = False) -> None:
         """Evaluate a model version on a dataset version's test split; kept with the model."""
         args = ["--model", model, *_job_args(dataset, repo, revision, subpath, param, command)]
-        _job_result(launch("evaluate", args), as_json)
+        values = dict(model=model, dataset=dataset, repo=repo, revision=revision, subpath=subpath,
+                      command=command)
+        _job_result(launch("evaluate", args, deployment="evaluate/local" if deployment else "",
+                           parameters=values), as_json)
 
     @app.command()
     def reproduce(model: Annotated[str, typer.Argument(help="Model version <path>:<ref>.")],

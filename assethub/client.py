@@ -46,6 +46,7 @@ from rich.progress import (
 from assethub import config, errors
 from assethub._transfer import BlobCache, RemoteObject, place_all, run_parallel
 from assethub.dataset_formats import DatasetSummary
+from assethub.follows import FollowView
 from assethub.refs import AssetPath, AssetRef, FolderPath, validate_object_path
 from assethub.service import (
     AssetView,
@@ -812,6 +813,28 @@ class Client:
     def list_evaluations(self, model: AssetLike, *, commit: str | None = None) -> list[EvaluationView]:
         return _loads(EvaluationView, self._call("GET", f"{_asset_url(_path(model))}/evaluations",
                                                  params={"commit": commit}))
+
+    # -- follows: retrain a model when a dataset's main moves -------------------------------
+    def follow(self, model: AssetLike, dataset: AssetLike, *, repo: str, revision: str = "main",
+               subpath: str = "", metric: str = "accuracy", higher_is_better: bool = True,
+               margin: float = 0.0, schedule: str = "", params: Mapping[str, Any] | None = None,
+               command: str = "") -> FollowView:
+        """Retrain ``model`` when ``dataset``'s main moves (and on the cron ``schedule``); the
+        result is merged into the model's main only if ``metric`` improves by ``margin``."""
+        settings = {"repo": repo, "revision": revision, "subpath": subpath, "metric": metric,
+                    "higher_is_better": higher_is_better, "margin": margin, "schedule": schedule,
+                    "params": dict(params or {}), "command": command}
+        body = {"model": str(_path(model)), "dataset": str(_path(dataset)), "settings": settings}
+        return _load(FollowView, self._call("POST", "/follows", json=body))
+
+    def list_follows(self, *, model: AssetLike | None = None,
+                     dataset: AssetLike | None = None) -> list[FollowView]:
+        params = {"model": str(_path(model)) if model else None,
+                  "dataset": str(_path(dataset)) if dataset else None}
+        return _loads(FollowView, self._call("GET", "/follows", params=params))
+
+    def unfollow(self, follow_id: int) -> None:
+        self._call("DELETE", f"/follows/{int(follow_id)}")
 
     def lineage(self, ref: AssetLike) -> LineageView:
         """The model version at ``ref``: the job behind it (dataset, code, params, base model,

@@ -1,4 +1,5 @@
-"""The embedded stack behind ``assethub up`` / ``assethub down``: lakeFS and the server.
+"""The embedded stack behind ``assethub up`` / ``assethub down``: lakeFS, the server, MLflow,
+and Prefect (server and a process worker on the pool ``local``).
 
 Everything listens on loopback and keeps its state under ``$ASSETHUB_HOME``. The server gets
 the lakeFS credentials through its environment; the CLI gets only the admin's API token.
@@ -29,6 +30,7 @@ class StackInfo:
     lakefs_url: str
     config_file: Path | None
     mlflow_url: str = ""
+    prefect_url: str = ""  # the Prefect UI (its API is at /api)
 
 
 def _alive(pid_file: Path) -> int | None:
@@ -49,10 +51,11 @@ def _healthy(url: str) -> bool:
 
 def up(port: int = 8780, admin: str = "admin", timeout: float = 60) -> StackInfo:
     """Start lakeFS and the server (or find them running) and point the CLI at them."""
-    from infra import lakefs
+    from infra import lakefs, prefect
     from infra import mlflow as tracking
 
     tracking.start(wait=False)  # it takes a while: let it come up while lakeFS and the server do
+    prefect.start_server(wait=False)
     lake = lakefs.start()
     work = _home() / "server"
     work.mkdir(parents=True, exist_ok=True)
@@ -67,6 +70,7 @@ def up(port: int = 8780, admin: str = "admin", timeout: float = 60) -> StackInfo
                 "ASSETHUB_LAKEFS_ENDPOINT": lake.endpoint,
                 "ASSETHUB_LAKEFS_ACCESS_KEY_ID": lake.access_key_id,
                 "ASSETHUB_LAKEFS_SECRET_ACCESS_KEY": lake.secret_access_key,
+                "ASSETHUB_PREFECT_API_URL": prefect.api_url(),  # follows' triggers
             }
             with open(work / "server.log", "ab") as log:
                 proc = subprocess.Popen([sys.executable, "-m", "assethub.server"], env=env,
@@ -87,15 +91,23 @@ def up(port: int = 8780, admin: str = "admin", timeout: float = 60) -> StackInfo
         current = config.load()
         if current.token is None or current.url != url:
             saved = config.save(config.ClientConfig(url, token_file.read_text().strip()))
-    return StackInfo(url, lake.endpoint, saved, tracking.wait())
+    mlflow_url = tracking.wait()
+    prefect_api = prefect.wait()
+    # the worker runs jobs as the stack's admin, against this server and MLflow
+    token = token_file.read_text().strip() if token_file.exists() else ""
+    prefect.start_worker({"ASSETHUB_URL": url, "ASSETHUB_TOKEN": token, "MLFLOW_TRACKING_URI": mlflow_url,
+                          "ASSETHUB_HOME": str(_home())})
+    return StackInfo(url, lake.endpoint, saved, mlflow_url, prefect_api.removesuffix("/api"))
 
 
 def down() -> list[str]:
     """Stop the server, lakeFS and MLflow; returns what was stopped."""
-    from infra import lakefs
+    from infra import lakefs, prefect
     from infra import mlflow as tracking
 
     stopped = []
+    if prefect.stop():
+        stopped.append("prefect")
     pid_file = _home() / "server" / "server.pid"
     pid = _alive(pid_file)
     if pid is not None:

@@ -183,6 +183,9 @@ class Transaction:
 
 
 # -- write operations ------------------------------------------------------------------------
+ACTIONS_PREFIX = "_lakefs_actions/"
+
+
 @dataclass(frozen=True, slots=True)
 class AddFile:
     """Upload ``local`` (a file) to ``path`` in the asset."""
@@ -654,8 +657,10 @@ class Storage:
         params: dict[str, Any] = {"amount": _PAGE, "user_metadata": "true"}
         if prefix:
             params["prefix"] = prefix
-        return self._get_pages(f"/repositories/{repo}/refs/{quote(ref, safe='')}/objects/ls",
-                               params, ref=ref)
+        pages = self._get_pages(f"/repositories/{repo}/refs/{quote(ref, safe='')}/objects/ls",
+                                params, ref=ref)
+        # lakeFS actions (the hook of followed datasets) are configuration, not content
+        return (o for o in pages if not str(o.get("path", "")).startswith(ACTIONS_PREFIX))
 
     def _listing(self, repo: str, commit: str) -> list[RemoteObject]:
         cached = self.cache.load_listing(repo, commit)

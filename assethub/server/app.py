@@ -680,5 +680,8 @@ def create_app(hub: Hub) -> FastAPI:
         return jsonable(hub.lineage(who, path.at(ref)))
 
     app.include_router(routes_services.router(hub, principal))  # /services: model serving
+    from assethub.server.follows_api import follow_routes
+
+    app.include_router(follow_routes(hub, principal))  # /follows and the lakeFS hook
     return app
 

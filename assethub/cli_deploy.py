@@ -1,0 +1,91 @@
+"""``assethub deploy | follow | unfollow | follows``: Prefect deployments and retraining triggers.
+
+``deploy`` registers the work pools and deployments (``deployments/``) on the Prefect server
+(``PREFECT_API_URL``, else the one `assethub up` started); it runs in a child process, so the
+CLI itself never imports Prefect.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from typing import Annotated
+
+import typer
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from assethub._json import jsonable
+from assethub.cli_jobs import JsonOpt, stack_prefect_api
+from assethub.client import Client
+
+
+def register(app: typer.Typer) -> None:
+    """Add the deployment and follow commands to the ``assethub`` application."""
+
+    @app.command()
+    def deploy() -> None:
+        """Register the work pools (local, gpu) and the deployments of every flow on Prefect."""
+        env = dict(os.environ)
+        if "PREFECT_API_URL" not in env:
+            api = stack_prefect_api()
+            if not api:
+                typer.echo("error: no Prefect server: run `assethub up` or set PREFECT_API_URL", err=True)
+                raise typer.Exit(2)
+            env["PREFECT_API_URL"] = api
+        proc = subprocess.run([sys.executable, "-m", "deployments"], env=env, capture_output=True,
+                              text=True, check=False)
+        if proc.returncode != 0:
+            typer.echo(proc.stderr[-3000:], err=True)
+            typer.echo("error: registering the deployments failed (output above)", err=True)
+            raise typer.Exit(1)
+        names = json.loads(proc.stdout.strip().splitlines()[-1])
+        typer.echo(f"work pools: local, gpu\ndeployments: {', '.join(names)}")
+
+    @app.command()
+    def follow(model: Annotated[str, typer.Argument(help="Model asset to retrain.")],
+               dataset: Annotated[str, typer.Argument(help="Dataset asset whose main it follows.")],
+               repo: Annotated[str, typer.Option("--repo", help="Git URL or path of the training code.")],
+               revision: Annotated[str, typer.Option(help="Branch, tag or commit of the code.")] = "main",
+               subpath: Annotated[str, typer.Option(help="Directory of the code in the repository.")] = "",
+               metric: Annotated[str, typer.Option(help="Merge only if this metric improves.")] = "accuracy",
+               lower_is_better: Annotated[bool, typer.Option(help="The metric is a loss.")] = False,
+               margin: Annotated[float, typer.Option(min=0, help="Required improvement.")] = 0.0,
+               schedule: Annotated[str, typer.Option(help="Also retrain on a cron: '0 3 * * *'.")] = "",
+               as_json: JsonOpt = False) -> None:
+        """Retrain MODEL whenever DATASET's main moves (and on a schedule); merge only if better."""
+        with Client() as hub:
+            f = hub.follow(model, dataset, repo=repo, revision=revision, subpath=subpath, metric=metric,
+                           higher_is_better=not lower_is_better, margin=margin, schedule=schedule)
+        if as_json:
+            typer.echo(json.dumps(jsonable(f), indent=2))
+            return
+        typer.echo(f"follow {f.id}: {f.model} retrains when {f.dataset}'s main moves"
+                   + (f" and on '{schedule}'" if schedule else ""))
+        for k, v in sorted(f.triggers.items()):
+            typer.echo(f"  {k}: {v}")
+
+    @app.command()
+    def unfollow(follow_id: Annotated[int, typer.Argument(metavar="ID")]) -> None:
+        """Remove a follow and its triggers."""
+        with Client() as hub:
+            hub.unfollow(follow_id)
+        typer.echo(f"removed follow {follow_id}")
+
+    @app.command()
+    def follows(model: Annotated[str | None, typer.Option(help="Only this model's.")] = None,
+                as_json: JsonOpt = False) -> None:
+        """List follows."""
+        with Client() as hub:
+            found = hub.list_follows(model=model)
+        if as_json:
+            typer.echo(json.dumps(jsonable(found), indent=2))
+            return
+        table = Table("id", "model", "dataset", "metric", "margin", "schedule", box=box.SIMPLE_HEAD)
+        for f in found:
+            table.add_row(str(f.id), f.model, f.dataset, str(f.settings.get("metric")),
+                          str(f.settings.get("margin")), str(f.settings.get("schedule") or "-"))
+        Console().print(table)

@@ -1,0 +1,249 @@
+"""Follows: a model that retrains when a dataset's ``main`` moves, or on a schedule.
+
+A follow is a catalog row (``Follow``). Creating one needs ``run`` on the dataset and ``edit``
+on the model, and installs its triggers: a lakeFS action on the dataset's repository that
+calls the server's hook (with a secret the server made; never a user's token), a Prefect
+automation that runs the ``retrain`` deployment when the hook's event arrives, and the
+follow's cron schedule on that deployment. The Prefect parts live in ``deployments.triggers``
+(imported only when a Prefect server is configured: ``PREFECT_API_URL``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from assethub.catalog import Asset, Folder, Follow
+from assethub.errors import AlreadyExistsError, AuthenticationError, InvalidReferenceError, NotFoundError
+from assethub.refs import AssetKind, AssetPath
+from assethub.service import Hub, Principal
+from assethub.storage import AddFile
+
+log = logging.getLogger("assethub.follows")
+
+ACTIONS_FILE = "_lakefs_actions/assethub.yaml"
+INTERNAL = "assethub.internal"  # commit metadata of commits the hub makes for itself
+EVENT = "assethub.dataset.updated"
+_SETTINGS = {"repo": str, "revision": str, "subpath": str, "command": str, "metric": str,
+             "higher_is_better": bool, "margin": float, "params": dict, "schedule": str}
+DEFAULTS: dict[str, Any] = {"revision": "main", "subpath": "", "command": "", "metric": "accuracy",
+                            "higher_is_better": True, "margin": 0.0, "params": {}, "schedule": ""}
+
+
+@dataclass(frozen=True, slots=True)
+class FollowView:
+    id: int
+    model: str
+    dataset: str
+    settings: dict[str, Any]
+    created_by: str
+    created_at: datetime
+    triggers: dict[str, str]
+
+
+def prefect_api_url() -> str:
+    return os.environ.get("ASSETHUB_PREFECT_API_URL") or os.environ.get("PREFECT_API_URL", "")
+
+
+def hook_secret(hub: Hub) -> str:
+    """The secret lakeFS actions present to the hook endpoint; made once, kept in the server's home."""
+    path = hub.uploads_dir.parent / "hook-secret"
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(32))
+    return path.read_text().strip()
+
+
+def check_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    """The follow's settings with defaults filled in; a clear error for a bad one."""
+    unknown = sorted(set(settings) - set(_SETTINGS))
+    if unknown:
+        raise InvalidReferenceError(f"unknown follow setting(s): {', '.join(unknown)}; known: "
+                                    f"{', '.join(_SETTINGS)}", part="settings", value=unknown[0])
+    out = {**DEFAULTS, **{k: v for k, v in settings.items() if v is not None}}
+    for key, kind in _SETTINGS.items():
+        value = out.get(key)
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            out[key] = value = float(value)
+        if value is not None and not isinstance(value, kind):
+            raise InvalidReferenceError(f"follow setting {key!r} must be a {kind.__name__}",
+                                        part=key, value=str(value))
+    if not str(out.get("repo") or "").strip():
+        raise InvalidReferenceError("a follow needs the training code: --repo URL", part="repo", value="")
+    if out["margin"] < 0:
+        raise InvalidReferenceError("margin must be 0 or more", part="margin", value=str(out["margin"]))
+    if out["schedule"]:
+        fields = out["schedule"].split()
+        if len(fields) != 5:
+            raise InvalidReferenceError(f"schedule {out['schedule']!r} is not a cron expression of five "
+                                        "fields, e.g. '0 3 * * *'", part="schedule", value=out["schedule"])
+    return out
+
+
+def _view(f: Follow, triggers: dict[str, str] | None = None) -> FollowView:
+    return FollowView(f.id, f.model_path, f.dataset_path, dict(f.settings), f.created_by, f.created_at,
+                      triggers or {})
+
+
+def _paths(model: str, dataset: str) -> tuple[AssetPath, AssetPath]:
+    m, d = AssetPath.coerce(model), AssetPath.coerce(dataset)
+    if m.kind is not AssetKind.MODEL:
+        raise InvalidReferenceError(f"{m} is not a model", part="model", value=str(m))
+    if d.kind is not AssetKind.DATASET:
+        raise InvalidReferenceError(f"{d} is not a dataset", part="dataset", value=str(d))
+    return m, d
+
+
+def create_follow(hub: Hub, who: Principal, model: str, dataset: str, settings: dict[str, Any],
+                  hook_url: str) -> FollowView:
+    """Store the follow and install its triggers (lakeFS action, automation, schedule)."""
+    m, d = _paths(model, dataset)
+    with hub._audited(who, "follow.create", f"{m} <- {d}"):
+        me = hub._require_user(who)
+        hub.check(who, d, "run")
+        hub.check(who, m, "edit")
+        clean = check_settings(settings)
+        with hub.catalog.session() as s:
+            if s.scalar(select(Follow).where(Follow.model_path == str(m), Follow.dataset_path == str(d))):
+                raise AlreadyExistsError("follow", f"{m} <- {d}", "remove it first (assethub unfollow)")
+            row = Follow(model_path=str(m), dataset_path=str(d), settings=clean, created_by=me)
+            s.add(row)
+            s.flush()
+            view = _view(row)
+        triggers = {"lakefs_action": install_action(hub, d, hook_url)}
+        triggers.update(_prefect(lambda t, url: t.install_follow(url, view.id, str(m), str(d), clean)))
+        return FollowView(view.id, view.model, view.dataset, view.settings, view.created_by,
+                          view.created_at, triggers)
+
+
+def list_follows(hub: Hub, who: Principal, *, model: str | None = None,
+                 dataset: str | None = None) -> list[FollowView]:
+    """The follows whose model the caller may see."""
+    with hub.catalog.session() as s:
+        q = select(Follow).order_by(Follow.id)
+        if model:
+            q = q.where(Follow.model_path == str(AssetPath.coerce(model)))
+        if dataset:
+            q = q.where(Follow.dataset_path == str(AssetPath.coerce(dataset)))
+        rows = [_view(f) for f in s.scalars(q)]
+    out = []
+    for f in rows:
+        try:
+            hub.check(who, f.model, "view")
+        except (NotFoundError, AuthenticationError, PermissionError):
+            continue
+        out.append(f)
+    return out
+
+
+def delete_follow(hub: Hub, who: Principal, follow_id: int) -> None:
+    with hub.catalog.session() as s:
+        row = s.get(Follow, follow_id)
+        if row is None:
+            raise NotFoundError("follow", str(follow_id))
+        model = row.model_path
+    with hub._audited(who, "follow.delete", f"{model} ({follow_id})"):
+        hub.check(who, model, "edit")
+        with hub.catalog.session() as s:
+            row = s.get(Follow, follow_id)
+            if row is not None:
+                s.delete(row)
+        _prefect(lambda t, url: t.remove_follow(url, follow_id))
+
+
+def _prefect(call: Any) -> dict[str, str]:
+    url = prefect_api_url()
+    if not url:
+        return {"prefect": "not installed: the server has no Prefect API (set PREFECT_API_URL)"}
+    try:
+        from deployments import triggers
+
+        return dict(call(triggers, url) or {})
+    except Exception as e:  # the follow stays; its triggers can be installed again
+        log.warning("Prefect triggers failed: %s", e)
+        return {"prefect": f"failed: {type(e).__name__}: {e}"}
+
+
+# -- lakeFS actions --------------------------------------------------------------------------
+def action_yaml(hook_url: str) -> str:
+    return f"""name: assethub
+description: Tell Asset Hub that main moved (followed datasets retrain their models).
+on:
+  post-commit:
+    branches: [main]
+  post-merge:
+    branches: [main]
+hooks:
+  - id: assethub_dataset_updated
+    type: webhook
+    description: POST to the Asset Hub server
+    properties:
+      url: "{hook_url}"
+      timeout: 10s
+"""
+
+
+def install_action(hub: Hub, dataset: AssetPath, hook_url: str) -> str:
+    """Commit the lakeFS action (unless the same one is there already); what was done."""
+    want = action_yaml(hook_url)
+    try:
+        have = hub.storage.read_bytes(dataset.at("main"), ACTIONS_FILE).decode()
+    except (NotFoundError, FileNotFoundError, LookupError):
+        have = ""
+    if have == want:
+        return "present"
+    with tempfile.TemporaryDirectory() as d:
+        local = Path(d) / "assethub.yaml"
+        local.write_text(want)
+        hub.storage.commit(dataset.at("main"), [AddFile(local, ACTIONS_FILE)],
+                           message="Asset Hub: notify the hub when main moves (followed dataset)",
+                           metadata={INTERNAL: "lakefs-action"})
+    return "installed"
+
+
+def dataset_of_repository(hub: Hub, repository: str) -> AssetPath | None:
+    with hub.catalog.session() as s:
+        row = s.execute(select(Asset, Folder).join(Folder, Asset.folder_id == Folder.id)
+                        .where(Asset.repository == repository)).first()
+        if row is None:
+            return None
+        asset, folder = row
+        return AssetPath.parse(f"{folder.owner}/{folder.kind}/{folder.name}/{asset.name}")
+
+
+def on_lakefs_event(hub: Hub, secret: str, event: dict[str, Any]) -> dict[str, Any]:
+    """The hook: a lakeFS post-commit / post-merge on a dataset's main. Emits a Prefect event
+    for the dataset (the follows' automations run the retrains); returns what it did."""
+    if not secret or not secrets.compare_digest(secret.encode(), hook_secret(hub).encode()):
+        raise AuthenticationError("the hook needs the server's secret (?secret=...)")
+    repository = str(event.get("repository_id") or "")
+    branch = str(event.get("branch_id") or "")
+    metadata = event.get("commit_metadata") or {}
+    if branch != "main":
+        return {"ignored": f"branch {branch!r} is not main"}
+    if isinstance(metadata, dict) and metadata.get(INTERNAL):
+        return {"ignored": "a commit Asset Hub made for itself"}
+    dataset = dataset_of_repository(hub, repository)
+    if dataset is None:
+        return {"ignored": f"repository {repository!r} holds no asset"}
+    with hub.catalog.session() as s:
+        follows = len(list(s.scalars(select(Follow.id).where(Follow.dataset_path == str(dataset)))))
+    if not follows:
+        return {"ignored": f"nobody follows {dataset}", "dataset": str(dataset)}
+    commit = str(event.get("commit_id") or "") or hub.storage.resolve(dataset.at("main"))
+    url = prefect_api_url()
+    if not url:
+        return {"ignored": "the server has no Prefect API (set PREFECT_API_URL)", "dataset": str(dataset)}
+    from deployments import triggers
+
+    event_id = triggers.emit_dataset_event(url, str(dataset), commit, str(event.get("event_type") or ""))
+    return {"dataset": str(dataset), "commit": commit, "follows": follows, "event_id": event_id}

@@ -1,0 +1,51 @@
+"""Run a deployment and wait for it; its result as JSON on stdout (what `assethub train
+--deployment` uses, so that the run shows in the Prefect UI and runs on a worker).
+
+    python -m deployments.run train/local --parameters '{"model": ..., "dataset": ..., "repo": ...}'
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m deployments.run", description=__doc__.split("\n")[0])
+    parser.add_argument("deployment", help="<flow>/<deployment>, e.g. train/local")
+    parser.add_argument("--parameters", default="{}", help="the flow's parameters as a JSON object")
+    parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                        help="adds to the flow's `params` (as `python -m flows.train --param`)")
+    parser.add_argument("--timeout", type=float, default=None, help="seconds to wait (default: forever)")
+    args = parser.parse_args(argv)
+    from prefect.deployments import run_deployment
+    from prefect.exceptions import ObjectNotFound
+
+    from flows._job import parse_param
+
+    parameters = json.loads(args.parameters)
+    if args.param:
+        parameters["params"] = {**(parameters.get("params") or {}), **dict(map(parse_param, args.param))}
+    try:
+        run = run_deployment(args.deployment, parameters=parameters,
+                             timeout=args.timeout)
+    except ObjectNotFound:
+        print(f"error: no deployment {args.deployment!r} on the Prefect server: run `assethub deploy`",
+              file=sys.stderr)
+        return 2
+    state = run.state
+    print(f"flow run {run.name} ({run.id}): {state.name if state else 'unknown'}", file=sys.stderr)
+    if state is None or not state.is_completed():
+        print(f"error: {state.message if state else 'no state'}", file=sys.stderr)
+        return 1
+    try:
+        result = state.result()
+    except Exception as e:  # the run finished; its result was not kept
+        result = {"flow_run_id": str(run.id), "note": f"result not available: {e}"}
+    print(json.dumps(result, default=str, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,105 @@
+"""The Prefect side of follows: an event when a dataset's main moves, an automation per follow
+that runs the retrain deployment on it, and the follow's cron schedule on that deployment.
+
+Every call names the Prefect API explicitly (the Asset Hub server calls these from its request
+threads, whatever the process's Prefect settings are).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from deployments import RETRAIN
+
+EVENT = "assethub.dataset.updated"
+_NAMESPACE = uuid.UUID("6f1c3f4e-6a57-4b8e-9a43-0d7f4a1b2c3d")
+
+
+def resource_id(dataset: str) -> str:
+    return f"assethub.dataset.{dataset}"
+
+
+def automation_name(follow_id: int) -> str:
+    return f"assethub-follow-{follow_id}"
+
+
+def schedule_slug(follow_id: int) -> str:
+    return f"assethub-follow-{follow_id}"
+
+
+def retrain_parameters(model: str, dataset: str, settings: dict[str, Any]) -> dict[str, Any]:
+    keys = ("repo", "revision", "subpath", "params", "metric", "higher_is_better", "margin", "command")
+    return {"model": model, "dataset": dataset, **{k: settings[k] for k in keys if k in settings}}
+
+
+@contextmanager
+def _client(api_url: str) -> Iterator[Any]:
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings({PREFECT_API_URL: api_url}), get_client(sync_client=True) as c:
+        yield c
+
+
+def install_follow(api_url: str, follow_id: int, model: str, dataset: str,
+                   settings: dict[str, Any]) -> dict[str, str]:
+    """(Re)create the follow's automation and schedule; what was installed."""
+    from prefect.client.schemas.actions import DeploymentScheduleCreate
+    from prefect.client.schemas.schedules import CronSchedule
+    from prefect.events.actions import RunDeployment
+    from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
+
+    params = retrain_parameters(model, dataset, settings)
+    out: dict[str, str] = {}
+    with _client(api_url) as c:
+        deployment = c.read_deployment_by_name(RETRAIN)  # run `assethub deploy` first
+        _remove(c, follow_id, deployment.id)
+        automation = AutomationCore(
+            name=automation_name(follow_id),
+            description=f"Retrain {model} when {dataset}'s main moves (Asset Hub follow {follow_id})",
+            trigger=EventTrigger(expect={EVENT}, match={"prefect.resource.id": resource_id(dataset)},
+                                 posture=Posture.Reactive, threshold=1, within=0),
+            actions=[RunDeployment(source="selected", deployment_id=deployment.id, parameters=params)],
+        )
+        out["automation"] = str(c.create_automation(automation))
+        if settings.get("schedule"):
+            c.create_deployment_schedules(deployment.id, [DeploymentScheduleCreate(
+                schedule=CronSchedule(cron=settings["schedule"], timezone="UTC"), active=True,
+                parameters=params, slug=schedule_slug(follow_id))])
+            out["schedule"] = settings["schedule"]
+    return out
+
+
+def _remove(c: Any, follow_id: int, deployment_id: Any) -> None:
+    for a in c.read_automations_by_name(automation_name(follow_id)):
+        c.delete_automation(a.id)
+    for s in c.read_deployment_schedules(deployment_id):
+        if s.slug == schedule_slug(follow_id):
+            c.delete_deployment_schedule(deployment_id, s.id)
+
+
+def remove_follow(api_url: str, follow_id: int) -> dict[str, str]:
+    with _client(api_url) as c:
+        _remove(c, follow_id, c.read_deployment_by_name(RETRAIN).id)
+    return {"removed": str(follow_id)}
+
+
+def emit_dataset_event(api_url: str, dataset: str, commit: str, cause: str = "") -> str:
+    """Post ``assethub.dataset.updated`` for (dataset, commit); its id.
+
+    The id is derived from the pair, so lakeFS retrying a hook (or commit and merge both
+    firing) is one event to Prefect: its triggers act on an event id once."""
+    event_id = str(uuid.uuid5(_NAMESPACE, f"{dataset}@{commit}"))
+    event = {"id": event_id, "occurred": datetime.now(UTC).isoformat(), "event": EVENT,
+             "resource": {"prefect.resource.id": resource_id(dataset),
+                          "prefect.resource.name": dataset, "assethub.commit": commit},
+             "related": [], "payload": {"dataset": dataset, "commit": commit, "cause": cause}}
+    r = httpx.post(api_url.rstrip("/") + "/events", json=[event], timeout=10)
+    r.raise_for_status()
+    return event_id

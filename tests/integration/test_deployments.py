@@ -1,0 +1,357 @@
+"""Prefect deployments, work pools and data-triggered retraining, end to end: a real Prefect
+server and a real process worker (under this session's ASSETHUB_HOME), real lakeFS with its
+actions calling the real Asset Hub server's hook, real MLflow, real (one-epoch) training."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from assethub.client import Client
+from tests.integration._jobs import EXAMPLES, JobWorld, git_repo
+
+pytestmark = pytest.mark.integration
+
+FAST = {"epochs": 1, "seed": 1}
+DATASET = "deployer/dataset/images/digits"
+MODEL = "deployer/model/digits/followed"
+
+
+@contextmanager
+def on_prefect(api: str) -> Iterator[None]:
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings({PREFECT_API_URL: api}):
+        yield
+
+
+@pytest.fixture(scope="session")
+def tracking(lakefs_server: Any) -> Iterator[str]:
+    from infra import mlflow
+
+    ours = mlflow.status() is None
+    url = mlflow.start()
+    yield url
+    if ours:
+        mlflow.stop()
+
+
+@pytest.fixture(scope="session")
+def deploy_world(hub_server: Any, tracking: str, tmp_path_factory: pytest.TempPathFactory) -> JobWorld:
+    from assethub.service import DatasetMeta
+    from examples.datasets import write_digits
+
+    admin = Client(hub_server.url, hub_server.admin_token)
+    admin.create_user("deployer")
+    token = admin.create_token("deployer", name="worker").secret
+    hub = Client(hub_server.url, token)
+    hub.create_folder("deployer/dataset/images")
+    hub.create_folder("deployer/model/digits")
+    hub.create_asset(DATASET, dataset=DatasetMeta("image_classification", "dir", "test_set", None, "test"))
+    data = tmp_path_factory.mktemp("deploy-digits")
+    write_digits(data)
+    hub.upload(f"{DATASET}:main", data, message="digits")
+    commit = hub.resolve(f"{DATASET}:main")
+    hub.create_asset("deployer/model/digits/cnn")
+    hub.create_asset(MODEL)
+    repo, sha = git_repo(EXAMPLES / "digits-classifier", tmp_path_factory.mktemp("deploy-code") / "repo")
+    return JobWorld(hub, "deployer", token, "deployer/model/digits/cnn", f"{DATASET}:{commit}", commit,
+                    repo, sha)
+
+
+@pytest.fixture(scope="module")  # stopped when this module is done: 2 cores
+def prefect_stack(deploy_world: JobWorld, hub_server: Any, tracking: str) -> Iterator[str]:
+    """Prefect server + process worker of the embedded stack, deployments registered."""
+    from infra import prefect
+
+    api = prefect.start_server()
+    # the worker's flow runs act as the deployer, on this session's server and MLflow
+    prefect.start_worker({"ASSETHUB_URL": hub_server.url, "ASSETHUB_TOKEN": deploy_world.token,
+                          "MLFLOW_TRACKING_URI": tracking, "ASSETHUB_HOME": os.environ["ASSETHUB_HOME"]})
+    old = os.environ.get("ASSETHUB_PREFECT_API_URL")
+    os.environ["ASSETHUB_PREFECT_API_URL"] = api  # the in-process hub server's hook and follows
+    from deployments import deploy_all
+
+    with on_prefect(api):
+        deploy_all()
+    yield api
+    prefect.stop()
+    if old is None:
+        os.environ.pop("ASSETHUB_PREFECT_API_URL", None)
+    else:
+        os.environ["ASSETHUB_PREFECT_API_URL"] = old
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float = 600, every: float = 2) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def test_pools_and_deployments_are_registered(prefect_stack: str) -> None:
+    from prefect.client.orchestration import get_client
+
+    with on_prefect(prefect_stack), get_client(sync_client=True) as c:
+        names = {f"{c.read_flow(d.flow_id).name}/{d.name}": d for d in c.read_deployments()}
+        for name in ("train/local", "continue-train/local", "evaluate/local", "merge/local",
+                     "retrain/local", "train/gpu"):
+            assert name in names, sorted(names)
+        train = names["train/local"]
+        assert train.work_pool_name == "local"
+        schema = train.parameter_openapi_schema
+        assert set(schema["required"]) == {"model", "dataset", "repo"}
+        assert "asset to write" in schema["properties"]["model"]["description"]
+        assert schema["properties"]["revision"]["default"] == "main"
+        retrain = names["retrain/local"].parameter_openapi_schema["properties"]
+        assert retrain["margin"]["default"] == 0.0 and retrain["metric"]["default"] == "accuracy"
+        assert names["train/gpu"].work_pool_name == "gpu"
+        pools = {p.name: p for p in c.read_work_pools()}
+    assert pools["local"].type == "process" and pools["gpu"].type == "kubernetes"
+    template = pools["gpu"].base_job_template
+    container = template["job_configuration"]["job_manifest"]["spec"]["template"]["spec"]["containers"][0]
+    pod = template["job_configuration"]["job_manifest"]["spec"]["template"]["spec"]
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == "{{ gpu_count }}"
+    assert pod["nodeSelector"] == "{{ node_selector }}" and pod["tolerations"] == "{{ tolerations }}"
+    variables = template["variables"]["properties"]
+    assert {"node_selector", "tolerations", "image", "gpu_count", "assethub_url",
+            "mlflow_tracking_uri", "token_secret_name"} <= set(variables)
+    assert variables["tolerations"]["default"][0]["key"] == "nvidia.com/gpu"
+    token_env = next(e for e in container["env"] if e["name"] == "ASSETHUB_TOKEN")
+    assert "value" not in token_env and "secretKeyRef" in token_env["valueFrom"]
+
+
+def test_run_deployment_trains_a_new_model_version(prefect_stack: str, deploy_world: JobWorld) -> None:
+    from prefect.deployments import run_deployment
+
+    w = deploy_world
+    with on_prefect(prefect_stack):
+        run = run_deployment("train/local", parameters={
+            "model": w.model, "dataset": w.dataset, "repo": w.repo, "params": FAST, "branch": "deployed"},
+            timeout=900)
+    assert run.state is not None and run.state.is_completed(), run.state
+    view = w.hub.lineage(f"{w.model}:deployed")
+    assert view.lineage is not None and view.lineage.job == "train"
+    assert view.lineage.prefect_flow_run_id == str(run.id)  # the run that the UI shows
+    assert view.lineage.dataset_commit == w.dataset_commit and view.lineage.params["epochs"] == 1
+    # a bad input fails the flow run with the job's own error, and commits nothing
+    with on_prefect(prefect_stack):
+        bad = run_deployment("train/local", parameters={
+            "model": w.model, "dataset": w.dataset, "repo": w.repo, "revision": "no-such-revision",
+            "branch": "never"}, timeout=900)
+    assert bad.state is not None and bad.state.is_failed()
+    assert "no-such-revision" in (bad.state.message or "")
+    assert "never" not in {b.name for b in w.hub.list_branches(w.model)}
+
+
+def _retrains(hub: Client, dataset_commit: str) -> list[Any]:
+    return [r for r in hub.list_runs(MODEL, kind="retrain", limit=100)
+            if r.dataset_commit == dataset_commit]
+
+
+def _finished(hub: Client, dataset_commit: str) -> Any:
+    runs = _retrains(hub, dataset_commit)
+    return runs if runs and all(r.state in ("completed", "failed") for r in runs) else None
+
+
+def test_a_commit_to_a_followed_dataset_retrains_and_merges_only_if_better(
+        prefect_stack: str, deploy_world: JobWorld, hub_server: Any, tmp_path: Path) -> None:
+    from prefect.client.orchestration import get_client
+
+    w = deploy_world
+    hub = w.hub
+    follow = hub.follow(MODEL, DATASET, repo=w.repo, params=FAST, metric="accuracy", margin=0.0,
+                        schedule="0 3 * * *")
+    assert follow.triggers["lakefs_action"] == "installed", follow.triggers
+    assert follow.triggers.get("automation") and follow.triggers.get("schedule") == "0 3 * * *"
+    assert [f.id for f in hub.list_follows(model=MODEL)] == [follow.id]
+    # the schedule: on the retrain deployment, with this follow's parameters
+    with on_prefect(prefect_stack), get_client(sync_client=True) as c:
+        schedules = c.read_deployment_schedules(c.read_deployment_by_name("retrain/local").id)
+    ours = [s for s in schedules if s.slug == f"assethub-follow-{follow.id}"]
+    assert len(ours) == 1 and ours[0].schedule.cron == "0 3 * * *"  # type: ignore[union-attr]
+    assert ours[0].parameters["model"] == MODEL and ours[0].parameters["dataset"] == DATASET
+    # the action file is configuration: not in the dataset's files, nor in a download
+    assert not [o for o in hub.list_objects(f"{DATASET}:main") if o.path.startswith("_lakefs")]
+    hub.download(f"{DATASET}:main", tmp_path / "data")
+    assert not (tmp_path / "data" / "_lakefs_actions").exists()
+
+    # new data on main: lakeFS calls the hook, the automation runs the retrain deployment
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    src = next((tmp_path / "data" / "train").rglob("*.png"))
+    (extra / src.parent.name).mkdir()
+    (extra / src.parent.name / "extra-0.png").write_bytes(src.read_bytes())
+    hub.upload(f"{DATASET}:main", extra, path="train", message="one more image")
+    commit = hub.resolve(f"{DATASET}:main")
+    runs = wait_for("the retrain to finish", lambda: _finished(hub, commit), timeout=900)
+    assert len(runs) == 1
+    run = runs[0]
+    assert run.state == "completed", run.error
+    branch = f"retrain-{commit[:12]}"
+    assert run.branch == branch and branch in {b.name for b in hub.list_branches(MODEL)}
+    trained = hub.lineage(f"{MODEL}:{branch}")
+    assert trained.lineage is not None and trained.lineage.dataset_commit == commit
+    assert trained.evaluations, "the new version was evaluated"
+    main = hub.lineage(f"{MODEL}:main")
+    if run.error:  # kept on its branch: the run says why
+        assert run.error.startswith("kept on its branch") and "accuracy" in run.error
+    else:  # main had no model: the evaluated version goes in
+        assert main.model_commit == trained.model_commit
+    merges = [r for r in hub.list_runs(MODEL, kind="merge", limit=20) if r.branch == branch]
+    assert len(merges) == 1
+
+    # more data: main now has a model, so the retrain continues from it, evaluates main's model
+    # on the same data, and merges only if better. lakeFS notifying three more times (retries)
+    # while it runs starts no second retrain.
+    from assethub.follows import hook_secret
+
+    head_before = hub.resolve(f"{MODEL}:main")
+    (extra / src.parent.name / "extra-1.png").write_bytes(src.read_bytes())
+    hub.upload(f"{DATASET}:main", extra, path="train", message="two more images")
+    second = hub.resolve(f"{DATASET}:main")
+    main_before = hub.lineage(f"{MODEL}:main").model_commit
+    repo_id = hub_server.hub.storage.repository(DATASET)  # what lakeFS names in its payload
+    body = {"event_type": "post-commit", "repository_id": repo_id, "branch_id": "main", "commit_id": second}
+    for _ in range(3):
+        r = httpx.post(f"{hub_server.url}/api/v1/hooks/lakefs",
+                       params={"secret": hook_secret(hub_server.hub)}, json=body)
+        assert r.status_code == 200 and r.json()["follows"] == 1, r.text
+    runs = wait_for("the second retrain to finish", lambda: _finished(hub, second), timeout=900)
+    time.sleep(10)  # time for a (wrong) second retrain of the same commit to show up
+    runs = _retrains(hub, second)
+    assert len(runs) == 1 and runs[0].state == "completed", [(r.state, r.error) for r in runs]
+    again = hub.lineage(f"{MODEL}:retrain-{second[:12]}")
+    assert again.lineage is not None and again.lineage.job == "continue_train"
+    assert again.lineage.base_model == f"{MODEL}:{head_before}"  # continued from main's weights
+    scored = {e.dataset_commit for e in hub.lineage(f"{MODEL}:{main_before}").evaluations}
+    assert second in scored, "main's model was evaluated on the new data too"
+    after = hub.lineage(f"{MODEL}:main").model_commit
+    if runs[0].error:
+        assert runs[0].error.startswith("kept on its branch") and after == main_before
+    else:
+        assert runs[0].result_commit and after == again.model_commit
+
+    # the hook refuses a caller without the secret, and says so
+    r = httpx.post(f"{hub_server.url}/api/v1/hooks/lakefs", params={"secret": "guess"}, json=body)
+    assert r.status_code == 401 and "secret" in r.json()["error"]["message"]
+
+
+def test_bad_follows_are_refused(prefect_stack: str, deploy_world: JobWorld, hub_server: Any) -> None:
+    from assethub import errors
+
+    hub = deploy_world.hub
+    with pytest.raises(errors.InvalidReferenceError, match="needs the training code"):
+        hub.follow("deployer/model/digits/cnn", DATASET, repo="")
+    with pytest.raises(errors.InvalidReferenceError, match="cron"):
+        hub.follow("deployer/model/digits/cnn", DATASET, repo=deploy_world.repo, schedule="daily")
+    with pytest.raises(errors.InvalidReferenceError, match="not a dataset"):
+        hub.follow("deployer/model/digits/cnn", "deployer/model/digits/cnn", repo=deploy_world.repo)
+    admin = Client(hub_server.url, hub_server.admin_token)
+    admin.create_user("onlooker")
+    onlooker = Client(hub_server.url, admin.create_token("onlooker", name="t").secret)
+    hub.share("deployer/model/digits", role="view", user="onlooker")
+    hub.share("deployer/dataset/images", role="run", user="onlooker")
+    with pytest.raises(errors.ForbiddenError, match="needs 'edit'"):
+        onlooker.follow("deployer/model/digits/cnn", DATASET, repo=deploy_world.repo)
+    assert not [f for f in hub.list_follows() if f.model == "deployer/model/digits/cnn"]
+
+
+def test_the_prefect_ui_shows_deployments_and_finished_runs(prefect_stack: str, deploy_world: JobWorld,
+                                                            request: pytest.FixtureRequest) -> None:
+    """Headless Chromium (Debian's) on the Prefect UI; a screenshot lands in test-artifacts/."""
+    from infra import prefect
+
+    chromium = Path("/usr/bin/chromium")
+    if not chromium.exists():
+        pytest.fail("/usr/bin/chromium is missing: `apt-get install -y chromium` (make test does)")
+    from playwright.sync_api import sync_playwright
+    from prefect.client.orchestration import get_client
+    from prefect.deployments import run_deployment
+
+    with on_prefect(prefect_stack), get_client(sync_client=True) as c:
+        done = [r for r in c.read_flow_runs() if r.state is not None and r.state.is_completed()]
+        if not done:  # run alone: make one
+            done = [run_deployment("merge/local", parameters={"model": deploy_world.model,
+                                                              "source": "main"}, timeout=300)]
+    artifacts = Path(__file__).resolve().parents[2] / "test-artifacts"
+    artifacts.mkdir(exist_ok=True)
+    ui = prefect.SERVER.url
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(chromium), headless=True,
+                                    args=["--no-sandbox", "--disable-dev-shm-usage"])
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.goto(f"{ui}/deployments", wait_until="networkidle")
+            for name in ("retrain", "train", "continue-train"):
+                page.get_by_text(name, exact=True).first.wait_for(timeout=30_000)
+            page.get_by_text("local", exact=True).first.wait_for(timeout=30_000)
+            page.screenshot(path=str(artifacts / "prefect-deployments.png"), full_page=True)
+            page.goto(f"{ui}/runs", wait_until="networkidle")
+            page.get_by_text(done[0].name).first.wait_for(timeout=30_000)
+            page.get_by_text("Completed").first.wait_for(timeout=30_000)
+            page.screenshot(path=str(artifacts / "prefect-runs.png"), full_page=True)
+        finally:
+            browser.close()
+    assert (artifacts / "prefect-runs.png").stat().st_size > 10_000
+
+
+def test_the_cli_deploys_and_trains_through_a_deployment(prefect_stack: str, deploy_world: JobWorld,
+                                                         hub_server: Any, tmp_path: Path) -> None:
+    from infra import prefect
+    from tests.integration.test_cli import Cli
+
+    w = deploy_world
+    cli = Cli(hub_server.url, w.token, tmp_path / "cli")
+    cli.env["PREFECT_API_URL"] = prefect_stack
+    cli.env["PREFECT_HOME"] = prefect.prefect_home()  # as `assethub up` sets it: the worker's results
+    shown = cli("deploy")
+    assert "train/local" in shown and "retrain/local" in shown and "train/gpu" in shown
+    result = cli.json("train", w.model, "--dataset", w.dataset, "--repo", w.repo, "--param", "epochs=1",
+                      "--branch", "cli-deployed", "--deployment")
+    assert result["branch"] == "cli-deployed" and result["metrics"]["accuracy"] > 0
+    lin = w.hub.lineage(f"{w.model}:cli-deployed").lineage
+    assert lin is not None and lin.params["epochs"] == 1 and lin.prefect_flow_run_id
+    # no Prefect server: a clear error, not a hang
+    cli.env["PREFECT_API_URL"] = None
+    assert "Prefect" in cli.fails(2, "train", w.model, "--dataset", w.dataset, "--repo", w.repo,
+                                  "--deployment")
+
+
+def test_a_worker_killed_mid_run_leaves_no_commit_and_the_run_can_be_rerun(
+        prefect_stack: str, deploy_world: JobWorld, hub_server: Any, tracking: str) -> None:
+    from prefect.deployments import run_deployment
+
+    from infra import prefect
+
+    w = deploy_world
+    branches = {b.name for b in w.hub.list_branches(w.model)}
+    parameters = {"model": w.model, "dataset": w.dataset, "repo": w.repo, "branch": "survivor",
+                  "params": {"epochs": 3, "seed": 2}}
+    with on_prefect(prefect_stack):
+        run_deployment("train/local", parameters=parameters, timeout=0)
+    running = wait_for("the job to train", lambda: [
+        r for r in w.hub.list_runs(w.model, kind="train", limit=5)
+        if r.branch == "survivor" and r.state == "running" and r.mlflow_run_id], timeout=300, every=0.5)
+    time.sleep(2)  # in the middle of training
+    prefect.WORKER.stop()  # the worker and the flow run it started
+    time.sleep(20)  # more than the rest of the training would have taken
+    assert {b.name for b in w.hub.list_branches(w.model)} == branches, "no partial commit or branch"
+    assert w.hub.get_run(running[0].id).state == "running", "the job died with its worker"
+    prefect.start_worker({"ASSETHUB_URL": hub_server.url, "ASSETHUB_TOKEN": w.token,
+                          "MLFLOW_TRACKING_URI": tracking, "ASSETHUB_HOME": os.environ["ASSETHUB_HOME"]})
+    with on_prefect(prefect_stack):
+        again = run_deployment("train/local", parameters=parameters, timeout=900)
+    assert again.state is not None and again.state.is_completed(), again.state
+    view = w.hub.lineage(f"{w.model}:survivor")
+    assert view.lineage is not None and view.lineage.run_id != running[0].id
