@@ -160,7 +160,7 @@ def train(p: dict[str, Any], base: Path | None,
                   flush=True)
             tracking.metrics(values, step=epoch)
 
-    pl.seed_everything(p["seed"], workers=True, verbose=False)  # and so the shuffling
+    pl.seed_everything(p["seed"], workers=True, verbose=False)  # all else random; shuffling has its generator
 
     x, y = train_set
     loader = DataLoader(TensorDataset(torch.from_numpy(x), torch.from_numpy(y)), batch_size=p["batch_size"],

@@ -169,7 +169,7 @@ def train(p: dict[str, Any], base: Path | None, train_set: list[data.Record], te
                   flush=True)
             tracking.metrics(values, step=epoch)
 
-    pl.seed_everything(p["seed"], workers=True, verbose=False)  # and so the shuffling
+    pl.seed_everything(p["seed"], workers=True, verbose=False)  # all else random; shuffling has its generator
 
     loader = DataLoader(encoded(train_set), batch_size=p["batch_size"], shuffle=True, collate_fn=collate,
                         generator=torch.Generator().manual_seed(p["seed"]))
