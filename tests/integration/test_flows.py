@@ -186,11 +186,13 @@ def test_bad_inputs_are_refused_before_any_work(world: JobWorld, change: dict[st
     from flows.train import train
 
     before = _branches(world)
+    jobs = Path(os.environ["ASSETHUB_HOME"]) / "jobs"
+    fetched_before = set(jobs.glob("*/data"))  # other tests may leave a killed job's directory
     args = {"model": world.model, "dataset": world.dataset, "repo": world.repo, **change}
     with pytest.raises(getattr(errors, error), match=match):
         train(**args)
     assert _branches(world) == before
-    assert not any((Path(os.environ["ASSETHUB_HOME"]) / "jobs").glob("*/data")), "no data was fetched"
+    assert set(jobs.glob("*/data")) == fetched_before, "no data was fetched"
 
 
 def test_code_without_assethub_yaml_needs_a_command(world: JobWorld, tmp_path: Path) -> None:
