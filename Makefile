@@ -44,7 +44,7 @@ test-unit: setup
 	$(RUN) pytest tests/unit
 
 lint: setup
-	$(RUN) ruff check assethub infra tasks flows examples tests bench scripts
+	$(RUN) ruff check assethub infra tasks flows deployments examples tests bench scripts
 	$(RUN) mypy
 
 bench: lakefs  ## transfer benchmark against lakectl and boto3 (prints ratios)

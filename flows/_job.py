@@ -17,7 +17,7 @@ from assethub.errors import AssetHubError, JobFailedError
 from assethub.lineage import Lineage
 from assethub.refs import AssetPath, AssetRef
 from assethub.runtime import JobContext, Split, environment
-from tasks._env import jobs_dir, remove_tree
+from tasks._env import jobs_dir, redact_url, remove_tree
 from tasks.assets import fetch_dataset, fetch_model
 from tasks.code import fetch_code, job_command, job_params
 from tasks.entrypoint import run_entrypoint
@@ -102,7 +102,7 @@ def run_training(kind: str, *, model: str, dataset: str, repo: str, revision: st
     dataset_ref = AssetRef.coerce(dataset)
     base_ref = AssetRef.coerce(base) if base else None
     run = open_run(kind, str(model_path), branch=branch, dataset=str(dataset_ref),
-                   base=str(base_ref or ""), code_url=_redact(repo), code_revision=revision,
+                   base=str(base_ref or ""), code_url=redact_url(repo), code_revision=revision,
                    code_subpath=subpath, command=command, params=params)
     branch = branch or f"{BRANCH_PREFIX[kind]}-{run.id[:8]}"
     work = jobs_dir() / run.id
@@ -159,12 +159,6 @@ def run_training(kind: str, *, model: str, dataset: str, repo: str, revision: st
                 "commit": committed.commit, "metrics": metrics, "mlflow_run_id": tracking.run_id,
                 "dataset_commit": run.dataset_commit, "code_sha": code.sha,
                 "prefect_flow_run_id": prefect_id}
-
-
-def _redact(url: str) -> str:
-    from tasks._env import redact_url
-
-    return redact_url(url)
 
 
 def _error_text(e: BaseException) -> str:

@@ -19,7 +19,6 @@ from assethub.refs import AssetRef
 from assethub.runtime import JobContext, Split, environment
 from flows._job import (
     JobScope,
-    _redact,
     _safe_finish,
     evaluation_record,
     flow_run_id,
@@ -27,7 +26,7 @@ from flows._job import (
     main,
     read_metrics,
 )
-from tasks._env import client, jobs_dir
+from tasks._env import client, jobs_dir, redact_url
 from tasks.assets import fetch_dataset, fetch_model
 from tasks.code import fetch_code, job_command, job_params
 from tasks.entrypoint import run_entrypoint
@@ -55,7 +54,7 @@ def evaluate(model: str, dataset: str, repo: str, revision: str = "main", subpat
     model_ref = AssetRef.coerce(model)
     dataset_ref = AssetRef.coerce(dataset)
     run = open_run("evaluate", str(model_ref.path), dataset=str(dataset_ref), base=str(model_ref),
-                   code_url=_redact(repo), code_revision=revision, code_subpath=subpath,
+                   code_url=redact_url(repo), code_revision=revision, code_subpath=subpath,
                    command=command, params=params)
     hub = client()
     with JobScope(run.id, jobs_dir() / run.id) as scope:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import stat
@@ -14,15 +13,14 @@ import httpx
 from prefect.cache_policies import NO_CACHE
 
 from assethub.client import Client
+from infra._process import home
+
+__all__ = ["NETWORK", "SECRET_VARIABLES", "client", "home", "jobs_dir", "tracking_uri"]
 
 # Never handed to the training command: it is user code and needs none of these.
 SECRET_VARIABLES = ("ASSETHUB_TOKEN", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
                     "LAKECTL_CREDENTIALS_SECRET_ACCESS_KEY", "PREFECT_API_KEY",
                     "ASSETHUB_HOOK_SECRET", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN")
-
-
-def home() -> Path:
-    return Path(os.environ.get("ASSETHUB_HOME", Path.home() / ".assethub")).expanduser()
 
 
 def client() -> Client:
@@ -39,17 +37,11 @@ def jobs_dir() -> Path:
 def tracking_uri() -> str:
     """MLFLOW_TRACKING_URI; else the embedded stack's tracking server when it runs; else a
     local SQLite store under the Asset Hub home."""
-    uri = os.environ.get("MLFLOW_TRACKING_URI", "")
+    from infra import mlflow as tracking
+
+    uri = os.environ.get("MLFLOW_TRACKING_URI", "") or tracking.status() or ""
     if uri:
         return uri
-    state = home() / "mlflow" / "state.json"
-    if state.exists():
-        url = f"http://127.0.0.1:{json.loads(state.read_text())['port']}"
-        try:
-            if httpx.get(url + "/health", timeout=1).status_code == 200:
-                return url
-        except httpx.HTTPError:
-            pass
     (home() / "mlflow").mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{home() / 'mlflow' / 'local.db'}"
 
