@@ -67,6 +67,18 @@ ah audit --limit 5
 step "where to look"
 $RUN python scripts/demo_steps.py urls "$MODEL:main"
 
+step "deployments: register them, then train through the Prefect worker (the run shows in the Prefect UI)"
+ah deploy
+ah train "$MODEL" --dataset "$DATASET:v1" --repo "$WORK/code" --branch via-worker --deployment
+
+step "data-triggered retraining: follow the dataset, commit new data, the retrain starts by itself"
+ah follow "$MODEL" "$DATASET" --repo "$WORK/code" --metric accuracy
+mkdir -p "$WORK/more/train/7"
+for f in "$WORK"/digits/train/7/00*.png; do cp "$f" "$WORK/more/train/7/extra-$(basename "$f")"; done
+ah upload "$DATASET:main" "$WORK/more" -m "More sevens"
+$RUN python scripts/demo_steps.py wait-retrain "$MODEL"
+ah runs "$MODEL" --kind retrain
+
 step "serve the tagged model (MLflow's scoring server), scale it, test it online"
 $RUN assethub services delete digits --yes >/dev/null 2>&1 || true
 ah serve "$MODEL:v1" --name digits --replicas 1
