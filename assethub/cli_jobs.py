@@ -233,11 +233,12 @@ def _fmt(v: object) -> str:
 
 
 def _runs_table(found: Sequence[RunView]) -> None:
-    table = Table("run", "kind", "state", "model", "branch", "dataset", "metrics", "started",
+    table = Table("run", "kind", "state", "by", "model", "branch", "dataset", "metrics", "started",
                   box=box.SIMPLE_HEAD, header_style="bold")
     for r in found:
         metrics = ", ".join(f"{k}={v:.4g}" for k, v in sorted(r.metrics.items())[:3])
-        table.add_row(r.id[:12], r.kind, r.state, r.model, r.branch, r.dataset_ref, metrics,
+        by = r.created_by if r.trigger == "person" else f"{r.trigger} ({r.created_by})"
+        table.add_row(r.id[:12], r.kind, r.state, by, r.model, r.branch, r.dataset_ref, metrics,
                       r.created_at.astimezone().strftime("%Y-%m-%d %H:%M:%S"))
     Console().print(table)
 

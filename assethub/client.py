@@ -782,11 +782,14 @@ class Client:
     def create_run(self, model: AssetLike, *, kind: str, branch: str = "", dataset: str = "",
                    base: str = "", code_url: str = "", code_revision: str = "",
                    code_subpath: str = "", command: str = "",
-                   params: Mapping[str, Any] | None = None) -> RunView:
-        """Register a job with the server, which checks every permission it needs first."""
+                   params: Mapping[str, Any] | None = None, trigger: str = "person") -> RunView:
+        """Register a job with the server, which checks every permission it needs first.
+
+        ``trigger`` says what started it: ``person``, ``schedule`` or ``event`` (new data)."""
         body = {"kind": kind, "model": str(_path(model)), "branch": branch, "dataset": dataset,
                 "base": base, "code_url": code_url, "code_revision": code_revision,
-                "code_subpath": code_subpath, "command": command, "params": dict(params or {})}
+                "code_subpath": code_subpath, "command": command, "params": dict(params or {}),
+                "trigger": trigger}
         return _load(RunView, self._call("POST", "/runs", json=body))
 
     def update_run(self, run_id: str, **changes: Any) -> RunView:

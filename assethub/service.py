@@ -216,6 +216,7 @@ class AuditView:
 
 
 RUN_KINDS = ("train", "continue_train", "evaluate", "merge", "retrain")
+RUN_TRIGGERS = ("person", "schedule", "event")  # who or what started a job
 RUN_STATES = ("pending", "running", "completed", "failed", "crashed")
 _RUN_FIELDS = ("state", "branch", "base_commit", "dataset_commit", "code_sha", "command", "params",
                "metrics", "result_commit", "mlflow_run_id", "prefect_flow_run_id", "error")
@@ -249,6 +250,7 @@ class RunView:
     created_by: str
     created_at: datetime
     finished_at: datetime | None
+    trigger: str = "person"  # person | schedule | event
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,7 +285,7 @@ def _run_view(r: Run) -> RunView:
                    r.dataset_ref, r.dataset_commit, r.code_url, r.code_revision, r.code_subpath,
                    r.code_sha, r.command, dict(r.params or {}), dict(r.metrics or {}),
                    r.result_commit, r.mlflow_run_id, r.prefect_flow_run_id, r.error, r.created_by,
-                   _aware(r.created_at) or r.created_at, _aware(r.finished_at))
+                   _aware(r.created_at) or r.created_at, _aware(r.finished_at), r.trigger or "person")
 
 
 def _evaluation_view(e: Evaluation) -> EvaluationView:
@@ -1140,7 +1142,7 @@ class Hub:
     def create_run(self, who: Principal, *, kind: str, model: AssetPath | str, branch: str = "",
                    dataset: str = "", base: str = "", code_url: str = "", code_revision: str = "",
                    code_subpath: str = "", command: str = "",
-                   params: dict[str, Any] | None = None) -> RunView:
+                   params: dict[str, Any] | None = None, trigger: str = "person") -> RunView:
         """Register a job before it starts: every permission it needs is checked here.
 
         The model needs ``edit`` (the job commits to it; ``run`` for an evaluation), the dataset
@@ -1152,6 +1154,9 @@ class Hub:
             if kind not in RUN_KINDS:
                 raise InvalidReferenceError(f"unknown job kind {kind!r}; use one of {', '.join(RUN_KINDS)}",
                                             part="kind", value=kind)
+            if trigger not in RUN_TRIGGERS:
+                raise InvalidReferenceError(f"unknown trigger {trigger!r}; use one of "
+                                            f"{', '.join(RUN_TRIGGERS)}", part="trigger", value=trigger)
             model_path = AssetPath.coerce(model)
             if model_path.kind is not AssetKind.MODEL:
                 raise InvalidReferenceError(f"{model_path} is not a model: jobs write models",
@@ -1177,7 +1182,8 @@ class Hub:
                         branch=branch, base_ref=str(base_ref or ""), base_commit=base_commit,
                         dataset_ref=str(dataset_ref or ""), dataset_commit=dataset_commit,
                         code_url=code_url, code_revision=code_revision, code_subpath=code_subpath,
-                        command=command, params=dict(params or {}), metrics={}, created_by=me)
+                        command=command, params=dict(params or {}), metrics={}, created_by=me,
+                        trigger=trigger)
                 s.add(r)
                 s.flush()
                 return _run_view(r)

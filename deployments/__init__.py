@@ -8,7 +8,8 @@ Work pools:
     Asset Hub / MLflow URLs are template variables, the API token comes from a Kubernetes Secret.
     Its base job template is built here, so creating the pool needs no prefect-kubernetes.
 
-Deployments (``<flow>/<name>``): train, continue-train, evaluate, merge and retrain on ``local``,
+Deployments (``<flow>/<name>``): train, continue-train, evaluate, merge, retrain, reproduce and
+publish-service on ``local`` (every step the product names can be started from the Prefect UI),
 and train / continue-train on ``gpu`` too. Parameters and their descriptions come from the
 flows' signatures and docstrings.
 """
@@ -47,6 +48,10 @@ DEPLOYMENTS: tuple[Spec, ...] = (
     Spec("flows/retrain.py:retrain", "local", LOCAL_POOL,
          "Retrain a model when its dataset's main moved; merge only if better. Follows add their "
          "own schedules here.", ("retrain",)),
+    Spec("flows/reproduce.py:reproduce", "local", LOCAL_POOL,
+         "Train a model version again from its lineage and compare the metrics.", ("training",)),
+    Spec("flows/publish_service.py:publish_service", "local", LOCAL_POOL,
+         "Serve a model version over HTTP (MLflow's scoring server), smoke-tested.", ("serving",)),
     Spec("flows/train.py:train", "gpu", GPU_POOL, "Train a new model version on a Kubernetes GPU node.",
          ("training", "gpu")),
     Spec("flows/continue_train.py:continue_train", "gpu", GPU_POOL,
@@ -59,8 +64,10 @@ CONTINUE_TRAIN = "continue-train/local"
 EVALUATE = "evaluate/local"
 MERGE = "merge/local"
 RETRAIN = "retrain/local"
+REPRODUCE = "reproduce/local"
+PUBLISH_SERVICE = "publish-service/local"
 BY_JOB = {"train": TRAIN, "continue_train": CONTINUE_TRAIN, "evaluate": EVALUATE, "merge": MERGE,
-          "retrain": RETRAIN}
+          "retrain": RETRAIN, "reproduce": REPRODUCE, "publish_service": PUBLISH_SERVICE}
 
 
 def _var(name: str) -> str:

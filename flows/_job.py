@@ -36,6 +36,29 @@ def flow_run_id() -> str:
         return ""
 
 
+def run_trigger() -> str:
+    """What started this job: ``schedule`` (a follow's cron on the deployment), ``event`` (an
+    automation reacting to new data) or ``person`` (the CLI, SDK, ``python -m flows...`` or the
+    Prefect UI). Read from the root flow run, so a retrain's sub-flows say the same."""
+    try:
+        from prefect.client.orchestration import get_client
+        from prefect.runtime import flow_run
+
+        root = flow_run.get_root_flow_run_id() if flow_run.get_id() else None
+        if not root:
+            return "person"
+        with get_client(sync_client=True) as c:
+            run = c.read_flow_run(root)
+    except Exception:  # outside a flow run, or no API to ask: a person ran it
+        return "person"
+    key = run.idempotency_key or ""
+    if run.auto_scheduled or key.startswith("scheduled "):  # Prefect's scheduler service
+        return "schedule"
+    if key.startswith("automation "):  # RunDeployment of an automation (our follows' events)
+        return "event"
+    return "person"
+
+
 def read_metrics(path: Path, *, required: bool) -> dict[str, float]:
     if not path.is_file():
         if required:
@@ -103,7 +126,7 @@ def run_training(kind: str, *, model: str, dataset: str, repo: str, revision: st
     base_ref = AssetRef.coerce(base) if base else None
     run = open_run(kind, str(model_path), branch=branch, dataset=str(dataset_ref),
                    base=str(base_ref or ""), code_url=redact_url(repo), code_revision=revision,
-                   code_subpath=subpath, command=command, params=params)
+                   code_subpath=subpath, command=command, params=params, trigger=run_trigger())
     branch = branch or f"{BRANCH_PREFIX[kind]}-{run.id[:8]}"
     work = jobs_dir() / run.id
     with JobScope(run.id, work) as scope:

@@ -25,6 +25,7 @@ from flows._job import (
     job_arguments,
     main,
     read_metrics,
+    run_trigger,
 )
 from tasks._env import client, jobs_dir, redact_url
 from tasks.assets import fetch_dataset, fetch_model
@@ -55,7 +56,7 @@ def evaluate(model: str, dataset: str, repo: str, revision: str = "main", subpat
     dataset_ref = AssetRef.coerce(dataset)
     run = open_run("evaluate", str(model_ref.path), dataset=str(dataset_ref), base=str(model_ref),
                    code_url=redact_url(repo), code_revision=revision, code_subpath=subpath,
-                   command=command, params=params)
+                   command=command, params=params, trigger=run_trigger())
     hub = client()
     with JobScope(run.id, jobs_dir() / run.id) as scope:
         work = scope.work

@@ -14,7 +14,7 @@ from prefect.cache_policies import NO_CACHE
 
 from assethub.refs import AssetPath
 from assethub.service import EvaluationView, LineageView
-from flows._job import _error_text, main
+from flows._job import _error_text, main, run_trigger
 from tasks._env import client
 from tasks.results import merge_branch, open_run, update_run
 
@@ -96,7 +96,7 @@ def merge(model: str, source: str, into: str = "main", metric: str = "", higher_
     path = AssetPath.coerce(model)
     run = open_run("merge", str(path), branch=source,
                    params={"into": into, "metric": metric, "higher_is_better": higher_is_better,
-                           "margin": margin})
+                           "margin": margin}, trigger=run_trigger())
     try:
         update_run(run.id, state="running")
         decision, model_commit = compare_versions(str(path), source, into, metric, higher_is_better, margin)

@@ -25,7 +25,7 @@ from tasks.serving import (
 )
 
 
-@flow(name="publish_service", log_prints=True)
+@flow(name="publish-service", log_prints=True)
 def publish_service(model: str, name: str, replicas: int = 1) -> dict[str, Any]:
     """Serve a model version over HTTP with MLflow's scoring server, on the Asset Hub server.
 

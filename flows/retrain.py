@@ -16,12 +16,12 @@ from prefect import flow, get_run_logger
 
 from assethub.errors import AlreadyExistsError, AssetHubError
 from assethub.refs import AssetPath, AssetRef
-from flows._job import _error_text, job_arguments, main
+from flows._job import _error_text, flow_run_id, job_arguments, main, run_trigger
 from flows.continue_train import continue_train
 from flows.evaluate import evaluate
 from flows.merge import merge
 from flows.train import train
-from tasks._env import client
+from tasks._env import client, redact_url
 from tasks.results import open_run, update_run
 
 PREFIX = "retrain-"
@@ -74,13 +74,14 @@ def retrain(model: str, dataset: str, repo: str, revision: str = "main", subpath
         return {"retrained": False, "merged": False, "reason": reason, "branch": branch, "run_id": ""}
     pinned = f"{data}:{dataset_commit}"
     run = open_run("retrain", str(path), branch=branch, dataset=pinned,
-                   base=f"{path}:{main_commit}" if has_model else "", code_url=repo, code_revision=revision,
-                   code_subpath=subpath, command=command,
+                   base=f"{path}:{main_commit}" if has_model else "", code_url=redact_url(repo),
+                   code_revision=revision,
+                   code_subpath=subpath, command=command, trigger=run_trigger(),
                    params={"metric": metric, "higher_is_better": higher_is_better, "margin": margin,
                            **(params or {})})
     trained: dict[str, Any] | None = None
     try:
-        update_run(run.id, state="running")
+        update_run(run.id, state="running", prefect_flow_run_id=flow_run_id())
         job = dict(dataset=pinned, repo=repo, revision=revision, subpath=subpath, params=params,
                    branch=branch, command=command,
                    message=f"Retrain on {data} main ({dataset_commit[:12]})")

@@ -32,11 +32,12 @@ class Committed:
 @task(name="open_run", **NETWORK)
 def open_run(kind: str, model: str, *, branch: str = "", dataset: str = "", base: str = "",
              code_url: str = "", code_revision: str = "", code_subpath: str = "", command: str = "",
-             params: dict[str, Any] | None = None) -> RunView:
+             params: dict[str, Any] | None = None, trigger: str = "person") -> RunView:
     """Register the job; the server refuses it here if the caller may not run it."""
     return client().create_run(model, kind=kind, branch=branch, dataset=dataset, base=base,
                                code_url=code_url, code_revision=code_revision,
-                               code_subpath=code_subpath, command=command, params=params)
+                               code_subpath=code_subpath, command=command, params=params,
+                               trigger=trigger)
 
 
 def update_run(run_id: str, **changes: Any) -> None:

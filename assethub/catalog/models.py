@@ -203,6 +203,8 @@ class Run(Base):
     created_by: Mapped[str] = mapped_column(String(63), default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
+    # what started it: person (CLI, SDK, Prefect UI), schedule (a follow's cron) or event (new data)
+    trigger: Mapped[str] = mapped_column(String(16), default="person", server_default="person")
 
 
 class Evaluation(Base):

@@ -263,6 +263,8 @@ class RunIn(_Body):
     code_subpath: str = Field("", max_length=1024)
     command: str = Field("", max_length=10_000)
     params: dict[str, Any] = Field(default_factory=dict)
+    trigger: Literal["person", "schedule", "event"] = Field(
+        "person", description="what started the job: a person, a follow's schedule, or new data (event)")
 
 
 class RunPatch(_Body):
