@@ -3,6 +3,7 @@ test session in a private data directory on a free loopback port and stopped aft
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import threading
@@ -19,6 +20,43 @@ import pytest
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("MLFLOW_ENABLE_TELEMETRY", "false")
+
+# The Asset Hub servers the tests run in this process log here (warnings and errors, with
+# tracebacks), next to the other components' logs: the log gate reads them all.
+_SERVER_LOGGERS = ("assethub", "uvicorn")
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    base = session.config._tmp_path_factory.getbasetemp()  # type: ignore[attr-defined]
+    (base / "hub-server").mkdir(exist_ok=True)
+    handler = logging.FileHandler(base / "hub-server" / "server.log")
+    handler.setLevel(logging.WARNING)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    for name in _SERVER_LOGGERS:
+        logging.getLogger(name).addHandler(handler)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """The log gate (tests/_log_gate.py): errors in the components' logs fail the run."""
+    from tests._log_gate import scan
+
+    base = session.config._tmp_path_factory.getbasetemp()  # type: ignore[attr-defined]
+    for name in _SERVER_LOGGERS:
+        for h in list(logging.getLogger(name).handlers):
+            if isinstance(h, logging.FileHandler):
+                h.close()
+    bad, allowed = scan(base)
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is None:
+        return
+    if allowed:
+        reporter.write_line(f"log gate: {len(allowed)} expected error(s) in component logs (allow-listed)")
+    if bad:
+        reporter.write_sep("=", f"log gate: {len(bad)} error(s) in component logs", red=True)
+        for entry in bad:
+            reporter.write_line(str(entry))
+        if session.exitstatus == 0:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture(scope="session")
@@ -115,8 +153,9 @@ def start_server(lakefs_server: Any, home: Path, catalog_url: str | None = None)
     )
     hub = build_hub(settings)
     token = hub.ensure_admin("admin")
+    # log_config=None: uvicorn keeps its hands off logging, so its errors reach the gate's file
     server = uvicorn.Server(uvicorn.Config(create_app(hub), host="127.0.0.1",
-                                           port=settings.port, log_level="warning"))
+                                           port=settings.port, log_level="warning", log_config=None))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30

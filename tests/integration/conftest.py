@@ -1,5 +1,5 @@
 """Session fixtures shared by the integration tests of jobs and services: a real MLflow tracking
-server and Prefect's test harness (one of each per session)."""
+server and the stack's real Prefect server (one of each per session, logs under ASSETHUB_HOME)."""
 
 from __future__ import annotations
 
@@ -26,9 +26,17 @@ def mlflow_uri(lakefs_server: Any) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def prefect_api() -> Iterator[str]:
-    from prefect.settings import PREFECT_API_URL
-    from prefect.testing.utilities import prefect_test_harness
+def prefect_api(lakefs_server: Any) -> Iterator[str]:
+    """The stack's Prefect server with its services (scheduler, automations), as `assethub up`
+    runs it, for the whole session; flows run in this process report to it.
 
-    with prefect_test_harness(server_startup_timeout=180):
-        yield str(PREFECT_API_URL.value())
+    Not prefect_test_harness: its server writes to this process's captured output, so its
+    errors would reach no log the gate reads."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from infra import prefect
+
+    api = prefect.start_server(timeout=180)
+    with temporary_settings({PREFECT_API_URL: api}):
+        yield api
+    prefect.stop()

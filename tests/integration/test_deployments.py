@@ -4,6 +4,7 @@ actions calling the real Asset Hub server's hook, real MLflow, real (one-epoch) 
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -66,12 +67,12 @@ def deploy_world(hub_server: Any, tracking: str, tmp_path_factory: pytest.TempPa
                     repo, sha)
 
 
-@pytest.fixture(scope="module")  # stopped when this module is done: 2 cores
-def prefect_stack(deploy_world: JobWorld, hub_server: Any, tracking: str) -> Iterator[str]:
-    """Prefect server + process worker of the embedded stack, deployments registered."""
+@pytest.fixture(scope="module")  # the worker stops when this module is done: 2 cores
+def prefect_stack(deploy_world: JobWorld, hub_server: Any, tracking: str, prefect_api: str) -> Iterator[str]:
+    """The session's Prefect server + a process worker of the embedded stack, deployments registered."""
     from infra import prefect
 
-    api = prefect.start_server()
+    api = prefect_api
     # the worker's flow runs act as the deployer, on this session's server and MLflow
     prefect.start_worker({"ASSETHUB_URL": hub_server.url, "ASSETHUB_TOKEN": deploy_world.token,
                           "MLFLOW_TRACKING_URI": tracking, "ASSETHUB_HOME": os.environ["ASSETHUB_HOME"]})
@@ -82,7 +83,7 @@ def prefect_stack(deploy_world: JobWorld, hub_server: Any, tracking: str) -> Ite
     with on_prefect(api):
         deploy_all()
     yield api
-    prefect.stop()
+    prefect.WORKER.stop()
     if old is None:
         os.environ.pop("ASSETHUB_PREFECT_API_URL", None)
     else:
@@ -105,7 +106,7 @@ def test_pools_and_deployments_are_registered(prefect_stack: str) -> None:
     with on_prefect(prefect_stack), get_client(sync_client=True) as c:
         names = {f"{c.read_flow(d.flow_id).name}/{d.name}": d for d in c.read_deployments()}
         for name in ("train/local", "continue-train/local", "evaluate/local", "merge/local",
-                     "retrain/local", "train/gpu"):
+                     "retrain/local", "reproduce/local", "publish-service/local", "train/gpu"):
             assert name in names, sorted(names)
         train = names["train/local"]
         assert train.work_pool_name == "local"
@@ -116,6 +117,12 @@ def test_pools_and_deployments_are_registered(prefect_stack: str) -> None:
         retrain = names["retrain/local"].parameter_openapi_schema["properties"]
         assert retrain["margin"]["default"] == 0.0 and retrain["metric"]["default"] == "accuracy"
         assert names["train/gpu"].work_pool_name == "gpu"
+        publish = names["publish-service/local"].parameter_openapi_schema
+        assert set(publish["required"]) == {"model", "name"}
+        assert publish["properties"]["replicas"]["type"] == "integer"
+        assert "replicas" in publish["properties"]["replicas"]["description"]
+        reproduce = names["reproduce/local"].parameter_openapi_schema
+        assert reproduce["required"] == ["model"] and reproduce["properties"]["tolerance"]["type"] == "number"
         pools = {p.name: p for p in c.read_work_pools()}
     assert pools["local"].type == "process" and pools["gpu"].type == "kubernetes"
     template = pools["gpu"].base_job_template
@@ -152,6 +159,36 @@ def test_run_deployment_trains_a_new_model_version(prefect_stack: str, deploy_wo
     assert bad.state is not None and bad.state.is_failed()
     assert "no-such-revision" in (bad.state.message or "")
     assert "never" not in {b.name for b in w.hub.list_branches(w.model)}
+    # started by a person (here through the API, as the Prefect UI's "Run" does)
+    started = [r for r in w.hub.list_runs(w.model, kind="train", limit=20) if r.branch == "deployed"]
+    assert [r.trigger for r in started] == ["person"]
+
+
+def test_publish_service_deployment_serves_a_model_that_answers(
+        prefect_stack: str, deploy_world: JobWorld, tmp_path: Path) -> None:
+    """The Prefect UI's "Run" on publish-service: a service that answers a prediction."""
+    from prefect.deployments import run_deployment
+
+    w = deploy_world
+    if "deployed" not in {b.name for b in w.hub.list_branches(w.model)}:
+        with on_prefect(prefect_stack):  # run alone: make a version to serve
+            made = run_deployment("train/local", parameters={
+                "model": w.model, "dataset": w.dataset, "repo": w.repo, "params": FAST,
+                "branch": "deployed"}, timeout=900)
+        assert made.state is not None and made.state.is_completed(), made.state
+    with on_prefect(prefect_stack):
+        run = run_deployment("publish-service/local", parameters={
+            "model": f"{w.model}:deployed", "name": "from-prefect", "replicas": 1}, timeout=600)
+    try:
+        assert run.state is not None and run.state.is_completed(), run.state
+        service = w.hub.services.get("from-prefect")
+        assert service.model.startswith(w.model) and service.replicas == 1
+        w.hub.download(f"{w.model}:deployed", tmp_path, prefix="model/")
+        example = json.loads((tmp_path / "serving_input_example.json").read_text())
+        answer = w.hub.services.predict("from-prefect", example)
+        assert len(answer["predictions"]) == len(example["inputs"])
+    finally:
+        w.hub.services.delete("from-prefect")
 
 
 def _retrains(hub: Client, dataset_commit: str) -> list[Any]:
@@ -198,6 +235,7 @@ def test_a_commit_to_a_followed_dataset_retrains_and_merges_only_if_better(
     assert len(runs) == 1
     run = runs[0]
     assert run.state == "completed", run.error
+    assert run.trigger == "event", "started by the automation that the new data's event fired"
     branch = f"retrain-{commit[:12]}"
     assert run.branch == branch and branch in {b.name for b in hub.list_branches(MODEL)}
     trained = hub.lineage(f"{MODEL}:{branch}")
@@ -245,6 +283,48 @@ def test_a_commit_to_a_followed_dataset_retrains_and_merges_only_if_better(
     # the hook refuses a caller without the secret, and says so
     r = httpx.post(f"{hub_server.url}/api/v1/hooks/lakefs", params={"secret": "guess"}, json=body)
     assert r.status_code == 401 and "secret" in r.json()["error"]["message"]
+
+
+def test_a_follow_schedule_starts_a_retrain_that_runs_to_completion(
+        prefect_stack: str, deploy_world: JobWorld, hub_server: Any, tmp_path: Path) -> None:
+    """Prefect's own scheduler service (not a test calling the deployment) starts the retrain."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+
+    from tests.integration.test_cli import Cli
+
+    w = deploy_world
+    model = "deployer/model/digits/scheduled"
+    w.hub.create_asset(model)
+    follow = w.hub.follow(model, DATASET, repo=w.repo, params=FAST, schedule="* * * * *")
+    assert follow.triggers.get("schedule") == "* * * * *", follow.triggers
+    try:
+        done = wait_for("a scheduled retrain to finish", lambda: [
+            r for r in w.hub.list_runs(model, kind="retrain", limit=10)
+            if r.state in ("completed", "failed")], timeout=600)
+        run = done[0]
+        assert run.state == "completed", run.error
+        assert run.trigger == "schedule" and run.created_by == "deployer"
+        with on_prefect(prefect_stack), get_client(sync_client=True) as c:
+            flow_run = c.read_flow_run(run.prefect_flow_run_id)
+        assert flow_run.auto_scheduled, "created by Prefect's scheduler service"
+        main = w.hub.lineage(f"{model}:main")
+        assert main.lineage is not None and main.lineage.dataset_commit == run.dataset_commit
+        # the sub-flows of a scheduled retrain say so too
+        trained = [r for r in w.hub.list_runs(model, limit=20) if r.kind == "train"]
+        assert trained and {r.trigger for r in trained} == {"schedule"}
+        shown = Cli(hub_server.url, w.token, tmp_path / "cli")("runs", model, "--kind", "retrain")
+        assert "schedule" in shown and run.id[:12] in shown
+    finally:
+        w.hub.unfollow(follow.id)
+    # unfollowing removes the schedule and the runs it had planned
+    with on_prefect(prefect_stack), get_client(sync_client=True) as c:
+        deployment = c.read_deployment_by_name("retrain/local")
+        assert not [s for s in c.read_deployment_schedules(deployment.id)
+                    if s.slug == f"assethub-follow-{follow.id}"]
+        planned = c.read_flow_runs(deployment_filter=DeploymentFilter(
+            id=DeploymentFilterId(any_=[deployment.id])))
+    assert not [r for r in planned if r.state_name == "Scheduled" and r.parameters.get("model") == model]
 
 
 def test_bad_follows_are_refused(prefect_stack: str, deploy_world: JobWorld, hub_server: Any) -> None:

@@ -1,0 +1,112 @@
+"""The log gate: after the suite, the logs of every component the tests started (lakeFS, the
+Asset Hub server, MLflow, the Prefect server and worker, service supervisors and replicas) are
+read, and any error or traceback fails the run unless ALLOWED says why it is expected.
+
+A green test run proves little if a component logged an error no test looked at (that is how a
+Prefect scheduler that failed every minute went unnoticed). Entries of ALLOWED are narrow: a
+file pattern, a regular expression for the error line and its exception, and the reason.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from fnmatch import fnmatch
+from pathlib import Path
+
+# Which files are component logs (paths relative to the session's base temporary directory).
+LOG_FILES = ("*.out", "*.log", "*.err")
+
+# A line that reports an error, in the formats of our components: Python logging (Prefect's
+# "| ERROR |", uvicorn's "ERROR:", gunicorn's "[ERROR]", ours "ERROR name:"), lakeFS (logrus
+# text "level=error" or JSON "level":"error"), Go panics.
+_ERROR = re.compile(r"(\|\s*(ERROR|CRITICAL)\s*\||^(ERROR|CRITICAL)[: ]|\[(ERROR|CRITICAL)\]|"
+                    r"\s(ERROR|CRITICAL)\s|level=(error|fatal|panic)\b|\"level\":\s*\"(error|fatal|panic)\"|"
+                    r"^panic: |^fatal error: )")
+_TRACEBACK = "Traceback (most recent call last):"
+
+
+@dataclass(frozen=True)
+class Allowed:
+    files: str  # fnmatch pattern on the path relative to the base directory
+    pattern: str  # re.search on the entry: the error line plus its exception's last line
+    why: str
+
+
+# Keep this short; every entry says which test provokes the error and why it is expected.
+ALLOWED: tuple[Allowed, ...] = (
+    Allowed("*prefect-worker/server.out",
+            r"(?s)Task run 'fetch_code-[^']*' - .*(revision 'no-such-revision' not found|"
+            r"RevisionNotFoundError)",
+            "test_deployments: a deployment run with a revision that does not exist must fail"),
+    Allowed("*prefect-worker/server.out",
+            r"(?s)Finished in state Failed\(.*no-such-revision|no-such-revision.*Finished in state Failed",
+            "test_deployments: the flow run of that bad revision ends Failed"),
+    Allowed("*prefect-worker/server.out",
+            r"(?s)Flow run '[^']*' - .*RevisionNotFoundError|Encountered exception during execution.*"
+            r"no-such-revision",
+            "test_deployments: the engine reports that bad revision's exception"),
+)
+
+
+@dataclass(frozen=True)
+class Entry:
+    file: Path
+    line: int
+    text: str  # the error line, and for a traceback its exception line(s)
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.text[:600]}"
+
+
+_CHAIN = ("During handling", "The above exception")
+
+
+def _in_traceback(line: str) -> bool:
+    return not line.strip() or line.strip() == _TRACEBACK or line.startswith((" ", "\t", *_CHAIN))
+
+
+def _entries(path: Path) -> Iterator[Entry]:
+    lines = path.read_text(errors="replace").splitlines()
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        starts_traceback = line.strip() == _TRACEBACK
+        if not (starts_traceback or _ERROR.search(line)):
+            i += 1
+            continue
+        first = i
+        text = [line.strip()]
+        i += 1
+        # the traceback that is (or follows) the hit, up to its exception line(s), chained ones too
+        if starts_traceback or (i < len(lines) and lines[i].strip() == _TRACEBACK):
+            while i < len(lines):
+                if _in_traceback(lines[i]):
+                    i += 1
+                    continue
+                text.append(lines[i].strip())  # the exception: "module.Error: message"
+                i += 1
+                nxt = i
+                while nxt < len(lines) and not lines[nxt].strip():
+                    nxt += 1
+                after = lines[nxt] if nxt < len(lines) else ""
+                if not (after.startswith(_CHAIN) or after.strip() == _TRACEBACK):
+                    break  # the next log record: a chained exception would continue the entry
+        yield Entry(path, first + 1, " | ".join(text))
+
+
+def scan(base: Path, allowed: Iterable[Allowed] = ALLOWED) -> tuple[list[Entry], list[Entry]]:
+    """(errors not allowed, errors allowed) in the component logs under ``base``."""
+    rules = list(allowed)
+    bad: list[Entry] = []
+    ok: list[Entry] = []
+    files = sorted({p for pattern in LOG_FILES for p in base.rglob(pattern) if p.is_file()})
+    for path in files:
+        rel = str(path.relative_to(base))
+        for entry in _entries(path):
+            if any(fnmatch(rel, r.files) and re.search(r.pattern, entry.text) for r in rules):
+                ok.append(entry)
+            else:
+                bad.append(entry)
+    return bad, ok
