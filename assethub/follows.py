@@ -25,11 +25,11 @@ from assethub.catalog import Asset, Folder, Follow
 from assethub.errors import AlreadyExistsError, AuthenticationError, InvalidReferenceError, NotFoundError
 from assethub.refs import AssetKind, AssetPath
 from assethub.service import Hub, Principal
-from assethub.storage import AddFile
+from assethub.storage import ACTIONS_PREFIX, AddFile
 
 log = logging.getLogger("assethub.follows")
 
-ACTIONS_FILE = "_lakefs_actions/assethub.yaml"
+ACTIONS_FILE = ACTIONS_PREFIX + "assethub.yaml"
 INTERNAL = "assethub.internal"  # commit metadata of commits the hub makes for itself
 EVENT = "assethub.dataset.updated"
 _SETTINGS = {"repo": str, "revision": str, "subpath": str, "command": str, "metric": str,

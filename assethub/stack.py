@@ -20,10 +20,6 @@ import httpx
 from assethub import config
 
 
-def _home() -> Path:
-    return Path(os.environ.get("ASSETHUB_HOME", Path.home() / ".assethub")).expanduser()
-
-
 @dataclass(frozen=True)
 class StackInfo:
     url: str
@@ -57,14 +53,14 @@ def up(port: int = 8780, admin: str = "admin", timeout: float = 60) -> StackInfo
     tracking.start(wait=False)  # it takes a while: let it come up while lakeFS and the server do
     prefect.start_server(wait=False)
     lake = lakefs.start()
-    work = _home() / "server"
+    work = config.home() / "server"
     work.mkdir(parents=True, exist_ok=True)
     pid_file, url = work / "server.pid", f"http://127.0.0.1:{port}"
     if _alive(pid_file) is None or not _healthy(url):
         if _alive(pid_file) is None:
             env = {
                 **os.environ,
-                "ASSETHUB_HOME": str(_home()),
+                "ASSETHUB_HOME": str(config.home()),
                 "ASSETHUB_PORT": str(port),
                 "ASSETHUB_ADMIN": admin,
                 "ASSETHUB_LAKEFS_ENDPOINT": lake.endpoint,
@@ -96,7 +92,7 @@ def up(port: int = 8780, admin: str = "admin", timeout: float = 60) -> StackInfo
     # the worker runs jobs as the stack's admin, against this server and MLflow
     token = token_file.read_text().strip() if token_file.exists() else ""
     prefect.start_worker({"ASSETHUB_URL": url, "ASSETHUB_TOKEN": token, "MLFLOW_TRACKING_URI": mlflow_url,
-                          "ASSETHUB_HOME": str(_home())})
+                          "ASSETHUB_HOME": str(config.home())})
     return StackInfo(url, lake.endpoint, saved, mlflow_url, prefect_api.removesuffix("/api"))
 
 
@@ -108,7 +104,7 @@ def down() -> list[str]:
     stopped = []
     if prefect.stop():
         stopped.append("prefect")
-    pid_file = _home() / "server" / "server.pid"
+    pid_file = config.home() / "server" / "server.pid"
     pid = _alive(pid_file)
     if pid is not None:
         os.kill(pid, signal.SIGTERM)

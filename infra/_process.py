@@ -16,9 +16,7 @@ from pathlib import Path
 
 import httpx
 
-
-def home() -> Path:
-    return Path(os.environ.get("ASSETHUB_HOME", Path.home() / ".assethub")).expanduser()
+from assethub.config import home
 
 
 def log(name: str, message: str) -> None:

@@ -31,13 +31,11 @@ from pathlib import Path
 
 import httpx
 
+from assethub.config import home
+
 LAKEFS_VERSION = "1.86.0"
 BUILD_MODULE_DIR = Path(__file__).resolve().parent / "lakefs-build"
 DEFAULT_PORT = 8770
-
-
-def home() -> Path:
-    return Path(os.environ.get("ASSETHUB_HOME", Path.home() / ".assethub")).expanduser()
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,8 @@ import os
 import sys
 from collections.abc import Mapping
 
-from infra._process import ManagedProcess, free_port, home
+from assethub.config import home
+from infra._process import ManagedProcess, free_port
 
 SERVER = ManagedProcess("prefect", default_port=4210, health_path="/api/health")
 # The worker's own health check server (`--with-healthcheck`): 200 while it polls its pool.

@@ -7,6 +7,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from assethub import config
 from assethub.server.app import create_app
 from assethub.service import Hub, Limits
 
@@ -28,7 +29,7 @@ class ServerSettings:
 
     @classmethod
     def from_env(cls) -> ServerSettings:
-        home = Path(os.environ.get("ASSETHUB_HOME", Path.home() / ".assethub")).expanduser()
+        home = config.home()
         missing = [k for k in ("ASSETHUB_LAKEFS_ENDPOINT", "ASSETHUB_LAKEFS_ACCESS_KEY_ID",
                                "ASSETHUB_LAKEFS_SECRET_ACCESS_KEY") if not os.environ.get(k)]
         if missing:
