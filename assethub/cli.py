@@ -180,11 +180,14 @@ def whoami(as_json: JsonOpt = False) -> None:
 def up(port: Annotated[int, typer.Option(help="Server port.")] = 8780,
        admin: Annotated[str, typer.Option(help="Name of the first admin.")] = "admin") -> None:
     """Start lakeFS, MLflow and the Asset Hub server on this machine (or find them running)."""
-    from assethub import stack
+    from infra import stack
 
     info = stack.up(port=port, admin=admin)
     typer.echo(f"Asset Hub: {info.url}\nlakeFS:    {info.lakefs_url}\nMLflow:    {info.mlflow_url}\n"
                f"Prefect UI: {info.prefect_url}")
+    typer.echo("logs (`assethub logs COMPONENT`):")
+    for component, log in info.logs.items():
+        typer.echo(f"  {component:<15}{log}")
     if info.config_file:
         typer.echo(f"signed in as {admin}; saved to {info.config_file}")
 
@@ -192,7 +195,7 @@ def up(port: Annotated[int, typer.Option(help="Server port.")] = 8780,
 @app.command()
 def down() -> None:
     """Stop the server, lakeFS, MLflow and Prefect started by `assethub up`."""
-    from assethub import stack
+    from infra import stack
 
     stopped = stack.down()
     typer.echo(f"stopped {', '.join(stopped)}" if stopped else "nothing was running")

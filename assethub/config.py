@@ -19,7 +19,7 @@ DEFAULT_URL = "http://127.0.0.1:8780"
 def home() -> Path:
     """The Asset Hub home, ``$ASSETHUB_HOME`` (default ``~/.assethub``): the server's and the
     embedded stack's state, the download cache, job directories. The one definition of it."""
-    return Path(os.environ.get("ASSETHUB_HOME") or Path.home() / ".assethub").expanduser()
+    return Path(os.environ.get("ASSETHUB_HOME") or Path.home() / ".assethub").expanduser().absolute()
 
 
 def config_path() -> Path:
