@@ -621,9 +621,10 @@ _register_jobs()
 
 
 def _register_services() -> None:
-    from assethub import cli_services
+    from assethub import cli_services, cli_stack
 
     cli_services.register(app)
+    cli_stack.register(app)
 
 
 _register_services()
