@@ -27,10 +27,10 @@ from rich.console import Console
 from rich.filesize import decimal
 from rich.table import Table
 from rich.text import Text
-from typer.core import TyperGroup
 
 from assethub import config, errors
 from assethub._json import jsonable as _plain
+from assethub.cli_plugins import PluginCommands
 from assethub.client import AddFile, Client, DeleteFile
 from assethub.refs import FolderPath
 from assethub.service import DatasetMeta
@@ -49,8 +49,9 @@ EXIT_CODES: list[tuple[tuple[type[BaseException], ...], int, str]] = [
 ]
 
 
-class _Commands(TyperGroup):
-    """Turns every Asset Hub (and local file) error into one line on stderr and an exit code."""
+class _Commands(PluginCommands):
+    """Turns every Asset Hub (and local file) error into one line on stderr and an exit code;
+    offers the commands other packages add (``assethub deploy``)."""
 
     def invoke(self, ctx: Any) -> Any:
         try:

@@ -1,4 +1,10 @@
-"""The Asset Hub server: settings, wiring and the ``assethub server`` entry point."""
+"""The Asset Hub server: settings, wiring and the ``assethub server`` entry point.
+
+:func:`build_hub` is the composition root: it makes the catalog and storage and wires the
+protocols the core defines to their implementations, which live above the core and are found
+through entry points (:mod:`assethub.plugins`) — the follow triggers to Prefect's
+(``deployments.triggers``) unless ``ASSETHUB_FOLLOW_TRIGGERS`` names another (or ``none``).
+"""
 
 from __future__ import annotations
 
@@ -26,6 +32,7 @@ class ServerSettings:
     host: str = "127.0.0.1"
     port: int = 8780
     admin: str = "admin"
+    follow_triggers: str = ""  # an ``assethub.follow_triggers`` entry point; "" the installed one
 
     @classmethod
     def from_env(cls) -> ServerSettings:
@@ -44,10 +51,12 @@ class ServerSettings:
             host=os.environ.get("ASSETHUB_HOST", "127.0.0.1"),
             port=int(os.environ.get("ASSETHUB_PORT", "8780")),
             admin=os.environ.get("ASSETHUB_ADMIN", "admin"),
+            follow_triggers=os.environ.get("ASSETHUB_FOLLOW_TRIGGERS", ""),
         )
 
 
 def build_hub(settings: ServerSettings) -> Hub:
+    from assethub import plugins
     from assethub.catalog import Catalog
     from assethub.storage import Storage
 
@@ -57,7 +66,8 @@ def build_hub(settings: ServerSettings) -> Hub:
     catalog.migrate()
     storage = Storage(settings.lakefs_endpoint, settings.lakefs_access_key_id,
                       settings.lakefs_secret_access_key, cache_dir=work / "cache")
-    return Hub(catalog, storage, work_dir=work, limits=Limits())
+    return Hub(catalog, storage, work_dir=work, limits=Limits(),
+               follow_triggers=plugins.follow_triggers(settings.follow_triggers))
 
 
 def serve(settings: ServerSettings | None = None) -> None:
