@@ -27,10 +27,10 @@ from rich.console import Console
 from rich.filesize import decimal
 from rich.table import Table
 from rich.text import Text
-from typer.core import TyperGroup
 
 from assethub import config, errors
 from assethub._json import jsonable as _plain
+from assethub.cli_plugins import PluginCommands
 from assethub.client import AddFile, Client, DeleteFile
 from assethub.refs import FolderPath
 from assethub.service import DatasetMeta
@@ -49,8 +49,9 @@ EXIT_CODES: list[tuple[tuple[type[BaseException], ...], int, str]] = [
 ]
 
 
-class _Commands(TyperGroup):
-    """Turns every Asset Hub (and local file) error into one line on stderr and an exit code."""
+class _Commands(PluginCommands):
+    """Turns every Asset Hub (and local file) error into one line on stderr and an exit code;
+    offers the commands other packages add (``assethub deploy``)."""
 
     def invoke(self, ctx: Any) -> Any:
         try:
@@ -180,11 +181,14 @@ def whoami(as_json: JsonOpt = False) -> None:
 def up(port: Annotated[int, typer.Option(help="Server port.")] = 8780,
        admin: Annotated[str, typer.Option(help="Name of the first admin.")] = "admin") -> None:
     """Start lakeFS, MLflow and the Asset Hub server on this machine (or find them running)."""
-    from assethub import stack
+    from infra import stack
 
     info = stack.up(port=port, admin=admin)
     typer.echo(f"Asset Hub: {info.url}\nlakeFS:    {info.lakefs_url}\nMLflow:    {info.mlflow_url}\n"
                f"Prefect UI: {info.prefect_url}")
+    typer.echo("logs (`assethub logs COMPONENT`):")
+    for component, log in info.logs.items():
+        typer.echo(f"  {component:<15}{log}")
     if info.config_file:
         typer.echo(f"signed in as {admin}; saved to {info.config_file}")
 
@@ -192,7 +196,7 @@ def up(port: Annotated[int, typer.Option(help="Server port.")] = 8780,
 @app.command()
 def down() -> None:
     """Stop the server, lakeFS, MLflow and Prefect started by `assethub up`."""
-    from assethub import stack
+    from infra import stack
 
     stopped = stack.down()
     typer.echo(f"stopped {', '.join(stopped)}" if stopped else "nothing was running")
@@ -618,9 +622,10 @@ _register_jobs()
 
 
 def _register_services() -> None:
-    from assethub import cli_services
+    from assethub import cli_services, cli_stack
 
     cli_services.register(app)
+    cli_stack.register(app)
 
 
 _register_services()

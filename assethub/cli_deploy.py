@@ -1,16 +1,12 @@
-"""``assethub deploy | follow | unfollow | follows``: Prefect deployments and retraining triggers.
+"""``assethub follow | unfollow | follows``: retrain a model when a dataset changes.
 
-``deploy`` registers the work pools and deployments (``deployments/``) on the Prefect server
-(``PREFECT_API_URL``, else the one `assethub up` started); it runs in a child process, so the
-CLI itself never imports Prefect.
+(``assethub deploy``, which registers the deployments these retrains run through, is added by
+``deployments.cli``: see ``assethub.plugins``.)
 """
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from typing import Annotated
 
 import typer
@@ -19,31 +15,12 @@ from rich.console import Console
 from rich.table import Table
 
 from assethub._json import jsonable
-from assethub.cli_jobs import JsonOpt, stack_prefect_api
+from assethub.cli_jobs import JsonOpt
 from assethub.client import Client
 
 
 def register(app: typer.Typer) -> None:
-    """Add the deployment and follow commands to the ``assethub`` application."""
-
-    @app.command()
-    def deploy() -> None:
-        """Register the work pools (local, gpu) and the deployments of every flow on Prefect."""
-        env = dict(os.environ)
-        if "PREFECT_API_URL" not in env:
-            api = stack_prefect_api()
-            if not api:
-                typer.echo("error: no Prefect server: run `assethub up` or set PREFECT_API_URL", err=True)
-                raise typer.Exit(2)
-            env["PREFECT_API_URL"] = api
-        proc = subprocess.run([sys.executable, "-m", "deployments"], env=env, capture_output=True,
-                              text=True, check=False)
-        if proc.returncode != 0:
-            typer.echo(proc.stderr[-3000:], err=True)
-            typer.echo("error: registering the deployments failed (output above)", err=True)
-            raise typer.Exit(1)
-        names = json.loads(proc.stdout.strip().splitlines()[-1])
-        typer.echo(f"work pools: local, gpu\ndeployments: {', '.join(names)}")
+    """Add the follow commands to the ``assethub`` application."""
 
     @app.command()
     def follow(model: Annotated[str, typer.Argument(help="Model asset to retrain.")],

@@ -12,7 +12,6 @@ import os
 import subprocess
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -21,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from assethub import config
 from assethub._json import jsonable
 from assethub.client import Client
 from assethub.service import LineageView, RunView
@@ -51,8 +51,7 @@ def _job_args(dataset: str, repo: str, revision: str, subpath: str, params: list
 
 def stack_prefect_api() -> str:
     """The API of the Prefect server `assethub up` started, if it runs (else "")."""
-    home = Path(os.environ.get("ASSETHUB_HOME", Path.home() / ".assethub")).expanduser()
-    state = home / "prefect" / "state.json"
+    state = config.home() / "prefect" / "state.json"
     if not state.exists():
         return ""
     url = f"http://127.0.0.1:{json.loads(state.read_text())['port']}/api"
@@ -74,7 +73,7 @@ def launch(flow: str, args: Sequence[str], *, deployment: str = "",
     """
     env = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", **os.environ,
            "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore"}
-    home = Path(env.get("ASSETHUB_HOME", Path.home() / ".assethub")).expanduser()
+    home = config.home()
     if "PREFECT_API_URL" not in env and (api := stack_prefect_api()):
         env["PREFECT_API_URL"] = api  # the stack's Prefect: runs show in its UI
         env.setdefault("PREFECT_HOME", str(home / "prefect"))

@@ -328,8 +328,7 @@ class Client:
         self._token = token
         self.timeout = timeout
         self.max_workers = max_workers
-        home = Path(os.environ.get("ASSETHUB_HOME", Path.home() / ".assethub")).expanduser()
-        self.cache = BlobCache(Path(cache_dir) if cache_dir else home / "cache")
+        self.cache = BlobCache(Path(cache_dir) if cache_dir else config.home() / "cache")
         self._transport = transport
         self._client: httpx.Client | None = None
         self._lock = threading.Lock()

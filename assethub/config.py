@@ -1,4 +1,5 @@
-"""Where the SDK and CLI find the server and the caller's token.
+"""Where the SDK and CLI find the server and the caller's token, and where Asset Hub keeps
+its local state (stdlib only).
 
 ``ASSETHUB_URL`` / ``ASSETHUB_TOKEN`` win; otherwise the file ``$ASSETHUB_CONFIG``
 (default ``~/.config/assethub/config.json``, mode 0600) written by ``assethub login`` / ``up``.
@@ -13,6 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_URL = "http://127.0.0.1:8780"
+
+
+def home() -> Path:
+    """The Asset Hub home, ``$ASSETHUB_HOME`` (default ``~/.assethub``): the server's and the
+    embedded stack's state, the download cache, job directories. The one definition of it."""
+    return Path(os.environ.get("ASSETHUB_HOME") or Path.home() / ".assethub").expanduser().absolute()
 
 
 def config_path() -> Path:

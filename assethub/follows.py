@@ -2,10 +2,11 @@
 
 A follow is a catalog row (``Follow``). Creating one needs ``run`` on the dataset and ``edit``
 on the model, and installs its triggers: a lakeFS action on the dataset's repository that
-calls the server's hook (with a secret the server made; never a user's token), a Prefect
-automation that runs the ``retrain`` deployment when the hook's event arrives, and the
-follow's cron schedule on that deployment. The Prefect parts live in ``deployments.triggers``
-(imported only when a Prefect server is configured: ``PREFECT_API_URL``).
+calls the server's hook (with a secret the server made; never a user's token), and whatever
+the hub's :class:`~assethub.triggers.FollowTriggers` install to run the retrains when the hook
+reports an update, and on the follow's schedule (with Prefect: an automation and a schedule
+on the ``retrain`` deployment, see ``deployments.triggers``; wired by the server's
+composition root).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import logging
 import os
 import secrets
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -25,13 +27,13 @@ from assethub.catalog import Asset, Folder, Follow
 from assethub.errors import AlreadyExistsError, AuthenticationError, InvalidReferenceError, NotFoundError
 from assethub.refs import AssetKind, AssetPath
 from assethub.service import Hub, Principal
-from assethub.storage import AddFile
+from assethub.storage import ACTIONS_PREFIX, AddFile
+from assethub.triggers import FollowTriggers, TriggersUnavailable
 
 log = logging.getLogger("assethub.follows")
 
-ACTIONS_FILE = "_lakefs_actions/assethub.yaml"
+ACTIONS_FILE = ACTIONS_PREFIX + "assethub.yaml"
 INTERNAL = "assethub.internal"  # commit metadata of commits the hub makes for itself
-EVENT = "assethub.dataset.updated"
 _SETTINGS = {"repo": str, "revision": str, "subpath": str, "command": str, "metric": str,
              "higher_is_better": bool, "margin": float, "params": dict, "schedule": str}
 DEFAULTS: dict[str, Any] = {"revision": "main", "subpath": "", "command": "", "metric": "accuracy",
@@ -47,10 +49,6 @@ class FollowView:
     created_by: str
     created_at: datetime
     triggers: dict[str, str]
-
-
-def prefect_api_url() -> str:
-    return os.environ.get("ASSETHUB_PREFECT_API_URL") or os.environ.get("PREFECT_API_URL", "")
 
 
 def hook_secret(hub: Hub) -> str:
@@ -120,7 +118,7 @@ def create_follow(hub: Hub, who: Principal, model: str, dataset: str, settings: 
             s.flush()
             view = _view(row)
         triggers = {"lakefs_action": install_action(hub, d, hook_url)}
-        triggers.update(_prefect(lambda t, url: t.install_follow(url, view.id, str(m), str(d), clean)))
+        triggers.update(_triggers(hub, lambda t: t.install(view.id, str(m), str(d), clean)))
         return FollowView(view.id, view.model, view.dataset, view.settings, view.created_by,
                           view.created_at, triggers)
 
@@ -157,20 +155,19 @@ def delete_follow(hub: Hub, who: Principal, follow_id: int) -> None:
             row = s.get(Follow, follow_id)
             if row is not None:
                 s.delete(row)
-        _prefect(lambda t, url: t.remove_follow(url, follow_id))
+        _triggers(hub, lambda t: t.remove(follow_id))
 
 
-def _prefect(call: Any) -> dict[str, str]:
-    url = prefect_api_url()
-    if not url:
-        return {"prefect": "not installed: the server has no Prefect API (set PREFECT_API_URL)"}
+def _triggers(hub: Hub, call: Callable[[FollowTriggers], dict[str, str]]) -> dict[str, str]:
+    """What ``call`` on the hub's follow triggers did; a failure is reported, not raised."""
+    triggers = hub.follow_triggers
     try:
-        from deployments import triggers
-
-        return dict(call(triggers, url) or {})
+        return dict(call(triggers) or {})
+    except TriggersUnavailable as e:
+        return {triggers.name: f"not installed: {e}"}
     except Exception as e:  # the follow stays; its triggers can be installed again
-        log.warning("Prefect triggers failed: %s", e)
-        return {"prefect": f"failed: {type(e).__name__}: {e}"}
+        log.warning("%s triggers failed: %s", triggers.name, e)
+        return {triggers.name: f"failed: {type(e).__name__}: {e}"}
 
 
 # -- lakeFS actions --------------------------------------------------------------------------
@@ -221,8 +218,8 @@ def dataset_of_repository(hub: Hub, repository: str) -> AssetPath | None:
 
 
 def on_lakefs_event(hub: Hub, secret: str, event: dict[str, Any]) -> dict[str, Any]:
-    """The hook: a lakeFS post-commit / post-merge on a dataset's main. Emits a Prefect event
-    for the dataset (the follows' automations run the retrains); returns what it did."""
+    """The hook: a lakeFS post-commit / post-merge on a dataset's main. Tells the hub's follow
+    triggers that the dataset was updated (they run the retrains); returns what it did."""
     if not secret or not secrets.compare_digest(secret.encode(), hook_secret(hub).encode()):
         raise AuthenticationError("the hook needs the server's secret (?secret=...)")
     repository = str(event.get("repository_id") or "")
@@ -240,10 +237,9 @@ def on_lakefs_event(hub: Hub, secret: str, event: dict[str, Any]) -> dict[str, A
     if not follows:
         return {"ignored": f"nobody follows {dataset}", "dataset": str(dataset)}
     commit = str(event.get("commit_id") or "") or hub.storage.resolve(dataset.at("main"))
-    url = prefect_api_url()
-    if not url:
-        return {"ignored": "the server has no Prefect API (set PREFECT_API_URL)", "dataset": str(dataset)}
-    from deployments import triggers
-
-    event_id = triggers.emit_dataset_event(url, str(dataset), commit, str(event.get("event_type") or ""))
+    cause = str(event.get("event_type") or "")
+    try:
+        event_id = hub.follow_triggers.dataset_updated(str(dataset), commit, cause)
+    except TriggersUnavailable as e:
+        return {"ignored": str(e), "dataset": str(dataset)}
     return {"dataset": str(dataset), "commit": commit, "follows": follows, "event_id": event_id}

@@ -77,6 +77,7 @@ from assethub.storage import (
     TagInfo,
     Transaction,
 )
+from assethub.triggers import FollowTriggers, NoFollowTriggers
 
 ROLES = ("view", "run", "edit")
 _RANK = {"none": 0, "view": 1, "run": 2, "edit": 3, "owner": 4}
@@ -332,10 +333,13 @@ class Hub:
     """Catalog + storage + permissions + audit. Thread-safe; one per server process."""
 
     def __init__(self, catalog: Catalog, storage: Storage, *, work_dir: Path,
-                 limits: Limits | None = None) -> None:
+                 limits: Limits | None = None, follow_triggers: FollowTriggers | None = None) -> None:
         self.catalog = catalog
         self.storage = storage
         self.limits = limits or Limits()
+        # what starts follows' retrains (assethub.follows); the server's composition root wires it
+        self.follow_triggers: FollowTriggers = follow_triggers or NoFollowTriggers(
+            "the server was started without follow triggers")
         self._principals: dict[str, tuple[float, Principal]] = {}
         self.uploads_dir = work_dir / "uploads"
         self.uploads_dir.mkdir(parents=True, exist_ok=True)

@@ -37,7 +37,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from assethub import _repo_names
+from assethub import _repo_names, config
 from assethub._transfer import (
     BlobCache,
     RemoteObject,
@@ -262,8 +262,7 @@ class Storage:
         self.endpoint = endpoint.rstrip("/")
         self._key = access_key_id
         self._secret = secret_access_key
-        home = Path(os.environ.get("ASSETHUB_HOME", Path.home() / ".assethub")).expanduser()
-        self.cache = BlobCache(Path(cache_dir) if cache_dir else home / "cache")
+        self.cache = BlobCache(Path(cache_dir) if cache_dir else config.home() / "cache")
         self.namespace_root = namespace_root.rstrip("/")
         self.max_workers = max_workers
         self.progress = progress

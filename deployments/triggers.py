@@ -1,20 +1,24 @@
 """The Prefect side of follows: an event when a dataset's main moves, an automation per follow
 that runs the retrain deployment on it, and the follow's cron schedule on that deployment.
 
-Every call names the Prefect API explicitly (the Asset Hub server calls these from its request
-threads, whatever the process's Prefect settings are).
+:class:`PrefectFollowTriggers` is the core's ``assethub.triggers.FollowTriggers`` on these; the
+server finds it through the ``assethub.follow_triggers`` entry point. Every call names the
+Prefect API explicitly (the Asset Hub server calls these from its request threads, whatever
+the process's Prefect settings are).
 """
 
 from __future__ import annotations
 
+import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 
+from assethub.triggers import TriggersUnavailable
 from deployments import RETRAIN
 
 EVENT = "assethub.dataset.updated"
@@ -33,7 +37,7 @@ def schedule_slug(follow_id: int) -> str:
     return f"assethub-follow-{follow_id}"
 
 
-def retrain_parameters(model: str, dataset: str, settings: dict[str, Any]) -> dict[str, Any]:
+def retrain_parameters(model: str, dataset: str, settings: Mapping[str, Any]) -> dict[str, Any]:
     keys = ("repo", "revision", "subpath", "params", "metric", "higher_is_better", "margin", "command")
     return {"model": model, "dataset": dataset, **{k: settings[k] for k in keys if k in settings}}
 
@@ -48,7 +52,7 @@ def _client(api_url: str) -> Iterator[Any]:
 
 
 def install_follow(api_url: str, follow_id: int, model: str, dataset: str,
-                   settings: dict[str, Any]) -> dict[str, str]:
+                   settings: Mapping[str, Any]) -> dict[str, str]:
     """(Re)create the follow's automation and schedule; what was installed."""
     from prefect.client.schemas.actions import DeploymentScheduleCreate
     from prefect.client.schemas.schedules import CronSchedule
@@ -103,3 +107,29 @@ def emit_dataset_event(api_url: str, dataset: str, commit: str, cause: str = "")
     r = httpx.post(api_url.rstrip("/") + "/events", json=[event], timeout=10)
     r.raise_for_status()
     return event_id
+
+
+class PrefectFollowTriggers:
+    """Follow triggers on the Prefect API at ``api_url``, else at ``ASSETHUB_PREFECT_API_URL``
+    or ``PREFECT_API_URL`` as they are at each call (``assethub up`` sets the first)."""
+
+    name = "prefect"
+
+    def __init__(self, api_url: str = "") -> None:
+        self._api_url = api_url
+
+    def api_url(self) -> str:
+        url = self._api_url or os.environ.get("ASSETHUB_PREFECT_API_URL") or os.environ.get("PREFECT_API_URL")
+        if not url:
+            raise TriggersUnavailable("the server has no Prefect API (set PREFECT_API_URL)")
+        return url
+
+    def install(self, follow_id: int, model: str, dataset: str,
+                settings: Mapping[str, Any]) -> dict[str, str]:
+        return install_follow(self.api_url(), follow_id, model, dataset, settings)
+
+    def remove(self, follow_id: int) -> dict[str, str]:
+        return remove_follow(self.api_url(), follow_id)
+
+    def dataset_updated(self, dataset: str, commit: str, cause: str = "") -> str:
+        return emit_dataset_event(self.api_url(), dataset, commit, cause)

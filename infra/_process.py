@@ -13,12 +13,11 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
-
-def home() -> Path:
-    return Path(os.environ.get("ASSETHUB_HOME", Path.home() / ".assethub")).expanduser()
+from assethub.config import home
 
 
 def log(name: str, message: str) -> None:
@@ -76,24 +75,57 @@ def serves(pid: int, port: int) -> bool:
 
 @dataclass(frozen=True)
 class ManagedProcess:
-    """One server: ``name`` (its folder under the Asset Hub home), how to run it, where it is healthy."""
+    """One server: ``name`` (its folder under the Asset Hub home), how to run it, where it is healthy.
+
+    Its folder holds ``state.json`` (the port, kept so that URLs stay valid across restarts;
+    other keys there belong to the component), the pid file and the log of its output."""
 
     name: str
     default_port: int
     health_path: str
+    pid_name: str = "server.pid"
+    log_name: str = "server.out"
 
     @property
     def dir(self) -> Path:
         return home() / self.name
 
+    @property
+    def log_file(self) -> Path:
+        """Where the process's output (stdout and stderr) goes."""
+        return self.dir / self.log_name
+
+    def _state(self) -> dict[str, Any]:
+        try:
+            return dict(json.loads((self.dir / "state.json").read_text()))
+        except FileNotFoundError:
+            return {}
+
+    def _save_port(self, port: int) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        # rewritten in place: the file keeps its mode (lakeFS keeps a secret in it)
+        (self.dir / "state.json").write_text(json.dumps({**self._state(), "port": port}))
+
     def port(self) -> int:
         """The port saved at first start (kept, so URLs stay valid across restarts)."""
-        state = self.dir / "state.json"
-        if state.exists():
-            return int(json.loads(state.read_text())["port"])
-        self.dir.mkdir(parents=True, exist_ok=True)
+        saved = self._state().get("port")
+        if saved is not None:
+            return int(saved)
         port = free_port(self.default_port)
-        state.write_text(json.dumps({"port": port}))
+        self._save_port(port)
+        return port
+
+    def claim_port(self, port: int | None = None) -> int:
+        """The port to start on: ``port`` when given (kept from now on), else the saved one
+        unless something else took it meanwhile (then a free one near the default)."""
+        if self.pid() is not None:
+            return self.port()
+        if port is None:
+            port = self.port()
+            if free_port(port) == port:
+                return port
+            port = free_port(self.default_port)
+        self._save_port(port)
         return port
 
     @property
@@ -102,7 +134,7 @@ class ManagedProcess:
 
     def pid(self) -> int | None:
         try:
-            pid = int((self.dir / "server.pid").read_text())
+            pid = int((self.dir / self.pid_name).read_text())
             os.kill(pid, 0)
         except (OSError, ValueError):
             return None
@@ -115,28 +147,25 @@ class ManagedProcess:
             return False
 
     def start(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None,
-              timeout: float = 90, wait: bool = True) -> str:
+              timeout: float = 90, wait: bool = True, port: int | None = None) -> str:
         """Start the server (unless it already runs) and wait until it is healthy; its URL.
 
-        ``{port}`` in ``argv`` becomes the port. With ``wait=False`` only launch it; :meth:`wait`
-        later (start several at once)."""
+        ``{port}`` in ``argv`` becomes the port (``port`` when given, see :meth:`claim_port`).
+        With ``wait=False`` only launch it; :meth:`wait` later (start several at once)."""
         self.dir.mkdir(parents=True, exist_ok=True)
-        url = self.url
         if self.pid() is not None and self.healthy():
-            return url
+            return self.url
         if self.pid() is None:
-            if free_port(self.port()) != self.port():  # the saved port was taken meanwhile
-                (self.dir / "state.json").unlink()
-                url = self.url
-            log(self.name, f"starting on {url} (data in {self.dir})")
-            with open(self.dir / "server.out", "ab") as out:
-                command = [a.replace("{port}", str(self.port())) for a in argv]
+            port = self.claim_port(port)
+            log(self.name, f"starting on {self.url} (data in {self.dir}; log: {self.log_file})")
+            with open(self.log_file, "ab") as out:
+                command = [a.replace("{port}", str(port)) for a in argv]
                 proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,
                                         stdin=subprocess.DEVNULL, cwd=self.dir,
                                         env={**os.environ, **(env or {})},
                                         start_new_session=True)  # outlives the shell that started it
-            (self.dir / "server.pid").write_text(str(proc.pid))
-        return self.wait(timeout) if wait else url
+            (self.dir / self.pid_name).write_text(str(proc.pid))
+        return self.wait(timeout) if wait else self.url
 
     def wait(self, timeout: float = 90) -> str:
         """Wait until the server is healthy; its URL."""
@@ -145,11 +174,11 @@ class ManagedProcess:
         # healthy, and on our process: another server that took the port first must not pass
         while not (self.healthy() and (pid := self.pid()) is not None and serves(pid, self.port())):
             if self.pid() is None:
-                tail = (self.dir / "server.out").read_text(errors="replace")[-3000:]
+                tail = self.log_file.read_text(errors="replace")[-3000:]
                 raise SystemExit(f"{self.name} exited while starting; last output:\n{tail}")
             if time.monotonic() > deadline:
                 raise SystemExit(f"{self.name} did not become healthy within {timeout:.0f}s "
-                                 f"(log: {self.dir / 'server.out'})")
+                                 f"(log: {self.log_file})")
             time.sleep(0.2)
         return url
 
@@ -175,5 +204,5 @@ class ManagedProcess:
                 os.killpg(pid, signal.SIGKILL)
             except OSError:
                 os.kill(pid, signal.SIGKILL)
-        (self.dir / "server.pid").unlink(missing_ok=True)
+        (self.dir / self.pid_name).unlink(missing_ok=True)
         return True

@@ -8,11 +8,13 @@
 
 Binaries come from PATH when they are the pinned version, else they are built from the Go
 module ``github.com/treeverse/lakefs`` through the wrapper module in ``infra/lakefs-build``
-(which repeats lakeFS's own ``replace`` line) and cached under ``$ASSETHUB_HOME/bin``.
+(which repeats lakeFS's own ``replace`` line) and cached under ``~/.cache/assethub/bin``
+(``$ASSETHUB_BIN_DIR``).
 
 The server listens on loopback only, keeps its embedded KV store and local blockstore under
 ``$ASSETHUB_HOME/lakefs`` and is set up with generated credentials (never the quickstart
-defaults), which are written to ``credentials.json`` with mode 0600.
+defaults), which are written to ``credentials.json`` with mode 0600. It runs as a
+:class:`~infra._process.ManagedProcess` (its log: ``lakefs.out``).
 """
 
 from __future__ import annotations
@@ -22,22 +24,20 @@ import json
 import os
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
+
+from infra._process import ManagedProcess, free_port, log
 
 LAKEFS_VERSION = "1.86.0"
 BUILD_MODULE_DIR = Path(__file__).resolve().parent / "lakefs-build"
 DEFAULT_PORT = 8770
-
-
-def home() -> Path:
-    return Path(os.environ.get("ASSETHUB_HOME", Path.home() / ".assethub")).expanduser()
 
 
 @dataclass(frozen=True)
@@ -55,10 +55,6 @@ class LakeFSInstance:
             "LAKECTL_CREDENTIALS_ACCESS_KEY_ID": self.access_key_id,
             "LAKECTL_CREDENTIALS_SECRET_ACCESS_KEY": self.secret_access_key,
         }
-
-
-def _log(msg: str) -> None:
-    print(f"[lakefs] {msg}", file=sys.stderr, flush=True)
 
 
 def _binary_version(path: Path) -> str | None:
@@ -102,7 +98,7 @@ def ensure_binaries() -> tuple[Path, Path]:
     ldflags = f"-s -w -X github.com/treeverse/lakefs/pkg/version.Version={LAKEFS_VERSION}"
     started = time.monotonic()
     for name, out in (("lakefs", lakefs), ("lakectl", lakectl)):
-        _log(f"building {name} {LAKEFS_VERSION} from the Go module (first time only)...")
+        log("lakefs", f"building {name} {LAKEFS_VERSION} from the Go module (first time only)...")
         tmp = out.with_suffix(".partial")
         subprocess.run(
             [go, "build", "-trimpath", "-ldflags", ldflags, "-o", str(tmp),
@@ -110,33 +106,33 @@ def ensure_binaries() -> tuple[Path, Path]:
             cwd=BUILD_MODULE_DIR, env=env, check=True,
         )
         tmp.rename(out)  # only a complete binary ever gets the final name
-    _log(f"built in {time.monotonic() - started:.0f}s into {target}")
+    log("lakefs", f"built in {time.monotonic() - started:.0f}s into {target}")
     return lakefs, lakectl
 
 
+SERVER = ManagedProcess("lakefs", default_port=DEFAULT_PORT, health_path="/api/v1/healthcheck",
+                        pid_name="lakefs.pid", log_name="lakefs.out")
+
+
 def data_dir() -> Path:
-    return home() / "lakefs"
+    return SERVER.dir
 
 
-def _free_port(preferred: int) -> int:
-    from infra._process import free_port
-
-    return free_port(preferred)
-
-
-def _write_config(d: Path, port: int) -> Path:
+def _state(d: Path) -> dict[str, Any]:
+    """The saved state (the port, the encryption secret); the secret is made at first start."""
     state = d / "state.json"
-    if state.exists():
-        saved = json.loads(state.read_text())
-    else:
-        saved = {"encrypt_secret": secrets.token_urlsafe(32), "port": port}
-        state.write_text(json.dumps(saved))
+    if not state.exists():
+        state.write_text(json.dumps({"encrypt_secret": secrets.token_urlsafe(32)}))
         state.chmod(0o600)
+    return dict(json.loads(state.read_text()))
+
+
+def _write_config(d: Path, port: int, encrypt_secret: str) -> Path:
     cfg = d / "config.yaml"
     cfg.write_text(
         "\n".join(
             [
-                f"listen_address: 127.0.0.1:{saved['port']}",
+                f"listen_address: 127.0.0.1:{port}",
                 "database:",
                 "  type: local",
                 "  local:",
@@ -150,7 +146,7 @@ def _write_config(d: Path, port: int) -> Path:
                 f"    dir: {d / 'cache'}",
                 "auth:",
                 "  encrypt:",
-                f"    secret_key: {saved['encrypt_secret']}",
+                f"    secret_key: {encrypt_secret}",
                 "gateways:",
                 "  s3:",
                 "    region: us-east-1",
@@ -163,35 +159,14 @@ def _write_config(d: Path, port: int) -> Path:
                 "security:",
                 "  check_latest_version: false",
                 "  audit_check_interval: 0s",
-                "logging:",
+                "logging:",  # to stdout, which is the log the managed process keeps
                 "  level: WARN",
-                f"  output: {d / 'lakefs.log'}",
                 "",
             ]
         )
     )
     cfg.chmod(0o600)
     return cfg
-
-
-def _port(d: Path) -> int:
-    return int(json.loads((d / "state.json").read_text())["port"])
-
-
-def _healthy(endpoint: str) -> bool:
-    try:
-        return httpx.get(f"{endpoint}/api/v1/healthcheck", timeout=2).status_code == 204
-    except httpx.HTTPError:
-        return False
-
-
-def _pid(d: Path) -> int | None:
-    try:
-        pid = int((d / "lakefs.pid").read_text())
-        os.kill(pid, 0)
-    except (OSError, ValueError):
-        return None
-    return pid
 
 
 def _setup_admin(endpoint: str, d: Path) -> dict[str, str]:
@@ -223,68 +198,32 @@ def _setup_admin(endpoint: str, d: Path) -> dict[str, str]:
 
 
 def start(port: int = DEFAULT_PORT, timeout: float = 60) -> LakeFSInstance:
-    """Start lakeFS (or find the running one) and return how to reach it."""
+    """Start lakeFS (or find the running one) and return how to reach it; ``port`` is where
+    it goes the first time (or a free port near it)."""
     lakefs, lakectl = ensure_binaries()
     d = data_dir()
     d.mkdir(parents=True, exist_ok=True)
     d.chmod(0o700)
-    if not (d / "state.json").exists():
-        port = _free_port(port)
-    cfg = _write_config(d, port)
-    endpoint = f"http://127.0.0.1:{_port(d)}"
-    if _pid(d) is None or not _healthy(endpoint):
-        if _pid(d) is None:
-            _log(f"starting lakeFS {LAKEFS_VERSION} on {endpoint} (data in {d})")
-            with open(d / "lakefs.out", "ab") as out:
-                proc = subprocess.Popen(
-                    [str(lakefs), "run", "--config", str(cfg)],
-                    stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                    start_new_session=True,  # outlives the shell that started it
-                )
-            (d / "lakefs.pid").write_text(str(proc.pid))
-        deadline = time.monotonic() + timeout
-        while not _healthy(endpoint):
-            if _pid(d) is None:
-                tail = (d / "lakefs.out").read_text(errors="replace")[-2000:]
-                raise SystemExit(f"lakeFS exited while starting; last output:\n{tail}")
-            if time.monotonic() > deadline:
-                raise SystemExit(f"lakeFS did not become healthy within {timeout:.0f}s")
-            time.sleep(0.2)
+    state = _state(d)
+    port = SERVER.claim_port(None if "port" in state else free_port(port))
+    cfg = _write_config(d, port, state["encrypt_secret"])
+    endpoint = SERVER.start([str(lakefs), "run", "--config", str(cfg)], timeout=timeout, port=port)
     creds = _setup_admin(endpoint, d)
     return LakeFSInstance(endpoint, creds["access_key_id"], creds["secret_access_key"], d, lakectl)
 
 
 def stop(timeout: float = 30) -> bool:
     """Stop the server started by :func:`start`; False when none was running."""
-    d = data_dir()
-    pid = _pid(d)
-    if pid is None:
-        return False
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while _pid(d) is not None and time.monotonic() < deadline:
-        try:
-            if os.waitpid(pid, os.WNOHANG) != (0, 0):
-                break
-        except ChildProcessError:
-            pass
-        time.sleep(0.1)
-    if _pid(d) is not None:
-        os.kill(pid, signal.SIGKILL)
-    (d / "lakefs.pid").unlink(missing_ok=True)
-    return True
+    return SERVER.stop(timeout)
 
 
 def status() -> LakeFSInstance | None:
     d = data_dir()
-    if _pid(d) is None or not (d / "credentials.json").exists():
-        return None
-    endpoint = f"http://127.0.0.1:{_port(d)}"
-    if not _healthy(endpoint):
+    if SERVER.pid() is None or not (d / "credentials.json").exists() or not SERVER.healthy():
         return None
     creds = json.loads((d / "credentials.json").read_text())
     _, lakectl = ensure_binaries()
-    return LakeFSInstance(endpoint, creds["access_key_id"], creds["secret_access_key"], d, lakectl)
+    return LakeFSInstance(SERVER.url, creds["access_key_id"], creds["secret_access_key"], d, lakectl)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -29,14 +29,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+from assethub.config import home
+
 DEFAULT_PORT = 15432
 DATABASE = SUPERUSER = "assethub"
 ROOT_CLUSTERS = Path("/var/lib/assethub-pg")
 
 
 def _data_dir(data_dir: Path | None) -> Path:
-    home = Path(os.environ.get("ASSETHUB_HOME", Path.home() / ".assethub"))
-    return (data_dir or home / "postgres").expanduser().resolve()
+    return (data_dir or home() / "postgres").expanduser().resolve()
 
 
 def _log(msg: str) -> None:

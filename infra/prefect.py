@@ -14,7 +14,8 @@ import os
 import sys
 from collections.abc import Mapping
 
-from infra._process import ManagedProcess, free_port, home
+from assethub.config import home
+from infra._process import ManagedProcess
 
 SERVER = ManagedProcess("prefect", default_port=4210, health_path="/api/health")
 # The worker's own health check server (`--with-healthcheck`): 200 while it polls its pool.
@@ -39,11 +40,11 @@ def api_url() -> str:
 
 def start_server(timeout: float = 120, wait: bool = True) -> str:
     """Start the Prefect server (or find it running); its API URL."""
-    if SERVER.pid() is None and free_port(SERVER.port()) != SERVER.port():
-        (SERVER.dir / "state.json").unlink()  # the saved port was taken meanwhile
+    port = SERVER.claim_port()  # before api_url(): the UI is told where the API is
     argv = [sys.executable, "-m", "infra._prefect_server", "--host", "127.0.0.1", "--port", "{port}"]
     # the UI in the browser calls this API (Prefect's default would be port 4200)
-    SERVER.start(argv, env={**base_env(), "PREFECT_UI_API_URL": api_url()}, timeout=timeout, wait=wait)
+    SERVER.start(argv, env={**base_env(), "PREFECT_UI_API_URL": api_url()}, timeout=timeout, wait=wait,
+                 port=port)
     return api_url()
 
 
@@ -52,9 +53,7 @@ def start_worker(env: Mapping[str, str] | None = None, timeout: float = 120,
     """Start the process worker on ``pool`` (the server must run); its health URL.
 
     ``env`` is added to the worker's environment and so to every flow run it starts."""
-    if WORKER.pid() is None and free_port(WORKER.port()) != WORKER.port():
-        (WORKER.dir / "state.json").unlink()  # the saved port was taken meanwhile
-    port = WORKER.port()
+    port = WORKER.claim_port()  # the worker is told its health port in its environment
     argv = [sys.executable, "-m", "prefect", "worker", "start", "--pool", pool, "--type", "process",
             "--with-healthcheck", "--name", f"assethub-{pool}"]
     worker_env = {**base_env(), "PREFECT_API_URL": api_url(),
@@ -67,7 +66,7 @@ def start_worker(env: Mapping[str, str] | None = None, timeout: float = 120,
                   # results are kept (under PREFECT_HOME) so that `--deployment` can print them
                   "PREFECT_RESULTS_PERSIST_BY_DEFAULT": "true",
                   **(env or {})}
-    return WORKER.start(argv, env=worker_env, timeout=timeout)
+    return WORKER.start(argv, env=worker_env, timeout=timeout, port=port)
 
 
 def start(env: Mapping[str, str] | None = None, timeout: float = 120) -> str:

@@ -13,7 +13,7 @@ import httpx
 from prefect.cache_policies import NO_CACHE
 
 from assethub.client import Client
-from infra._process import home
+from assethub.config import home
 
 __all__ = ["NETWORK", "SECRET_VARIABLES", "client", "home", "jobs_dir", "tracking_uri"]
 

@@ -1,4 +1,10 @@
-"""The Asset Hub server: settings, wiring and the ``assethub server`` entry point."""
+"""The Asset Hub server: settings, wiring and the ``assethub server`` entry point.
+
+:func:`build_hub` is the composition root: it makes the catalog and storage and wires the
+protocols the core defines to their implementations, which live above the core and are found
+through entry points (:mod:`assethub.plugins`) — the follow triggers to Prefect's
+(``deployments.triggers``) unless ``ASSETHUB_FOLLOW_TRIGGERS`` names another (or ``none``).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from assethub import config
 from assethub.server.app import create_app
 from assethub.service import Hub, Limits
 
@@ -25,10 +32,11 @@ class ServerSettings:
     host: str = "127.0.0.1"
     port: int = 8780
     admin: str = "admin"
+    follow_triggers: str = ""  # an ``assethub.follow_triggers`` entry point; "" the installed one
 
     @classmethod
     def from_env(cls) -> ServerSettings:
-        home = Path(os.environ.get("ASSETHUB_HOME", Path.home() / ".assethub")).expanduser()
+        home = config.home()
         missing = [k for k in ("ASSETHUB_LAKEFS_ENDPOINT", "ASSETHUB_LAKEFS_ACCESS_KEY_ID",
                                "ASSETHUB_LAKEFS_SECRET_ACCESS_KEY") if not os.environ.get(k)]
         if missing:
@@ -43,10 +51,12 @@ class ServerSettings:
             host=os.environ.get("ASSETHUB_HOST", "127.0.0.1"),
             port=int(os.environ.get("ASSETHUB_PORT", "8780")),
             admin=os.environ.get("ASSETHUB_ADMIN", "admin"),
+            follow_triggers=os.environ.get("ASSETHUB_FOLLOW_TRIGGERS", ""),
         )
 
 
 def build_hub(settings: ServerSettings) -> Hub:
+    from assethub import plugins
     from assethub.catalog import Catalog
     from assethub.storage import Storage
 
@@ -56,7 +66,8 @@ def build_hub(settings: ServerSettings) -> Hub:
     catalog.migrate()
     storage = Storage(settings.lakefs_endpoint, settings.lakefs_access_key_id,
                       settings.lakefs_secret_access_key, cache_dir=work / "cache")
-    return Hub(catalog, storage, work_dir=work, limits=Limits())
+    return Hub(catalog, storage, work_dir=work, limits=Limits(),
+               follow_triggers=plugins.follow_triggers(settings.follow_triggers))
 
 
 def serve(settings: ServerSettings | None = None) -> None:
