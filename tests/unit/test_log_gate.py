@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from tests._log_gate import Allowed, scan
 
@@ -24,6 +28,13 @@ httpx.ConnectError: [Errno 111] Connection refused
 """
 LAKEFS = 'time="2026-11-29T21:41:00Z" level=info msg="ok"\ntime="x" level=error msg="kv: lost"\n'
 CLEAN = "INFO: started\nWARNING: deprecated thing\nerror_count=0 errors handled\n"
+
+
+@pytest.fixture
+def tmp_path() -> Iterator[Path]:
+    """Outside the session's base directory: these provoked logs are not for the real gate."""
+    with tempfile.TemporaryDirectory(prefix="log-gate-") as d:
+        yield Path(d)
 
 
 def _write(base: Path, rel: str, text: str) -> None:
