@@ -1,9 +1,16 @@
-"""Run Prefect's API server and UI (what ``prefect server start`` runs), with one fix.
+"""Run Prefect's API server and UI (what ``prefect server start`` runs), with two fixes.
 
-Prefect 3.8's client sends ``"limit": null`` / ``"sort": null`` in the bodies of its filter
+1. Prefect 3.8's client sends ``"limit": null`` / ``"sort": null`` in the bodies of its filter
 calls and means "the default"; FastAPI 0.15x validates an explicit null against ``int`` and
 refuses the call (422), so deployments, work pools and the UI's lists fail. Dropping null
 top-level keys from those bodies lets the server apply its defaults, as Prefect intends.
+
+2. On SQLite, the worker channel's heartbeat reads the work pool and then upserts the worker in
+one DEFERRED transaction. When another connection commits in between, SQLite cannot upgrade the
+read to a write and answers "database is locked" at once (SQLITE_BUSY_SNAPSHOT: the busy timeout
+does not apply), and the server logs "Worker channel heartbeat persistence failed" and drops the
+channel. Starting that transaction as IMMEDIATE takes the write lock first, so it waits its turn
+like every other write. (Prefect already does this for its own ``with_for_update`` sessions.)
 
     python -m infra._prefect_server --host 127.0.0.1 --port 4210
 """
@@ -56,9 +63,33 @@ class NullsAsDefaults:
         await self.app(scope, replay, send)
 
 
+def heartbeats_take_the_write_lock_first() -> None:
+    """Fix 2: the heartbeat's transaction begins IMMEDIATE (see the module docstring)."""
+    from prefect.server.database import configurations
+    from prefect.server.utilities import worker_channel
+
+    persist = worker_channel._persist_worker_channel_heartbeat
+    if getattr(persist, "assethub_immediate", False):
+        return
+
+    async def immediate(session: Any, work_pool_name: str, frame: Any) -> Any:
+        # read by Prefect's SQLite "begin" listener when the session's first statement starts
+        # the transaction
+        token = configurations.SQLITE_BEGIN_MODE.set("IMMEDIATE")
+        try:
+            return await persist(session, work_pool_name, frame)
+        finally:
+            configurations.SQLITE_BEGIN_MODE.reset(token)
+
+    immediate.assethub_immediate = True  # type: ignore[attr-defined]
+    worker_channel._persist_worker_channel_heartbeat = immediate
+
+
 def main(argv: list[str] | None = None) -> int:
     import uvicorn
     from prefect.server.api.server import create_app
+
+    heartbeats_take_the_write_lock_first()
 
     parser = argparse.ArgumentParser(prog="python -m infra._prefect_server")
     parser.add_argument("--host", default="127.0.0.1")
