@@ -43,6 +43,11 @@ ALLOWED: tuple[Allowed, ...] = (
             r"Flow run '[\w-]+' - (Encountered exception during execution|Engine execution exited with "
             r"unexpected exception)).*CodeFetchError.? ?.?revision 'no-such-revision' not found",
             "the bad revision that test_run_deployment_trains_a_new_model_version sends"),
+    # test_atomicity: a direct S3 put to a protected main must be refused; lakeFS logs the refusal.
+    Allowed("*lakefs/lakefs.*",
+            r'level=error msg="could not update metadata".* error="cannot write to protected branch".* '
+            r"path=x\.txt ref=main ",
+            "test_main_refuses_direct_writes puts main/x.txt through the S3 gateway"),
 )
 
 
