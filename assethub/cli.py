@@ -31,9 +31,9 @@ from typer.core import TyperGroup
 
 from assethub import config, errors
 from assethub._json import jsonable as _plain
-from assethub.client import AddFile, Client, DeleteFile
+from assethub.client import Client
 from assethub.refs import FolderPath
-from assethub.service import DatasetMeta
+from assethub.wire import AddFile, DatasetMeta, DeleteFile
 
 # -- errors: one table from exception classes to exit codes and hints ---------------------------
 EXIT_CODES: list[tuple[tuple[type[BaseException], ...], int, str]] = [

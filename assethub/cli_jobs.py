@@ -23,7 +23,7 @@ from rich.text import Text
 
 from assethub._json import jsonable
 from assethub.client import Client
-from assethub.service import LineageView, RunView
+from assethub.wire import LineageView, RunView
 
 DatasetOpt = Annotated[str, typer.Option("--dataset", "-D", help="Dataset version <path>:<ref>.")]
 RepoOpt = Annotated[str, typer.Option("--repo", help="Git URL or path of the training code.")]

@@ -22,7 +22,7 @@ from rich.table import Table
 from assethub._json import jsonable
 from assethub.client import Client
 from assethub.errors import InvalidReferenceError
-from assethub.serving import ServiceView
+from assethub.wire import ServiceView
 
 NameArg = Annotated[str, typer.Argument(metavar="SERVICE", help="The service's name.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON, for scripts.")]

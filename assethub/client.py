@@ -26,49 +26,40 @@ import types
 import typing
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar, cast
 from urllib.parse import quote
 
 import httpx
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
 
 from assethub import config, errors
-from assethub._transfer import BlobCache, RemoteObject, place_all, run_parallel
-from assethub.dataset_formats import DatasetSummary
-from assethub.follows import FollowView
+from assethub._cache import BlobCache, RemoteObject, place_all, run_parallel
 from assethub.refs import AssetPath, AssetRef, FolderPath, validate_object_path
-from assethub.service import (
+from assethub.wire import (
+    AddFile,
     AssetView,
     AuditView,
-    DatasetMeta,
-    EvaluationView,
-    FolderView,
-    LineageView,
-    RunView,
-    ShareView,
-    TokenView,
-    UserView,
-)
-from assethub.storage import (
-    AddFile,
     BranchInfo,
     CommitInfo,
+    CreatedToken,
+    DatasetMeta,
+    DatasetSummary,
     DeleteFile,
     DiffEntry,
     DownloadResult,
+    EvaluationView,
+    FolderView,
+    FollowView,
+    GroupView,
+    ImportResult,
+    LineageView,
     ObjectInfo,
+    RunView,
+    ShareView,
     TagInfo,
+    TokenView,
+    UserView,
 )
 
 if typing.TYPE_CHECKING:
@@ -90,26 +81,6 @@ _BUNDLE_PATH_BYTES = 256 * 1024  # the request's list of paths stays well under 
 T = TypeVar("T")
 AssetLike = AssetPath | AssetRef | str
 Advance = Callable[[int], None]
-
-
-@dataclass(frozen=True, slots=True)
-class GroupView:
-    name: str
-    members: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class CreatedToken:
-    """A new API token: its record, and its secret (shown only this once, never in repr)."""
-
-    token: TokenView
-    secret: str = field(repr=False)
-
-
-@dataclass(frozen=True, slots=True)
-class ImportResult:
-    commit: CommitInfo
-    summary: DatasetSummary
 
 
 # -- errors: the one place that reads HTTP statuses ---------------------------------------------
@@ -300,8 +271,22 @@ def _chunks(path: Path, advance: Advance = lambda n: None) -> Iterator[bytes]:
 
 @contextmanager
 def _progress(enabled: bool, description: str, total: int) -> Iterator[Advance]:
+    if not enabled or total == 0:
+        yield lambda n: None
+        return
+    # rich's console and progress bar cost a tenth of a second to import: only when shown
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
     console = Console(stderr=True)
-    if not enabled or total == 0 or not console.is_terminal:
+    if not console.is_terminal:
         yield lambda n: None
         return
     with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),

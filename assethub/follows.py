@@ -14,8 +14,6 @@ import logging
 import os
 import secrets
 import tempfile
-from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +23,7 @@ from assethub.catalog import Asset, Folder, Follow
 from assethub.errors import AlreadyExistsError, AuthenticationError, InvalidReferenceError, NotFoundError
 from assethub.refs import AssetKind, AssetPath
 from assethub.service import Hub, Principal
-from assethub.storage import AddFile
+from assethub.wire import AddFile, FollowView  # FollowView is defined there, re-exported here
 
 log = logging.getLogger("assethub.follows")
 
@@ -36,17 +34,6 @@ _SETTINGS = {"repo": str, "revision": str, "subpath": str, "command": str, "metr
              "higher_is_better": bool, "margin": float, "params": dict, "schedule": str}
 DEFAULTS: dict[str, Any] = {"revision": "main", "subpath": "", "command": "", "metric": "accuracy",
                             "higher_is_better": True, "margin": 0.0, "params": {}, "schedule": ""}
-
-
-@dataclass(frozen=True, slots=True)
-class FollowView:
-    id: int
-    model: str
-    dataset: str
-    settings: dict[str, Any]
-    created_by: str
-    created_at: datetime
-    triggers: dict[str, str]
 
 
 def prefect_api_url() -> str:

@@ -26,7 +26,8 @@ from assethub import errors
 from assethub._json import jsonable
 from assethub.refs import AssetPath, FolderPath
 from assethub.server import routes_services
-from assethub.service import DatasetMeta, Hub, Principal
+from assethub.service import Hub, Principal
+from assethub.wire import DatasetMeta
 
 API = "/api/v1"
 MAX_JSON_BYTES = 1 * 2**20
