@@ -9,7 +9,7 @@
 
 Listings take ``--json`` for scripts. Every error is one line on stderr (``error: ...``) with the
 exit code from :data:`EXIT_CODES`: 2 bad input, 3 not found, 4 not signed in, 5 not allowed,
-6 conflict, 1 anything else.
+6 conflict, 7 the server cannot be reached, 1 anything else.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ EXIT_CODES: list[tuple[tuple[type[BaseException], ...], int, str]] = [
     ((errors.ForbiddenError, errors.NotAllowedError), 5, ""),
     ((errors.AlreadyExistsError, errors.MergeConflictError, errors.ConcurrentUpdateError,
       errors.NothingToCommitError, errors.PortInUseError), 6, ""),
+    ((errors.ServerUnavailableError,), 7, ""),
     ((errors.AssetHubError, OSError), 1, ""),
 ]
 

@@ -84,60 +84,35 @@ Advance = Callable[[int], None]
 
 
 # -- errors: the one place that reads HTTP statuses ---------------------------------------------
-def _s(fields: Mapping[str, Any], name: str) -> str:
-    return str(fields.get(name) or "")
-
-
-_ERRORS: dict[str, Callable[[str, Mapping[str, Any]], errors.AssetHubError]] = {
-    "InvalidReferenceError": lambda m, f: errors.InvalidReferenceError(
-        m, part=_s(f, "part"), value=_s(f, "value")),
-    "NotFoundError": lambda m, f: errors.NotFoundError(_s(f, "what"), _s(f, "name")),
-    "AssetNotFoundError": lambda m, f: errors.AssetNotFoundError(_s(f, "path")),
-    "RefNotFoundError": lambda m, f: errors.RefNotFoundError(_s(f, "ref")),
-    "ObjectNotFoundError": lambda m, f: errors.ObjectNotFoundError(_s(f, "ref"), _s(f, "path")),
-    "AlreadyExistsError": lambda m, f: errors.AlreadyExistsError(_s(f, "what"), _s(f, "name")),
-    "NotAllowedError": lambda m, f: errors.NotAllowedError(_s(f, "reason") or m),
-    "AuthenticationError": lambda m, f: errors.AuthenticationError(m),
-    "ForbiddenError": lambda m, f: errors.ForbiddenError(m, needed=_s(f, "needed")),
-    "InvalidDatasetError": lambda m, f: errors.InvalidDatasetError(_s(f, "reason") or m,
-                                                                   path=_s(f, "path")),
-    "PayloadTooLargeError": lambda m, f: errors.PayloadTooLargeError(m),
-    "MergeConflictError": lambda m, f: errors.MergeConflictError(
-        _s(f, "source"), _s(f, "dest"), [str(p) for p in f.get("paths") or []]),
-    "ConcurrentUpdateError": lambda m, f: errors.ConcurrentUpdateError(
-        _s(f, "ref"), _s(f, "expected"), _s(f, "actual")),
-    "NothingToCommitError": lambda m, f: errors.NothingToCommitError(_s(f, "ref")),
-    "TransferError": lambda m, f: errors.TransferError(m, path=_s(f, "path")),
-    "StorageUnavailableError": lambda m, f: errors.StorageUnavailableError(m),
-    "NotServableError": lambda m, f: errors.NotServableError(m, ref=_s(f, "ref"), reason=_s(f, "reason")),
-    "PredictionError": lambda m, f: errors.PredictionError(m, name=_s(f, "name"), reason=_s(f, "reason")),
-    "PortInUseError": lambda m, f: errors.PortInUseError(m, name=_s(f, "name")),
-    "ServiceUnavailableError": lambda m, f: errors.ServiceUnavailableError(m, name=_s(f, "name")),
-}
-# When the body names no type we know (a proxy's page, an old server), the status decides.
+# When the body names no error of the protocol (a proxy's page, an old server), the status decides.
 _BY_STATUS: dict[int, Callable[[str], errors.AssetHubError]] = {
     400: lambda m: errors.InvalidReferenceError(m, part="request", value=""),
     401: errors.AuthenticationError,
     403: errors.ForbiddenError,
     413: errors.PayloadTooLargeError,
     422: lambda m: errors.InvalidReferenceError(m, part="request", value=""),
+    # a proxy in front of the server, saying the server is not there
+    502: errors.ServerUnavailableError,
+    503: errors.ServerUnavailableError,
+    504: errors.ServerUnavailableError,
 }
 
 
 def _error_from(response: httpx.Response) -> errors.AssetHubError:
-    """The :mod:`assethub.errors` exception for an error response, with the server's message."""
+    """The :mod:`assethub.errors` exception for an error response, with the server's message and
+    the fields of the error protocol (:data:`assethub.errors.WIRE_ERRORS`)."""
     try:
         body = response.json()["error"]
-        kind, message = str(body["type"]), str(body["message"])
+        message = str(body["message"])
     except (ValueError, KeyError, TypeError):
-        body, kind = {}, ""
+        body = None
         message = f"HTTP {response.status_code} from {response.request.url.host}: " \
                   f"{response.text.strip()[:200] or response.reason_phrase}"
-    if kind in _ERRORS:
-        exc = _ERRORS[kind](message, body)
-    else:
+    exc = errors.from_wire(body) if isinstance(body, dict) else None
+    if exc is None:
         exc = _BY_STATUS.get(response.status_code, errors.AssetHubError)(message)
-    exc.args = (message,)  # the server's words, which may hold more detail than the fields
+    if isinstance(exc, errors.ServerUnavailableError) and not exc.url:
+        exc.url = f"{response.request.url.scheme}://{response.request.url.netloc.decode()}"
     return exc
 
 
@@ -357,9 +332,10 @@ class Client:
                     raise _error_from(response)
                 yield response
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-            raise errors.StorageUnavailableError(
+            raise errors.ServerUnavailableError(
                 f"cannot reach the Asset Hub server at {self.url}: is the server running? "
-                "start one with `assethub up`, or set ASSETHUB_URL / run `assethub login`") from exc
+                "start one with `assethub up`, or set ASSETHUB_URL / run `assethub login`",
+                url=self.url) from exc
         except httpx.TransportError as exc:
             raise errors.TransferError(
                 f"{method} {self.url}{API}{url} failed: {type(exc).__name__}: {exc}") from exc
@@ -648,10 +624,9 @@ class Client:
             frames = _FrameReader(resp.iter_bytes(_CHUNK))
             for _ in objs:
                 header = json.loads(frames.read(int.from_bytes(frames.read(4), "big")))
-                if "error" in header:
-                    if header["error"] == "ObjectNotFoundError":
-                        raise errors.ObjectNotFoundError(str(at), str(header.get("path")))
-                    raise errors.TransferError(str(header.get("message")), path=str(header.get("path")))
+                if "error" in header:  # the error protocol's body, with the wire name as "error"
+                    raise errors.from_wire({**header, "type": header["error"]}) or errors.TransferError(
+                        str(header.get("message")), path=str(header.get("path")))
                 obj = wanted.pop(str(header.get("path")), None)
                 if obj is None or header.get("size") != obj.size:
                     raise errors.TransferError(f"the server sent {header} in a bundle of {at}, "

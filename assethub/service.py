@@ -55,6 +55,7 @@ from assethub.errors import (
     InvalidReferenceError,
     NotAllowedError,
     NotFoundError,
+    to_wire,
 )
 from assethub.lineage import Lineage, model_commit_of
 from assethub.refs import (
@@ -878,7 +879,8 @@ class Hub:
                 try:
                     obj = first if i == 0 and first is not None else await self.storage.get_stream(r, p)
                 except AssetHubError as e:  # the response has begun: say it in a last frame
-                    header = json.dumps({"path": p, "error": type(e).__name__, "message": str(e)}).encode()
+                    body = to_wire(e)[1]  # the error protocol's body; "error" as before
+                    header = json.dumps({**body, "path": p, "error": body["type"]}).encode()
                     yield len(header).to_bytes(4, "big") + header
                     return
                 header = json.dumps({"path": p, "size": obj.length}).encode()

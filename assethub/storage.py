@@ -26,6 +26,7 @@ from urllib.parse import quote
 
 import httpx
 import lakefs_sdk
+import urllib3
 from lakefs_sdk.client import LakeFSClient
 from lakefs_sdk.exceptions import ApiException
 from rich.progress import (
@@ -288,9 +289,10 @@ class Storage:
                 raise InvalidReferenceError(f"lakeFS rejected {what}: {msg}",
                                             part=what or "request", value=ref) from None
             raise AssetHubError(f"lakeFS error {exc.status} on {what or 'request'}: {msg}") from None
-        except (ConnectionError, OSError) as exc:
+        except (ConnectionError, OSError, urllib3.exceptions.HTTPError) as exc:
             if isinstance(exc, AssetHubError):
                 raise
+            # the lakeFS SDK's urllib3 gives up on a refused connection with MaxRetryError
             if "urllib3" in type(exc).__module__ or isinstance(exc, ConnectionError):
                 raise StorageUnavailableError(
                     f"cannot reach lakeFS at {self.endpoint}: {type(exc).__name__}"
@@ -365,6 +367,9 @@ class Storage:
                     )
                 )
                 break
+            except urllib3.exceptions.HTTPError:  # lakeFS is not there
+                with self._translate(asset=path, what="create asset"):
+                    raise
             except ApiException as exc:
                 if exc.status != 409:
                     with self._translate(asset=path, what="create asset"):

@@ -8,7 +8,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -99,8 +99,10 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(lakefs_server: Any, home: Path, catalog_url: str | None = None) -> RunningServer:
-    """An Asset Hub server in a thread of the test process, on a free loopback port."""
+def start_server(lakefs_server: Any, home: Path, catalog_url: str | None = None,
+                 extend: Callable[[Any], None] | None = None) -> RunningServer:
+    """An Asset Hub server in a thread of the test process, on a free loopback port;
+    ``extend(app)`` may add test-only routes to its application first."""
     import uvicorn
 
     from assethub.server import ServerSettings, build_hub, create_app
@@ -115,7 +117,10 @@ def start_server(lakefs_server: Any, home: Path, catalog_url: str | None = None)
     )
     hub = build_hub(settings)
     token = hub.ensure_admin("admin")
-    server = uvicorn.Server(uvicorn.Config(create_app(hub), host="127.0.0.1",
+    app = create_app(hub)
+    if extend is not None:
+        extend(app)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1",
                                            port=settings.port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

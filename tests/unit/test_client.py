@@ -66,6 +66,16 @@ CASES: list[tuple[int, str, dict[str, Any], type[Exception], type[Exception], di
      {"ref": f"{A}:main"}),
     (502, "TransferError", {"path": "x.bin"}, errors.TransferError, OSError, {"path": "x.bin"}),
     (503, "StorageUnavailableError", {}, errors.StorageUnavailableError, ConnectionError, {}),
+    (400, "ChecksumMismatchError", {"path": "x.bin"}, errors.ChecksumMismatchError, ValueError,
+     {"path": "x.bin"}),
+    (416, "RangeNotSatisfiableError", {}, errors.RangeNotSatisfiableError, ValueError, {}),
+    (409, "PortInUseError", {"name": "digits", "port": 8080}, errors.PortInUseError, OSError,
+     {"name": "digits", "port": 8080}),
+    (422, "JobFailedError", {"exit_code": 3, "tail": "boom"}, errors.JobFailedError, errors.JobError,
+     {"exit_code": 3, "tail": "boom"}),
+    (422, "CodeFetchError", {"url": "https://git.test/x.git", "transient": True},
+     errors.CodeFetchError, LookupError, {"url": "https://git.test/x.git", "transient": True}),
+    (400, "JobSpecError", {}, errors.JobSpecError, ValueError, {}),
 ]
 
 
@@ -89,7 +99,8 @@ def test_each_error_type_becomes_its_exception_with_fields_and_message(
     (401, "Unauthorized", errors.AuthenticationError),
     (403, "<html>Forbidden by proxy</html>", errors.ForbiddenError),
     (413, "Request Entity Too Large", errors.PayloadTooLargeError),
-    (502, "<html>Bad Gateway</html>", errors.AssetHubError),
+    (502, "<html>Bad Gateway</html>", errors.ServerUnavailableError),  # a proxy: the server is down
+    (500, "<html>oops</html>", errors.AssetHubError),
     (404, '{"detail": "Not Found"}', errors.AssetHubError),
 ])
 def test_bodies_without_a_known_type_fall_back_on_the_status(
@@ -117,8 +128,10 @@ def test_an_unreachable_server_names_the_url_and_what_to_do(tmp_path: Path) -> N
     def refuse(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("[Errno 111] Connection refused", request=request)
 
-    with pytest.raises(errors.StorageUnavailableError) as caught:
+    with pytest.raises(errors.ServerUnavailableError) as caught:
         client(refuse, tmp_path).whoami()
+    assert not isinstance(caught.value, errors.StorageUnavailableError)  # that one means lakeFS
+    assert caught.value.url == URL
     assert URL in str(caught.value)
     assert "assethub up" in str(caught.value)
     assert SECRET not in str(caught.value)
