@@ -5,7 +5,8 @@
 CLI itself never imports Prefect.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: Typer reads the signature of every command each time
+# the CLI starts, and evaluating them from strings took 0.05-0.08 s of a command's 0.5 s.
 
 import json
 import os
@@ -19,8 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from assethub._json import jsonable
-from assethub.cli_jobs import JsonOpt, stack_prefect_api
-from assethub.client import Client
+from assethub.cli_jobs import JsonOpt, _client, stack_prefect_api
 
 
 def register(app: typer.Typer) -> None:
@@ -57,7 +57,7 @@ def register(app: typer.Typer) -> None:
                schedule: Annotated[str, typer.Option(help="Also retrain on a cron: '0 3 * * *'.")] = "",
                as_json: JsonOpt = False) -> None:
         """Retrain MODEL whenever DATASET's main moves (and on a schedule); merge only if better."""
-        with Client() as hub:
+        with _client() as hub:
             f = hub.follow(model, dataset, repo=repo, revision=revision, subpath=subpath, metric=metric,
                            higher_is_better=not lower_is_better, margin=margin, schedule=schedule)
         if as_json:
@@ -71,7 +71,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def unfollow(follow_id: Annotated[int, typer.Argument(metavar="ID")]) -> None:
         """Remove a follow and its triggers."""
-        with Client() as hub:
+        with _client() as hub:
             hub.unfollow(follow_id)
         typer.echo(f"removed follow {follow_id}")
 
@@ -79,7 +79,7 @@ def register(app: typer.Typer) -> None:
     def follows(model: Annotated[str | None, typer.Option(help="Only this model's.")] = None,
                 as_json: JsonOpt = False) -> None:
         """List follows."""
-        with Client() as hub:
+        with _client() as hub:
             found = hub.list_follows(model=model)
         if as_json:
             typer.echo(json.dumps(jsonable(found), indent=2))

@@ -69,6 +69,8 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class CommitInfo:
+    """A commit of an asset: id, message, who committed, when, parents and metadata."""
+
     id: str
     message: str
     committer: str
@@ -79,18 +81,24 @@ class CommitInfo:
 
 @dataclass(frozen=True, slots=True)
 class BranchInfo:
+    """A branch and the commit it points at."""
+
     name: str
     commit_id: str
 
 
 @dataclass(frozen=True, slots=True)
 class TagInfo:
+    """A tag and the commit it names."""
+
     name: str
     commit_id: str
 
 
 @dataclass(frozen=True, slots=True)
 class ObjectInfo:
+    """A file of a version: path, size, lakeFS checksum, SHA-256, last change."""
+
     path: str
     size: int
     checksum: str
@@ -101,6 +109,8 @@ class ObjectInfo:
 
 @dataclass(frozen=True, slots=True)
 class DiffEntry:
+    """One path that differs between two versions."""
+
     path: str
     change: Literal["added", "removed", "changed", "conflict", "prefix_changed"]
     size: int | None
@@ -108,6 +118,8 @@ class DiffEntry:
 
 @dataclass(frozen=True, slots=True)
 class DownloadResult:
+    """What a download placed: the commit, files and bytes (and how many were transferred)."""
+
     commit_id: str
     files: int
     bytes_total: int
@@ -136,6 +148,8 @@ Operation = AddFile | DeleteFile
 
 @dataclass(frozen=True, slots=True)
 class UserView:
+    """A user, with the groups they belong to."""
+
     name: str
     display_name: str
     email: str
@@ -146,12 +160,16 @@ class UserView:
 
 @dataclass(frozen=True, slots=True)
 class GroupView:
+    """A group and its members."""
+
     name: str
     members: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class TokenView:
+    """An API token's record (never its secret)."""
+
     id: int
     user: str
     name: str
@@ -172,6 +190,8 @@ class CreatedToken:
 
 @dataclass(frozen=True, slots=True)
 class FolderView:
+    """A folder, with the caller's role on it and how many assets it holds."""
+
     path: FolderPath
     description: str
     created_at: datetime
@@ -182,6 +202,8 @@ class FolderView:
 
 @dataclass(frozen=True, slots=True)
 class ShareView:
+    """A share of a folder with a user, a group or everyone."""
+
     folder: FolderPath
     subject_type: str
     subject_name: str
@@ -191,6 +213,8 @@ class ShareView:
 
 @dataclass(frozen=True, slots=True)
 class AuditView:
+    """One event of the audit log: who did what to which target, and the outcome."""
+
     id: int
     at: datetime
     actor: str
@@ -210,6 +234,8 @@ SPLIT_MODES = ("ratio", "test_set")
 
 @dataclass
 class DatasetMeta:
+    """A dataset's settings: task type, format and split rule."""
+
     task_type: str | None = None
     data_format: str | None = None
     split_mode: str | None = None
@@ -243,6 +269,8 @@ class DatasetMeta:
 
 @dataclass(frozen=True, slots=True)
 class AssetView:
+    """A model or dataset, with the caller's role and its published versions."""
+
     path: AssetPath
     repository: str
     description: str
@@ -259,6 +287,8 @@ class AssetView:
 
 @dataclass(frozen=True)
 class DatasetSummary:
+    """What a dataset archive or layout holds: format, files, bytes, classes, splits."""
+
     format: str
     files: int
     total_bytes: int
@@ -269,6 +299,8 @@ class DatasetSummary:
 
 @dataclass(frozen=True, slots=True)
 class ImportResult:
+    """The commit an imported archive became, and what it holds."""
+
     commit: CommitInfo
     summary: DatasetSummary
 
@@ -277,6 +309,8 @@ class ImportResult:
 
 @dataclass(frozen=True, slots=True)
 class RunView:
+    """A job run (train, continue-train, evaluate, merge, retrain) and its results."""
+
     id: str
     kind: str
     state: str
@@ -304,6 +338,8 @@ class RunView:
 
 @dataclass(frozen=True, slots=True)
 class EvaluationView:
+    """How a model version scored on a dataset version."""
+
     id: str
     model: str
     model_commit: str
@@ -331,6 +367,8 @@ class LineageView:
 
 @dataclass(frozen=True, slots=True)
 class FollowView:
+    """A follow: retrain ``model`` when ``dataset``'s main moves, with its settings and triggers."""
+
     id: int
     model: str
     dataset: str

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import ssl
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -14,7 +15,7 @@ import httpx
 import pytest
 
 from assethub import errors
-from assethub.client import Client, CreatedToken
+from assethub.client import Client, CreatedToken, _tls_verification
 from assethub.refs import AssetPath
 from assethub.service import AssetView, DatasetMeta, TokenView
 
@@ -168,6 +169,20 @@ def test_settings_come_from_the_environment_when_not_given(monkeypatch: pytest.M
     hub = Client()
     assert hub.url == "http://from-env:1234"
     assert SECRET not in repr(hub)
+
+
+def test_tls_is_verified_and_plain_http_loads_no_certificate_store(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    assert _tls_verification("https://hub.example.org") is True  # httpx's default: certifi
+    plain = _tls_verification("http://127.0.0.1:8780")
+    assert isinstance(plain, ssl.SSLContext)
+    # were TLS ever spoken on it, it would check the peer, and trust nobody
+    assert plain.verify_mode == ssl.CERT_REQUIRED and plain.check_hostname
+    assert plain.cert_store_stats()["x509_ca"] == 0
+    monkeypatch.setenv("https_proxy", "https://proxy.example.org:3128")
+    assert _tls_verification("http://127.0.0.1:8780") is True  # the proxy's TLS is verified
 
 
 def test_the_saved_token_only_goes_to_the_saved_server(monkeypatch: pytest.MonkeyPatch,

@@ -5,8 +5,10 @@ Checked in a fresh interpreter, since this test session has imported the server 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -37,3 +39,22 @@ def test_the_stdlib_only_modules_import_only_the_standard_library() -> None:
     at_start = loaded_after("pass")  # __main__, and whatever site-packages' .pth files load
     third_party = loaded_after(statement) - at_start - set(sys.stdlib_module_names) - {"assethub"}
     assert sorted(third_party) == []
+
+
+def test_a_cli_command_loads_no_server_side_package_and_no_pydantic(tmp_path: Path) -> None:
+    """Run `assethub ls ASSET:main` against a server that is not there: it fails (exit 7) after
+    parsing its arguments and trying to connect, having loaded none of the heavy packages, nor
+    pydantic, which Typer would use to convert its arguments (see assethub.cli)."""
+    code = ("import atexit, json, sys\n"
+            "atexit.register(lambda: print(json.dumps(sorted(sys.modules))))\n"
+            "sys.argv = ['assethub', 'ls', 'alice/model/f/n:main', '--prefix', 'd/']\n"
+            "from assethub.cli import app\n"
+            "app()\n")
+    env = {**os.environ, "ASSETHUB_URL": "http://127.0.0.1:9", "ASSETHUB_TOKEN": "ah_x",
+           "ASSETHUB_CONFIG": str(tmp_path / "none.json"), "ASSETHUB_HOME": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         check=False)
+    assert out.returncode == 7, out.stderr
+    assert out.stderr.startswith("error: cannot reach the Asset Hub server at http://127.0.0.1:9")
+    loaded = {name.partition(".")[0] for name in json.loads(out.stdout.splitlines()[-1])}
+    assert sorted(loaded & {*HEAVY, "pydantic"}) == []
