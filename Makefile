@@ -4,7 +4,7 @@ export UV_PYTHON_DOWNLOADS := never
 UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 RUN := $(UV) run --frozen
 
-.PHONY: setup lakefs lakefs-stop postgres postgres-stop up down demo test test-unit lint bench bench-flow bench-serving clean-stack
+.PHONY: setup lakefs lakefs-stop postgres postgres-stop up down demo test test-unit lint bench bench-cli bench-flow bench-serving clean-stack
 
 setup:  ## install uv (if missing) and the locked environment
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -49,6 +49,9 @@ lint: setup
 
 bench: lakefs  ## transfer benchmark against lakectl and boto3 (prints ratios)
 	$(RUN) python bench/transfer.py
+
+bench-cli: setup  ## `assethub whoami / ls / --help` against lakectl and a Python floor (prints ratios)
+	$(RUN) python bench/cli.py
 
 bench-flow: setup  ## flows.train against the same training script run directly (prints the overhead)
 	$(RUN) python bench/flow_overhead.py

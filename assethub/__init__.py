@@ -17,9 +17,9 @@ def __getattr__(name: str) -> Any:
 
         return Client
     if name in ("AddFile", "DeleteFile"):
-        from assethub import storage
+        from assethub import wire
 
-        return getattr(storage, name)
+        return getattr(wire, name)
     if name in ("AssetPath", "AssetRef"):
         from assethub import refs
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from assethub.refs import AssetRef
-from assethub.serving import ServiceView
+from assethub.wire import ServiceView
 
 if TYPE_CHECKING:
     from assethub.client import Client

@@ -16,19 +16,15 @@ ranges are written in place and hashed in order as they arrive, instead of boto3
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import itertools
-import json
 import os
 import random
 import re
-import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -41,7 +37,18 @@ from botocore.awsrequest import AWSRequest
 from botocore.config import Config
 from botocore.credentials import Credentials
 
+from assethub._cache import (  # the cache is the SDK's too; defined there, re-exported here
+    BlobCache,
+    RemoteObject,
+    file_sha256,
+    place,
+    place_all,
+    run_parallel,
+)
 from assethub.errors import StorageUnavailableError, TransferError
+
+__all__ = ["BlobCache", "RemoteObject", "S3Gateway", "copy_local_blockstore", "file_sha256", "place",
+           "place_all", "run_parallel"]
 
 SHA256_META = "sha256"  # stored by lakeFS as user metadata "X-Amz-Meta-Sha256"
 MULTIPART_THRESHOLD = 64 * 1024 * 1024
@@ -52,86 +59,6 @@ _ATTEMPTS = 5  # as the boto3 client's "standard" retry mode
 _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 Progress = Callable[[int], None]
-
-
-def file_sha256(path: Path) -> str:
-    sha = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(_READ_CHUNK):
-            sha.update(chunk)
-    return sha.hexdigest()
-
-
-@dataclass(frozen=True, slots=True)
-class RemoteObject:
-    """One file of a version as listed by lakeFS."""
-
-    path: str
-    size: int
-    checksum: str  # lakeFS's checksum (the ETag of the stored object)
-    sha256: str | None  # from user metadata, when Asset Hub wrote the object
-    physical: str = ""  # where the blockstore keeps it (``local:///...`` on one machine)
-
-    @property
-    def cache_key(self) -> str:
-        if self.sha256:
-            return f"sha256/{self.sha256[:2]}/{self.sha256}"
-        return f"etag/{self.checksum[:2]}/{self.checksum}-{self.size}"
-
-    def to_json(self) -> list[Any]:
-        return [self.path, self.size, self.checksum, self.sha256, self.physical]
-
-    @classmethod
-    def from_json(cls, row: list[Any]) -> RemoteObject:
-        return cls(row[0], int(row[1]), row[2], row[3], row[4] if len(row) > 4 else "")
-
-
-class BlobCache:
-    """Files by content under ``root/blobs`` and immutable commit listings under ``root/listings``.
-
-    A blob is only ever written to a temporary name and renamed into place after its checksum
-    is verified, so a present blob is a complete one.
-    """
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.blobs = root / "blobs"
-        self.listings = root / "listings"
-        self.tmp = root / "tmp"
-
-    def blob_path(self, obj: RemoteObject) -> Path:
-        return self.blobs / obj.cache_key
-
-    def has(self, obj: RemoteObject) -> bool:
-        try:
-            return self.blob_path(obj).stat().st_size == obj.size
-        except FileNotFoundError:
-            return False
-
-    def temp_file(self) -> Path:
-        self.tmp.mkdir(parents=True, exist_ok=True)
-        return self.tmp / f"{os.getpid()}-{threading.get_ident()}-{os.urandom(6).hex()}"
-
-    def commit_blob(self, tmp: Path, obj: RemoteObject) -> Path:
-        final = self.blob_path(obj)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp.chmod(0o444)  # blobs are shared by hard links: nobody should edit one in place
-        os.replace(tmp, final)
-        return final
-
-    def load_listing(self, repo: str, commit: str) -> list[RemoteObject] | None:
-        try:
-            rows = json.loads((self.listings / repo / f"{commit}.json").read_text())
-        except (FileNotFoundError, ValueError):
-            return None
-        return [RemoteObject.from_json(r) for r in rows]
-
-    def save_listing(self, repo: str, commit: str, objects: list[RemoteObject]) -> None:
-        d = self.listings / repo
-        d.mkdir(parents=True, exist_ok=True)
-        tmp = d / f".{commit}.{os.getpid()}.tmp"
-        tmp.write_text(json.dumps([o.to_json() for o in objects]))
-        os.replace(tmp, d / f"{commit}.json")
 
 
 def copy_local_blockstore(obj: RemoteObject, tmp: Path, progress: Progress | None) -> bool:
@@ -157,42 +84,6 @@ def copy_local_blockstore(obj: RemoteObject, tmp: Path, progress: Progress | Non
     except OSError:
         return False
     return sha.hexdigest() == obj.sha256
-
-
-def place_all(pairs: Iterable[tuple[Path, Path]]) -> None:
-    """Put cached blobs at their destinations; files already there from the blob are kept.
-
-    A new file is one hard link (the common case, a few microseconds); an existing different
-    file is replaced atomically; across file systems blobs are copied.
-    """
-    made: set[Path] = set()
-    for blob, dest in pairs:
-        if dest.parent not in made:
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            made.add(dest.parent)
-        try:
-            os.link(blob, dest)
-            continue
-        except FileExistsError:
-            with contextlib.suppress(FileNotFoundError):
-                if os.path.samefile(dest, blob):
-                    continue
-        except OSError:
-            pass
-        place(blob, dest)
-
-
-def place(blob: Path, dest: Path) -> None:
-    """Put a cached blob at ``dest``: a hard link when possible, else a copy."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.{os.urandom(4).hex()}.part")
-    try:
-        os.link(blob, tmp)
-    except OSError:
-        import shutil
-
-        shutil.copyfile(blob, tmp)
-    os.replace(tmp, dest)
 
 
 class S3Gateway:
@@ -365,16 +256,3 @@ def _s3_error(body: bytes) -> str:
     code, message = (m.group(1) if (m := re.search(f"<{tag}>(.*?)</{tag}>", text, re.S)) else ""
                      for tag in ("Code", "Message"))
     return f" {code}: {message}" if code else ""
-
-
-def run_parallel(jobs: Iterable[Callable[[], None]], max_workers: int) -> None:
-    """Run jobs on a pool; the first failure cancels what has not started and is raised."""
-    with ThreadPoolExecutor(max_workers=max_workers) as pool:
-        futures: list[Future[None]] = [pool.submit(job) for job in jobs]
-        done, pending = wait(futures, return_when=FIRST_EXCEPTION)
-        for f in pending:
-            f.cancel()
-        for f in done:
-            exc = f.exception()
-            if exc is not None:
-                raise exc

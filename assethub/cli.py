@@ -9,17 +9,18 @@
 
 Listings take ``--json`` for scripts. Every error is one line on stderr (``error: ...``) with the
 exit code from :data:`EXIT_CODES`: 2 bad input, 3 not found, 4 not signed in, 5 not allowed,
-6 conflict, 1 anything else.
+6 conflict, 7 the server cannot be reached, 1 anything else.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: Typer reads the signature of every command each time
+# the CLI starts, and evaluating them from strings took 0.05-0.08 s of a command's 0.5 s.
 
 import json
 import os
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich import box
@@ -27,13 +28,16 @@ from rich.console import Console
 from rich.filesize import decimal
 from rich.table import Table
 from rich.text import Text
+from typer.core import TyperGroup
 
 from assethub import config, errors
 from assethub._json import jsonable as _plain
 from assethub.cli_plugins import PluginCommands
-from assethub.client import AddFile, Client, DeleteFile
 from assethub.refs import FolderPath
-from assethub.service import DatasetMeta
+
+if TYPE_CHECKING:  # the SDK and the wire types load on the first command that needs them
+    from assethub.client import Client
+    from assethub.wire import AddFile, DatasetMeta
 
 # -- errors: one table from exception classes to exit codes and hints ---------------------------
 EXIT_CODES: list[tuple[tuple[type[BaseException], ...], int, str]] = [
@@ -45,13 +49,45 @@ EXIT_CODES: list[tuple[tuple[type[BaseException], ...], int, str]] = [
     ((errors.ForbiddenError, errors.NotAllowedError), 5, ""),
     ((errors.AlreadyExistsError, errors.MergeConflictError, errors.ConcurrentUpdateError,
       errors.NothingToCommitError, errors.PortInUseError), 6, ""),
+    ((errors.ServerUnavailableError,), 7, ""),
     ((errors.AssetHubError, OSError), 1, ""),
 ]
+
+
+def _skip_typer_coercion(command: Any) -> None:
+    """Let ``str`` and ``bool`` parameters of ``command`` and its subcommands keep the value the
+    parser read, which already is their value.
+
+    Typer converts every value, even a ``str``, through a pydantic TypeAdapter: importing
+    pydantic and building the adapters took longer than the rest of ``assethub whoami``
+    (0.15-0.2 s). Other types (numbers with bounds, paths that must exist, lists) still go
+    through Typer. Relies on Typer's lazy ``_runtime_param``; with a Typer without it, nothing
+    changes but the speed."""
+    try:
+        from typer._coercion import PassThroughRuntimeParam
+    except ImportError:
+        return
+    commands = [command]
+    while commands:
+        cmd = commands.pop()
+        commands.extend(getattr(cmd, "commands", {}).values())
+        help_option = cmd.get_help_option(TyperGroup.context_class(cmd))  # made once, then kept
+        for param in [*cmd.params, *([help_option] if help_option is not None else [])]:
+            described = getattr(param, "type_descriptor", None)
+            if (described is not None and described.annotation in (str, bool)
+                    and described.parameter_info.parser is None
+                    and getattr(param, "_runtime_param", False) is None):
+                param._runtime_param = PassThroughRuntimeParam(
+                    parameter_info=described.parameter_info, annotation=described.annotation)
 
 
 class _Commands(PluginCommands):
     """Turns every Asset Hub (and local file) error into one line on stderr and an exit code;
     offers the commands other packages add (``assethub deploy``)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _skip_typer_coercion(self)
 
     def invoke(self, ctx: Any) -> Any:
         try:
@@ -99,8 +135,11 @@ LimitOpt = Annotated[int, typer.Option("--limit", "-n", min=1)]
 
 
 # -- rendering ----------------------------------------------------------------------------------
-def _hub() -> Client:
-    return Client()
+def _hub(url: str | None = None, token: str | None = None) -> "Client":
+    """The SDK, imported on the first command that calls the server (not for ``--help``)."""
+    from assethub.client import Client
+
+    return Client(url, token)
 
 
 def _when(t: datetime | None) -> str:
@@ -142,11 +181,13 @@ def _show(items: Sequence[Any], as_json: bool, columns: Columns, *, data: Any = 
     table = Table(*columns, box=box.SIMPLE_HEAD, header_style="bold")
     for item in items:
         table.add_row(*(Text(str(get(item))) for get in columns.values()))  # no markup in data
-    Console().print(table)
+    Console(emoji=False).print(table)  # no :codes: here; rich's emoji table takes 10 ms to load
 
 
 def _dataset_meta(task_type: str | None, data_format: str | None, split_ratio: float | None,
-                  test_set_path: str | None) -> DatasetMeta | None:
+                  test_set_path: str | None) -> "DatasetMeta | None":
+    from assethub.wire import DatasetMeta
+
     if not any(v is not None for v in (task_type, data_format, split_ratio, test_set_path)):
         return None
     mode = "ratio" if split_ratio is not None else "test_set" if test_set_path else None
@@ -163,7 +204,7 @@ def login(url: Annotated[str | None, typer.Option(help="Server URL.")] = None,
     token = token or typer.prompt("API token", hide_input=True)
     if os.environ.get("ASSETHUB_TOKEN"):
         typer.echo("note: ASSETHUB_TOKEN is set and overrides the saved token", err=True)
-    with Client(url, token) as hub:
+    with _hub(url, token) as hub:
         me = hub.whoami()
     saved = config.save(config.ClientConfig(url, token))
     typer.echo(f"logged in to {url} as {me.name}; saved to {saved}")
@@ -331,7 +372,9 @@ def audit(actor: Annotated[str | None, typer.Option()] = None,
 
 
 # -- write --------------------------------------------------------------------------------------
-def _add_op(spec: str) -> AddFile:
+def _add_op(spec: str) -> "AddFile":
+    from assethub.wire import AddFile
+
     local, sep, remote = (spec, "", "") if Path(spec).exists() else spec.partition(":")
     p = Path(local)
     return AddFile(p, remote if sep else ("" if p.is_file() else p.name))
@@ -348,6 +391,8 @@ def commit(ref: RefArg, message: Annotated[str, typer.Option("--message", "-m")]
            parent: Annotated[str | None, typer.Option(
                help="Fail unless the branch is still at this commit.")] = None) -> None:
     """Add and delete files on a branch in one atomic commit."""
+    from assethub.wire import DeleteFile
+
     ops = [_add_op(a) for a in add or ()] + [DeleteFile(d) for d in delete or ()]
     with _hub() as hub:
         c = hub.create_commit(ref, ops, message=message, parent_commit=parent, progress=True)

@@ -21,54 +21,46 @@ import functools
 import hashlib
 import json
 import os
+import ssl
 import threading
 import types
 import typing
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar, cast
 from urllib.parse import quote
 
 import httpx
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
 
 from assethub import config, errors
-from assethub._transfer import BlobCache, RemoteObject, place_all, run_parallel
-from assethub.dataset_formats import DatasetSummary
-from assethub.follows import FollowView
+from assethub._cache import BlobCache, RemoteObject, place_all, run_parallel
 from assethub.refs import AssetPath, AssetRef, FolderPath, validate_object_path
-from assethub.service import (
+from assethub.wire import (
+    AddFile,
     AssetView,
     AuditView,
-    DatasetMeta,
-    EvaluationView,
-    FolderView,
-    LineageView,
-    RunView,
-    ShareView,
-    TokenView,
-    UserView,
-)
-from assethub.storage import (
-    AddFile,
     BranchInfo,
     CommitInfo,
+    CreatedToken,
+    DatasetMeta,
+    DatasetSummary,
     DeleteFile,
     DiffEntry,
     DownloadResult,
+    EvaluationView,
+    FolderView,
+    FollowView,
+    GroupView,
+    ImportResult,
+    LineageView,
     ObjectInfo,
+    RunView,
+    ShareView,
     TagInfo,
+    TokenView,
+    UserView,
 )
 
 if typing.TYPE_CHECKING:
@@ -92,81 +84,36 @@ AssetLike = AssetPath | AssetRef | str
 Advance = Callable[[int], None]
 
 
-@dataclass(frozen=True, slots=True)
-class GroupView:
-    name: str
-    members: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class CreatedToken:
-    """A new API token: its record, and its secret (shown only this once, never in repr)."""
-
-    token: TokenView
-    secret: str = field(repr=False)
-
-
-@dataclass(frozen=True, slots=True)
-class ImportResult:
-    commit: CommitInfo
-    summary: DatasetSummary
-
-
 # -- errors: the one place that reads HTTP statuses ---------------------------------------------
-def _s(fields: Mapping[str, Any], name: str) -> str:
-    return str(fields.get(name) or "")
-
-
-_ERRORS: dict[str, Callable[[str, Mapping[str, Any]], errors.AssetHubError]] = {
-    "InvalidReferenceError": lambda m, f: errors.InvalidReferenceError(
-        m, part=_s(f, "part"), value=_s(f, "value")),
-    "NotFoundError": lambda m, f: errors.NotFoundError(_s(f, "what"), _s(f, "name")),
-    "AssetNotFoundError": lambda m, f: errors.AssetNotFoundError(_s(f, "path")),
-    "RefNotFoundError": lambda m, f: errors.RefNotFoundError(_s(f, "ref")),
-    "ObjectNotFoundError": lambda m, f: errors.ObjectNotFoundError(_s(f, "ref"), _s(f, "path")),
-    "AlreadyExistsError": lambda m, f: errors.AlreadyExistsError(_s(f, "what"), _s(f, "name")),
-    "NotAllowedError": lambda m, f: errors.NotAllowedError(_s(f, "reason") or m),
-    "AuthenticationError": lambda m, f: errors.AuthenticationError(m),
-    "ForbiddenError": lambda m, f: errors.ForbiddenError(m, needed=_s(f, "needed")),
-    "InvalidDatasetError": lambda m, f: errors.InvalidDatasetError(_s(f, "reason") or m,
-                                                                   path=_s(f, "path")),
-    "PayloadTooLargeError": lambda m, f: errors.PayloadTooLargeError(m),
-    "MergeConflictError": lambda m, f: errors.MergeConflictError(
-        _s(f, "source"), _s(f, "dest"), [str(p) for p in f.get("paths") or []]),
-    "ConcurrentUpdateError": lambda m, f: errors.ConcurrentUpdateError(
-        _s(f, "ref"), _s(f, "expected"), _s(f, "actual")),
-    "NothingToCommitError": lambda m, f: errors.NothingToCommitError(_s(f, "ref")),
-    "TransferError": lambda m, f: errors.TransferError(m, path=_s(f, "path")),
-    "StorageUnavailableError": lambda m, f: errors.StorageUnavailableError(m),
-    "NotServableError": lambda m, f: errors.NotServableError(m, ref=_s(f, "ref"), reason=_s(f, "reason")),
-    "PredictionError": lambda m, f: errors.PredictionError(m, name=_s(f, "name"), reason=_s(f, "reason")),
-    "PortInUseError": lambda m, f: errors.PortInUseError(m, name=_s(f, "name")),
-    "ServiceUnavailableError": lambda m, f: errors.ServiceUnavailableError(m, name=_s(f, "name")),
-}
-# When the body names no type we know (a proxy's page, an old server), the status decides.
+# When the body names no error of the protocol (a proxy's page, an old server), the status decides.
 _BY_STATUS: dict[int, Callable[[str], errors.AssetHubError]] = {
     400: lambda m: errors.InvalidReferenceError(m, part="request", value=""),
     401: errors.AuthenticationError,
     403: errors.ForbiddenError,
     413: errors.PayloadTooLargeError,
     422: lambda m: errors.InvalidReferenceError(m, part="request", value=""),
+    # a proxy in front of the server, saying the server is not there
+    502: errors.ServerUnavailableError,
+    503: errors.ServerUnavailableError,
+    504: errors.ServerUnavailableError,
 }
 
 
 def _error_from(response: httpx.Response) -> errors.AssetHubError:
-    """The :mod:`assethub.errors` exception for an error response, with the server's message."""
+    """The :mod:`assethub.errors` exception for an error response, with the server's message and
+    the fields of the error protocol (:data:`assethub.errors.WIRE_ERRORS`)."""
     try:
         body = response.json()["error"]
-        kind, message = str(body["type"]), str(body["message"])
+        message = str(body["message"])
     except (ValueError, KeyError, TypeError):
-        body, kind = {}, ""
+        body = None
         message = f"HTTP {response.status_code} from {response.request.url.host}: " \
                   f"{response.text.strip()[:200] or response.reason_phrase}"
-    if kind in _ERRORS:
-        exc = _ERRORS[kind](message, body)
-    else:
+    exc = errors.from_wire(body) if isinstance(body, dict) else None
+    if exc is None:
         exc = _BY_STATUS.get(response.status_code, errors.AssetHubError)(message)
-    exc.args = (message,)  # the server's words, which may hold more detail than the fields
+    if isinstance(exc, errors.ServerUnavailableError) and not exc.url:
+        exc.url = f"{response.request.url.scheme}://{response.request.url.netloc.decode()}"
     return exc
 
 
@@ -300,8 +247,22 @@ def _chunks(path: Path, advance: Advance = lambda n: None) -> Iterator[bytes]:
 
 @contextmanager
 def _progress(enabled: bool, description: str, total: int) -> Iterator[Advance]:
+    if not enabled or total == 0:
+        yield lambda n: None
+        return
+    # rich's console and progress bar cost a tenth of a second to import: only when shown
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
     console = Console(stderr=True)
-    if not enabled or total == 0 or not console.is_terminal:
+    if not console.is_terminal:
         yield lambda n: None
         return
     with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
@@ -309,6 +270,17 @@ def _progress(enabled: bool, description: str, total: int) -> Iterator[Advance]:
                   console=console) as bar:
         task = bar.add_task(description, total=total)
         yield lambda n: bar.advance(task, n)
+
+
+def _tls_verification(url: str) -> ssl.SSLContext | bool:
+    """How the connection checks TLS: httpx's default (certifi's store) for an https server or
+    when a proxy is configured; for a plain-http server, which never speaks TLS, a context
+    without a certificate store, which would refuse any TLS peer rather than trust it.
+    Loading the store takes about 40 ms, a tenth of a CLI command."""
+    proxied = any(k.lower() in ("http_proxy", "https_proxy", "all_proxy") for k in os.environ)
+    if url.lower().startswith("https:") or proxied:
+        return True
+    return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies certificates and host names
 
 
 class Client:
@@ -357,7 +329,8 @@ class Client:
                     headers["Authorization"] = f"Bearer {self._token}"
                 self._client = httpx.Client(
                     base_url=self.url + API, headers=headers, transport=self._transport,
-                    timeout=httpx.Timeout(self.timeout, connect=min(self.timeout, 10.0)))
+                    timeout=httpx.Timeout(self.timeout, connect=min(self.timeout, 10.0)),
+                    verify=_tls_verification(self.url))
             return self._client
 
     @contextmanager
@@ -371,9 +344,10 @@ class Client:
                     raise _error_from(response)
                 yield response
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-            raise errors.StorageUnavailableError(
+            raise errors.ServerUnavailableError(
                 f"cannot reach the Asset Hub server at {self.url}: is the server running? "
-                "start one with `assethub up`, or set ASSETHUB_URL / run `assethub login`") from exc
+                "start one with `assethub up`, or set ASSETHUB_URL / run `assethub login`",
+                url=self.url) from exc
         except httpx.TransportError as exc:
             raise errors.TransferError(
                 f"{method} {self.url}{API}{url} failed: {type(exc).__name__}: {exc}") from exc
@@ -662,10 +636,9 @@ class Client:
             frames = _FrameReader(resp.iter_bytes(_CHUNK))
             for _ in objs:
                 header = json.loads(frames.read(int.from_bytes(frames.read(4), "big")))
-                if "error" in header:
-                    if header["error"] == "ObjectNotFoundError":
-                        raise errors.ObjectNotFoundError(str(at), str(header.get("path")))
-                    raise errors.TransferError(str(header.get("message")), path=str(header.get("path")))
+                if "error" in header:  # the error protocol's body, with the wire name as "error"
+                    raise errors.from_wire({**header, "type": header["error"]}) or errors.TransferError(
+                        str(header.get("message")), path=str(header.get("path")))
                 obj = wanted.pop(str(header.get("path")), None)
                 if obj is None or header.get("size") != obj.size:
                     raise errors.TransferError(f"the server sent {header} in a bundle of {at}, "

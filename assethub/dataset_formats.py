@@ -14,33 +14,20 @@ import shutil
 import stat
 import zipfile
 import zlib
-from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from assethub.errors import InvalidDatasetError, InvalidReferenceError
 from assethub.refs import validate_object_path
+from assethub.wire import FORMATS, TASK_TYPES, DatasetSummary  # defined there, re-exported here
 
 __all__ = ["FORMATS", "SPLITS", "TASK_TYPES", "DatasetSummary", "safe_extract", "validate_layout"]
 
-FORMATS = ("dir", "json", "single_text", "brat_ann")
-TASK_TYPES = ("image_classification", "text_classification", "object_detection", "image_segmentation",
-              "text_generation", "tabular", "other")
 SPLITS = ("train", "val", "validation", "test")
 
 _BOMB_MIN_BYTES = 2**20  # the ratio check applies to entries bigger than this
 _CHUNK = 2**20
 _COMPRESSIONS = {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA}
 _BRAT_CONF = {"annotation.conf", "visual.conf", "tools.conf", "kb_shortcuts.conf"}
-
-
-@dataclass(frozen=True)
-class DatasetSummary:
-    format: str
-    files: int
-    total_bytes: int
-    classes: tuple[str, ...] = ()  # dir only
-    splits: tuple[str, ...] = ()  # dir only
-    examples_per_split: dict[str, int] = field(default_factory=dict)  # "all" when not split
 
 
 def _listing(items: list[str]) -> str:

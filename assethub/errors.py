@@ -22,7 +22,8 @@ the fields a caller needs, not only a message::
     ├── NothingToCommitError (ValueError)      the change would not change the version
     ├── TransferError (OSError)                an upload/download failed or a checksum differed
     │   └── ChecksumMismatchError (ValueError) what arrived is not what the sender hashed
-    ├── StorageUnavailableError (ConnectionError) lakeFS cannot be reached
+    ├── StorageUnavailableError (ConnectionError) the server cannot reach lakeFS
+    ├── ServerUnavailableError (ConnectionError) the SDK cannot reach the Asset Hub server; .url
     ├── JobError                               a train / evaluate / merge job cannot run
     │   ├── CodeFetchError (LookupError)       repository URL, revision or subpath unusable; .url
     │   ├── JobSpecError (ValueError)          no assethub.yaml / no command / bad params
@@ -32,11 +33,21 @@ the fields a caller needs, not only a message::
         ├── PortInUseError (OSError)           the address asked for is taken; .port
         ├── ServiceUnavailableError (ConnectionError) stopped, starting or not answering
         └── PredictionError (ValueError)       the model refused the input; .reason
+
+:data:`WIRE_ERRORS` is the error protocol of the HTTP API: for each class, the HTTP status, the
+wire name and the fields that travel with it. The server answers an error with that status and
+``{"error": {"type": <wire name>, "message": <str(exc)>, <field>: <value>, ...}}``
+(:func:`to_wire`); the SDK rebuilds the same class with the same fields (:func:`from_wire`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
 __all__ = [
+    "WIRE_ERRORS",
     "AlreadyExistsError",
     "AssetHubError",
     "AssetNotFoundError",
@@ -61,10 +72,15 @@ __all__ = [
     "PredictionError",
     "RangeNotSatisfiableError",
     "RefNotFoundError",
+    "ServerUnavailableError",
     "ServiceError",
     "ServiceUnavailableError",
     "StorageUnavailableError",
     "TransferError",
+    "WireError",
+    "from_wire",
+    "to_wire",
+    "wire_error",
 ]
 
 
@@ -189,7 +205,16 @@ class ChecksumMismatchError(TransferError, ValueError):
 
 
 class StorageUnavailableError(AssetHubError, ConnectionError):
-    pass
+    """The Asset Hub server (or the storage layer) cannot reach lakeFS."""
+
+
+class ServerUnavailableError(AssetHubError, ConnectionError):
+    """The SDK cannot reach the Asset Hub server at ``url`` (or a proxy in front of it answers
+    that the server is down)."""
+
+    def __init__(self, message: str, *, url: str = "") -> None:
+        super().__init__(message)
+        self.url = url
 
 
 class JobError(AssetHubError):
@@ -229,8 +254,8 @@ class ServiceError(AssetHubError):
 class NotServableError(ServiceError, ValueError):
     """The model version holds no MLflow model that can be served (no ``model/MLmodel``)."""
 
-    def __init__(self, message: str, *, ref: str = "", reason: str = "") -> None:
-        super().__init__(message)
+    def __init__(self, message: str, *, name: str = "", ref: str = "", reason: str = "") -> None:
+        super().__init__(message, name=name)
         self.ref = ref
         self.reason = reason or message
 
@@ -253,3 +278,87 @@ class PredictionError(ServiceError, ValueError):
     def __init__(self, message: str, *, name: str = "", reason: str = "") -> None:
         super().__init__(message, name=name)
         self.reason = reason or message
+
+
+# -- the error protocol of the HTTP API --------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class WireError:
+    """One error class on the wire: its HTTP status, wire name and fields (with the value a
+    field takes when a body lacks it, e.g. from an older server)."""
+
+    cls: type[AssetHubError]
+    status: int
+    code: str
+    fields: Mapping[str, Any] = field(default_factory=dict)
+
+
+def _row(cls: type[AssetHubError], status: int, *, code: str = "", **fields: Any) -> WireError:
+    return WireError(cls, status, code or cls.__name__, fields)
+
+
+WIRE_ERRORS: tuple[WireError, ...] = (
+    # Anything not more specific is the server's own failure: its message stays in the log.
+    _row(AssetHubError, 500, code="InternalError"),
+    _row(InvalidReferenceError, 400, part="", value=""),
+    _row(NotFoundError, 404, what="", name=""),
+    _row(AssetNotFoundError, 404, what="asset", name="", path=""),
+    _row(RefNotFoundError, 404, ref=""),
+    _row(ObjectNotFoundError, 404, ref="", path=""),
+    _row(AlreadyExistsError, 409, what="", name=""),
+    _row(NotAllowedError, 409, reason=""),
+    _row(AuthenticationError, 401),
+    _row(ForbiddenError, 403, needed=""),
+    _row(InvalidDatasetError, 400, reason="", path=""),
+    _row(PayloadTooLargeError, 413),
+    _row(RangeNotSatisfiableError, 416),
+    _row(MergeConflictError, 409, source="", dest="", paths=()),
+    _row(ConcurrentUpdateError, 412, ref="", expected="", actual=""),
+    _row(NothingToCommitError, 409, ref=""),
+    _row(TransferError, 502, path=""),
+    _row(ChecksumMismatchError, 400, path=""),
+    _row(StorageUnavailableError, 503),
+    _row(ServerUnavailableError, 503, url=""),
+    _row(JobError, 422),
+    _row(CodeFetchError, 422, url="", transient=False),
+    _row(JobSpecError, 400),
+    _row(JobFailedError, 422, exit_code=None, tail=""),
+    _row(ServiceError, 422, name=""),
+    _row(NotServableError, 400, name="", ref="", reason=""),
+    _row(PortInUseError, 409, name="", port=0),
+    _row(ServiceUnavailableError, 503, name=""),
+    _row(PredictionError, 400, name="", reason=""),
+)
+_BY_CLASS = {row.cls: row for row in WIRE_ERRORS}
+_BY_CODE = {row.code: row for row in WIRE_ERRORS}
+
+
+def wire_error(exc: BaseException) -> WireError:
+    """The row of ``exc``'s class, or of its nearest listed base (the root for anything else)."""
+    return next((_BY_CLASS[c] for c in type(exc).__mro__ if c in _BY_CLASS), _BY_CLASS[AssetHubError])
+
+
+def to_wire(exc: BaseException) -> tuple[int, dict[str, Any]]:
+    """The HTTP status and the ``error`` body for ``exc``; a 500 says nothing of its cause."""
+    row = wire_error(exc)
+    if row.cls is AssetHubError:
+        return row.status, {"type": row.code,
+                            "message": "internal server error; see the server log"}
+    fields = {name: getattr(exc, name, default) for name, default in row.fields.items()}
+    return row.status, {"type": row.code, "message": str(exc), **fields}
+
+
+def from_wire(body: Mapping[str, Any]) -> AssetHubError | None:
+    """The exception an ``error`` body describes, with the server's message and every field of
+    its class; None when the body names no error of :data:`WIRE_ERRORS`."""
+    row = _BY_CODE.get(str(body.get("type", "")))
+    if row is None:
+        return None
+    # Not through __init__: constructors compose the message from the fields, and the body
+    # carries the server's final message, which may hold more than the fields.
+    exc = row.cls.__new__(row.cls)
+    exc.args = (str(body.get("message", "")),)
+    for name, default in row.fields.items():
+        value = body.get(name, default)
+        # a list field's default is a tuple in the table, so that no two errors share a list
+        setattr(exc, name, list(value) if isinstance(default, tuple) else value)
+    return exc

@@ -16,8 +16,6 @@ import os
 import secrets
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +25,9 @@ from assethub.catalog import Asset, Folder, Follow
 from assethub.errors import AlreadyExistsError, AuthenticationError, InvalidReferenceError, NotFoundError
 from assethub.refs import AssetKind, AssetPath
 from assethub.service import Hub, Principal
-from assethub.storage import ACTIONS_PREFIX, AddFile
+from assethub.storage import ACTIONS_PREFIX
 from assethub.triggers import FollowTriggers, TriggersUnavailable
+from assethub.wire import AddFile, FollowView  # FollowView is defined there, re-exported here
 
 log = logging.getLogger("assethub.follows")
 
@@ -40,15 +39,6 @@ DEFAULTS: dict[str, Any] = {"revision": "main", "subpath": "", "command": "", "m
                             "higher_is_better": True, "margin": 0.0, "params": {}, "schedule": ""}
 
 
-@dataclass(frozen=True, slots=True)
-class FollowView:
-    id: int
-    model: str
-    dataset: str
-    settings: dict[str, Any]
-    created_by: str
-    created_at: datetime
-    triggers: dict[str, str]
 
 
 def hook_secret(hub: Hub) -> str:

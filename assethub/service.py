@@ -22,7 +22,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -55,6 +55,7 @@ from assethub.errors import (
     InvalidReferenceError,
     NotAllowedError,
     NotFoundError,
+    to_wire,
 )
 from assethub.lineage import Lineage, model_commit_of
 from assethub.refs import (
@@ -78,12 +79,23 @@ from assethub.storage import (
     Transaction,
 )
 from assethub.triggers import FollowTriggers, NoFollowTriggers
+from assethub.wire import (  # the values on the wire; defined there, re-exported here
+    AssetView,
+    AuditView,
+    DatasetMeta,
+    EvaluationView,
+    FolderView,
+    LineageView,
+    RunView,
+    ShareView,
+    TokenView,
+    UserView,
+)
 
 ROLES = ("view", "run", "edit")
 _RANK = {"none": 0, "view": 1, "run": 2, "edit": 3, "owner": 4}
 _ROLE_OF_RANK = {v: k for k, v in _RANK.items()}
 SUBJECT_TYPES = ("user", "group", "everyone")
-SPLIT_MODES = ("ratio", "test_set")
 _TOKEN_TOUCH = timedelta(minutes=1)
 BUNDLE_MAX_FILES = 5000
 _PRINCIPAL_TTL = 5.0  # seconds
@@ -115,107 +127,6 @@ class Limits:
     max_archive_files: int = 1_000_000
 
 
-@dataclass
-class DatasetMeta:
-    task_type: str | None = None
-    data_format: str | None = None
-    split_mode: str | None = None
-    split_ratio: float | None = None
-    test_set_path: str | None = None
-
-    def validate(self) -> None:
-        if self.task_type is not None and self.task_type not in dataset_formats.TASK_TYPES:
-            raise InvalidReferenceError(
-                f"unknown task type {self.task_type!r}; use one of "
-                f"{', '.join(dataset_formats.TASK_TYPES)}", part="task_type", value=self.task_type)
-        if self.data_format is not None and self.data_format not in dataset_formats.FORMATS:
-            raise InvalidReferenceError(
-                f"unknown dataset format {self.data_format!r}; use one of "
-                f"{', '.join(dataset_formats.FORMATS)}", part="format", value=self.data_format)
-        if self.split_mode is not None and self.split_mode not in SPLIT_MODES:
-            raise InvalidReferenceError(
-                f"unknown split mode {self.split_mode!r}; use 'ratio' (with split_ratio) or "
-                "'test_set' (with test_set_path)", part="split_mode", value=self.split_mode)
-        if self.split_mode == "ratio" and not (
-                self.split_ratio is not None and 0 < self.split_ratio < 1):
-            raise InvalidReferenceError(
-                "split mode 'ratio' needs split_ratio between 0 and 1 (e.g. 0.9)",
-                part="split_ratio", value=str(self.split_ratio))
-        if self.split_mode == "test_set":
-            if not self.test_set_path:
-                raise InvalidReferenceError("split mode 'test_set' needs test_set_path",
-                                            part="test_set_path", value="")
-            validate_object_path(self.test_set_path.rstrip("/"))
-
-
-@dataclass(frozen=True, slots=True)
-class FolderView:
-    path: FolderPath
-    description: str
-    created_at: datetime
-    created_by: str
-    your_role: str
-    assets: int
-
-
-@dataclass(frozen=True, slots=True)
-class AssetView:
-    path: AssetPath
-    repository: str
-    description: str
-    labels: tuple[str, ...]
-    readme: str
-    created_at: datetime
-    created_by: str
-    updated_at: datetime
-    your_role: str
-    dataset: DatasetMeta | None
-    preset: bool
-    published: tuple[tuple[str, str], ...]  # (tag, commit)
-
-
-@dataclass(frozen=True, slots=True)
-class ShareView:
-    folder: FolderPath
-    subject_type: str
-    subject_name: str
-    role: str
-    created_by: str
-
-
-@dataclass(frozen=True, slots=True)
-class TokenView:
-    id: int
-    user: str
-    name: str
-    prefix: str
-    created_at: datetime
-    expires_at: datetime | None
-    revoked_at: datetime | None
-    last_used_at: datetime | None
-
-
-@dataclass(frozen=True, slots=True)
-class UserView:
-    name: str
-    display_name: str
-    email: str
-    is_admin: bool
-    disabled: bool
-    groups: tuple[str, ...] = field(default_factory=tuple)
-
-
-@dataclass(frozen=True, slots=True)
-class AuditView:
-    id: int
-    at: datetime
-    actor: str
-    action: str
-    target: str
-    outcome: str
-    detail: str
-
-
 RUN_KINDS = ("train", "continue_train", "evaluate", "merge", "retrain")
 RUN_TRIGGERS = ("person", "schedule", "event")  # who or what started a job
 RUN_STATES = ("pending", "running", "completed", "failed", "crashed")
@@ -224,61 +135,6 @@ _RUN_FIELDS = ("state", "branch", "base_commit", "dataset_commit", "code_sha", "
 # What a job needs on each asset it names: it commits to the model it trains, uses the rest.
 _JOB_NEEDS = {"train": "edit", "continue_train": "edit", "evaluate": "run", "merge": "edit",
               "retrain": "edit"}
-
-
-@dataclass(frozen=True, slots=True)
-class RunView:
-    id: str
-    kind: str
-    state: str
-    model: str
-    branch: str
-    base_ref: str
-    base_commit: str
-    dataset_ref: str
-    dataset_commit: str
-    code_url: str
-    code_revision: str
-    code_subpath: str
-    code_sha: str
-    command: str
-    params: dict[str, Any]
-    metrics: dict[str, Any]
-    result_commit: str
-    mlflow_run_id: str
-    prefect_flow_run_id: str
-    error: str
-    created_by: str
-    created_at: datetime
-    finished_at: datetime | None
-    trigger: str = "person"  # person | schedule | event
-
-
-@dataclass(frozen=True, slots=True)
-class EvaluationView:
-    id: str
-    model: str
-    model_commit: str
-    dataset_ref: str
-    dataset_commit: str
-    metrics: dict[str, Any]
-    run_id: str
-    created_by: str
-    created_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class LineageView:
-    """A model version and what produced it: the commit asked about, the commit that holds its
-    model files (an evaluation or merge commit points back to it), the job's lineage and the
-    evaluations of that model."""
-
-    ref: str
-    commit: str
-    model_commit: str
-    lineage: Lineage | None
-    evaluations: tuple[EvaluationView, ...]
-    run: RunView | None
 
 
 def _run_view(r: Run) -> RunView:
@@ -1028,7 +884,8 @@ class Hub:
                 try:
                     obj = first if i == 0 and first is not None else await self.storage.get_stream(r, p)
                 except AssetHubError as e:  # the response has begun: say it in a last frame
-                    header = json.dumps({"path": p, "error": type(e).__name__, "message": str(e)}).encode()
+                    body = to_wire(e)[1]  # the error protocol's body; "error" as before
+                    header = json.dumps({**body, "path": p, "error": body["type"]}).encode()
                     yield len(header).to_bytes(4, "big") + header
                     return
                 header = json.dumps({"path": p, "size": obj.length}).encode()

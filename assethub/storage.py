@@ -17,7 +17,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -26,6 +26,7 @@ from urllib.parse import quote
 
 import httpx
 import lakefs_sdk
+import urllib3
 from lakefs_sdk.client import LakeFSClient
 from lakefs_sdk.exceptions import ApiException
 from rich.progress import (
@@ -71,6 +72,17 @@ from assethub.refs import (
     validate_object_path,
     validate_tag_name,
 )
+from assethub.wire import (  # the values on the wire; defined there, re-exported here
+    AddFile,
+    BranchInfo,
+    CommitInfo,
+    DeleteFile,
+    DiffEntry,
+    DownloadResult,
+    ObjectInfo,
+    Operation,
+    TagInfo,
+)
 
 __all__ = [
     "AddFile",
@@ -99,53 +111,6 @@ class AssetInfo:
     path: AssetPath
     repository: str
     created: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class CommitInfo:
-    id: str
-    message: str
-    committer: str
-    created: datetime
-    parents: tuple[str, ...]
-    metadata: Mapping[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class BranchInfo:
-    name: str
-    commit_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class TagInfo:
-    name: str
-    commit_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class ObjectInfo:
-    path: str
-    size: int
-    checksum: str
-    sha256: str | None
-    modified: datetime
-    content_type: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class DiffEntry:
-    path: str
-    change: Literal["added", "removed", "changed", "conflict", "prefix_changed"]
-    size: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class DownloadResult:
-    commit_id: str
-    files: int
-    bytes_total: int
-    bytes_transferred: int  # fetched from lakeFS; the rest came from the local cache
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,26 +147,7 @@ class Transaction:
                    d.get("parent_commit"))
 
 
-# -- write operations ------------------------------------------------------------------------
 ACTIONS_PREFIX = "_lakefs_actions/"
-
-
-@dataclass(frozen=True, slots=True)
-class AddFile:
-    """Upload ``local`` (a file) to ``path`` in the asset."""
-
-    local: Path | str
-    path: str
-
-
-@dataclass(frozen=True, slots=True)
-class DeleteFile:
-    """Remove ``path`` (a file) from the asset."""
-
-    path: str
-
-
-Operation = AddFile | DeleteFile
 
 
 def _ts(epoch: int) -> datetime:
@@ -342,9 +288,10 @@ class Storage:
                 raise InvalidReferenceError(f"lakeFS rejected {what}: {msg}",
                                             part=what or "request", value=ref) from None
             raise AssetHubError(f"lakeFS error {exc.status} on {what or 'request'}: {msg}") from None
-        except (ConnectionError, OSError) as exc:
+        except (ConnectionError, OSError, urllib3.exceptions.HTTPError) as exc:
             if isinstance(exc, AssetHubError):
                 raise
+            # the lakeFS SDK's urllib3 gives up on a refused connection with MaxRetryError
             if "urllib3" in type(exc).__module__ or isinstance(exc, ConnectionError):
                 raise StorageUnavailableError(
                     f"cannot reach lakeFS at {self.endpoint}: {type(exc).__name__}"
@@ -419,6 +366,9 @@ class Storage:
                     )
                 )
                 break
+            except urllib3.exceptions.HTTPError:  # lakeFS is not there
+                with self._translate(asset=path, what="create asset"):
+                    raise
             except ApiException as exc:
                 if exc.status != 409:
                     with self._translate(asset=path, what="create asset"):

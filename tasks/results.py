@@ -14,7 +14,7 @@ from assethub.client import AddFile, DeleteFile
 from assethub.errors import AssetHubError, JobFailedError
 from assethub.lineage import MODEL_COMMIT, Lineage
 from assethub.refs import AssetPath
-from assethub.service import RunView
+from assethub.wire import RunView
 from tasks._env import NETWORK, client
 
 

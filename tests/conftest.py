@@ -9,7 +9,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -137,8 +137,10 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(lakefs_server: Any, home: Path, catalog_url: str | None = None) -> RunningServer:
-    """An Asset Hub server in a thread of the test process, on a free loopback port."""
+def start_server(lakefs_server: Any, home: Path, catalog_url: str | None = None,
+                 extend: Callable[[Any], None] | None = None) -> RunningServer:
+    """An Asset Hub server in a thread of the test process, on a free loopback port;
+    ``extend(app)`` may add test-only routes to its application first."""
     import uvicorn
 
     from assethub.server import ServerSettings, build_hub, create_app
@@ -153,8 +155,11 @@ def start_server(lakefs_server: Any, home: Path, catalog_url: str | None = None)
     )
     hub = build_hub(settings)
     token = hub.ensure_admin("admin")
+    app = create_app(hub)
+    if extend is not None:
+        extend(app)
     # log_config=None: uvicorn keeps its hands off logging, so its errors reach the gate's file
-    server = uvicorn.Server(uvicorn.Config(create_app(hub), host="127.0.0.1",
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1",
                                            port=settings.port, log_level="warning", log_config=None))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -2,7 +2,8 @@
 
 Every request is authenticated from its ``Authorization: Bearer <token>`` header (none means
 anonymous) and authorized by the Hub before any storage call. Errors come back as
-``{"error": {"type", "message", ...fields}}`` with a 4xx status saying what was wrong.
+``{"error": {"type", "message", ...fields}}`` with a 4xx status saying what was wrong (the
+error protocol: :data:`assethub.errors.WIRE_ERRORS`, which the SDK reads too).
 lakeFS credentials never leave this process.
 """
 
@@ -26,49 +27,18 @@ from assethub import errors
 from assethub._json import jsonable
 from assethub.refs import AssetPath, FolderPath
 from assethub.server import routes_services
-from assethub.service import DatasetMeta, Hub, Principal
+from assethub.service import Hub, Principal
+from assethub.wire import DatasetMeta
 
 API = "/api/v1"
 MAX_JSON_BYTES = 1 * 2**20
 _ASSET = "/assets/{owner}/{kind}/{folder}/{name}"
 _FOLDER = "/folders/{owner}/{kind}/{folder}"
 
-# One table from exceptions to statuses; nothing else in the server picks a status.
-_STATUS: list[tuple[type[Exception], int]] = [
-    (errors.AuthenticationError, 401),
-    (errors.ForbiddenError, 403),
-    (errors.NotFoundError, 404),
-    (errors.RefNotFoundError, 404),
-    (errors.ObjectNotFoundError, 404),
-    (errors.AlreadyExistsError, 409),
-    (errors.NotAllowedError, 409),
-    (errors.MergeConflictError, 409),
-    (errors.NothingToCommitError, 409),
-    (errors.ConcurrentUpdateError, 412),
-    (errors.PayloadTooLargeError, 413),
-    (errors.RangeNotSatisfiableError, 416),
-    (errors.ChecksumMismatchError, 400),
-    (errors.InvalidReferenceError, 400),
-    (errors.InvalidDatasetError, 400),
-    (errors.TransferError, 502),
-    (errors.StorageUnavailableError, 503),
-    (errors.NotServableError, 400),
-    (errors.PredictionError, 400),
-    (errors.PortInUseError, 409),
-    (errors.ServiceUnavailableError, 503),
-]
-_FIELDS = ("part", "value", "path", "ref", "what", "name", "needed", "paths", "source", "dest",
-           "expected", "actual", "reason")
-
 
 def error_response(exc: Exception) -> JSONResponse:
-    status = next((code for cls, code in _STATUS if isinstance(exc, cls)), 500)
-    body: dict[str, Any] = {"type": type(exc).__name__, "message": str(exc)}
-    if status == 500:
-        body = {"type": "InternalError", "message": "internal server error; see the server log"}
-    for f in _FIELDS:
-        if status != 500 and hasattr(exc, f):
-            body[f] = getattr(exc, f)
+    """The error protocol's answer for ``exc`` (status and body from :data:`errors.WIRE_ERRORS`)."""
+    status, body = errors.to_wire(exc)
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     return JSONResponse({"error": body}, status_code=status, headers=headers)
 

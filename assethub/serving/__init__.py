@@ -6,17 +6,16 @@
   service (a supervisor holding the address, replicas running MLflow's scoring server).
 - :mod:`assethub.serving.k8s`: Kubernetes manifests for a service.
 
-This package's ``__init__`` only holds what the SDK needs too (the view and name rules), so that
-importing the client does not import the server.
+This package's ``__init__`` only holds the name rules, which the SDK may use too (the view
+is :class:`assethub.wire.ServiceView`), so that importing the client does not import the server.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from datetime import datetime
 
 from assethub.errors import InvalidReferenceError
+from assethub.wire import ServiceView  # defined there, re-exported here
 
 __all__ = ["SERVICE_STATES", "TARGETS", "ServiceView", "validate_service_name"]
 
@@ -41,26 +40,3 @@ def validate_replicas(replicas: int) -> int:
         raise InvalidReferenceError(f"replicas must be a whole number from 0 to {MAX_REPLICAS}, "
                                     f"not {replicas!r}", part="replicas", value=str(replicas))
     return replicas
-
-
-@dataclass(frozen=True, slots=True)
-class ServiceView:
-    """A service as the catalog (and, for a local one, its supervisor) sees it now."""
-
-    name: str
-    model: str  # the model reference asked for, e.g. alice/model/digits/cnn:v1
-    model_commit: str  # what it resolved to when published: the version served
-    target: str  # local | kubernetes
-    state: str  # starting | running | stopped | failed
-    replicas: int  # how many it runs (or will run again when started)
-    ready: int  # replicas answering now
-    address: str  # http://host:port, the same across stop and start
-    training_run: str  # MLflow run id of the training behind the model
-    run_id: str  # Asset Hub run (job) that produced the model
-    restarts: int  # replicas restarted after they died
-    last_health_at: datetime | None
-    last_health_ok: bool
-    detail: str  # why it failed, or what to do next
-    created_by: str
-    created_at: datetime
-    updated_at: datetime

@@ -21,7 +21,7 @@ from assethub.cli import app
 
 pytestmark = pytest.mark.integration
 
-USAGE, NOT_FOUND, AUTH, PERMISSION, CONFLICT = 2, 3, 4, 5, 6
+USAGE, NOT_FOUND, AUTH, PERMISSION, CONFLICT, UNREACHABLE = 2, 3, 4, 5, 6, 7
 
 
 class Cli:
@@ -283,5 +283,5 @@ def test_bad_input_gives_one_line_errors(new_user: Callable[[], tuple[str, Cli]]
     assert "exactly one" in cli.fails(USAGE, "share", f"{me}/model/errs", "--role", "view")
     assert "already exists" in cli.fails(CONFLICT, "create", "asset", asset)
     down = Cli("http://127.0.0.1:9", "ah_whatever", tmp_path / "down")
-    err = down.fails(1, "ls")
+    err = down.fails(UNREACHABLE, "ls")  # the server, not lakeFS, is what is missing
     assert "http://127.0.0.1:9" in err and "assethub up" in err and "ah_whatever" not in err

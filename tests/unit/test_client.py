@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import ssl
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -14,7 +15,7 @@ import httpx
 import pytest
 
 from assethub import errors
-from assethub.client import Client, CreatedToken
+from assethub.client import Client, CreatedToken, _tls_verification
 from assethub.refs import AssetPath
 from assethub.service import AssetView, DatasetMeta, TokenView
 
@@ -66,6 +67,16 @@ CASES: list[tuple[int, str, dict[str, Any], type[Exception], type[Exception], di
      {"ref": f"{A}:main"}),
     (502, "TransferError", {"path": "x.bin"}, errors.TransferError, OSError, {"path": "x.bin"}),
     (503, "StorageUnavailableError", {}, errors.StorageUnavailableError, ConnectionError, {}),
+    (400, "ChecksumMismatchError", {"path": "x.bin"}, errors.ChecksumMismatchError, ValueError,
+     {"path": "x.bin"}),
+    (416, "RangeNotSatisfiableError", {}, errors.RangeNotSatisfiableError, ValueError, {}),
+    (409, "PortInUseError", {"name": "digits", "port": 8080}, errors.PortInUseError, OSError,
+     {"name": "digits", "port": 8080}),
+    (422, "JobFailedError", {"exit_code": 3, "tail": "boom"}, errors.JobFailedError, errors.JobError,
+     {"exit_code": 3, "tail": "boom"}),
+    (422, "CodeFetchError", {"url": "https://git.test/x.git", "transient": True},
+     errors.CodeFetchError, LookupError, {"url": "https://git.test/x.git", "transient": True}),
+    (400, "JobSpecError", {}, errors.JobSpecError, ValueError, {}),
 ]
 
 
@@ -89,7 +100,8 @@ def test_each_error_type_becomes_its_exception_with_fields_and_message(
     (401, "Unauthorized", errors.AuthenticationError),
     (403, "<html>Forbidden by proxy</html>", errors.ForbiddenError),
     (413, "Request Entity Too Large", errors.PayloadTooLargeError),
-    (502, "<html>Bad Gateway</html>", errors.AssetHubError),
+    (502, "<html>Bad Gateway</html>", errors.ServerUnavailableError),  # a proxy: the server is down
+    (500, "<html>oops</html>", errors.AssetHubError),
     (404, '{"detail": "Not Found"}', errors.AssetHubError),
 ])
 def test_bodies_without_a_known_type_fall_back_on_the_status(
@@ -117,8 +129,10 @@ def test_an_unreachable_server_names_the_url_and_what_to_do(tmp_path: Path) -> N
     def refuse(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("[Errno 111] Connection refused", request=request)
 
-    with pytest.raises(errors.StorageUnavailableError) as caught:
+    with pytest.raises(errors.ServerUnavailableError) as caught:
         client(refuse, tmp_path).whoami()
+    assert not isinstance(caught.value, errors.StorageUnavailableError)  # that one means lakeFS
+    assert caught.value.url == URL
     assert URL in str(caught.value)
     assert "assethub up" in str(caught.value)
     assert SECRET not in str(caught.value)
@@ -155,6 +169,20 @@ def test_settings_come_from_the_environment_when_not_given(monkeypatch: pytest.M
     hub = Client()
     assert hub.url == "http://from-env:1234"
     assert SECRET not in repr(hub)
+
+
+def test_tls_is_verified_and_plain_http_loads_no_certificate_store(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    assert _tls_verification("https://hub.example.org") is True  # httpx's default: certifi
+    plain = _tls_verification("http://127.0.0.1:8780")
+    assert isinstance(plain, ssl.SSLContext)
+    # were TLS ever spoken on it, it would check the peer, and trust nobody
+    assert plain.verify_mode == ssl.CERT_REQUIRED and plain.check_hostname
+    assert plain.cert_store_stats()["x509_ca"] == 0
+    monkeypatch.setenv("https_proxy", "https://proxy.example.org:3128")
+    assert _tls_verification("http://127.0.0.1:8780") is True  # the proxy's TLS is verified
 
 
 def test_the_saved_token_only_goes_to_the_saved_server(monkeypatch: pytest.MonkeyPatch,
