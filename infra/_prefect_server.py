@@ -5,8 +5,8 @@ calls and means "the default"; FastAPI 0.15x validates an explicit null against 
 refuses the call (422), so deployments, work pools and the UI's lists fail. Dropping null
 top-level keys from those bodies lets the server apply its defaults, as Prefect intends.
 
-2. On SQLite, the worker channel's heartbeat reads the work pool and then upserts the worker in
-one DEFERRED transaction. When another connection commits in between, SQLite cannot upgrade the
+2. On SQLite, the worker channel's heartbeat (and its setup) reads the work pool and then upserts
+the worker in one DEFERRED transaction. When another connection commits in between, SQLite cannot upgrade the
 read to a write and answers "database is locked" at once (SQLITE_BUSY_SNAPSHOT: the busy timeout
 does not apply), and the server logs "Worker channel heartbeat persistence failed" and drops the
 channel. Starting that transaction as IMMEDIATE takes the write lock first, so it waits its turn
@@ -64,25 +64,31 @@ class NullsAsDefaults:
 
 
 def heartbeats_take_the_write_lock_first() -> None:
-    """Fix 2: the heartbeat's transaction begins IMMEDIATE (see the module docstring)."""
+    """Fix 2: the worker channel's read-then-write transactions (its setup and every heartbeat)
+    begin IMMEDIATE (see the module docstring)."""
+    from prefect.server.api import workers
     from prefect.server.database import configurations
     from prefect.server.utilities import worker_channel
 
-    persist = worker_channel._persist_worker_channel_heartbeat
-    if getattr(persist, "assethub_immediate", False):
-        return
+    def immediate(call: Any) -> Any:
+        if getattr(call, "assethub_immediate", False):
+            return call
 
-    async def immediate(session: Any, work_pool_name: str, frame: Any) -> Any:
-        # read by Prefect's SQLite "begin" listener when the session's first statement starts
-        # the transaction
-        token = configurations.SQLITE_BEGIN_MODE.set("IMMEDIATE")
-        try:
-            return await persist(session, work_pool_name, frame)
-        finally:
-            configurations.SQLITE_BEGIN_MODE.reset(token)
+        async def wrapped(*args: Any, **kwargs: Any) -> Any:
+            # read by Prefect's SQLite "begin" listener when the session's first statement
+            # starts the transaction
+            token = configurations.SQLITE_BEGIN_MODE.set("IMMEDIATE")
+            try:
+                return await call(*args, **kwargs)
+            finally:
+                configurations.SQLITE_BEGIN_MODE.reset(token)
 
-    immediate.assethub_immediate = True  # type: ignore[attr-defined]
-    worker_channel._persist_worker_channel_heartbeat = immediate
+        wrapped.assethub_immediate = True  # type: ignore[attr-defined]
+        return wrapped
+
+    worker_channel._persist_worker_channel_heartbeat = immediate(
+        worker_channel._persist_worker_channel_heartbeat)
+    workers._build_worker_ready_frame = immediate(workers._build_worker_ready_frame)
 
 
 def main(argv: list[str] | None = None) -> int:
