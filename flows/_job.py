@@ -17,10 +17,10 @@ from assethub.errors import AssetHubError, JobFailedError
 from assethub.lineage import Lineage
 from assethub.refs import AssetPath, AssetRef
 from assethub.runtime import JobContext, Split, environment
-from tasks._env import jobs_dir, redact_url, remove_tree
 from tasks.assets import fetch_dataset, fetch_model
 from tasks.code import fetch_code, job_command, job_params
 from tasks.entrypoint import run_entrypoint
+from tasks.env import jobs_dir, redact_url, remove_tree
 from tasks.results import commit_model, model_card, open_run, record_evaluation, update_run
 from tasks.tracking import Tracking, finish_tracking, start_tracking
 

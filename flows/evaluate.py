@@ -27,10 +27,10 @@ from flows._job import (
     read_metrics,
     run_trigger,
 )
-from tasks._env import client, jobs_dir, redact_url
 from tasks.assets import fetch_dataset, fetch_model
 from tasks.code import fetch_code, job_command, job_params
 from tasks.entrypoint import run_entrypoint
+from tasks.env import client, jobs_dir, redact_url
 from tasks.results import commit_evaluation, open_run, record_evaluation, update_run
 from tasks.tracking import start_tracking
 

@@ -15,7 +15,7 @@ from prefect.cache_policies import NO_CACHE
 from assethub.refs import AssetPath
 from assethub.service import EvaluationView, LineageView
 from flows._job import _error_text, main, run_trigger
-from tasks._env import client
+from tasks.env import client
 from tasks.results import merge_branch, open_run, update_run
 
 

@@ -13,8 +13,8 @@ from typing import Any
 from prefect import flow
 
 from flows._job import main
-from tasks._env import jobs_dir, remove_tree
 from tasks.assets import fetch_model
+from tasks.env import jobs_dir, remove_tree
 from tasks.serving import (
     describe_service,
     remove_service,

@@ -15,7 +15,7 @@ from assethub.errors import JobSpecError
 from assethub.lineage import TRAINING_JOBS
 from assethub.refs import AssetRef
 from flows._job import main, run_training
-from tasks._env import client
+from tasks.env import client
 
 
 def compare_metrics(original: dict[str, float], again: dict[str, float],

@@ -21,7 +21,7 @@ from flows.continue_train import continue_train
 from flows.evaluate import evaluate
 from flows.merge import merge
 from flows.train import train
-from tasks._env import client, redact_url
+from tasks.env import client, redact_url
 from tasks.results import open_run, update_run
 
 PREFIX = "retrain-"

@@ -9,7 +9,7 @@ from pathlib import Path
 from prefect import get_run_logger, task
 
 from assethub.refs import AssetRef
-from tasks._env import NETWORK, client, make_read_only
+from tasks.env import NETWORK, client, make_read_only
 
 
 @dataclass(frozen=True)

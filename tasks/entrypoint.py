@@ -16,7 +16,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from assethub.errors import JobFailedError
-from tasks._env import SECRET_VARIABLES
+from tasks.env import SECRET_VARIABLES
 
 TAIL_LINES = 30
 

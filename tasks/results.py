@@ -15,7 +15,7 @@ from assethub.errors import AssetHubError, JobFailedError
 from assethub.lineage import MODEL_COMMIT, Lineage
 from assethub.refs import AssetPath
 from assethub.service import RunView
-from tasks._env import NETWORK, client
+from tasks.env import NETWORK, client
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from prefect import get_run_logger, task
 
 from assethub.errors import NotServableError, ObjectNotFoundError, PredictionError
 from assethub.refs import AssetRef
-from tasks._env import NETWORK, client
+from tasks.env import NETWORK, client
 
 # What MLflow writes next to a model saved with an input example: a request body for its
 # scoring server, which is exactly what a smoke test needs.

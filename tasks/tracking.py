@@ -10,7 +10,7 @@ from typing import Any
 
 from prefect import get_run_logger, task
 
-from tasks._env import NETWORK, home, tracking_uri
+from tasks.env import NETWORK, home, tracking_uri
 
 
 @dataclass(frozen=True)

@@ -117,7 +117,7 @@ def test_params_from_the_command_line_are_typed() -> None:
 
 
 def test_urls_lose_their_credentials() -> None:
-    from tasks._env import redact_url
+    from tasks.env import redact_url
 
     assert redact_url("https://user:s3cret@git.example.org/a/b.git") == "https://***@git.example.org/a/b.git"
     assert redact_url("https://tok@git.example.org:8443/x") == "https://***@git.example.org:8443/x"
@@ -137,7 +137,7 @@ def test_the_command_gets_the_contract_but_no_secrets(monkeypatch: pytest.Monkey
 
 def test_transient_failures_are_retried_and_refusals_are_not() -> None:
     from assethub import errors
-    from tasks._env import is_transient
+    from tasks.env import is_transient
 
     assert is_transient(errors.StorageUnavailableError("down"))
     assert is_transient(errors.CodeFetchError("x", transient=True))
