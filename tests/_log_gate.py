@@ -44,9 +44,17 @@ ALLOWED: tuple[Allowed, ...] = (
             r"(?s)Finished in state Failed\(.*no-such-revision|no-such-revision.*Finished in state Failed",
             "test_deployments: the flow run of that bad revision ends Failed"),
     Allowed("*prefect-worker/server.out",
-            r"(?s)Flow run '[^']*' - .*RevisionNotFoundError|Encountered exception during execution.*"
-            r"no-such-revision",
-            "test_deployments: the engine reports that bad revision's exception"),
+            r"(?s)Flow run '[^']*' - (Encountered exception during execution|Engine execution exited "
+            r"with unexpected exception).*CodeFetchError.*revision 'no-such-revision' not found",
+            "test_deployments: the engine reports that bad revision's exception (twice: as the flow "
+            "run fails, and as the flow-run process exits with it)"),
+    Allowed("*prefect/server.out",
+            r"(?s)Worker channel (heartbeat persistence|setup) failed.*\(sqlite3\.OperationalError\) "
+            r"database is locked",
+            "Prefect's server on SQLite (the one-machine stack), under load: a worker channel's write "
+            "that meets another writer fails at once (busy_timeout does not cover it); Prefect closes "
+            "the channel and the worker connects again. Seen in test_deployments on 2 shared cores; "
+            "the jobs are not affected"),
 )
 
 
