@@ -40,18 +40,7 @@ if TYPE_CHECKING:  # the SDK and the wire types load on the first command that n
     from assethub.wire import AddFile, DatasetMeta
 
 # -- errors: one table from exception classes to exit codes and hints ---------------------------
-EXIT_CODES: list[tuple[tuple[type[BaseException], ...], int, str]] = [
-    ((errors.InvalidReferenceError, errors.InvalidDatasetError, errors.PayloadTooLargeError,
-      errors.JobSpecError, errors.NotServableError, errors.PredictionError), 2, ""),
-    ((errors.NotFoundError, errors.RefNotFoundError, errors.ObjectNotFoundError, errors.CodeFetchError,
-      FileNotFoundError), 3, ""),
-    ((errors.AuthenticationError,), 4, " (log in with `assethub login`)"),
-    ((errors.ForbiddenError, errors.NotAllowedError), 5, ""),
-    ((errors.AlreadyExistsError, errors.MergeConflictError, errors.ConcurrentUpdateError,
-      errors.NothingToCommitError, errors.PortInUseError), 6, ""),
-    ((errors.ServerUnavailableError,), 7, ""),
-    ((errors.AssetHubError, OSError), 1, ""),
-]
+EXIT_CODES = errors.EXIT_CODES  # one table, shared with `python -m flows`
 
 
 def _skip_typer_coercion(command: Any) -> None:

@@ -362,3 +362,20 @@ def from_wire(body: Mapping[str, Any]) -> AssetHubError | None:
         # a list field's default is a tuple in the table, so that no two errors share a list
         setattr(exc, name, list(value) if isinstance(default, tuple) else value)
     return exc
+
+
+# The exit code of a command line (the `assethub` CLI and `python -m flows`) for each error, and
+# a hint to add to its message: 2 bad input, 3 not found, 4 not signed in, 5 not allowed,
+# 6 conflict, 7 the server cannot be reached, 1 anything else. The first matching row wins.
+EXIT_CODES: tuple[tuple[tuple[type[BaseException], ...], int, str], ...] = (
+    ((InvalidReferenceError, InvalidDatasetError, PayloadTooLargeError,
+      JobSpecError, NotServableError, PredictionError), 2, ""),
+    ((NotFoundError, RefNotFoundError, ObjectNotFoundError, CodeFetchError,
+      FileNotFoundError), 3, ""),
+    ((AuthenticationError,), 4, " (log in with `assethub login`)"),
+    ((ForbiddenError, NotAllowedError), 5, ""),
+    ((AlreadyExistsError, MergeConflictError, ConcurrentUpdateError,
+      NothingToCommitError, PortInUseError), 6, ""),
+    ((ServerUnavailableError,), 7, ""),
+    ((AssetHubError, OSError), 1, ""),
+)

@@ -3,16 +3,28 @@
 Every model commit made by a job carries :class:`Lineage` as ``assethub.*`` metadata, so the
 history is readable with lakeFS's own tools too (``lakectl log`` shows it); the catalog keeps
 a copy (runs, evaluations) for fast listing and comparison.
+
+Also the pure decisions made on lineage: the files that record it with the model (the model
+card, evaluation records), whether a version should replace another (:func:`decide_merge`),
+what reproducing a version runs again (:func:`rerun_of`) and whether the metrics came out the
+same (:func:`metric_differences`). No I/O here; the jobs' tasks call these.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from datetime import datetime
+from typing import Any, Protocol
 
-__all__ = ["MODEL_COMMIT", "PREFIX", "TRAINING_JOBS", "Lineage", "model_commit_of"]
+from assethub.errors import JobSpecError
+from assethub.refs import AssetPath, AssetRef
+
+__all__ = ["MODEL_COMMIT", "PREFIX", "TRAINING_JOBS", "EvaluatedVersion", "Evaluation", "Lineage",
+           "MergeDecision", "Rerun", "decide_merge", "evaluation_metadata", "evaluation_record",
+           "metric_differences", "model_card", "model_commit_of", "rerun_of"]
 
 PREFIX = "assethub."
 _JSON_FIELDS = ("params", "metrics")
@@ -83,3 +95,168 @@ def model_commit_of(history: Iterable[tuple[str, Mapping[str, str]]]) -> str | N
         if metadata.get(PREFIX + "job") in TRAINING_JOBS or not any(k.startswith(PREFIX) for k in metadata):
             return commit_id
     return None
+
+
+# -- what a job writes next to the model ----------------------------------------------------------
+def evaluation_record(evaluation_id: str, *, model: str, dataset: str, dataset_commit: str,
+                      metrics: Mapping[str, float], code_sha: str, run_id: str,
+                      created_at: datetime) -> str:
+    """``eval/<id>.json`` of a model version: one evaluation, as JSON text."""
+    return json.dumps({"id": evaluation_id, "model": model, "dataset": dataset,
+                       "dataset_commit": dataset_commit, "metrics": dict(metrics), "code_sha": code_sha,
+                       "run_id": run_id, "created_at": created_at.isoformat()},
+                      indent=2, sort_keys=True) + "\n"
+
+
+def evaluation_metadata(*, run_id: str, dataset: str, dataset_commit: str, code_sha: str) -> dict[str, str]:
+    """Commit metadata of an evaluation's report (the model commit is added by the commit)."""
+    return {PREFIX + "job": "evaluate", PREFIX + "run_id": run_id, PREFIX + "dataset": dataset,
+            PREFIX + "dataset_commit": dataset_commit, PREFIX + "code_sha": code_sha}
+
+
+def model_card(model: str, lineage: Lineage, mlflow_uri: str) -> str:
+    """``README.md`` of a trained version (when the job wrote none): its lineage and scores."""
+    rows = "\n".join(f"| {k} | {v} |" for k, v in sorted(lineage.params.items())) or "| (none) | |"
+    scores = "\n".join(f"| {k} | {v:.6g} |" for k, v in sorted(lineage.metrics.items())) or "| (none) | |"
+    base = (f"- Base model: `{lineage.base_model}` (commit `{lineage.base_model_commit}`)\n"
+            if lineage.base_model else "")
+    sub = f" (subpath `{lineage.code_subpath}`)" if lineage.code_subpath else ""
+    return f"""# {AssetPath.parse(model).name}
+
+Trained by Asset Hub ({lineage.job}). Edit this card freely; the lineage below is also kept in
+the commit's metadata (`assethub lineage {model}:<ref>`).
+
+## Lineage
+- Dataset: `{lineage.dataset}` (commit `{lineage.dataset_commit}`)
+- Code: {lineage.code_url} at `{lineage.code_sha}`{sub}
+- Command: `{lineage.command}`
+{base}- MLflow run: `{lineage.mlflow_run_id}` ({mlflow_uri})
+- Prefect flow run: `{lineage.prefect_flow_run_id}`
+
+## Parameters
+| name | value |
+|---|---|
+{rows}
+
+## Test metrics
+| metric | value |
+|---|---|
+{scores}
+
+## Use
+`model/` is an MLflow model: `mlflow.pyfunc.load_model("model")`, or serve it with
+`assethub serve {model}:<ref>`.
+"""
+
+
+# -- merge decisions ------------------------------------------------------------------------------
+class Evaluation(Protocol):
+    """What a merge decision reads of an evaluation (the SDK's and the hub's views have it)."""
+
+    @property
+    def dataset_commit(self) -> str: ...
+    @property
+    def metrics(self) -> Mapping[str, Any]: ...
+    @property
+    def created_at(self) -> datetime: ...
+
+
+class EvaluatedVersion(Protocol):
+    """What a merge decision reads of a model version: its model commit and its evaluations."""
+
+    @property
+    def model_commit(self) -> str: ...
+    @property
+    def evaluations(self) -> Sequence[Evaluation]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class MergeDecision:
+    merge: bool
+    reason: str
+    source_value: float | None = None
+    target_value: float | None = None
+
+
+def _scores(version: EvaluatedVersion, metric: str) -> dict[str, Evaluation]:
+    """The newest evaluation having ``metric``, per dataset commit."""
+    out: dict[str, Evaluation] = {}
+    for e in sorted(version.evaluations, key=lambda e: e.created_at):
+        if metric in e.metrics:
+            out[e.dataset_commit] = e
+    return out
+
+
+def decide_merge(source: EvaluatedVersion, target: EvaluatedVersion, metric: str, *,
+                 higher_is_better: bool = True, margin: float = 0.0) -> MergeDecision:
+    """Whether ``source`` should replace ``target``: on ``metric``, by more than ``margin``,
+    compared on the same dataset version when both were evaluated on one."""
+    if source.model_commit == target.model_commit:
+        return MergeDecision(False, "the source holds the same model as the target")
+    if not metric:
+        return MergeDecision(True, "no metric given: merge unconditionally")
+    src, dst = _scores(source, metric), _scores(target, metric)
+    if not src:
+        return MergeDecision(False, f"the source has no evaluation with '{metric}': run `assethub "
+                                    "evaluate` on it first")
+    if not dst:
+        best = max(src.values(), key=lambda e: e.created_at)
+        return MergeDecision(True, f"the target has no evaluation with '{metric}'",
+                             float(best.metrics[metric]))
+    common = [d for d in src if d in dst]
+    if common:
+        newest = max(common, key=lambda d: src[d].created_at)
+        s, t = float(src[newest].metrics[metric]), float(dst[newest].metrics[metric])
+        note = f"on dataset commit {newest[:12]}"
+    else:
+        s_e = max(src.values(), key=lambda e: e.created_at)
+        t_e = max(dst.values(), key=lambda e: e.created_at)
+        s, t = float(s_e.metrics[metric]), float(t_e.metrics[metric])
+        note = (f"on different dataset commits ({s_e.dataset_commit[:12]} vs {t_e.dataset_commit[:12]}): "
+                "evaluate both on one dataset version for a fair comparison")
+    gain = (s - t) if higher_is_better else (t - s)
+    better = gain > margin
+    verdict = "better" if better else "not better"
+    return MergeDecision(better, f"{metric} {s:.6g} vs {t:.6g} {note}: {verdict} by the margin {margin:g}",
+                         s, t)
+
+
+# -- reproduction ---------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Rerun:
+    """The inputs of the job behind a model version, pinned to commits: what reproducing it runs."""
+
+    job: str  # train | continue_train
+    dataset: str  # <dataset path>:<commit>
+    base_model: str  # <model path>:<commit>, or "" for a fresh training
+    code_url: str
+    code_sha: str
+    code_subpath: str
+    command: str
+    params: Mapping[str, Any]
+
+
+def rerun_of(ref: str, model_commit: str, lineage: Lineage | None, repo: str = "") -> Rerun:
+    """What to run again to reproduce version ``ref`` (whose model is ``model_commit``);
+    ``repo`` replaces a recorded code URL (needed when its credentials were removed)."""
+    if lineage is None or lineage.job not in TRAINING_JOBS:
+        raise JobSpecError(f"{ref} (commit {model_commit[:12]}) was not made by a training job: "
+                           "there is no lineage to reproduce")
+    if "***@" in lineage.code_url and not repo:
+        raise JobSpecError(f"the recorded code URL {lineage.code_url} had credentials removed; pass --repo")
+    base = (f"{AssetRef.parse(lineage.base_model).path}:{lineage.base_model_commit}"
+            if lineage.base_model else "")
+    return Rerun(lineage.job, f"{AssetRef.parse(lineage.dataset).path}:{lineage.dataset_commit}", base,
+                 repo or lineage.code_url, lineage.code_sha, lineage.code_subpath, lineage.command,
+                 dict(lineage.params))
+
+
+def metric_differences(original: Mapping[str, float], again: Mapping[str, float],
+                       tolerance: float = 0.0) -> dict[str, tuple[float | None, float | None]]:
+    """The metrics that differ (by more than ``tolerance``, relative), as (original, again)."""
+    out: dict[str, tuple[float | None, float | None]] = {}
+    for name in sorted(set(original) | set(again)):
+        a, b = original.get(name), again.get(name)
+        if a is None or b is None or not math.isclose(a, b, rel_tol=tolerance, abs_tol=0.0):
+            out[name] = (a, b)
+    return out

@@ -20,7 +20,7 @@ import secrets
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -189,14 +189,17 @@ class Hub:
     """Catalog + storage + permissions + audit. Thread-safe; one per server process."""
 
     def __init__(self, catalog: Catalog, storage: Storage, *, work_dir: Path,
-                 limits: Limits | None = None, follow_triggers: FollowTriggers | None = None) -> None:
+                 limits: Limits | None = None, follow_triggers: FollowTriggers | None = None,
+                 clock: Callable[[], datetime] | None = None) -> None:
         self.catalog = catalog
+        # the time by which API tokens are made and expire (tests pass a clock they move)
+        self.clock: Callable[[], datetime] = clock or (lambda: datetime.now(UTC))
         self.storage = storage
         self.limits = limits or Limits()
         # what starts follows' retrains (assethub.follows); the server's composition root wires it
         self.follow_triggers: FollowTriggers = follow_triggers or NoFollowTriggers(
             "the server was started without follow triggers")
-        self._principals: dict[str, tuple[float, Principal]] = {}
+        self._principals: dict[str, tuple[float, Principal, datetime | None]] = {}
         self.uploads_dir = work_dir / "uploads"
         self.uploads_dir.mkdir(parents=True, exist_ok=True)
         self.tmp_dir = work_dir / "tmp"
@@ -234,18 +237,16 @@ class Hub:
             return ANONYMOUS
         key = _hash_token(secret)
         hit = self._principals.get(key)
-        if hit is not None and hit[0] > time.monotonic():
+        if hit is not None and hit[0] > time.monotonic() and (hit[2] is None or hit[2] > self.clock()):
             return hit[1]
         principal, expires = self._authenticate(secret)
-        ttl = _PRINCIPAL_TTL if expires is None else min(
-            _PRINCIPAL_TTL, (expires - datetime.now(UTC)).total_seconds())
         if len(self._principals) > 10_000:
             self._principals.clear()
-        self._principals[key] = (time.monotonic() + ttl, principal)
+        self._principals[key] = (time.monotonic() + _PRINCIPAL_TTL, principal, expires)
         return principal
 
     def _authenticate(self, secret: str) -> tuple[Principal, datetime | None]:
-        now = datetime.now(UTC)
+        now = self.clock()
         with self.catalog.session() as s:
             token = s.scalar(select(ApiToken).where(ApiToken.token_hash == _hash_token(secret)))
             if token is None:
@@ -401,7 +402,7 @@ class Hub:
             if expires_in_days is not None and expires_in_days <= 0:
                 raise InvalidReferenceError("expires_in_days must be positive",
                                             part="expires_in_days", value=str(expires_in_days))
-            expires = (datetime.now(UTC) + timedelta(days=expires_in_days)
+            expires = (self.clock() + timedelta(days=expires_in_days)
                        if expires_in_days is not None else None)
             with self.catalog.session() as s:
                 u = self._user(s, user)

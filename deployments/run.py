@@ -16,13 +16,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("deployment", help="<flow>/<deployment>, e.g. train/local")
     parser.add_argument("--parameters", default="{}", help="the flow's parameters as a JSON object")
     parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
-                        help="adds to the flow's `params` (as `python -m flows.train --param`)")
+                        help="adds to the flow's `params` (as `python -m flows train --param`)")
     parser.add_argument("--timeout", type=float, default=None, help="seconds to wait (default: forever)")
     args = parser.parse_args(argv)
     from prefect.deployments import run_deployment
     from prefect.exceptions import ObjectNotFound
 
-    from flows._job import parse_param
+    from flows.cli import parse_param
 
     parameters = json.loads(args.parameters)
     if args.param:

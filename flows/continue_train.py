@@ -12,7 +12,8 @@ from typing import Any
 from prefect import flow
 
 from assethub.refs import AssetRef
-from flows._job import job_arguments, main, run_training
+from flows.cli import job_arguments, run_cli
+from flows.pipeline import run_training
 
 
 @flow(name="continue-train", log_prints=True)
@@ -39,15 +40,15 @@ def continue_train(base: str, dataset: str, repo: str, revision: str = "main", s
                         command=command, base=str(base_ref), message=message)
 
 
-def cli(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m flows.continue_train",
+def cli(argv: list[str] | None = None, prog: str | None = None) -> int:
+    parser = argparse.ArgumentParser(prog=prog or "python -m flows.continue_train",
                                      description=__doc__.split("\n")[0])
     parser.add_argument("--base", "--model", dest="base", required=True,
                         help="model version to continue from, <path>:<ref>")
     job_arguments(parser)
     parser.add_argument("--branch", default="", help="new branch name (default: continue-<run>)")
     parser.add_argument("--message", default="", help="commit message")
-    return main(continue_train, parser, lambda a: dict(
+    return run_cli(continue_train, parser, lambda a: dict(
         base=a.base, dataset=a.dataset, repo=a.repo, revision=a.revision, subpath=a.subpath,
         params=dict(a.param), branch=a.branch, command=a.command, message=a.message), argv)
 

@@ -6,20 +6,16 @@
 from __future__ import annotations
 
 import argparse
-import uuid
-from pathlib import Path
 from typing import Any
 
 from prefect import flow
 
-from flows._job import main
-from tasks._env import jobs_dir, remove_tree
-from tasks.assets import fetch_model
+from flows.cli import run_cli
 from tasks.serving import (
     describe_service,
+    fetch_serving_example,
     remove_service,
     resolve_servable_model,
-    serving_example,
     smoke_test,
     start_service,
 )
@@ -39,13 +35,7 @@ def publish_service(model: str, name: str, replicas: int = 1) -> dict[str, Any]:
         replicas: how many replicas answer requests (worker processes on one address)
     """
     resolved = resolve_servable_model(model)
-    pinned = f"{model.split(':', 1)[0]}:{resolved['commit']}"
-    work = jobs_dir() / f"publish-{uuid.uuid4().hex[:8]}"
-    try:
-        fetched = fetch_model(pinned, resolved["commit"], str(work / "model"))
-        example = serving_example(Path(fetched.dir))
-    finally:
-        remove_tree(work)
+    example = fetch_serving_example(resolved["pinned"])
     started = start_service(model, name, replicas)
     try:
         check = smoke_test(name, example)
@@ -57,13 +47,13 @@ def publish_service(model: str, name: str, replicas: int = 1) -> dict[str, Any]:
             "address": started["address"]}
 
 
-def cli(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m flows.publish_service",
+def cli(argv: list[str] | None = None, prog: str | None = None) -> int:
+    parser = argparse.ArgumentParser(prog=prog or "python -m flows.publish_service",
                                      description=__doc__.split("\n")[0])
     parser.add_argument("--model", required=True, help="model version <owner>/model/<folder>/<name>:<ref>")
     parser.add_argument("--name", required=True, help="service name")
     parser.add_argument("--replicas", type=int, default=1, help="replicas (default 1)")
-    return main(publish_service, parser, lambda a: dict(model=a.model, name=a.name, replicas=a.replicas),
+    return run_cli(publish_service, parser, lambda a: dict(model=a.model, name=a.name, replicas=a.replicas),
                 argv)
 
 

@@ -6,27 +6,15 @@
 from __future__ import annotations
 
 import argparse
-import math
 from typing import Any
 
 from prefect import flow
 
-from assethub.errors import JobSpecError
-from assethub.lineage import TRAINING_JOBS
+from assethub.lineage import metric_differences, rerun_of
 from assethub.refs import AssetRef
-from flows._job import main, run_training
-from tasks._env import client
-
-
-def compare_metrics(original: dict[str, float], again: dict[str, float],
-                    tolerance: float = 0.0) -> dict[str, tuple[float | None, float | None]]:
-    """The metrics that differ (by more than ``tolerance``, relative), as (original, again)."""
-    out: dict[str, tuple[float | None, float | None]] = {}
-    for name in sorted(set(original) | set(again)):
-        a, b = original.get(name), again.get(name)
-        if a is None or b is None or not math.isclose(a, b, rel_tol=tolerance, abs_tol=0.0):
-            out[name] = (a, b)
-    return out
+from flows.cli import run_cli
+from flows.pipeline import run_training
+from tasks.assets import read_lineage
 
 
 @flow(name="reproduce", log_prints=True)
@@ -41,32 +29,27 @@ def reproduce(model: str, branch: str = "", repo: str = "", tolerance: float = 0
         tolerance: relative difference allowed between metrics (0: identical)
     """
     ref = AssetRef.coerce(model)
-    view = client().lineage(ref)
-    lin = view.lineage
-    if lin is None or lin.job not in TRAINING_JOBS:
-        raise JobSpecError(f"{ref} (commit {view.model_commit[:12]}) was not made by a training job: "
-                           "there is no lineage to reproduce")
-    if "***@" in lin.code_url and not repo:
-        raise JobSpecError(f"the recorded code URL {lin.code_url} had credentials removed; pass --repo")
-    dataset = f"{AssetRef.parse(lin.dataset).path}:{lin.dataset_commit}"
-    base = f"{AssetRef.parse(lin.base_model).path}:{lin.base_model_commit}" if lin.base_model else ""
-    result = run_training(lin.job, model=str(ref.path), dataset=dataset, repo=repo or lin.code_url,
-                          revision=lin.code_sha, subpath=lin.code_subpath, params=dict(lin.params),
-                          branch=branch or "", command=lin.command, base=base,
+    view = read_lineage(str(ref))
+    again = rerun_of(str(ref), view.model_commit, view.lineage, repo)
+    result = run_training(again.job, model=str(ref.path), dataset=again.dataset, repo=again.code_url,
+                          revision=again.code_sha, subpath=again.code_subpath, params=dict(again.params),
+                          branch=branch or "", command=again.command, base=again.base_model,
                           message=f"Reproduce {ref} ({view.model_commit[:12]})")
-    differences = compare_metrics(dict(lin.metrics), result["metrics"], tolerance)
-    return {**result, "original_commit": view.model_commit, "original_metrics": dict(lin.metrics),
+    original = dict(view.lineage.metrics) if view.lineage else {}
+    differences = metric_differences(original, result["metrics"], tolerance)
+    return {**result, "original_commit": view.model_commit, "original_metrics": original,
             "match": not differences,
             "differences": {k: {"original": a, "reproduced": b} for k, (a, b) in differences.items()}}
 
 
-def cli(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m flows.reproduce", description=__doc__.split("\n")[0])
+def cli(argv: list[str] | None = None, prog: str | None = None) -> int:
+    parser = argparse.ArgumentParser(prog=prog or "python -m flows.reproduce",
+                                     description=__doc__.split("\n")[0])
     parser.add_argument("--model", required=True, help="model version <path>:<ref>")
     parser.add_argument("--branch", default="", help="branch for the reproduction")
     parser.add_argument("--repo", default="", help="code URL (when the recorded one was redacted)")
     parser.add_argument("--tolerance", type=float, default=0.0, help="relative tolerance for metrics")
-    return main(reproduce, parser, lambda a: dict(model=a.model, branch=a.branch, repo=a.repo,
+    return run_cli(reproduce, parser, lambda a: dict(model=a.model, branch=a.branch, repo=a.repo,
                                                   tolerance=a.tolerance), argv)
 
 

@@ -11,7 +11,8 @@ from typing import Any
 
 from prefect import flow
 
-from flows._job import job_arguments, main, run_training
+from flows.cli import job_arguments, run_cli
+from flows.pipeline import run_training
 
 
 @flow(name="train", log_prints=True)
@@ -35,13 +36,14 @@ def train(model: str, dataset: str, repo: str, revision: str = "main", subpath: 
                         subpath=subpath, params=params, branch=branch, command=command, message=message)
 
 
-def cli(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m flows.train", description=__doc__.split("\n")[0])
+def cli(argv: list[str] | None = None, prog: str | None = None) -> int:
+    parser = argparse.ArgumentParser(prog=prog or "python -m flows.train",
+                                     description=__doc__.split("\n")[0])
     parser.add_argument("--model", required=True, help="model asset <owner>/model/<folder>/<name>")
     job_arguments(parser)
     parser.add_argument("--branch", default="", help="model branch to commit to (default: new)")
     parser.add_argument("--message", default="", help="commit message")
-    return main(train, parser, lambda a: dict(
+    return run_cli(train, parser, lambda a: dict(
         model=a.model, dataset=a.dataset, repo=a.repo, revision=a.revision, subpath=a.subpath,
         params=dict(a.param), branch=a.branch, command=a.command, message=a.message), argv)
 

@@ -1,4 +1,5 @@
-"""Bring asset versions to the job: datasets and base models, pinned to commits, cached."""
+"""Bring asset versions to the job: datasets and base models, pinned to commits, cached; and
+what the job needs to know about a version (its model commit, its lineage, whether it may write it)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from pathlib import Path
 from prefect import get_run_logger, task
 
 from assethub.refs import AssetRef
-from tasks._env import NETWORK, client, make_read_only
+from assethub.wire import LineageView
+from tasks.env import NETWORK, client, make_read_only
 
 
 @dataclass(frozen=True)
@@ -65,3 +67,23 @@ def fetch_model(ref: str, commit: str, dest: str) -> Fetched:
     """Download the model version ``ref`` pinned at ``commit`` (read-only)."""
     pinned, out, files, moved = _fetch(ref, commit, dest, "model")
     return Fetched(ref, pinned.ref, str(out), files, moved)
+
+
+@task(name="read_lineage", **NETWORK)
+def read_lineage(ref: str) -> LineageView:
+    """What produced version ``ref``: the commit holding its model, the job's lineage, its evaluations."""
+    return client().lineage(ref)
+
+
+@task(name="resolve_model_commit", **NETWORK)
+def resolve_model_commit(ref: str) -> str:
+    """The commit holding the model files ``ref`` has (evaluation and merge commits point back to it)."""
+    return client().lineage(ref).model_commit
+
+
+@task(name="is_editable_branch", **NETWORK)
+def is_editable_branch(ref: str) -> bool:
+    """Whether ``ref`` names a branch (not a tag or a commit) that the caller may change."""
+    r = AssetRef.coerce(ref)
+    hub = client()
+    return r.ref in {b.name for b in hub.list_branches(r.path)} and hub.role(r.path) in ("edit", "owner")

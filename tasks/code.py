@@ -14,7 +14,7 @@ import yaml
 from prefect import get_run_logger, task
 
 from assethub.errors import CodeFetchError, JobSpecError
-from tasks._env import NETWORK, home, redact_url
+from tasks.env import NETWORK, home, redact_url
 
 SPEC_FILE = "assethub.yaml"
 _SPEC_KEYS = {"train", "evaluate", "params", "name", "description"}

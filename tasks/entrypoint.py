@@ -11,12 +11,17 @@ import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from assethub.errors import JobFailedError
-from tasks._env import SECRET_VARIABLES
+from assethub.runtime import JobContext, Split, environment
+from tasks.assets import Fetched
+from tasks.env import SECRET_VARIABLES
+from tasks.tracking import Tracking
 
 TAIL_LINES = 30
 
@@ -40,6 +45,19 @@ def command_environment(contract: Mapping[str, str]) -> dict[str, str]:
     env["PYTHONUNBUFFERED"] = "1"
     env.update(contract)
     return env
+
+
+def job_contract(kind: str, *, data: Fetched, base: Fetched | None, output_dir: str,
+                 params: dict[str, Any], metrics_file: str, tracking: Tracking) -> dict[str, str]:
+    """The training-code contract for the command (``ASSETHUB_*``, ``MLFLOW_*``), from what the
+    fetch and tracking steps returned; the output directory is created empty."""
+    out = Path(output_dir)
+    out.mkdir(parents=True)
+    data_dir = Path(data.dir)
+    return environment(JobContext(
+        job=kind, dataset_dir=data_dir, output_dir=out, base_model_dir=Path(base.dir) if base else None,
+        params=params, split=Split.parse(data.split, data_dir), metrics_file=Path(metrics_file),
+        mlflow_tracking_uri=tracking.uri, mlflow_run_id=tracking.run_id))
 
 
 @task(name="run_entrypoint", cache_policy=NO_CACHE)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import shutil
+import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +15,19 @@ from prefect.cache_policies import NO_CACHE
 
 from assethub.client import AddFile, DeleteFile
 from assethub.errors import AssetHubError, JobFailedError
-from assethub.lineage import MODEL_COMMIT, Lineage
-from assethub.refs import AssetPath
+from assethub.lineage import (
+    MODEL_COMMIT,
+    Lineage,
+    MergeDecision,
+    decide_merge,
+    evaluation_metadata,
+    evaluation_record,
+    model_card,
+)
 from assethub.wire import RunView
-from tasks._env import NETWORK, client
+from tasks.code import Code
+from tasks.env import NETWORK, client, redact_url
+from tasks.tracking import Tracking
 
 
 @dataclass(frozen=True)
@@ -33,9 +45,10 @@ class Committed:
 def open_run(kind: str, model: str, *, branch: str = "", dataset: str = "", base: str = "",
              code_url: str = "", code_revision: str = "", code_subpath: str = "", command: str = "",
              params: dict[str, Any] | None = None, trigger: str = "person") -> RunView:
-    """Register the job; the server refuses it here if the caller may not run it."""
+    """Register the job; the server refuses it here if the caller may not run it. A password
+    or token in ``code_url`` is removed before it is recorded."""
     return client().create_run(model, kind=kind, branch=branch, dataset=dataset, base=base,
-                               code_url=code_url, code_revision=code_revision,
+                               code_url=redact_url(code_url), code_revision=code_revision,
                                code_subpath=code_subpath, command=command, params=params,
                                trigger=trigger)
 
@@ -48,38 +61,112 @@ def update_run(run_id: str, **changes: Any) -> None:
         get_run_logger().warning("could not update run %s: %s", run_id, e)
 
 
-def model_card(model: str, lineage: Lineage, mlflow_uri: str) -> str:
-    rows = "\n".join(f"| {k} | {v} |" for k, v in sorted(lineage.params.items())) or "| (none) | |"
-    scores = "\n".join(f"| {k} | {v:.6g} |" for k, v in sorted(lineage.metrics.items())) or "| (none) | |"
-    base = (f"- Base model: `{lineage.base_model}` (commit `{lineage.base_model_commit}`)\n"
-            if lineage.base_model else "")
-    sub = f" (subpath `{lineage.code_subpath}`)" if lineage.code_subpath else ""
-    return f"""# {AssetPath.parse(model).name}
+def fail_run(run_id: str, error: BaseException) -> None:
+    """Record that the job failed, and why (an Asset Hub error's own message, else its type too)."""
+    text = str(error) or type(error).__name__
+    update_run(run_id, state="failed",
+               error=text if isinstance(error, AssetHubError) else f"{type(error).__name__}: {text}")
 
-Trained by Asset Hub ({lineage.job}). Edit this card freely; the lineage below is also kept in
-the commit's metadata (`assethub lineage {model}:<ref>`).
 
-## Lineage
-- Dataset: `{lineage.dataset}` (commit `{lineage.dataset_commit}`)
-- Code: {lineage.code_url} at `{lineage.code_sha}`{sub}
-- Command: `{lineage.command}`
-{base}- MLflow run: `{lineage.mlflow_run_id}` ({mlflow_uri})
-- Prefect flow run: `{lineage.prefect_flow_run_id}`
+def flow_run_id() -> str:
+    """The Prefect flow run this job runs in ("" outside one)."""
+    try:
+        from prefect.runtime import flow_run
 
-## Parameters
-| name | value |
-|---|---|
-{rows}
+        return str(flow_run.get_id() or "")
+    except Exception:  # outside a flow run
+        return ""
 
-## Test metrics
-| metric | value |
-|---|---|
-{scores}
 
-## Use
-`model/` is an MLflow model: `mlflow.pyfunc.load_model("model")`, or serve it with
-`assethub serve {model}:<ref>`.
-"""
+def run_trigger() -> str:
+    """What started this job: ``schedule`` (a follow's cron on the deployment), ``event`` (an
+    automation reacting to new data) or ``person`` (the CLI, SDK, ``python -m flows ...`` or the
+    Prefect UI). Read from the root flow run, so a retrain's sub-flows say the same."""
+    try:
+        from prefect.client.orchestration import get_client
+        from prefect.runtime import flow_run
+
+        root = flow_run.get_root_flow_run_id() if flow_run.get_id() else None
+        if not root:
+            return "person"
+        with get_client(sync_client=True) as c:
+            run = c.read_flow_run(root)
+    except Exception:  # outside a flow run, or no API to ask: a person ran it
+        return "person"
+    key = run.idempotency_key or ""
+    if run.auto_scheduled or key.startswith("scheduled "):  # Prefect's scheduler service
+        return "schedule"
+    if key.startswith("automation "):  # RunDeployment of an automation (our follows' events)
+        return "event"
+    return "person"
+
+
+def job_lineage(kind: str, run: RunView, code: Code, command: str, params: dict[str, Any],
+                tracking: Tracking, *, dataset: str, base: str, metrics: dict[str, float],
+                prefect_flow_run_id: str) -> Lineage:
+    """The lineage of a training job's model commit, from what its steps returned."""
+    return Lineage(job=kind, run_id=run.id, dataset=dataset, dataset_commit=run.dataset_commit,
+                   code_url=code.url, code_revision=code.revision, code_subpath=code.subpath,
+                   code_sha=code.sha, command=command, base_model=base, base_model_commit=run.base_commit,
+                   params=params, metrics=metrics, mlflow_run_id=tracking.run_id,
+                   mlflow_experiment_id=tracking.experiment_id, prefect_flow_run_id=prefect_flow_run_id)
+
+
+@task(name="read_metrics", cache_policy=NO_CACHE)
+def read_metrics(metrics_file: str, required: bool) -> dict[str, float]:
+    """The metrics the command wrote to $ASSETHUB_METRICS_FILE (numbers only); ``required``:
+    an evaluation must write some, a training may not."""
+    path = Path(metrics_file)
+    if not path.is_file():
+        if required:
+            raise JobFailedError("the command wrote no metrics to $ASSETHUB_METRICS_FILE "
+                                 f"({path}); an evaluation must write a JSON object of numbers")
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise JobFailedError(f"$ASSETHUB_METRICS_FILE is not JSON: {e}") from None
+    if not isinstance(data, dict):
+        raise JobFailedError("$ASSETHUB_METRICS_FILE must hold a JSON object of metric: number")
+    return {str(k): float(v) for k, v in data.items()
+            if isinstance(v, int | float) and not isinstance(v, bool)}
+
+
+@task(name="write_model_files", cache_policy=NO_CACHE)
+def write_model_files(output_dir: str, model: str, lineage: Lineage, mlflow_uri: str) -> str:
+    """Complete a training's output before it is committed: ``metrics.json`` and
+    ``eval/<id>.json`` when the command wrote metrics, and the model card ``README.md`` when it
+    wrote none. The evaluation's id ("" without metrics)."""
+    out = Path(output_dir)
+    evaluation_id = ""
+    if lineage.metrics:
+        evaluation_id = uuid.uuid4().hex
+        (out / "metrics.json").write_text(json.dumps(dict(lineage.metrics), indent=2, sort_keys=True) + "\n")
+        (out / "eval").mkdir(exist_ok=True)
+        (out / "eval" / f"{evaluation_id}.json").write_text(evaluation_record(
+            evaluation_id, model=model, dataset=lineage.dataset, dataset_commit=lineage.dataset_commit,
+            metrics=lineage.metrics, code_sha=lineage.code_sha, run_id=lineage.run_id,
+            created_at=datetime.now(UTC)))
+    if not (out / "README.md").exists():
+        (out / "README.md").write_text(model_card(model, lineage, mlflow_uri))
+    return evaluation_id
+
+
+@task(name="write_evaluation_files", cache_policy=NO_CACHE)
+def write_evaluation_files(dest: str, evaluation_id: str, *, model: str, dataset: str,
+                           dataset_commit: str, metrics: dict[str, float], code_sha: str, run_id: str,
+                           report_dir: str) -> str:
+    """The files an evaluation adds to the model's branch under ``eval/``: ``<id>.json`` and,
+    when the command wrote a report, ``<id>/`` beside it. Returns ``dest``."""
+    files = Path(dest)
+    files.mkdir(parents=True)
+    (files / f"{evaluation_id}.json").write_text(evaluation_record(
+        evaluation_id, model=model, dataset=dataset, dataset_commit=dataset_commit, metrics=metrics,
+        code_sha=code_sha, run_id=run_id, created_at=datetime.now(UTC)))
+    report = Path(report_dir)
+    if report.is_dir() and any(report.iterdir()):
+        shutil.copytree(report, files / evaluation_id)
+    return str(files)
 
 
 @task(name="commit_model", cache_policy=NO_CACHE)
@@ -128,13 +215,27 @@ def record_evaluation(model_ref: str, dataset_ref: str, metrics: dict[str, float
 
 
 @task(name="commit_evaluation", cache_policy=NO_CACHE)
-def commit_evaluation(model: str, branch: str, model_commit: str, report_dir: str,
-                      metadata: dict[str, str], message: str) -> str:
+def commit_evaluation(model: str, branch: str, model_commit: str, report_dir: str, *, run_id: str,
+                      dataset: str, dataset_commit: str, code_sha: str, message: str) -> str:
     """Add an evaluation's report to the model's branch, pointing back at the model commit."""
-    hub = client()
-    info = hub.create_commit(f"{model}:{branch}", [AddFile(Path(report_dir), "eval")], message=message,
-                             metadata={**metadata, MODEL_COMMIT: model_commit})
+    metadata = evaluation_metadata(run_id=run_id, dataset=dataset, dataset_commit=dataset_commit,
+                                   code_sha=code_sha)
+    info = client().create_commit(f"{model}:{branch}", [AddFile(Path(report_dir), "eval")],
+                                  message=message, metadata={**metadata, MODEL_COMMIT: model_commit})
     return info.id
+
+
+@task(name="compare_versions", retries=2, retry_delay_seconds=1, cache_policy=NO_CACHE)
+def compare_versions(model: str, source: str, into: str, metric: str, higher_is_better: bool,
+                     margin: float) -> tuple[MergeDecision, str]:
+    """Whether branch ``source`` should be merged into ``into`` (see
+    :func:`assethub.lineage.decide_merge`), and the commit holding the source's model."""
+    hub = client()
+    src = hub.lineage(f"{model}:{source}")
+    dst = hub.lineage(f"{model}:{into}")
+    decision = decide_merge(src, dst, metric, higher_is_better=higher_is_better, margin=margin)
+    get_run_logger().info("merge %s into %s? %s: %s", source, into, decision.merge, decision.reason)
+    return decision, src.model_commit
 
 
 @task(name="merge_branch", cache_policy=NO_CACHE)

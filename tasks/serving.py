@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
+import uuid
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +14,7 @@ from prefect import get_run_logger, task
 
 from assethub.errors import NotServableError, ObjectNotFoundError, PredictionError
 from assethub.refs import AssetRef
-from tasks._env import NETWORK, client
+from tasks.env import NETWORK, client, job_dir, remove_tree
 
 # What MLflow writes next to a model saved with an input example: a request body for its
 # scoring server, which is exactly what a smoke test needs.
@@ -33,7 +36,8 @@ def resolve_servable_model(model: str) -> dict[str, Any]:
     get_run_logger().info("%s is commit %s (model files from %s, training run %s)", ref, commit[:12],
                           lineage.model_commit[:12],
                           lineage.lineage.mlflow_run_id if lineage.lineage else "unknown")
-    return {"ref": str(ref), "commit": commit, "model_commit": lineage.model_commit}
+    return {"ref": str(ref), "commit": commit, "pinned": str(ref.path.at(commit)),
+            "model_commit": lineage.model_commit}
 
 
 def serving_example(model_dir: Path) -> dict[str, Any] | None:
@@ -42,6 +46,21 @@ def serving_example(model_dir: Path) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     return dict(json.loads(path.read_text()))
+
+
+@task(name="fetch_serving_example", **NETWORK)
+def fetch_serving_example(model: str) -> dict[str, Any] | None:
+    """The example request saved with the model version ``model`` (pin it to a commit), read from
+    the version fetched (through the content cache) into a scratch directory removed afterwards."""
+    ref = AssetRef.coerce(model)
+    work = job_dir(f"publish-{uuid.uuid4().hex[:8]}")
+    try:
+        client().download(ref, work / "model")
+        example = serving_example(work / "model")
+    finally:
+        remove_tree(work)
+    get_run_logger().info("%s: %s", ref, "an example request" if example else "no example request saved")
+    return example
 
 
 @task(name="start_service", retries=0)
@@ -84,7 +103,7 @@ def remove_service(name: str) -> None:
 
 @task(name="describe_service", **NETWORK)
 def describe_service(name: str) -> dict[str, Any]:
-    """The service as the catalog records it: address, model version, training run, state."""
-    from assethub._json import jsonable
-
-    return dict(jsonable(client().services.get(name)))
+    """The service as the catalog records it: address, model version, training run, state
+    (times in ISO 8601)."""
+    view = dataclasses.asdict(client().services.get(name))
+    return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in view.items()}

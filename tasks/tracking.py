@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Any
 
 from prefect import get_run_logger, task
 
-from tasks._env import NETWORK, home, tracking_uri
+from tasks.env import NETWORK, home, tracking_uri
 
 
 @dataclass(frozen=True)
@@ -71,3 +72,15 @@ def finish_tracking(tracking: Tracking, *, succeeded: bool, tags: dict[str, str]
     if model_dir and Path(model_dir, "MLmodel").is_file():
         mlflow.log_artifacts(tracking.run_id, model_dir, "model")
     mlflow.set_terminated(tracking.run_id, "FINISHED" if succeeded else "FAILED")
+
+
+def close_tracking(tracking: Tracking | None, *, succeeded: bool, tags: dict[str, str] | None = None,
+                   metrics: dict[str, float] | None = None, model_dir: str = "") -> None:
+    """:func:`finish_tracking`, where MLflow failing is a warning: it must never hide the job's
+    own error, nor fail a job whose results are committed."""
+    if tracking is None:
+        return
+    try:
+        finish_tracking(tracking, succeeded=succeeded, tags=tags, metrics=metrics, model_dir=model_dir)
+    except Exception as e:
+        print(f"warning: could not close the MLflow run: {e}", file=sys.stderr)

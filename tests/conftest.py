@@ -7,7 +7,6 @@ import logging
 import os
 import socket
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -15,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests._wait import wait_for
 
 # No phoning home from the Prefect and MLflow servers the tests start (no network here anyway).
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -59,6 +60,14 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
+def free_port() -> int:
+    """A loopback port free now (the kernel's pick): where a component of this session goes, so
+    that sessions side by side never reach for the same one."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 @pytest.fixture(scope="session")
 def lakefs_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     from infra import lakefs
@@ -67,7 +76,7 @@ def lakefs_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     old = os.environ.get("ASSETHUB_HOME")
     os.environ["ASSETHUB_HOME"] = str(home)
     try:
-        instance = lakefs.start(port=18770)
+        instance = lakefs.start(port=free_port())
         yield instance
     finally:
         lakefs.stop()
@@ -84,7 +93,7 @@ def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
     data_dir = tmp_path_factory.mktemp("postgres")
     try:
-        yield postgres.start(data_dir=data_dir, port=15532)
+        yield postgres.start(data_dir=data_dir, port=free_port())
     finally:
         postgres.destroy(data_dir)
 
@@ -131,12 +140,6 @@ class RunningServer:
     server: Any
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def start_server(lakefs_server: Any, home: Path, catalog_url: str | None = None,
                  extend: Callable[[Any], None] | None = None) -> RunningServer:
     """An Asset Hub server in a thread of the test process, on a free loopback port;
@@ -151,7 +154,7 @@ def start_server(lakefs_server: Any, home: Path, catalog_url: str | None = None,
         lakefs_endpoint=lakefs_server.endpoint,
         lakefs_access_key_id=lakefs_server.access_key_id,
         lakefs_secret_access_key=lakefs_server.secret_access_key,
-        port=_free_port(),
+        port=free_port(),
     )
     hub = build_hub(settings)
     token = hub.ensure_admin("admin")
@@ -163,11 +166,13 @@ def start_server(lakefs_server: Any, home: Path, catalog_url: str | None = None,
                                            port=settings.port, log_level="warning", log_config=None))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the Asset Hub server did not start")
-        time.sleep(0.05)
+
+    def started() -> bool:
+        if not thread.is_alive():
+            raise RuntimeError("the Asset Hub server exited while starting")
+        return bool(server.started)
+
+    wait_for("the Asset Hub server to start", started, timeout=30, every=0.05)
     return RunningServer(f"http://127.0.0.1:{settings.port}", hub, token or "", thread, server)
 
 

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import io
 import stat
-import time
 import zipfile
 from typing import Any
 
 import pytest
 from _api import Api, fresh, message, zip_bytes
+
+from tests._clock import Clock
 
 pytestmark = pytest.mark.integration
 
@@ -286,18 +287,21 @@ def bearer(token: str) -> dict[str, str]:
 
 @pytest.mark.parametrize("problem", ["missing", "unknown", "expired", "revoked", "disabled",
                                      "basic-scheme", "token-scheme"])
-def test_bad_credentials_get_401(api: Api, names: dict[str, str], problem: str) -> None:
+def test_bad_credentials_get_401(api: Api, names: dict[str, str], problem: str, hub_server: Any,
+                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = Clock()
+    monkeypatch.setattr(hub_server.hub, "clock", clock)  # the server's hub: tokens expire by it
     u = api.add_user(fresh("cred")) if problem == "disabled" else names["u"]
     headers = {"missing": {}, "unknown": bearer("ah_" + "x" * 43),
                "basic-scheme": {"Authorization": "Basic dXNlcjpwYXNz"},
                "token-scheme": {"Authorization": f"Token {api.tokens['user']}"}}.get(problem)
     if problem in ("expired", "revoked", "disabled"):
         made = api.admin("POST", f"/users/{u}/tokens", json={
-            "expires_in_days": 0.00001 if problem == "expired" else None})
+            "expires_in_days": 1 if problem == "expired" else None})
         headers = bearer(made["token"])
         api.ok("anonymous", "GET", "/whoami", headers=headers)  # valid until...
         if problem == "expired":
-            time.sleep(1.2)  # 0.00001 days is 0.86 s
+            clock.advance(days=1)
         elif problem == "revoked":
             api.admin("DELETE", f"/tokens/{made['id']}")
         else:

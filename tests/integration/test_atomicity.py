@@ -13,7 +13,6 @@ import subprocess
 import sys
 import textwrap
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,7 @@ from lakefs_sdk.exceptions import ApiException
 from assethub import _transfer
 from assethub.errors import ConcurrentUpdateError, MergeConflictError, TransferError
 from assethub.storage import AddFile, Storage
+from tests._wait import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -103,15 +103,14 @@ def test_killed_upload_leaves_main_untouched(storage, lakefs_server, request, tm
         proc = subprocess.Popen([sys.executable, str(script), f"{path}:main", str(src),
                                  str(tmp_path / "child-cache")],
                                 cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        staged, deadline = 0, time.monotonic() + 120
-        while staged < 20:  # wait until files are really arriving on the temporary branch
-            assert proc.poll() is None, f"uploader exited early:\n{out.read_text()}"
-            assert time.monotonic() < deadline, "the upload never got under way"
-            txs = storage.transaction_branches(path)
-            if txs:
-                staged = len(api.objects_api.list_objects(repo, txs[0], amount=1000).results)
-            time.sleep(0.02)
+    def staged_files() -> int:
+        assert proc.poll() is None, f"uploader exited early:\n{out.read_text()}"
+        txs = storage.transaction_branches(path)
+        staged = len(api.objects_api.list_objects(repo, txs[0], amount=1000).results) if txs else 0
+        return staged if staged >= 20 else 0
+
+    try:  # wait until files are really arriving on the temporary branch
+        staged = wait_for("the upload to get under way", staged_files, timeout=120, every=0.02)
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-import time
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from assethub.catalog import ApiToken, Asset, AuditEvent, Catalog, Folder, Share
 from assethub.errors import AlreadyExistsError, AuthenticationError, NotFoundError
 from assethub.service import DatasetMeta, Hub, Principal
 from assethub.storage import Storage
+from tests._clock import Clock
 
 pytestmark = pytest.mark.integration
 
@@ -69,6 +70,7 @@ def test_migrations_create_every_table_and_are_idempotent(catalog: Catalog) -> N
 
 
 def test_tokens_are_stored_hashed_and_expire_and_revoke(hub: Hub, catalog: Catalog) -> None:
+    hub.clock = clock = Clock()
     secret = hub.ensure_admin("root")
     assert secret is not None and hub.ensure_admin("root") is None
     admin = hub.authenticate(secret)
@@ -78,11 +80,13 @@ def test_tokens_are_stored_hashed_and_expire_and_revoke(hub: Hub, catalog: Catal
     assert secret not in stored and hashlib.sha256(secret.encode()).hexdigest() in stored
 
     hub.create_user(admin, "bob")
-    view, short = hub.create_token(admin, "bob", name="ci", expires_in_days=1 / 86400)
+    view, short = hub.create_token(admin, "bob", name="ci", expires_in_days=1)
     assert view.expires_at is not None and view.expires_at.tzinfo is not None
-    assert hub.authenticate(short).name == "bob"
-    time.sleep(1.2)
-    with pytest.raises(AuthenticationError, match="expired"):
+    assert view.expires_at == clock() + timedelta(days=1)
+    clock.advance(days=1, seconds=-1)
+    assert hub.authenticate(short).name == "bob"  # (and now remembered for a few seconds...)
+    clock.advance(seconds=1)
+    with pytest.raises(AuthenticationError, match="expired"):  # (...but not past its expiry)
         hub.authenticate(short)
     view2, long = hub.create_token(admin, "bob", name="laptop")
     hub.revoke_token(Principal("bob"), view2.id)

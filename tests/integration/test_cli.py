@@ -18,6 +18,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from assethub.cli import app
+from tests.conftest import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -282,6 +283,7 @@ def test_bad_input_gives_one_line_errors(new_user: Callable[[], tuple[str, Cli]]
     assert "'model' or 'dataset'" in cli.fails(USAGE, "ls", f"{me}/weights")
     assert "exactly one" in cli.fails(USAGE, "share", f"{me}/model/errs", "--role", "view")
     assert "already exists" in cli.fails(CONFLICT, "create", "asset", asset)
-    down = Cli("http://127.0.0.1:9", "ah_whatever", tmp_path / "down")
+    nowhere = f"http://127.0.0.1:{free_port()}"  # free a moment ago: nothing listens there
+    down = Cli(nowhere, "ah_whatever", tmp_path / "down")
     err = down.fails(UNREACHABLE, "ls")  # the server, not lakeFS, is what is missing
-    assert "http://127.0.0.1:9" in err and "assethub up" in err and "ah_whatever" not in err
+    assert nowhere in err and "assethub up" in err and "ah_whatever" not in err

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import json
 import os
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from assethub.client import Client
+from tests._wait import wait_for
 from tests.integration._jobs import EXAMPLES, JobWorld, git_repo
 
 pytestmark = pytest.mark.integration
@@ -88,16 +89,6 @@ def prefect_stack(deploy_world: JobWorld, hub_server: Any, tracking: str, prefec
         os.environ.pop("ASSETHUB_PREFECT_API_URL", None)
     else:
         os.environ["ASSETHUB_PREFECT_API_URL"] = old
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 600, every: float = 2) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 def test_pools_and_deployments_are_registered(prefect_stack: str) -> None:
@@ -201,6 +192,23 @@ def _finished(hub: Client, dataset_commit: str) -> Any:
     return runs if runs and all(r.state in ("completed", "failed") for r in runs) else None
 
 
+def _event_runs(api: str, since: datetime) -> list[Any]:
+    """The flow runs of the retrain deployment for MODEL that an automation started since ``since``."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+
+    with on_prefect(api), get_client(sync_client=True) as c:
+        deployment = c.read_deployment_by_name("retrain/local")
+        runs = c.read_flow_runs(deployment_filter=DeploymentFilter(
+            id=DeploymentFilterId(any_=[deployment.id])))
+    return [r for r in runs if r.parameters.get("model") == MODEL and r.created is not None
+            and r.created >= since and (r.idempotency_key or "").startswith("automation ")]
+
+
+def _settled(runs: list[Any]) -> list[Any] | None:
+    return runs if runs and all(r.state is not None and r.state.is_final() for r in runs) else None
+
+
 def test_a_commit_to_a_followed_dataset_retrains_and_merges_only_if_better(
         prefect_stack: str, deploy_world: JobWorld, hub_server: Any, tmp_path: Path) -> None:
     from prefect.client.orchestration import get_client
@@ -231,7 +239,7 @@ def test_a_commit_to_a_followed_dataset_retrains_and_merges_only_if_better(
     (extra / src.parent.name / "extra-0.png").write_bytes(src.read_bytes())
     hub.upload(f"{DATASET}:main", extra, path="train", message="one more image")
     commit = hub.resolve(f"{DATASET}:main")
-    runs = wait_for("the retrain to finish", lambda: _finished(hub, commit), timeout=900)
+    runs = wait_for("the retrain to finish", lambda: _finished(hub, commit), timeout=900, every=2)
     assert len(runs) == 1
     run = runs[0]
     assert run.state == "completed", run.error
@@ -255,18 +263,25 @@ def test_a_commit_to_a_followed_dataset_retrains_and_merges_only_if_better(
     from assethub.follows import hook_secret
 
     head_before = hub.resolve(f"{MODEL}:main")
+    since = datetime.now(UTC)
     (extra / src.parent.name / "extra-1.png").write_bytes(src.read_bytes())
     hub.upload(f"{DATASET}:main", extra, path="train", message="two more images")
     second = hub.resolve(f"{DATASET}:main")
     main_before = hub.lineage(f"{MODEL}:main").model_commit
     repo_id = hub_server.hub.storage.repository(DATASET)  # what lakeFS names in its payload
     body = {"event_type": "post-commit", "repository_id": repo_id, "branch_id": "main", "commit_id": second}
+    event_ids = set()
     for _ in range(3):
         r = httpx.post(f"{hub_server.url}/api/v1/hooks/lakefs",
                        params={"secret": hook_secret(hub_server.hub)}, json=body)
         assert r.status_code == 200 and r.json()["follows"] == 1, r.text
-    runs = wait_for("the second retrain to finish", lambda: _finished(hub, second), timeout=900)
-    time.sleep(10)  # time for a (wrong) second retrain of the same commit to show up
+        event_ids.add(r.json()["event_id"])
+    assert len(event_ids) == 1, "one commit is one event, however often lakeFS calls"
+    wait_for("the second retrain to finish", lambda: _finished(hub, second), timeout=900, every=2)
+    # every flow run the events started has settled: Prefect acted on the one event id once
+    started = wait_for("the retrain flow runs started by events to settle",
+                       lambda: _settled(_event_runs(prefect_stack, since)), timeout=300, every=2)
+    assert len(started) == 1, [(r.name, r.state_name) for r in started]
     runs = _retrains(hub, second)
     assert len(runs) == 1 and runs[0].state == "completed", [(r.state, r.error) for r in runs]
     again = hub.lineage(f"{MODEL}:retrain-{second[:12]}")
@@ -301,7 +316,7 @@ def test_a_follow_schedule_starts_a_retrain_that_runs_to_completion(
     try:
         done = wait_for("a scheduled retrain to finish", lambda: [
             r for r in w.hub.list_runs(model, kind="retrain", limit=10)
-            if r.state in ("completed", "failed")], timeout=600)
+            if r.state in ("completed", "failed")], timeout=600, every=2)
         run = done[0]
         assert run.state == "completed", run.error
         assert run.trigger == "schedule" and run.created_by == "deployer"
@@ -408,8 +423,36 @@ def test_the_cli_deploys_and_trains_through_a_deployment(prefect_stack: str, dep
                                   "--deployment")
 
 
+def _processes_of(flow_run_id: str) -> set[int]:
+    """The processes of a flow run: the worker hands PREFECT__FLOW_RUN_ID to the one it starts,
+    and that passes it on to the training command."""
+    mark = f"PREFECT__FLOW_RUN_ID={flow_run_id}".encode()
+    found = set()
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and mark in (entry / "environ").read_bytes().split(b"\0"):
+                found.add(int(entry.name))
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+    return found
+
+
+def _alive(pids: set[int]) -> set[int]:
+    """Those of ``pids`` still running (a zombie has finished: it only waits to be reaped)."""
+    alive = set()
+    for pid in pids:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if state not in ("Z", "X"):
+            alive.add(pid)
+    return alive
+
+
 def test_a_worker_killed_mid_run_leaves_no_commit_and_the_run_can_be_rerun(
         prefect_stack: str, deploy_world: JobWorld, hub_server: Any, tracking: str) -> None:
+    from mlflow.tracking import MlflowClient
     from prefect.deployments import run_deployment
 
     from infra import prefect
@@ -419,15 +462,22 @@ def test_a_worker_killed_mid_run_leaves_no_commit_and_the_run_can_be_rerun(
     parameters = {"model": w.model, "dataset": w.dataset, "repo": w.repo, "branch": "survivor",
                   "params": {"epochs": 3, "seed": 2}}
     with on_prefect(prefect_stack):
-        run_deployment("train/local", parameters=parameters, timeout=0)
-    running = wait_for("the job to train", lambda: [
+        flow_run = run_deployment("train/local", parameters=parameters, timeout=0)
+    running = wait_for("the job to start its MLflow run", lambda: [
         r for r in w.hub.list_runs(w.model, kind="train", limit=5)
         if r.branch == "survivor" and r.state == "running" and r.mlflow_run_id], timeout=300, every=0.5)
-    time.sleep(2)  # in the middle of training
+    ml = MlflowClient(tracking)
+    # in the middle of training: the code has logged its first epoch (of three)
+    wait_for("the first epoch's metrics", lambda: ml.get_run(running[0].mlflow_run_id).data.metrics,
+             timeout=300, every=0.2)
+    job = _processes_of(str(flow_run.id))
+    assert job, "the flow run's processes are found"
     prefect.WORKER.stop()  # the worker and the flow run it started
-    time.sleep(20)  # more than the rest of the training would have taken
+    # nothing of the job runs any more (the training command too), so nothing can commit now
+    wait_for("the flow run's processes to be gone", lambda: not _alive(job), timeout=300, every=0.5)
     assert {b.name for b in w.hub.list_branches(w.model)} == branches, "no partial commit or branch"
     assert w.hub.get_run(running[0].id).state == "running", "the job died with its worker"
+    assert ml.get_run(running[0].mlflow_run_id).info.status == "RUNNING", "nobody closed its MLflow run"
     prefect.start_worker({"ASSETHUB_URL": hub_server.url, "ASSETHUB_TOKEN": w.token,
                           "MLFLOW_TRACKING_URI": tracking, "ASSETHUB_HOME": os.environ["ASSETHUB_HOME"]})
     with on_prefect(prefect_stack):

@@ -222,7 +222,7 @@ def test_a_dataset_the_caller_may_not_run_is_refused(world: JobWorld, hub_server
     assert _branches(world) == before
 
 
-def test_python_m_flows_train_runs_the_same_flow(world: JobWorld, prefect_api: str) -> None:
+def test_python_m_flows_runs_the_same_flow(world: JobWorld, prefect_api: str) -> None:
     env = {**os.environ, "PREFECT_API_URL": prefect_api}
     done = subprocess.run([sys.executable, "-m", "flows.train", "--model", world.model, "--dataset",
                            world.dataset, "--repo", world.repo, "--param", "seed=3", "--json"],
@@ -230,10 +230,11 @@ def test_python_m_flows_train_runs_the_same_flow(world: JobWorld, prefect_api: s
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert world.hub.lineage(result["model_ref"]).lineage.params["seed"] == 3  # type: ignore[union-attr]
-    bad = subprocess.run([sys.executable, "-m", "flows.train", "--model", world.model, "--dataset",
+    # the generic runner runs the same flow's command line; a bad revision is "not found" (3)
+    bad = subprocess.run([sys.executable, "-m", "flows", "train", "--model", world.model, "--dataset",
                           world.dataset, "--repo", world.repo, "--revision", "nope"],
                          env=env, capture_output=True, text=True, timeout=600)
-    assert bad.returncode != 0 and "error: revision 'nope' not found" in bad.stderr
+    assert bad.returncode == 3 and "error: revision 'nope' not found" in bad.stderr, bad.stderr[-3000:]
 
 
 def test_merge_only_when_the_metric_improves(world: JobWorld, trained: dict[str, Any]) -> None:

@@ -14,7 +14,6 @@ import json
 import os
 import socket
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from typer.testing import CliRunner
 from assethub import errors
 from assethub.client import Client
 from assethub.serving import ServiceView
+from tests._wait import wait_for
 from tests.integration._jobs import EXAMPLES, git_repo
 
 pytestmark = pytest.mark.integration
@@ -219,24 +219,16 @@ def test_a_killed_replica_is_restarted(world: World, published: dict[str, Any], 
     before = hub.services.get("digits")
     victim = _status_of(hub_server, "digits")["replicas"][0]["pid"]
     os.kill(victim, 9)
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
+
+    def replaced() -> ServiceView | None:
         view = hub.services.get("digits")
         pids = {r["pid"] for r in _status_of(hub_server, "digits")["replicas"]}
-        if view.ready == 2 and victim not in pids:
-            break
-        time.sleep(0.5)
-    else:
-        raise AssertionError(f"the killed replica did not come back: {hub.services.get('digits')}")
+        return view if view.ready == 2 and victim not in pids else None
+
+    view = wait_for("another replica ready in place of the killed one", replaced, timeout=180, every=0.5)
     assert view.restarts == before.restarts + 1 and view.address == before.address
     assert "exited" in hub.services.logs("digits", lines=50)
     assert len(hub.services.predict("digits", {"inputs": world.x_test[:1].tolist()})["predictions"]) == 1
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_refused_before_anything_starts(world: World, published: dict[str, Any]) -> None:
@@ -340,12 +332,23 @@ def test_cli_lists_shows_predicts_and_reports_errors(world: World, published: di
 
 
 def _wait_state(hub: Client, name: str, ready: int, timeout: float = 180) -> ServiceView:
-    deadline = time.monotonic() + timeout
-    while True:
+    def running() -> ServiceView | None:
         view = hub.services.get(name)
-        if (view.ready == ready and view.state == "running") or time.monotonic() > deadline:
-            return view
-        time.sleep(0.5)
+        return view if view.ready == ready and view.state == "running" else None
+
+    return wait_for(f"service {name} running with {ready} ready replica(s)", running, timeout, every=0.5)
+
+
+def _refuses(address: str) -> bool:
+    """Whether nothing listens on the service's address any more (a connection taken and reset
+    by a dying process is not that yet)."""
+    try:
+        httpx.get(address, timeout=5)
+    except httpx.ConnectError:
+        return True
+    except httpx.TransportError:
+        return False
+    return False
 
 
 def test_services_survive_a_server_restart(world: World, lakefs_server: Any, tmp_path: Path) -> None:
@@ -381,9 +384,8 @@ def test_services_survive_a_server_restart(world: World, lakefs_server: Any, tmp
         second.thread.join(timeout=30)
 
         os.killpg(status["pid"], 9)  # the supervisor and its replicas die while no server runs
-        time.sleep(0.5)
-        with pytest.raises(httpx.TransportError):
-            httpx.post(f"{view.address}/invocations", json=sample, timeout=5)
+        wait_for("the killed service's address to refuse connections", lambda: _refuses(view.address),
+                 timeout=30)
         third = start_server(lakefs_server, home)
         admin = Client(third.url, first.admin_token)
         back = _wait_state(admin, "survivor", 1)

@@ -10,7 +10,14 @@ from pathlib import Path
 import pytest
 
 from assethub import runtime
-from assethub.lineage import MODEL_COMMIT, Lineage, model_commit_of
+from assethub.lineage import (
+    MODEL_COMMIT,
+    Lineage,
+    decide_merge,
+    metric_differences,
+    model_commit_of,
+    rerun_of,
+)
 from assethub.service import EvaluationView, LineageView
 
 
@@ -103,21 +110,8 @@ def test_job_spec_is_checked(tmp_path: Path) -> None:
             load_spec(tmp_path, "here")
 
 
-def test_params_from_the_command_line_are_typed() -> None:
-    from flows._job import parse_param
-
-    assert parse_param("epochs=3") == ("epochs", 3)
-    assert parse_param("lr=1e-3") == ("lr", 1e-3)
-    assert parse_param("fast=true") == ("fast", True)
-    assert parse_param("name=resnet") == ("name", "resnet")
-    assert parse_param("expr=a=b") == ("expr", "a=b")
-    assert parse_param("obj={a: 1}") == ("obj", "{a: 1}")
-    with pytest.raises(Exception, match="key=value"):
-        parse_param("novalue")
-
-
 def test_urls_lose_their_credentials() -> None:
-    from tasks._env import redact_url
+    from tasks.env import redact_url
 
     assert redact_url("https://user:s3cret@git.example.org/a/b.git") == "https://***@git.example.org/a/b.git"
     assert redact_url("https://tok@git.example.org:8443/x") == "https://***@git.example.org:8443/x"
@@ -137,7 +131,7 @@ def test_the_command_gets_the_contract_but_no_secrets(monkeypatch: pytest.Monkey
 
 def test_transient_failures_are_retried_and_refusals_are_not() -> None:
     from assethub import errors
-    from tasks._env import is_transient
+    from tasks.env import is_transient
 
     assert is_transient(errors.StorageUnavailableError("down"))
     assert is_transient(errors.CodeFetchError("x", transient=True))
@@ -155,35 +149,109 @@ def _view(commit: str, *evals: tuple[str, dict[str, float], int]) -> LineageView
 
 
 def test_merge_decision() -> None:
-    from flows.merge import decide
-
     src = _view("s", ("d1", {"acc": 0.9, "loss": 0.3}, 1))
     dst = _view("t", ("d1", {"acc": 0.8, "loss": 0.5}, 0))
-    assert decide(src, dst, "acc").merge
-    assert not decide(src, dst, "acc", margin=0.2).merge
-    assert decide(src, dst, "loss", higher_is_better=False).merge
-    assert not decide(dst, src, "loss", higher_is_better=False).merge
-    assert not decide(src, dst, "f1").merge  # the source was never scored on it
-    assert decide(src, _view("t"), "acc").merge  # nothing to beat
-    assert not decide(src, _view("s"), "acc").merge  # the same model
-    assert decide(src, dst, "").merge
+    assert decide_merge(src, dst, "acc").merge
+    assert not decide_merge(src, dst, "acc", margin=0.2).merge
+    assert decide_merge(src, dst, "loss", higher_is_better=False).merge
+    assert not decide_merge(dst, src, "loss", higher_is_better=False).merge
+    assert not decide_merge(src, dst, "f1").merge  # the source was never scored on it
+    assert decide_merge(src, _view("t"), "acc").merge  # nothing to beat
+    assert not decide_merge(src, _view("s"), "acc").merge  # the same model
+    assert decide_merge(src, dst, "").merge
     # on a shared dataset commit, that one decides, whatever else was scored
     src2 = _view("s", ("d1", {"acc": 0.7}, 1), ("d2", {"acc": 0.99}, 5))
     dst2 = _view("t", ("d1", {"acc": 0.8}, 0))
-    d = decide(src2, dst2, "acc")
+    d = decide_merge(src2, dst2, "acc")
     assert not d.merge and "on dataset commit d1" in d.reason
     # no shared dataset commit: newest of each, and the reason says they differ
-    d = decide(_view("s", ("d2", {"acc": 0.9}, 1)), _view("t", ("d1", {"acc": 0.8}, 0)), "acc")
+    d = decide_merge(_view("s", ("d2", {"acc": 0.9}, 1)), _view("t", ("d1", {"acc": 0.8}, 0)), "acc")
     assert d.merge and "different dataset commits" in d.reason
 
 
 def test_reproduction_compares_every_metric() -> None:
-    from flows.reproduce import compare_metrics
+    assert metric_differences({"a": 1.0}, {"a": 1.0}) == {}
+    assert metric_differences({"a": 1.0}, {"a": 1.0 + 1e-9}) == {"a": (1.0, 1.0 + 1e-9)}
+    assert metric_differences({"a": 1.0}, {"a": 1.0 + 1e-9}, tolerance=1e-6) == {}
+    assert metric_differences({"a": 1.0}, {"b": 1.0}) == {"a": (1.0, None), "b": (None, 1.0)}
 
-    assert compare_metrics({"a": 1.0}, {"a": 1.0}) == {}
-    assert compare_metrics({"a": 1.0}, {"a": 1.0 + 1e-9}) == {"a": (1.0, 1.0 + 1e-9)}
-    assert compare_metrics({"a": 1.0}, {"a": 1.0 + 1e-9}, tolerance=1e-6) == {}
-    assert compare_metrics({"a": 1.0}, {"b": 1.0}) == {"a": (1.0, None), "b": (None, 1.0)}
+
+def test_reproduction_reruns_the_recorded_inputs_pinned_to_their_commits() -> None:
+    from assethub.errors import JobSpecError
+
+    lin = Lineage(job="continue_train", dataset="a/dataset/f/d:v1", dataset_commit="c" * 64,
+                  code_url="https://x/y.git", code_sha="s" * 40, code_subpath="sub", command="python t.py",
+                  base_model="a/model/f/m:main", base_model_commit="b" * 64, params={"lr": 0.1})
+    again = rerun_of("a/model/f/m:v2", "m" * 64, lin)
+    assert again.dataset == "a/dataset/f/d:" + "c" * 64 and again.base_model == "a/model/f/m:" + "b" * 64
+    assert (again.job, again.code_url, again.code_sha, again.code_subpath, again.command) \
+        == ("continue_train", "https://x/y.git", "s" * 40, "sub", "python t.py")
+    assert dict(again.params) == {"lr": 0.1}
+    redacted = Lineage(job="train", dataset="a/dataset/f/d:v1", dataset_commit="c" * 64,
+                       code_url="https://***@x/y.git", code_sha="s" * 40)
+    assert rerun_of("r", "m", redacted, repo="https://tok@x/y.git").code_url == "https://tok@x/y.git"
+    assert rerun_of("r", "m", redacted, repo="https://tok@x/y.git").base_model == ""
+    with pytest.raises(JobSpecError, match="credentials removed; pass --repo"):
+        rerun_of("r", "m", redacted)
+    for not_trained in (None, Lineage(job="evaluate")):
+        with pytest.raises(JobSpecError, match="not made by a training job"):
+            rerun_of("a/model/f/m:main", "m" * 64, not_trained)
+
+
+# -- the file-writing steps (their plain functions, .fn(): no Prefect run) ----------------------
+def test_metrics_are_read_from_the_file_the_command_wrote(tmp_path: Path) -> None:
+    from assethub.errors import JobFailedError
+    from tasks.results import read_metrics
+
+    f = tmp_path / "metrics.json"
+    assert read_metrics.fn(str(f), required=False) == {}
+    with pytest.raises(JobFailedError, match="wrote no metrics"):
+        read_metrics.fn(str(f), required=True)
+    f.write_text('{"accuracy": 0.9, "epochs": 3, "ok": true, "note": "x"}')
+    assert read_metrics.fn(str(f), required=True) == {"accuracy": 0.9, "epochs": 3.0}
+    for bad, match in (("{oops", "not JSON"), ("[1, 2]", "JSON object")):
+        f.write_text(bad)
+        with pytest.raises(JobFailedError, match=match):
+            read_metrics.fn(str(f), required=False)
+
+
+def test_a_training_output_gets_metrics_an_evaluation_record_and_a_model_card(tmp_path: Path) -> None:
+    from tasks.results import write_model_files
+
+    lin = Lineage(job="train", run_id="r1", dataset="a/dataset/f/d:v1", dataset_commit="c" * 64,
+                  code_url="https://x/y.git", code_sha="s" * 40, command="python t.py",
+                  params={"epochs": 2}, metrics={"accuracy": 0.75}, mlflow_run_id="ml1")
+    out = tmp_path / "out"
+    out.mkdir()
+    evaluation_id = write_model_files.fn(str(out), "a/model/f/net", lin, "http://mlflow")
+    assert json.loads((out / "metrics.json").read_text()) == {"accuracy": 0.75}
+    record = json.loads((out / "eval" / f"{evaluation_id}.json").read_text())
+    assert record["id"] == evaluation_id and record["run_id"] == "r1" and record["model"] == "a/model/f/net"
+    assert record["dataset_commit"] == "c" * 64 and record["metrics"] == {"accuracy": 0.75}
+    card = (out / "README.md").read_text()
+    assert card.startswith("# net\n") and "| epochs | 2 |" in card and "| accuracy | 0.75 |" in card
+    assert "`ml1` (http://mlflow)" in card
+    # no metrics: no evaluation; a README the job wrote is kept
+    quiet = tmp_path / "quiet"
+    quiet.mkdir()
+    (quiet / "README.md").write_text("mine\n")
+    assert write_model_files.fn(str(quiet), "a/model/f/net", Lineage(job="train"), "") == ""
+    assert sorted(p.name for p in quiet.iterdir()) == ["README.md"]
+    assert (quiet / "README.md").read_text() == "mine\n"
+
+
+def test_an_evaluation_report_goes_beside_its_record(tmp_path: Path) -> None:
+    from tasks.results import write_evaluation_files
+
+    report = tmp_path / "report"
+    (report / "plots").mkdir(parents=True)
+    (report / "plots" / "confusion.png").write_bytes(b"png")
+    files = Path(write_evaluation_files.fn(
+        str(tmp_path / "eval"), "e1", model="a/model/f/net", dataset="a/dataset/f/d:v1",
+        dataset_commit="c" * 64, metrics={"accuracy": 0.5}, code_sha="s" * 40, run_id="r1",
+        report_dir=str(report)))
+    assert json.loads((files / "e1.json").read_text())["metrics"] == {"accuracy": 0.5}
+    assert (files / "e1" / "plots" / "confusion.png").read_bytes() == b"png"
 
 
 @pytest.mark.parametrize("module, name, required", [
@@ -192,6 +260,8 @@ def test_reproduction_compares_every_metric() -> None:
     ("flows.evaluate", "evaluate", {"model", "dataset", "repo"}),
     ("flows.merge", "merge", {"model", "source"}),
     ("flows.reproduce", "reproduce", {"model"}),
+    ("flows.retrain", "retrain", {"model", "dataset", "repo"}),
+    ("flows.publish_service", "publish_service", {"model", "name"}),
 ])
 def test_flows_have_typed_described_parameters_for_the_prefect_form(module: str, name: str,
                                                                     required: set[str]) -> None:

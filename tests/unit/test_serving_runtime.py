@@ -1,25 +1,18 @@
-"""Serving without MLflow: names, secrets kept from replicas, the model's reasons, Kubernetes
-manifests against the Kubernetes schemas, and the supervisor with stand-in replicas (scaling on
-one address, restarts, 503 while stopped, back-off when replicas cannot start)."""
+"""Serving without MLflow and without processes: names, secrets kept from replicas, the model's
+reasons, Kubernetes manifests against the Kubernetes schemas, a taken port. (The supervisor, with
+its stand-in replica processes, is tested in tests/integration/test_supervisor.py.)"""
 
 from __future__ import annotations
 
 import json
-import os
-import time
-from collections.abc import Iterator
-from pathlib import Path
 
-import httpx
 import pytest
 
 from assethub.errors import InvalidReferenceError, PortInUseError
 from assethub.serving import validate_replicas, validate_service_name
 from assethub.serving.k8s import KubernetesSettings, model_uri, render, to_yaml
-from assethub.serving.local import LocalService, bind, child_env
+from assethub.serving.local import bind, child_env
 from assethub.serving.manager import model_reason
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize("name", ["digits", "a", "digits-cnn-2", "x" * 40])
@@ -107,71 +100,3 @@ def test_a_taken_port_is_reported() -> None:
         assert e.value.port == port
     finally:
         first.close()
-
-
-# -- the supervisor, with stand-in replicas ---------------------------------------------------------
-@pytest.fixture
-def service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[LocalService, str]]:
-    monkeypatch.setenv("PYTHONPATH", str(ROOT))
-    handle = LocalService(tmp_path / "svc")
-    sock = bind("127.0.0.1", 0)
-    port = sock.getsockname()[1]
-    handle.launch(sock, {"name": "fake", "model_dir": str(tmp_path), "host": "127.0.0.1", "port": port,
-                         "replica_module": "tests.unit._fake_replica"}, 1)
-    try:
-        yield handle, f"http://127.0.0.1:{port}"
-    finally:
-        handle.terminate()
-
-
-def _pids(handle: LocalService) -> list[int]:
-    return [r["pid"] for r in handle.status().get("replicas", [])]
-
-
-def test_supervisor_scales_on_one_address_and_answers_503_when_stopped(
-        service: tuple[LocalService, str]) -> None:
-    handle, url = service
-    assert handle.wait(lambda st: st.get("ready") == 1, 30)["ready"] == 1
-    assert httpx.get(url).json()["pid"] in _pids(handle)
-    handle.set_replicas(3)
-    assert handle.wait(lambda st: st.get("ready") == 3, 30)["ready"] == 3
-    seen = {httpx.get(url, headers={"Connection": "close"}).json()["pid"] for _ in range(60)}
-    assert seen <= set(_pids(handle)) and len(seen) >= 2  # the kernel spreads connections
-    handle.set_replicas(0)
-    assert handle.wait(lambda st: st.get("desired") == 0 and not st.get("replicas"), 30)["ready"] == 0
-    stopped = httpx.post(url, json={})
-    assert stopped.status_code == 503 and "service fake is stopped" in stopped.json()["message"]
-    handle.set_replicas(1)
-    assert handle.wait(lambda st: st.get("ready") == 1, 30)["ready"] == 1
-    assert httpx.get(url).status_code == 200
-
-
-def test_supervisor_restarts_a_killed_replica(service: tuple[LocalService, str]) -> None:
-    handle, url = service
-    handle.wait(lambda st: st.get("ready") == 1, 30)
-    victim = _pids(handle)[0]
-    os.kill(victim, 9)
-    status = handle.wait(lambda st: st.get("ready") == 1 and victim not in [r["pid"] for r in st["replicas"]],
-                         30)
-    assert status["restarts"] == 1 and status["ready"] == 1
-    assert httpx.get(url).status_code == 200
-    assert "exited with code -9" in handle.log_tail(20)
-
-
-def test_replicas_that_cannot_start_back_off_and_say_so(tmp_path: Path,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PYTHONPATH", str(ROOT))
-    monkeypatch.setenv("FAKE_REPLICA_CRASH", "1")
-    handle = LocalService(tmp_path / "svc")
-    sock = bind("127.0.0.1", 0)
-    handle.launch(sock, {"name": "broken", "model_dir": str(tmp_path), "host": "127.0.0.1", "port": 0,
-                         "replica_module": "tests.unit._fake_replica"}, 1)
-    try:
-        status = handle.wait(lambda st: "in a row" in st.get("detail", ""), 30)
-        assert "replicas exit while starting" in status["detail"] and status["ready"] == 0
-        restarts = status["restarts"]
-        time.sleep(1.5)  # backing off: not restarted in a tight loop
-        assert handle.status()["restarts"] <= restarts + 1
-    finally:
-        handle.terminate()
-    assert handle.pid() is None

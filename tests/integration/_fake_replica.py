@@ -1,6 +1,6 @@
-"""A stand-in replica for the supervisor's unit tests: answers every request with its pid, at once.
+"""A stand-in replica for the supervisor's tests: answers every request with its pid, at once.
 
-    python -m tests.unit._fake_replica --fd N --ready FILE [--crash]
+    python -m tests.integration._fake_replica --fd N --ready FILE [--crash]
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Where jobs find the server, MLflow and their working space; shared by every task."""
+"""Where jobs find the server, MLflow and their working space, and which failures are worth a
+retry; shared by every task (and public: the flows' pipeline uses the job directories)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ from prefect.cache_policies import NO_CACHE
 from assethub.client import Client
 from assethub.config import home
 
-__all__ = ["NETWORK", "SECRET_VARIABLES", "client", "home", "jobs_dir", "tracking_uri"]
+__all__ = ["NETWORK", "SECRET_VARIABLES", "client", "discard_job_dir", "home", "is_transient", "job_dir",
+           "jobs_dir", "make_read_only", "redact_url", "remove_tree", "retry_if_transient",
+           "tracking_uri"]
 
 # Never handed to the training command: it is user code and needs none of these.
 SECRET_VARIABLES = ("ASSETHUB_TOKEN", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
@@ -32,6 +35,17 @@ def jobs_dir() -> Path:
     d = home() / "jobs"
     d.mkdir(parents=True, exist_ok=True)
     return d
+
+
+def job_dir(name: str) -> Path:
+    """A job's own working directory (not created): its code, inputs and output go there."""
+    return jobs_dir() / name
+
+
+def discard_job_dir(path: Path) -> None:
+    """Remove a finished job's directory, unless ASSETHUB_KEEP_JOB_DIR asks to keep it."""
+    if not os.environ.get("ASSETHUB_KEEP_JOB_DIR"):
+        remove_tree(path)
 
 
 def tracking_uri() -> str:

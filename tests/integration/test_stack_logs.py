@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +10,9 @@ import pytest
 from typer.testing import CliRunner
 
 from assethub.cli import app
+from tests._wait import wait_for
+
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
@@ -33,10 +35,8 @@ def test_logs_shows_what_the_component_wrote(home: Path) -> None:
     try:
         port = mlflow.SERVER.port()
         line = f"Serving HTTP on 127.0.0.1 port {port}"
-        deadline = time.monotonic() + 30
-        while not (mlflow.SERVER.log_file.exists() and line in mlflow.SERVER.log_file.read_text()):
-            assert time.monotonic() < deadline, "the process wrote nothing"
-            time.sleep(0.1)
+        wait_for("the process to log that it serves", lambda: mlflow.SERVER.log_file.exists()
+                 and line in mlflow.SERVER.log_file.read_text(), timeout=30)
     finally:
         assert mlflow.SERVER.stop()
     assert mlflow.SERVER.log_file.is_relative_to(home)
