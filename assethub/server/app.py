@@ -1,4 +1,4 @@
-"""The Asset Hub HTTP API (FastAPI): a thin layer over :class:`assethub.service.Hub`.
+"""The Asset Hub HTTP API (FastAPI): a thin layer over :class:`assethub.hub.Hub`.
 
 Every request is authenticated from its ``Authorization: Bearer <token>`` header (none means
 anonymous) and authorized by the Hub before any storage call. Errors come back as
@@ -25,9 +25,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from assethub import errors
 from assethub._json import jsonable
+from assethub.hub import Hub, Principal
 from assethub.refs import AssetPath, FolderPath
 from assethub.server import routes_services
-from assethub.service import Hub, Principal
 from assethub.wire import DatasetMeta
 
 API = "/api/v1"

@@ -9,7 +9,7 @@ from starlette.concurrency import run_in_threadpool
 
 from assethub import follows
 from assethub._json import jsonable
-from assethub.service import Hub, Principal
+from assethub.hub import Hub, Principal
 
 API = "/api/v1"
 

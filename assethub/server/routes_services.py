@@ -17,7 +17,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from assethub._json import jsonable
-from assethub.service import Hub, Principal
+from assethub.hub import Hub, Principal
 from assethub.serving import MAX_REPLICAS
 from assethub.serving.manager import ServiceManager
 

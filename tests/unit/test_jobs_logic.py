@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from assethub import runtime
+from assethub.hub import EvaluationView, LineageView
 from assethub.lineage import MODEL_COMMIT, Lineage, model_commit_of
-from assethub.service import EvaluationView, LineageView
 
 
 # -- runtime ---------------------------------------------------------------------------------
