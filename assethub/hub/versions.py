@@ -93,15 +93,15 @@ class Versions:
                                  prefix=prefix)
 
     def list_branches(self, who: Principal, asset: AssetPath | str) -> list[BranchInfo]:
-        return self.storage.list_branches(self.permissions.ref(who, AssetPath.coerce(asset).at(),
-                                                    "view").path)
+        r = self.permissions.ref(who, AssetPath.coerce(asset).at(), "view")
+        return self.storage.list_branches(r.path)
 
     def create_branch(self, who: Principal, asset: AssetPath | str, name: str, *,
                       source: str = DEFAULT_BRANCH) -> BranchInfo:
         path = AssetPath.coerce(asset)
         with self.audit.audited(who, "branch.create", f"{path}:{name}"):
-            return self.storage.create_branch(self.permissions.ref(who, path.at(), "edit").path, name,
-                                              source=source)
+            r = self.permissions.ref(who, path.at(), "edit")
+            return self.storage.create_branch(r.path, name, source=source)
 
     def delete_branch(self, who: Principal, asset: AssetPath | str, name: str) -> None:
         path = AssetPath.coerce(asset)
@@ -156,8 +156,8 @@ class Versions:
     async def open_file(self, who: Principal, ref: AssetRef | str, path: str, *,
                         byte_range: str | None = None) -> StreamedObject:
         """A file of a version (or a byte range of it) as a stream straight from lakeFS."""
-        return await self.storage.get_stream(self.permissions.ref(who, ref, "view"), path,
-                                             byte_range=byte_range)
+        r = self.permissions.ref(who, ref, "view")
+        return await self.storage.get_stream(r, path, byte_range=byte_range)
 
     async def open_bundle(self, who: Principal, ref: AssetRef | str,
                           paths: list[str]) -> AsyncIterator[bytes]:
