@@ -23,8 +23,8 @@ from sqlalchemy import select
 
 from assethub.catalog import Asset, Folder, Follow
 from assethub.errors import AlreadyExistsError, AuthenticationError, InvalidReferenceError, NotFoundError
+from assethub.hub import Hub, Principal
 from assethub.refs import AssetKind, AssetPath
-from assethub.service import Hub, Principal
 from assethub.storage import ACTIONS_PREFIX
 from assethub.triggers import FollowTriggers, TriggersUnavailable
 from assethub.wire import AddFile, FollowView  # FollowView is defined there, re-exported here
@@ -95,8 +95,8 @@ def create_follow(hub: Hub, who: Principal, model: str, dataset: str, settings: 
                   hook_url: str) -> FollowView:
     """Store the follow and install its triggers (lakeFS action, automation, schedule)."""
     m, d = _paths(model, dataset)
-    with hub._audited(who, "follow.create", f"{m} <- {d}"):
-        me = hub._require_user(who)
+    with hub.audited(who, "follow.create", f"{m} <- {d}"):
+        me = hub.require_user(who)
         hub.check(who, d, "run")
         hub.check(who, m, "edit")
         clean = check_settings(settings)
@@ -139,7 +139,7 @@ def delete_follow(hub: Hub, who: Principal, follow_id: int) -> None:
         if row is None:
             raise NotFoundError("follow", str(follow_id))
         model = row.model_path
-    with hub._audited(who, "follow.delete", f"{model} ({follow_id})"):
+    with hub.audited(who, "follow.delete", f"{model} ({follow_id})"):
         hub.check(who, model, "edit")
         with hub.catalog.session() as s:
             row = s.get(Follow, follow_id)

@@ -90,7 +90,7 @@ def main() -> None:
     try:
         with prefect_test_harness(server_startup_timeout=180):
             from assethub.client import Client
-            from assethub.service import DatasetMeta
+            from assethub.hub import DatasetMeta
             from examples.datasets import write_digits
             from flows.train import train
 

@@ -100,7 +100,7 @@ def main() -> None:
         from prefect.deployments import run_deployment
 
         from assethub.client import Client
-        from assethub.service import DatasetMeta
+        from assethub.hub import DatasetMeta
         from deployments import deploy_all
         from examples.datasets import write_digits
         from flows.train import train

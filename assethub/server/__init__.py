@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from assethub import config
+from assethub.hub import Hub, Limits
 from assethub.server.app import create_app
-from assethub.service import Hub, Limits
 
 __all__ = ["ServerSettings", "build_hub", "create_app", "serve"]
 

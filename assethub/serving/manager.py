@@ -1,7 +1,7 @@
 """The server side of services: who may publish and use them, the catalog, the model cache, the
 local runtime, health checks, and re-attaching to running services when the server starts.
 
-One :class:`ServiceManager` per server process, next to its :class:`~assethub.service.Hub`. Every
+One :class:`ServiceManager` per server process, next to its :class:`~assethub.hub.Hub`. Every
 operation takes the caller first; publishing, changing, deleting and predicting need ``run`` on
 the model's folder, seeing a service needs ``view``. A caller who may not view the model is told
 the service does not exist. Every change (and every refusal) goes to the audit log.
@@ -47,8 +47,8 @@ from assethub.errors import (
     PredictionError,
     ServiceUnavailableError,
 )
+from assethub.hub import Hub, Principal
 from assethub.refs import AssetKind, AssetRef
-from assethub.service import Hub, Principal
 from assethub.serving import (
     TARGETS,
     ServiceView,
@@ -170,7 +170,7 @@ class ServiceManager:
 
     def list(self, who: Principal) -> list[ServiceView]:
         """Services whose model the caller may view, by name."""
-        self.hub._require_user(who)
+        self.hub.require_user(who)
         out = []
         with self.hub.catalog.session() as s:
             for row in s.scalars(select(Service).order_by(Service.name)):
@@ -182,7 +182,7 @@ class ServiceManager:
         return out
 
     def get(self, who: Principal, name: str) -> ServiceView:
-        self.hub._require_user(who)
+        self.hub.require_user(who)
         with self.hub.catalog.session() as s:
             row = self._row(s, who, name, "view")
             return self._view(row, self._run_id(s, row))
@@ -235,8 +235,8 @@ class ServiceManager:
                wait: bool = True) -> ServiceView:
         """Publish the model version ``model`` as service ``name``: running locally, or (target
         ``kubernetes``) recorded and rendered as manifests; see :meth:`manifests`."""
-        with self.hub._audited(who, "service.create", f"{name} ({model})"):
-            me = self.hub._require_user(who)
+        with self.hub.audited(who, "service.create", f"{name} ({model})"):
+            me = self.hub.require_user(who)
             validate_service_name(name)
             validate_replicas(replicas)
             if target not in TARGETS:
@@ -335,9 +335,9 @@ class ServiceManager:
     # -- changing ----------------------------------------------------------------------------
     def _change(self, who: Principal, name: str, action: str, replicas: int | None) -> ServiceView:
         """Scale a local service to ``replicas`` (None: back to its recorded count)."""
-        with self.hub._audited(who, f"service.{action}", f"{name}" + (
+        with self.hub.audited(who, f"service.{action}", f"{name}" + (
                 f" ({replicas})" if action == "scale" else "")):
-            self.hub._require_user(who)
+            self.hub.require_user(who)
             if replicas is not None:
                 validate_replicas(replicas)
             with self._lock(name), self.hub.catalog.session() as s:
@@ -375,8 +375,8 @@ class ServiceManager:
 
     def delete(self, who: Principal, name: str) -> None:
         """Stop the service's processes, free its address and forget it."""
-        with self.hub._audited(who, "service.delete", name):
-            self.hub._require_user(who)
+        with self.hub.audited(who, "service.delete", name):
+            self.hub.require_user(who)
             with self._lock(name), self.hub.catalog.session() as s:
                 row = self._row(s, who, name, "run")
                 if row.target == "local":
@@ -388,7 +388,7 @@ class ServiceManager:
 
     def logs(self, who: Principal, name: str, *, lines: int = 200) -> str:
         """The last ``lines`` lines of the service's log (replicas and supervisor)."""
-        self.hub._require_user(who)
+        self.hub.require_user(who)
         with self.hub.catalog.session() as s:
             row = self._row(s, who, name, "run")
             if row.target != "local":
@@ -397,7 +397,7 @@ class ServiceManager:
 
     def manifests(self, who: Principal, name: str) -> str:
         """Kubernetes manifests (YAML) serving the service's model version at its pinned commit."""
-        self.hub._require_user(who)
+        self.hub.require_user(who)
         with self.hub.catalog.session() as s:
             row = self._row(s, who, name, "run")
             path = AssetRef.parse(row.model_ref).path
@@ -410,7 +410,7 @@ class ServiceManager:
     def authorize_predict(self, who: Principal, name: str) -> tuple[str, str]:
         """(the service's address, its state), if the caller may send it requests."""
         try:
-            self.hub._require_user(who)
+            self.hub.require_user(who)
             with self.hub.catalog.session() as s:
                 row = self._row(s, who, name, "run")
                 if row.target != "local":
@@ -419,7 +419,7 @@ class ServiceManager:
                 return f"http://{row.host}:{row.port}", row.state
         except (NotFoundError, ForbiddenError, AuthenticationError) as exc:
             # refusals are audited; predictions themselves are too many to log one by one
-            self.hub._record(who, "service.predict", str(name)[:80], "denied", str(exc))
+            self.hub.record(who, "service.predict", str(name)[:80], "denied", str(exc))
             raise
 
     async def predict(self, who: Principal, name: str, body: bytes,

@@ -15,7 +15,7 @@ from sqlalchemy import inspect, select, text
 
 from assethub.catalog import ApiToken, Asset, AuditEvent, Catalog, Folder, Share
 from assethub.errors import AlreadyExistsError, AuthenticationError, NotFoundError
-from assethub.service import DatasetMeta, Hub, Principal
+from assethub.hub import DatasetMeta, Hub, Principal
 from assethub.storage import Storage
 from tests._clock import Clock
 

@@ -47,7 +47,7 @@ def tracking(lakefs_server: Any) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def deploy_world(hub_server: Any, tracking: str, tmp_path_factory: pytest.TempPathFactory) -> JobWorld:
-    from assethub.service import DatasetMeta
+    from assethub.hub import DatasetMeta
     from examples.datasets import write_digits
 
     admin = Client(hub_server.url, hub_server.admin_token)

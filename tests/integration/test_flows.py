@@ -36,7 +36,7 @@ def world(hub_server: Any, mlflow_uri: str, prefect_api: str,
     hub = Client(hub_server.url, token)
     hub.create_folder("trainer/dataset/images")
     hub.create_folder("trainer/model/digits")
-    from assethub.service import DatasetMeta
+    from assethub.hub import DatasetMeta
 
     hub.create_asset("trainer/dataset/images/digits", dataset=DatasetMeta(
         "image_classification", "dir", "test_set", None, "test"))
@@ -331,7 +331,7 @@ def test_continue_train_starts_from_the_base_weights(world: JobWorld, trained: d
 
 def test_text_example_trains_and_evaluates_on_a_ratio_split(world: JobWorld,
                                                             tmp_path_factory: pytest.TempPathFactory) -> None:
-    from assethub.service import DatasetMeta
+    from assethub.hub import DatasetMeta
     from examples.datasets import write_stdlib_docs
     from flows.evaluate import evaluate
     from flows.train import train

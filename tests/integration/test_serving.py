@@ -60,7 +60,7 @@ def _user(admin: Client, url: str, name: str) -> tuple[Client, str]:
 @pytest.fixture(scope="module")
 def world(hub_server: Any, mlflow_uri: str, prefect_api: str,
           tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    from assethub.service import DatasetMeta
+    from assethub.hub import DatasetMeta
     from examples.datasets import digits_test_arrays, write_digits
     from flows.train import train
 

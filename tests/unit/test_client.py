@@ -16,8 +16,8 @@ import pytest
 
 from assethub import errors
 from assethub.client import Client, CreatedToken, _tls_verification
+from assethub.hub import AssetView, DatasetMeta, TokenView
 from assethub.refs import AssetPath
-from assethub.service import AssetView, DatasetMeta, TokenView
 
 SECRET = "ah_super-secret-token-value"
 URL = "http://hub.test"

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from assethub import runtime
+from assethub.hub import EvaluationView, LineageView
 from assethub.lineage import (
     MODEL_COMMIT,
     Lineage,
@@ -18,7 +19,6 @@ from assethub.lineage import (
     model_commit_of,
     rerun_of,
 )
-from assethub.service import EvaluationView, LineageView
 
 
 # -- runtime ---------------------------------------------------------------------------------

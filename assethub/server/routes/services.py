@@ -1,4 +1,4 @@
-"""``/api/v1/services``: publish a model version as an HTTP service, scale, stop, start, test it.
+"""``/services``: publish a model version as an HTTP service, scale, stop, start, test it.
 
 A thin layer over :class:`assethub.serving.manager.ServiceManager`, which the router creates and
 whose lifetime follows the application's (it re-attaches to running services at start-up and
@@ -17,11 +17,10 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from assethub._json import jsonable
-from assethub.service import Hub, Principal
+from assethub.hub import Hub, Principal
 from assethub.serving import MAX_REPLICAS
 from assethub.serving.manager import ServiceManager
 
-API = "/api/v1"
 _NAME = Annotated[str, Field(max_length=63, description="lowercase letters, digits and '-'")]
 
 
@@ -55,7 +54,7 @@ def router(hub: Hub, principal: Callable[..., Awaitable[Principal]],
         yield
         await services.aclose()
 
-    r = APIRouter(prefix=f"{API}/services", tags=["services"], lifespan=lifespan)
+    r = APIRouter(prefix="/services", tags=["services"], lifespan=lifespan)
     Who = Annotated[Principal, Depends(principal)]
 
     @r.post("", status_code=201)

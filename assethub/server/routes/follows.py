@@ -1,4 +1,4 @@
-"""REST routes of follows and of the lakeFS hook (see assethub.follows)."""
+"""Follows and the lakeFS hook that reports dataset updates (see :mod:`assethub.follows`)."""
 
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
@@ -9,9 +9,8 @@ from starlette.concurrency import run_in_threadpool
 
 from assethub import follows
 from assethub._json import jsonable
-from assethub.service import Hub, Principal
-
-API = "/api/v1"
+from assethub.hub import Hub, Principal
+from assethub.server.routes import API
 
 
 class FollowIn(BaseModel):
@@ -20,29 +19,29 @@ class FollowIn(BaseModel):
     settings: dict[str, Any] = Field(default_factory=dict)
 
 
-def follow_routes(hub: Hub, principal: Callable[[Request], Awaitable[Principal]]) -> APIRouter:
-    router = APIRouter()
+def router(hub: Hub, principal: Callable[[Request], Awaitable[Principal]]) -> APIRouter:
+    r = APIRouter()
     Who = Annotated[Principal, Depends(principal)]
 
-    @router.post(f"{API}/follows", status_code=201)
+    @r.post("/follows", status_code=201)
     def create_follow(who: Who, body: FollowIn, request: Request) -> Any:
         hook = f"{str(request.base_url).rstrip('/')}{API}/hooks/lakefs?secret={follows.hook_secret(hub)}"
         return jsonable(follows.create_follow(hub, who, body.model, body.dataset, body.settings, hook))
 
-    @router.get(f"{API}/follows")
+    @r.get("/follows")
     def list_follows(who: Who, model: Annotated[str | None, Query(max_length=600)] = None,
                      dataset: Annotated[str | None, Query(max_length=600)] = None) -> Any:
         return jsonable(follows.list_follows(hub, who, model=model, dataset=dataset))
 
-    @router.delete(f"{API}/follows/{{follow_id}}", status_code=204)
+    @r.delete("/follows/{follow_id}", status_code=204)
     def delete_follow(who: Who, follow_id: Annotated[int, Path(ge=1, le=2**31 - 1)]) -> Response:
         follows.delete_follow(hub, who, follow_id)
         return Response(status_code=204)
 
-    @router.post(f"{API}/hooks/lakefs")
+    @r.post("/hooks/lakefs")
     async def lakefs_hook(secret: Annotated[str, Query(max_length=200)] = "",
                           event: Annotated[dict[str, Any] | None, Body()] = None) -> Any:
         # called by lakeFS actions, with the server's secret; no user token
         return await run_in_threadpool(follows.on_lakefs_event, hub, secret, event or {})
 
-    return router
+    return r

@@ -1,0 +1,205 @@
+"""The Asset Hub: who may do what, the catalog, storage and the audit log, behind one facade.
+
+Every user-facing method takes the caller (a :class:`Principal`) first, checks the caller's role
+on the folder before it touches storage, and records every change (and every refused change) in
+the audit log. The HTTP server, follows and model serving are thin layers over :class:`Hub`.
+
+The work is done by components, each given what it needs when it is made:
+
+- :mod:`~assethub.hub.identity`: users, groups, API tokens, authentication, :class:`Principal`
+- :mod:`~assethub.hub.audit`: the audited scope and the audit log's queries
+- :mod:`~assethub.hub.permissions`: roles on folders, what a caller may see, asset look-up
+- :mod:`~assethub.hub.folders`: folders and their shares
+- :mod:`~assethub.hub.assets`: asset records and search
+- :mod:`~assethub.hub.versions`: history, branches, tags, merge, publish, files, uploads, import
+- :mod:`~assethub.hub.jobs`: runs, evaluations, lineage
+
+:class:`Hub` builds them and forwards each public method to the one that owns it, so a caller
+needs one object; code that uses a single part may take that component instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, overload
+
+from assethub.catalog import Catalog
+from assethub.hub.assets import Assets
+from assethub.hub.audit import AuditLog
+from assethub.hub.folders import SUBJECT_TYPES, Folders
+from assethub.hub.identity import ANONYMOUS, Identity, Principal, now, require_admin, require_user
+from assethub.hub.jobs import RUN_KINDS, RUN_STATES, RUN_TRIGGERS, Jobs
+from assethub.hub.permissions import ROLES, Permissions
+from assethub.hub.versions import BUNDLE_MAX_FILES, Limits, Versions
+from assethub.storage import Storage
+from assethub.triggers import FollowTriggers, NoFollowTriggers
+from assethub.wire import (  # the values on the wire; defined there, re-exported here
+    AssetView,
+    AuditView,
+    DatasetMeta,
+    EvaluationView,
+    FolderView,
+    LineageView,
+    RunView,
+    ShareView,
+    TokenView,
+    UserView,
+)
+
+__all__ = [
+    "ANONYMOUS", "BUNDLE_MAX_FILES", "ROLES", "RUN_KINDS", "RUN_STATES", "RUN_TRIGGERS",
+    "SUBJECT_TYPES", "AssetView", "Assets", "AuditLog", "AuditView", "DatasetMeta",
+    "EvaluationView", "FolderView", "Folders", "Hub", "Identity", "Jobs", "Limits", "LineageView",
+    "Permissions", "Principal", "RunView", "ShareView", "TokenView", "UserView", "Versions",
+    "require_admin", "require_user",
+]
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+class _Forward(Generic[_P, _R]):
+    """A facade method that is ``method`` of the component in attribute ``component``.
+
+    On an instance it gives the component's bound method itself (same signature, same
+    docstring); the type checker sees that signature too.
+    """
+
+    def __init__(self, component: str, method: Callable[Concatenate[Any, _P], _R]) -> None:
+        self.component = component
+        self.method = method.__name__
+        self.__doc__ = method.__doc__
+
+    @overload
+    def __get__(self, obj: None, owner: type[Any]) -> _Forward[_P, _R]: ...
+    @overload
+    def __get__(self, obj: object, owner: type[Any]) -> Callable[_P, _R]: ...
+    def __get__(self, obj: object | None, owner: type[Any]) -> Any:
+        if obj is None:
+            return self
+        return getattr(getattr(obj, self.component), self.method)
+
+
+class Hub:
+    """Catalog + storage + permissions + audit. Thread-safe; one per server process."""
+
+    def __init__(self, catalog: Catalog, storage: Storage, *, work_dir: Path,
+                 limits: Limits | None = None, follow_triggers: FollowTriggers | None = None,
+                 clock: Callable[[], datetime] | None = None) -> None:
+        self.catalog = catalog
+        self.storage = storage
+        self.limits = limits or Limits()
+        # what starts follows' retrains (assethub.follows); the server's composition root wires it
+        self.follow_triggers: FollowTriggers = follow_triggers or NoFollowTriggers(
+            "the server was started without follow triggers")
+        self.uploads_dir = work_dir / "uploads"
+        self.uploads_dir.mkdir(parents=True, exist_ok=True)
+        self.tmp_dir = work_dir / "tmp"
+        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        self.audit_log = AuditLog(catalog)
+        self.identity = Identity(catalog, self.audit_log, clock or now)
+        self.permissions = Permissions(catalog, storage)
+        self.folders = Folders(catalog, storage, self.audit_log)
+        self.assets = Assets(catalog, storage, self.audit_log, self.permissions)
+        self.versions = Versions(catalog, storage, self.audit_log, self.permissions,
+                                 limits=self.limits, uploads_dir=self.uploads_dir,
+                                 tmp_dir=self.tmp_dir)
+        self.jobs = Jobs(catalog, storage, self.audit_log, self.permissions)
+
+    @property
+    def clock(self) -> Callable[[], datetime]:
+        """The time API tokens are made and expire by (identity's; tests set one they move)."""
+        return self.identity.clock
+
+    @clock.setter
+    def clock(self, clock: Callable[[], datetime]) -> None:
+        self.identity.clock = clock
+
+    # -- the seams for code built on the hub (follows, model serving) -------------------------
+    audited = _Forward("audit_log", AuditLog.audited)
+    record = _Forward("audit_log", AuditLog.record)
+
+    @staticmethod
+    def require_user(who: Principal) -> str:
+        """The caller's user name; anonymous callers are told to sign in."""
+        return require_user(who)
+
+    @staticmethod
+    def require_admin(who: Principal) -> None:
+        """Raise unless the caller is a signed-in admin."""
+        require_admin(who)
+
+    # -- identity ----------------------------------------------------------------------------
+    authenticate = _Forward("identity", Identity.authenticate)
+    ensure_admin = _Forward("identity", Identity.ensure_admin)
+    whoami = _Forward("identity", Identity.whoami)
+    create_user = _Forward("identity", Identity.create_user)
+    list_users = _Forward("identity", Identity.list_users)
+    update_user = _Forward("identity", Identity.update_user)
+    create_group = _Forward("identity", Identity.create_group)
+    list_groups = _Forward("identity", Identity.list_groups)
+    delete_group = _Forward("identity", Identity.delete_group)
+    add_member = _Forward("identity", Identity.add_member)
+    remove_member = _Forward("identity", Identity.remove_member)
+    create_token = _Forward("identity", Identity.create_token)
+    list_tokens = _Forward("identity", Identity.list_tokens)
+    revoke_token = _Forward("identity", Identity.revoke_token)
+
+    # -- permissions -------------------------------------------------------------------------
+    role = _Forward("permissions", Permissions.role)
+    check = _Forward("permissions", Permissions.check)
+
+    # -- folders and shares ------------------------------------------------------------------
+    create_folder = _Forward("folders", Folders.create_folder)
+    list_folders = _Forward("folders", Folders.list_folders)
+    get_folder = _Forward("folders", Folders.get_folder)
+    update_folder = _Forward("folders", Folders.update_folder)
+    delete_folder = _Forward("folders", Folders.delete_folder)
+    share = _Forward("folders", Folders.share)
+    unshare = _Forward("folders", Folders.unshare)
+    list_shares = _Forward("folders", Folders.list_shares)
+
+    # -- assets ------------------------------------------------------------------------------
+    create_asset = _Forward("assets", Assets.create_asset)
+    get_asset = _Forward("assets", Assets.get_asset)
+    search = _Forward("assets", Assets.search)
+    update_asset = _Forward("assets", Assets.update_asset)
+    delete_asset = _Forward("assets", Assets.delete_asset)
+
+    # -- versions, files, uploads, import ----------------------------------------------------
+    get_commit = _Forward("versions", Versions.get_commit)
+    log = _Forward("versions", Versions.log)
+    diff = _Forward("versions", Versions.diff)
+    list_branches = _Forward("versions", Versions.list_branches)
+    create_branch = _Forward("versions", Versions.create_branch)
+    delete_branch = _Forward("versions", Versions.delete_branch)
+    list_tags = _Forward("versions", Versions.list_tags)
+    create_tag = _Forward("versions", Versions.create_tag)
+    delete_tag = _Forward("versions", Versions.delete_tag)
+    merge = _Forward("versions", Versions.merge)
+    publish = _Forward("versions", Versions.publish)
+    list_objects = _Forward("versions", Versions.list_objects)
+    stat = _Forward("versions", Versions.stat)
+    open_file = _Forward("versions", Versions.open_file)
+    open_bundle = _Forward("versions", Versions.open_bundle)
+    start_upload = _Forward("versions", Versions.start_upload)
+    put_upload_file = _Forward("versions", Versions.put_upload_file)
+    commit_upload = _Forward("versions", Versions.commit_upload)
+    abort_upload = _Forward("versions", Versions.abort_upload)
+    check_import = _Forward("versions", Versions.check_import)
+    import_archive = _Forward("versions", Versions.import_archive)
+    cleanup_stale_writes = _Forward("versions", Versions.cleanup_stale_writes)
+
+    # -- jobs: runs, evaluations, lineage ----------------------------------------------------
+    create_run = _Forward("jobs", Jobs.create_run)
+    update_run = _Forward("jobs", Jobs.update_run)
+    get_run = _Forward("jobs", Jobs.get_run)
+    list_runs = _Forward("jobs", Jobs.list_runs)
+    add_evaluation = _Forward("jobs", Jobs.add_evaluation)
+    list_evaluations = _Forward("jobs", Jobs.list_evaluations)
+    lineage = _Forward("jobs", Jobs.lineage)
+
+    # -- audit log ---------------------------------------------------------------------------
+    audit = _Forward("audit_log", AuditLog.query)

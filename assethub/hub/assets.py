@@ -1,0 +1,176 @@
+"""Assets: the catalog records of datasets and models (description, labels, README, dataset
+metadata), their creation next to a lakeFS repository, rename, delete and search."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+
+from sqlalchemy import select
+
+from assethub import _repo_names
+from assethub.catalog import Asset, Catalog, Folder
+from assethub.errors import (
+    AlreadyExistsError,
+    ForbiddenError,
+    InvalidReferenceError,
+    NotAllowedError,
+)
+from assethub.hub._rows import aware
+from assethub.hub.audit import AuditLog
+from assethub.hub.identity import Principal, require_user
+from assethub.hub.permissions import Permissions, find_folder, rank, require, role_name
+from assethub.refs import AssetKind, AssetPath, FolderPath
+from assethub.storage import Storage
+from assethub.wire import AssetView, DatasetMeta
+
+
+def _asset_view(who: Principal, a: Asset) -> AssetView:
+    f = a.folder
+    kind = AssetKind(f.kind)
+    ds = (DatasetMeta(a.task_type, a.data_format, a.split_mode, a.split_ratio,
+                      a.test_set_path) if kind is AssetKind.DATASET else None)
+    return AssetView(
+        AssetPath(f.owner, kind, f.name, a.name), a.repository, a.description,
+        tuple(a.labels or ()), a.readme, aware(a.created_at) or a.created_at, a.created_by,
+        aware(a.updated_at) or a.updated_at, role_name(who, f, a), ds,
+        a.preset, tuple((p.tag, p.commit_id) for p in a.publications))
+
+def _labels(labels: Iterable[str]) -> list[str]:
+    out = []
+    for label in labels:
+        label = label.strip()
+        if not label or len(label) > 64 or any(c in label for c in ",\n\r\t"):
+            raise InvalidReferenceError(
+                f"invalid label {label!r}: 1-64 characters, no commas or line breaks",
+                part="label", value=label)
+        if label not in out:
+            out.append(label)
+    return out
+
+
+class Assets:
+    """Create, read, search, update and delete assets (the records; versions are elsewhere)."""
+
+    def __init__(self, catalog: Catalog, storage: Storage, audit: AuditLog,
+                 permissions: Permissions) -> None:
+        self.catalog = catalog
+        self.storage = storage
+        self.audit = audit
+        self.permissions = permissions
+
+    def create_asset(self, who: Principal, asset: AssetPath | str, *, description: str = "",
+                     labels: Iterable[str] = (), readme: str = "",
+                     dataset: DatasetMeta | None = None) -> AssetView:
+        path = AssetPath.coerce(asset)
+        with self.audit.audited(who, "asset.create", str(path)):
+            require_user(who)
+            meta = dataset or DatasetMeta()
+            if path.is_dataset:
+                meta.validate()
+            elif dataset is not None and any(vars(dataset).values()):
+                raise InvalidReferenceError("dataset metadata only applies to datasets",
+                                            part="dataset", value=str(path))
+            clean_labels = _labels(labels)
+            with self.catalog.session() as s:
+                folder_path = FolderPath(path.owner, path.kind, path.folder)
+                f = find_folder(s, folder_path, who)
+                require(who, f, "edit", str(folder_path))
+                if s.scalar(select(Asset).where(Asset.folder_id == f.id,
+                                                Asset.name == path.name)) is not None:
+                    raise AlreadyExistsError("asset", str(path))
+                info = self.storage.create_asset(
+                    path, repository=_repo_names.repository_name(path, salt=uuid.uuid4().hex))
+                try:
+                    a = Asset(folder_id=f.id, name=path.name, repository=info.repository,
+                              description=description, labels=clean_labels, readme=readme,
+                              created_by=who.name or "", task_type=meta.task_type,
+                              data_format=meta.data_format or ("dir" if path.is_dataset else None),
+                              split_mode=meta.split_mode, split_ratio=meta.split_ratio,
+                              test_set_path=meta.test_set_path)
+                    s.add(a)
+                    s.flush()
+                    s.refresh(a)
+                    return _asset_view(who, a)
+                except Exception:
+                    self.storage.delete_asset(path)  # keep catalog and lakeFS in step
+                    raise
+
+    def get_asset(self, who: Principal, asset: AssetPath | str) -> AssetView:
+        path = AssetPath.coerce(asset)
+        with self.catalog.session() as s:
+            return _asset_view(who, self.permissions.asset(s, who, path, "view"))
+
+    def search(self, who: Principal, *, query: str = "", label: str | None = None,
+               kind: str | None = None, owner: str | None = None, folder: str | None = None,
+               limit: int = 100) -> list[AssetView]:
+        """Assets the caller may see, by name/description words, label, type, owner, folder."""
+        with self.catalog.session() as s:
+            q = select(Asset).join(Folder).order_by(Folder.owner, Folder.kind, Folder.name,
+                                                    Asset.name)
+            if kind:
+                q = q.where(Folder.kind == AssetKind(kind).value)
+            if owner:
+                q = q.where(Folder.owner == owner)
+            if folder:
+                q = q.where(Folder.name == folder)
+            out: list[AssetView] = []
+            needle = query.casefold().strip()
+            for a in s.scalars(q):
+                if needle and needle not in a.name.casefold() \
+                        and needle not in a.description.casefold():
+                    continue
+                if label and label not in (a.labels or []):
+                    continue
+                if rank(who, a.folder, a) == 0:
+                    continue
+                out.append(_asset_view(who, a))
+                if len(out) >= limit:
+                    break
+            return out
+
+    def update_asset(self, who: Principal, asset: AssetPath | str, *,
+                     new_name: str | None = None, description: str | None = None,
+                     labels: Iterable[str] | None = None, readme: str | None = None,
+                     dataset: DatasetMeta | None = None, preset: bool | None = None) -> AssetView:
+        path = AssetPath.coerce(asset)
+        with self.audit.audited(who, "asset.update", str(path)), self.catalog.session() as s:
+            a = self.permissions.asset(s, who, path, "edit")
+            if preset is not None:
+                if not who.is_admin:
+                    raise ForbiddenError("only an admin may mark a dataset as preset",
+                                         needed="admin")
+                if not path.is_dataset:
+                    raise NotAllowedError("only datasets can be presets")
+                a.preset = preset
+            if dataset is not None:
+                if not path.is_dataset:
+                    raise InvalidReferenceError("dataset metadata only applies to datasets",
+                                                part="dataset", value=str(path))
+                dataset.validate()
+                for k, v in vars(dataset).items():
+                    if v is not None:
+                        setattr(a, "data_format" if k == "data_format" else k, v)
+            if description is not None:
+                a.description = description
+            if labels is not None:
+                a.labels = _labels(labels)
+            if readme is not None:
+                a.readme = readme
+            if new_name is not None and new_name != a.name:
+                new_path = AssetPath(path.owner, path.kind, path.folder, new_name)
+                if s.scalar(select(Asset).where(Asset.folder_id == a.folder_id,
+                                                Asset.name == new_name)) is not None:
+                    raise AlreadyExistsError("asset", str(new_path))
+                self.storage.rename_asset(path, new_path)
+                a.name = new_name
+            s.flush()
+            return _asset_view(who, a)
+
+    def delete_asset(self, who: Principal, asset: AssetPath | str) -> None:
+        path = AssetPath.coerce(asset)
+        with self.audit.audited(who, "asset.delete", str(path)), self.catalog.session() as s:
+            a = self.permissions.asset(s, who, path, "edit")
+            self.storage.delete_asset(path)
+            s.delete(a)
+

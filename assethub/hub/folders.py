@@ -1,0 +1,154 @@
+"""Folders (of one asset type each) and their shares: the unit of sharing and permissions."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from assethub.catalog import Catalog, Folder, Share
+from assethub.errors import AlreadyExistsError, ForbiddenError, InvalidReferenceError, NotFoundError
+from assethub.hub._rows import aware
+from assethub.hub.audit import AuditLog
+from assethub.hub.identity import Principal, find_group, find_user, require_user
+from assethub.hub.permissions import ROLES, find_folder, rank, require, role_name
+from assethub.refs import AssetKind, FolderPath
+from assethub.storage import Storage
+from assethub.wire import FolderView, ShareView
+
+SUBJECT_TYPES = ("user", "group", "everyone")
+
+
+def _folder_view(who: Principal, f: Folder) -> FolderView:
+    return FolderView(FolderPath(f.owner, AssetKind(f.kind), f.name), f.description,
+                      aware(f.created_at) or f.created_at, f.created_by,
+                      role_name(who, f), len(f.assets))
+
+
+class Folders:
+    """Create, list, rename and delete folders; share them with users, groups or everyone."""
+
+    def __init__(self, catalog: Catalog, storage: Storage, audit: AuditLog) -> None:
+        self.catalog = catalog
+        self.storage = storage
+        self.audit = audit
+
+    def create_folder(self, who: Principal, folder: FolderPath | str, *,
+                      description: str = "") -> FolderView:
+        path = FolderPath.coerce(folder)
+        with self.audit.audited(who, "folder.create", str(path)):
+            me = require_user(who)
+            if path.owner != me and not who.is_admin:
+                raise ForbiddenError(f"only {path.owner} or an admin may create folders under "
+                                     f"{path.owner}/", needed="owner")
+            with self.catalog.session() as s:
+                if s.scalar(select(Folder).where(Folder.owner == path.owner,
+                                                 Folder.kind == path.kind.value,
+                                                 Folder.name == path.name)) is not None:
+                    raise AlreadyExistsError("folder", str(path))
+                f = Folder(owner=path.owner, kind=path.kind.value, name=path.name,
+                           description=description, created_by=me)
+                s.add(f)
+                s.flush()
+                return _folder_view(who, f)
+
+    def list_folders(self, who: Principal, *, owner: str | None = None,
+                     kind: str | None = None) -> list[FolderView]:
+        with self.catalog.session() as s:
+            q = select(Folder).order_by(Folder.owner, Folder.kind, Folder.name)
+            if owner:
+                q = q.where(Folder.owner == owner)
+            if kind:
+                q = q.where(Folder.kind == AssetKind(kind).value)
+            return [_folder_view(who, f) for f in s.scalars(q) if rank(who, f) > 0]
+
+    def get_folder(self, who: Principal, folder: FolderPath | str) -> FolderView:
+        path = FolderPath.coerce(folder)
+        with self.catalog.session() as s:
+            f = find_folder(s, path, who)
+            require(who, f, "view", str(path))
+            return _folder_view(who, f)
+
+    def update_folder(self, who: Principal, folder: FolderPath | str, *,
+                      new_name: str | None = None,
+                      description: str | None = None) -> FolderView:
+        path = FolderPath.coerce(folder)
+        with self.audit.audited(who, "folder.update", str(path)), self.catalog.session() as s:
+            f = find_folder(s, path, who)
+            require(who, f, "owner" if new_name else "edit", str(path))
+            if description is not None:
+                f.description = description
+            if new_name is not None and new_name != f.name:
+                new_path = FolderPath(path.owner, path.kind, new_name)
+                if s.scalar(select(Folder).where(Folder.owner == f.owner,
+                                                 Folder.kind == f.kind,
+                                                 Folder.name == new_name)) is not None:
+                    raise AlreadyExistsError("folder", str(new_path))
+                for a in f.assets:
+                    old = path.asset(a.name)
+                    self.storage.bind(old, a.repository)
+                    self.storage.rename_asset(old, new_path.asset(a.name))
+                f.name = new_name
+            return _folder_view(who, f)
+
+    def delete_folder(self, who: Principal, folder: FolderPath | str) -> None:
+        """Delete a folder and every asset in it (owner or admin)."""
+        path = FolderPath.coerce(folder)
+        with self.audit.audited(who, "folder.delete", str(path)), self.catalog.session() as s:
+            f = find_folder(s, path, who)
+            require(who, f, "owner", str(path))
+            for a in list(f.assets):
+                self.storage.bind(path.asset(a.name), a.repository)
+                self.storage.delete_asset(path.asset(a.name))
+            s.delete(f)
+
+    # -- shares ------------------------------------------------------------------------------
+    def share(self, who: Principal, folder: FolderPath | str, *, subject_type: str,
+              subject_name: str = "", role: str) -> ShareView:
+        path = FolderPath.coerce(folder)
+        with self.audit.audited(who, "folder.share",
+                                f"{path} {subject_type}:{subject_name}={role}"):
+            if subject_type not in SUBJECT_TYPES:
+                raise InvalidReferenceError(
+                    f"share with a 'user', a 'group' or 'everyone', not {subject_type!r}",
+                    part="subject_type", value=subject_type)
+            if role not in ROLES:
+                raise InvalidReferenceError(f"role must be one of {', '.join(ROLES)}",
+                                            part="role", value=role)
+            if subject_type == "everyone":
+                subject_name = ""
+            with self.catalog.session() as s:
+                f = find_folder(s, path, who)
+                require(who, f, "owner", str(path))
+                if subject_type == "user":
+                    find_user(s, subject_name)
+                elif subject_type == "group":
+                    find_group(s, subject_name)
+                existing = next((sh for sh in f.shares if sh.subject_type == subject_type
+                                 and sh.subject_name == subject_name), None)
+                if existing is None:
+                    existing = Share(subject_type=subject_type, subject_name=subject_name,
+                                     role=role, created_by=who.name or "")
+                    f.shares.append(existing)
+                existing.role = role
+                return ShareView(path, subject_type, subject_name, role, existing.created_by)
+
+    def unshare(self, who: Principal, folder: FolderPath | str, *, subject_type: str,
+                subject_name: str = "") -> None:
+        path = FolderPath.coerce(folder)
+        with self.audit.audited(who, "folder.unshare", f"{path} {subject_type}:{subject_name}"):
+            with self.catalog.session() as s:
+                f = find_folder(s, path, who)
+                require(who, f, "owner", str(path))
+                before = len(f.shares)
+                f.shares = [sh for sh in f.shares if not (
+                    sh.subject_type == subject_type
+                    and sh.subject_name == ("" if subject_type == "everyone" else subject_name))]
+                if len(f.shares) == before:
+                    raise NotFoundError("share", f"{subject_type}:{subject_name} on {path}")
+
+    def list_shares(self, who: Principal, folder: FolderPath | str) -> list[ShareView]:
+        path = FolderPath.coerce(folder)
+        with self.catalog.session() as s:
+            f = find_folder(s, path, who)
+            require(who, f, "view", str(path))
+            return [ShareView(path, sh.subject_type, sh.subject_name, sh.role, sh.created_by)
+                    for sh in sorted(f.shares, key=lambda x: (x.subject_type, x.subject_name))]

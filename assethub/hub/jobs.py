@@ -1,0 +1,240 @@
+"""Jobs: runs (train, continue-train, evaluate, merge, retrain), evaluations, and lineage.
+
+A run is registered before its job starts, with every permission it needs checked then; the job
+reports its progress on it. An evaluation records metrics of a model commit on a dataset commit.
+Lineage reads a model version's commit metadata and the catalog's runs and evaluations.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from assethub.catalog import Catalog, Evaluation, Run
+from assethub.errors import ForbiddenError, InvalidReferenceError, NotFoundError
+from assethub.hub._rows import aware
+from assethub.hub.audit import AuditLog
+from assethub.hub.identity import Principal, require_user
+from assethub.hub.permissions import Permissions, not_found
+from assethub.lineage import Lineage, model_commit_of
+from assethub.refs import AssetKind, AssetPath, AssetRef
+from assethub.storage import Storage
+from assethub.wire import EvaluationView, LineageView, RunView
+
+RUN_KINDS = ("train", "continue_train", "evaluate", "merge", "retrain")
+RUN_TRIGGERS = ("person", "schedule", "event")  # who or what started a job
+RUN_STATES = ("pending", "running", "completed", "failed", "crashed")
+_RUN_FIELDS = ("state", "branch", "base_commit", "dataset_commit", "code_sha", "command", "params",
+               "metrics", "result_commit", "mlflow_run_id", "prefect_flow_run_id", "error")
+# What a job needs on each asset it names: it commits to the model it trains, uses the rest.
+_JOB_NEEDS = {"train": "edit", "continue_train": "edit", "evaluate": "run", "merge": "edit",
+              "retrain": "edit"}
+
+
+def _run_view(r: Run) -> RunView:
+    return RunView(r.id, r.kind, r.state, r.model_path, r.branch, r.base_ref, r.base_commit,
+                   r.dataset_ref, r.dataset_commit, r.code_url, r.code_revision, r.code_subpath,
+                   r.code_sha, r.command, dict(r.params or {}), dict(r.metrics or {}),
+                   r.result_commit, r.mlflow_run_id, r.prefect_flow_run_id, r.error, r.created_by,
+                   aware(r.created_at) or r.created_at, aware(r.finished_at), r.trigger or "person")
+
+
+def _evaluation_view(e: Evaluation) -> EvaluationView:
+    return EvaluationView(e.id, e.model_path, e.model_commit, e.dataset_ref, e.dataset_commit,
+                          dict(e.metrics or {}), e.run_id, e.created_by,
+                          aware(e.created_at) or e.created_at)
+
+
+def _check_metrics(metrics: dict[str, Any]) -> dict[str, float]:
+    out = {}
+    for k, v in metrics.items():
+        if not isinstance(k, str) or not k or len(k) > 250:
+            raise InvalidReferenceError(f"invalid metric name {k!r}", part="metric", value=str(k))
+        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+            raise InvalidReferenceError(f"metric {k!r} must be a finite number, not {v!r}",
+                                        part="metric", value=str(v))
+        out[k] = float(v)
+    return out
+
+
+def _hex_id(value: str | None) -> str:
+    if value is None:
+        return uuid.uuid4().hex
+    if len(value) != 32 or any(c not in "0123456789abcdef" for c in value):
+        raise InvalidReferenceError("an id is 32 lowercase hex digits", part="id", value=value[:64])
+    return value
+
+
+class Jobs:
+    """Runs, evaluations and lineage, checked against the caller's roles on the assets."""
+
+    def __init__(self, catalog: Catalog, storage: Storage, audit: AuditLog,
+                 permissions: Permissions) -> None:
+        self.catalog = catalog
+        self.storage = storage
+        self.audit = audit
+        self.permissions = permissions
+
+    def create_run(self, who: Principal, *, kind: str, model: AssetPath | str, branch: str = "",
+                   dataset: str = "", base: str = "", code_url: str = "", code_revision: str = "",
+                   code_subpath: str = "", command: str = "",
+                   params: dict[str, Any] | None = None, trigger: str = "person") -> RunView:
+        """Register a job before it starts: every permission it needs is checked here.
+
+        The model needs ``edit`` (the job commits to it; ``run`` for an evaluation), the dataset
+        and the base model ``run``. A refused job leaves no record but the audit event.
+        """
+        target = f"{model} ({kind})"
+        with self.audit.audited(who, "run.create", target):
+            me = require_user(who)
+            if kind not in RUN_KINDS:
+                raise InvalidReferenceError(f"unknown job kind {kind!r}; use one of {', '.join(RUN_KINDS)}",
+                                            part="kind", value=kind)
+            if trigger not in RUN_TRIGGERS:
+                raise InvalidReferenceError(f"unknown trigger {trigger!r}; use one of "
+                                            f"{', '.join(RUN_TRIGGERS)}", part="trigger", value=trigger)
+            model_path = AssetPath.coerce(model)
+            if model_path.kind is not AssetKind.MODEL:
+                raise InvalidReferenceError(f"{model_path} is not a model: jobs write models",
+                                            part="model", value=str(model_path))
+            dataset_ref = AssetRef.coerce(dataset) if dataset else None
+            if dataset_ref is not None and not dataset_ref.path.is_dataset:
+                raise InvalidReferenceError(f"{dataset_ref.path} is not a dataset",
+                                            part="dataset", value=str(dataset_ref))
+            base_ref = AssetRef.coerce(base) if base else None
+            if base_ref is not None and base_ref.path.kind is not AssetKind.MODEL:
+                raise InvalidReferenceError(f"{base_ref.path} is not a model",
+                                            part="base", value=str(base_ref))
+            with self.catalog.session() as s:
+                self.permissions.asset(s, who, model_path, _JOB_NEEDS[kind])
+                for ref in (dataset_ref, base_ref):
+                    if ref is not None:
+                        self.permissions.asset(s, who, ref.path, "run")
+            # the refs must exist now: a typo fails before any work starts
+            dataset_commit = self.storage.resolve(dataset_ref) if dataset_ref else ""
+            base_commit = self.storage.resolve(base_ref) if base_ref else ""
+            with self.catalog.session() as s:
+                r = Run(id=uuid.uuid4().hex, kind=kind, state="pending", model_path=str(model_path),
+                        branch=branch, base_ref=str(base_ref or ""), base_commit=base_commit,
+                        dataset_ref=str(dataset_ref or ""), dataset_commit=dataset_commit,
+                        code_url=code_url, code_revision=code_revision, code_subpath=code_subpath,
+                        command=command, params=dict(params or {}), metrics={}, created_by=me,
+                        trigger=trigger)
+                s.add(r)
+                s.flush()
+                return _run_view(r)
+
+    def _find_run(self, s: Session, who: Principal, run_id: str) -> Run:
+        r = s.get(Run, run_id) if len(run_id) <= 32 else None
+        if r is None:
+            raise NotFoundError("run", run_id[:64])
+        try:
+            self.permissions.asset(s, who, AssetPath.parse(r.model_path), "view")
+        except NotFoundError:
+            raise not_found(who, NotFoundError("run", run_id)) from None
+        return r
+
+    def update_run(self, /, who: Principal, run_id: str, **changes: Any) -> RunView:
+        """Record a job's progress; only whoever started it (or an admin) may."""
+        with self.audit.audited(who, "run.update", run_id[:64]):
+            me = require_user(who)
+            unknown = set(changes) - set(_RUN_FIELDS)
+            if unknown:
+                raise InvalidReferenceError(f"cannot change {', '.join(sorted(unknown))} of a run",
+                                            part="run field", value=sorted(unknown)[0])
+            if "state" in changes and changes["state"] not in RUN_STATES:
+                raise InvalidReferenceError(f"unknown run state {changes['state']!r}; use one of "
+                                            f"{', '.join(RUN_STATES)}", part="state",
+                                            value=str(changes["state"]))
+            if "metrics" in changes:
+                changes["metrics"] = _check_metrics(dict(changes["metrics"] or {}))
+            with self.catalog.session() as s:
+                r = self._find_run(s, who, run_id)
+                if r.created_by != me and not who.is_admin:
+                    raise ForbiddenError(f"run {run_id} was started by {r.created_by}", needed="owner")
+                for name, value in changes.items():
+                    setattr(r, name, value)
+                if changes.get("state") in ("completed", "failed", "crashed"):
+                    r.finished_at = datetime.now(UTC)
+                s.flush()
+                return _run_view(r)
+
+    def get_run(self, who: Principal, run_id: str) -> RunView:
+        with self.catalog.session() as s:
+            return _run_view(self._find_run(s, who, run_id))
+
+    def list_runs(self, who: Principal, *, model: AssetPath | str | None = None,
+                  state: str | None = None, kind: str | None = None, limit: int = 50) -> list[RunView]:
+        """Runs, newest first: of one model (which you may view), or those you started."""
+        me = require_user(who)
+        with self.catalog.session() as s:
+            q = select(Run).order_by(Run.created_at.desc(), Run.id).limit(max(1, min(limit, 1000)))
+            if model is not None:
+                path = AssetPath.coerce(model)
+                self.permissions.asset(s, who, path, "view")
+                q = q.where(Run.model_path == str(path))
+            elif not who.is_admin:
+                q = q.where(Run.created_by == me)
+            if state:
+                q = q.where(Run.state == state)
+            if kind:
+                q = q.where(Run.kind == kind)
+            return [_run_view(r) for r in s.scalars(q)]
+
+    def add_evaluation(self, who: Principal, model: AssetRef | str, *, dataset: str,
+                       metrics: dict[str, Any], run_id: str = "",
+                       evaluation_id: str | None = None) -> EvaluationView:
+        """Record metrics of a model version on a dataset version (both resolved to commits)."""
+        ref = AssetRef.coerce(model)
+        with self.audit.audited(who, "evaluation.add", str(ref)):
+            me = require_user(who)
+            dataset_ref = AssetRef.coerce(dataset)
+            clean = _check_metrics(metrics)
+            with self.catalog.session() as s:
+                self.permissions.asset(s, who, ref.path, "run")
+                self.permissions.asset(s, who, dataset_ref.path, "view")
+            model_commit = self.storage.resolve(ref)
+            dataset_commit = self.storage.resolve(dataset_ref)
+            with self.catalog.session() as s:
+                e = Evaluation(id=_hex_id(evaluation_id), model_path=str(ref.path),
+                               model_commit=model_commit, dataset_ref=str(dataset_ref),
+                               dataset_commit=dataset_commit, metrics=clean, run_id=run_id[:32],
+                               created_by=me)
+                s.add(e)
+                s.flush()
+                return _evaluation_view(e)
+
+    def list_evaluations(self, who: Principal, model: AssetPath | str, *,
+                         commit: str | None = None) -> list[EvaluationView]:
+        path = AssetPath.coerce(model)
+        with self.catalog.session() as s:
+            self.permissions.asset(s, who, path, "view")
+            q = select(Evaluation).where(Evaluation.model_path == str(path))
+            if commit:
+                q = q.where(Evaluation.model_commit == commit)
+            return [_evaluation_view(e) for e in s.scalars(q.order_by(Evaluation.created_at.desc()))]
+
+    def lineage(self, who: Principal, ref: AssetRef | str) -> LineageView:
+        """What produced the model version at ``ref``, and how it scored."""
+        r = self.permissions.ref(who, ref, "view")
+        history = list(self.storage.log(r, limit=50))
+        head = history[0].id if history else self.storage.resolve(r)
+        model_commit = model_commit_of((c.id, c.metadata) for c in history) or head
+        info = next((c for c in history if c.id == model_commit), None)
+        if info is None:
+            info = self.storage.get_commit(r.path.at(model_commit))
+        lineage = Lineage.from_metadata(info.metadata)
+        with self.catalog.session() as s:
+            evals = s.scalars(select(Evaluation).where(Evaluation.model_path == str(r.path),
+                                                       Evaluation.model_commit == model_commit)
+                              .order_by(Evaluation.created_at.desc()))
+            evaluations = tuple(_evaluation_view(e) for e in evals)
+            run = s.get(Run, lineage.run_id) if lineage and lineage.run_id else None
+            run_view = _run_view(run) if run is not None else None
+        return LineageView(str(r), head, model_commit, lineage, evaluations, run_view)
+

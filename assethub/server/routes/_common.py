@@ -1,0 +1,61 @@
+"""What every section's routes share: authentication, path parameters, JSON answers."""
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+
+from fastapi import Depends, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from assethub import errors
+from assethub._json import jsonable
+from assethub.hub import Hub, Principal
+from assethub.refs import AssetPath, FolderPath
+
+ASSET = "/assets/{owner}/{kind}/{folder}/{name}"
+FOLDER = "/folders/{owner}/{kind}/{folder}"
+
+Authenticator = Callable[[Request], Awaitable[Principal]]
+
+
+def authenticator(hub: Hub) -> Authenticator:
+    """The dependency that turns a request's ``Authorization: Bearer`` token into its caller."""
+
+    # A coroutine so that FastAPI does not hop to a worker thread for each request;
+    # the token look-up is one indexed query.
+    async def principal(request: Request) -> Principal:
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if header and scheme.lower() != "bearer":
+            raise errors.AuthenticationError("use 'Authorization: Bearer <token>'")
+        return hub.authenticate(token.strip() or None)
+
+    return principal
+
+
+def json_response(value: Any) -> JSONResponse:
+    """A 200 response, built without FastAPI's generic encoder (lists get long)."""
+    return JSONResponse(jsonable(value))
+
+
+class StrictBody(BaseModel):
+    """A request body that refuses unknown fields."""
+
+    model_config = {"extra": "forbid"}
+
+
+async def asset_path(owner: str, kind: str, folder: str, name: str) -> AssetPath:
+    if kind not in ("model", "dataset"):
+        raise errors.InvalidReferenceError(
+            f"invalid asset type {kind!r}: must be 'model' or 'dataset'",
+            part="asset type", value=kind)
+    return AssetPath.parse(f"{owner}/{kind}/{folder}/{name}")
+
+
+async def folder_path(owner: str, kind: str, folder: str) -> FolderPath:
+    return FolderPath.parse(f"{owner}/{kind}/{folder}")
+
+
+AssetP = Annotated[AssetPath, Depends(asset_path)]
+FolderP = Annotated[FolderPath, Depends(folder_path)]
+RefQ = Annotated[str, Query(max_length=200, description="branch, tag or commit id")]

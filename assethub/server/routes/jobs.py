@@ -1,0 +1,93 @@
+"""Jobs: runs, evaluations and lineage."""
+
+# No `from __future__ import annotations`: FastAPI reads the route signatures' annotations,
+# which name the local ``Who``.
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import Field
+
+from assethub._json import jsonable
+from assethub.hub import Hub, Principal
+from assethub.server.routes._common import ASSET, AssetP, Authenticator, RefQ, StrictBody, json_response
+
+_Kind = Literal["train", "continue_train", "evaluate", "merge", "retrain"]
+_State = Literal["pending", "running", "completed", "failed", "crashed"]
+
+
+class RunIn(StrictBody):
+    kind: _Kind
+    model: str = Field(max_length=600, description="the model asset the job writes (or evaluates)")
+    branch: str = Field("", max_length=256)
+    dataset: str = Field("", max_length=600, description="dataset reference: <path>:<ref>")
+    base: str = Field("", max_length=600, description="model reference to continue from / evaluate")
+    code_url: str = Field("", max_length=2048)
+    code_revision: str = Field("", max_length=256)
+    code_subpath: str = Field("", max_length=1024)
+    command: str = Field("", max_length=10_000)
+    params: dict[str, Any] = Field(default_factory=dict)
+    trigger: Literal["person", "schedule", "event"] = Field(
+        "person", description="what started the job: a person, a follow's schedule, or new data (event)")
+
+
+class RunPatch(StrictBody):
+    state: _State | None = None
+    branch: str | None = Field(None, max_length=256)
+    base_commit: str | None = Field(None, max_length=64)
+    dataset_commit: str | None = Field(None, max_length=64)
+    code_sha: str | None = Field(None, max_length=64)
+    command: str | None = Field(None, max_length=10_000)
+    params: dict[str, Any] | None = None
+    metrics: dict[str, float] | None = None
+    result_commit: str | None = Field(None, max_length=64)
+    mlflow_run_id: str | None = Field(None, max_length=64)
+    prefect_flow_run_id: str | None = Field(None, max_length=64)
+    error: str | None = Field(None, max_length=20_000)
+
+
+class EvaluationIn(StrictBody):
+    ref: str = Field(max_length=200, description="the model version evaluated (resolved to a commit)")
+    dataset: str = Field(max_length=600, description="dataset reference: <path>:<ref>")
+    metrics: dict[str, float] = Field(max_length=1000)
+    run_id: str = Field("", max_length=32)
+    id: str | None = Field(None, min_length=32, max_length=32)
+
+
+def router(hub: Hub, principal: Authenticator) -> APIRouter:
+    r = APIRouter()
+    Who = Annotated[Principal, Depends(principal)]
+
+    @r.post("/runs", status_code=201)
+    def create_run(who: Who, body: RunIn) -> Any:
+        return jsonable(hub.create_run(who, **body.model_dump()))
+
+    @r.get("/runs")
+    def list_runs(who: Who, model: Annotated[str | None, Query(max_length=600)] = None,
+                  state: _State | None = None, kind: _Kind | None = None,
+                  limit: Annotated[int, Query(ge=1, le=1000)] = 50) -> Any:
+        return json_response(hub.list_runs(who, model=model, state=state, kind=kind, limit=limit))
+
+    @r.get("/runs/{run_id}")
+    def get_run(who: Who, run_id: str) -> Any:
+        return jsonable(hub.get_run(who, run_id))
+
+    @r.patch("/runs/{run_id}")
+    def update_run(who: Who, run_id: str, body: RunPatch) -> Any:
+        return jsonable(hub.update_run(who, run_id, **body.model_dump(exclude_none=True)))
+
+    @r.post(f"{ASSET}/evaluations", status_code=201)
+    def add_evaluation(who: Who, path: AssetP, body: EvaluationIn) -> Any:
+        return jsonable(hub.add_evaluation(who, path.at(body.ref), dataset=body.dataset,
+                                           metrics=body.metrics, run_id=body.run_id,
+                                           evaluation_id=body.id))
+
+    @r.get(f"{ASSET}/evaluations")
+    def list_evaluations(who: Who, path: AssetP,
+                         commit: Annotated[str | None, Query(max_length=64)] = None) -> Any:
+        return json_response(hub.list_evaluations(who, path, commit=commit))
+
+    @r.get(f"{ASSET}/lineage")
+    def lineage(who: Who, path: AssetP, ref: RefQ = "main") -> Any:
+        return jsonable(hub.lineage(who, path.at(ref)))
+
+    return r
