@@ -69,7 +69,7 @@ def test_unicode_and_long_names_get_their_own_repository(
     storage.upload(f"{path}:main", tmp_path / "m", message="init")
     assert [o.path for o in storage.list_objects(f"{path}:main")] == ["w.bin"]
     # a fresh client finds the asset again from lakeFS alone
-    again = Storage(storage.endpoint, storage._key, storage._secret, cache_dir=tmp_path / "c2")
+    again = Storage(storage.endpoint, storage.lakefs.key, storage.lakefs.secret, cache_dir=tmp_path / "c2")
     assert again.repository(path) == info.repository
 
 
@@ -340,7 +340,7 @@ def test_downloads_read_a_local_blockstore_directly_or_go_through_the_gateway(
     monkeypatch.undo()
 
     # a client that may not read the blockstore (or one told not to) uses the S3 gateway
-    remote = Storage(storage.endpoint, storage._key, storage._secret,
+    remote = Storage(storage.endpoint, storage.lakefs.key, storage.lakefs.secret,
                      cache_dir=tmp_path / "c2", direct_local=False)
     result = remote.download(f"{model_path}:main", tmp_path / "gateway")
     assert read_tree(tmp_path / "gateway") == files
