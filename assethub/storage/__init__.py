@@ -71,6 +71,7 @@ from assethub.storage._lakefs import (
     PAGE,
     LakeFS,
     Retry,
+    araise_for_status,
     commit_from_json,
     raise_for_status,
     timestamp,
@@ -633,10 +634,7 @@ class Storage(Transactions):
                 asset=r.path, ref=str(r), what=f"object:{path}", otherwise=refused,
                 on={404: lambda *_: ObjectNotFoundError(str(r), path), 416: outside}):
             resp = await client.send(request, stream=True)
-            if resp.status_code >= 400:
-                await resp.aread()
-                await resp.aclose()
-                raise_for_status(resp)
+            await araise_for_status(resp)
 
         async def chunks() -> AsyncIterator[bytes]:
             try:

@@ -81,6 +81,14 @@ def raise_for_status(resp: httpx.Response) -> None:
         raise err
 
 
+async def araise_for_status(resp: httpx.Response) -> None:
+    """:func:`raise_for_status` for a streamed response, which is read and closed first."""
+    if resp.status_code >= 400:
+        await resp.aread()
+        await resp.aclose()
+        raise_for_status(resp)
+
+
 class LakeFS:
     """One lakeFS server: settings only until a client is first used."""
 
