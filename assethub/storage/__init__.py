@@ -38,13 +38,6 @@ from rich.progress import (
 )
 
 from assethub import _repo_names, config
-from assethub._transfer import (
-    BlobCache,
-    RemoteObject,
-    copy_local_blockstore,
-    place_all,
-    run_parallel,
-)
 from assethub.errors import (
     AlreadyExistsError,
     AssetNotFoundError,
@@ -82,6 +75,13 @@ from assethub.storage._transact import (
     Transaction,
     Transactions,
     TransactionWriter,
+)
+from assethub.storage.gateway import (
+    BlobCache,
+    RemoteObject,
+    copy_local_blockstore,
+    place_all,
+    run_parallel,
 )
 from assethub.wire import (  # the values on the wire; defined there, re-exported here
     AddFile,

@@ -9,7 +9,7 @@ reads an HTTP status. Clients are made on first use, one of each per connection:
   because the SDK's model parsing costs more than the request for long listings
   (``bench/api.py``);
 - an ``httpx.AsyncClient`` for the server's streamed uploads and downloads;
-- the S3 gateway (``assethub._transfer``) for bulk file transfer.
+- the S3 gateway (:mod:`assethub.storage.gateway`) for bulk file transfer.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ import urllib3
 from lakefs_sdk.client import LakeFSClient
 from lakefs_sdk.exceptions import ApiException
 
-from assethub._transfer import S3Gateway
 from assethub.errors import (
     AlreadyExistsError,
     AssetHubError,
@@ -40,6 +39,7 @@ from assethub.errors import (
     StorageUnavailableError,
 )
 from assethub.refs import AssetPath
+from assethub.storage.gateway import S3Gateway
 from assethub.wire import CommitInfo
 
 PAGE = 1000  # the most lakeFS returns in one page
