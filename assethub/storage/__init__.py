@@ -367,7 +367,7 @@ class Storage(Transactions):
             )
         repo = self.repository(lr.path)
         left_id, right_id = self.resolve(lr), self.resolve(rr)  # each names itself if unknown
-        params: dict[str, Any] = {"amount": PAGE, "type": "two_dot"}
+        params: dict[str, Any] = {"type": "two_dot"}
         if prefix:
             params["prefix"] = prefix
         return [
@@ -421,6 +421,7 @@ class Storage(Transactions):
         validate_tag_name(name)
         commit = self.resolve(path.at(ref))
         repo = self.repository(path)
+
         def taken(status: int, msg: str) -> BaseException:
             return AlreadyExistsError("tag", name, f"tags of {path} are immutable; choose a new name")
 
@@ -439,7 +440,7 @@ class Storage(Transactions):
 
     # -- reading files -----------------------------------------------------------------------
     def _objects(self, repo: str, ref: str, prefix: str = "") -> Iterator[dict[str, Any]]:
-        params: dict[str, Any] = {"amount": PAGE, "user_metadata": "true"}
+        params: dict[str, Any] = {"user_metadata": "true"}
         if prefix:
             params["prefix"] = prefix
         pages = self.lakefs.pages(self.lakefs.json_page,
