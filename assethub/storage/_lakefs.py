@@ -4,9 +4,9 @@ Every request Asset Hub makes to lakeFS goes through a :class:`LakeFS`, and ever
 comes out of :meth:`LakeFS.translate` as an :mod:`assethub.errors` exception: nothing else
 reads an HTTP status. Clients are made on first use, one of each per connection:
 
-- the generated SDK (``lakefs_sdk``) for typed calls;
-- a plain ``httpx.Client`` for the hot listings (logs, diffs, object listings), read as JSON
-  because the SDK's model parsing costs more than the request for long listings
+- the generated SDK (``lakefs_sdk``) for typed calls; the hot listings (logs, diffs, object
+  listings) go through its connection pool too but are read as plain JSON, because the SDK's
+  argument validation and model parsing cost more than the request for long listings
   (``bench/api.py``);
 - an ``httpx.AsyncClient`` for the server's streamed uploads and downloads;
 - the S3 gateway (:mod:`assethub.storage.gateway`) for bulk file transfer.
@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import lakefs_sdk
@@ -100,7 +101,6 @@ class LakeFS:
         self.max_workers = max_workers
         self._lock = threading.Lock()
         self._sdk: LakeFSClient | None = None
-        self._http: httpx.Client | None = None
         self._ahttp: httpx.AsyncClient | None = None
         self._s3: S3Gateway | None = None
 
@@ -115,16 +115,6 @@ class LakeFS:
                 cfg.connection_pool_maxsize = self.max_workers * 2
                 self._sdk = LakeFSClient(cfg)
             return self._sdk
-
-    @property
-    def http(self) -> httpx.Client:
-        with self._lock:
-            if self._http is None:
-                self._http = httpx.Client(
-                    base_url=f"{self.endpoint}/api/v1", auth=(self.key, self.secret),
-                    timeout=httpx.Timeout(60),
-                    limits=httpx.Limits(max_connections=self.max_workers * 2))
-            return self._http
 
     @property
     def async_http(self) -> httpx.AsyncClient:
@@ -214,10 +204,15 @@ class LakeFS:
             after = page.pagination.next_offset
 
     def json_page(self, url: str, /, **params: Any) -> JsonPage:
-        """One page of a listing GET as plain JSON (for :meth:`pages`)."""
-        resp = self.http.get(url, params=params)
-        raise_for_status(resp)
-        page = resp.json()
+        """One page of a listing GET as plain JSON (for :meth:`pages`), on the SDK's own
+        connection pool; a failure raises the SDK's ApiException like a typed call."""
+        api = self.api._api  # the SDK's ApiClient: its auth and its pool, not a second client
+        resp = api.rest_client.request(
+            "GET", f"{self.endpoint}/api/v1{url}?{urlencode(params, doseq=True)}",
+            headers={"Accept": "application/json",
+                     "Authorization": api.configuration.get_basic_auth_token()},
+            _request_timeout=60)
+        page = json.loads(resp.data)
         p = page["pagination"]
         return JsonPage(page["results"], Pagination(bool(p["has_more"]), p["next_offset"]))
 
