@@ -2,7 +2,7 @@
 
 Blobs by SHA-256 under ``root/blobs`` and immutable commit listings under ``root/listings``; files
 are hard-linked from the cache into their destinations. Standard library only: the SDK imports it
-(:mod:`assethub._transfer`, the S3 gateway transfer, needs boto3 and stays on the server side).
+(:mod:`assethub.storage.gateway`, the S3 gateway transfer, needs boto3 and stays on the server side).
 """
 
 from __future__ import annotations

@@ -24,9 +24,8 @@ from lakefs_sdk import Configuration
 from lakefs_sdk.client import LakeFSClient
 from lakefs_sdk.exceptions import ApiException
 
-from assethub import _transfer
 from assethub.errors import ConcurrentUpdateError, MergeConflictError, TransferError
-from assethub.storage import AddFile, Storage
+from assethub.storage import AddFile, Storage, gateway
 from tests._wait import wait_for
 
 pytestmark = pytest.mark.integration
@@ -137,7 +136,7 @@ def test_failed_upload_leaves_no_trace(storage, model_path, tmp_path, monkeypatc
     before = state(storage, f"{model_path}:main")
     src = make_tree(tmp_path / "tree", files=60, size=4096)
     (src / "README.md").write_text("v2\n")
-    real_put, calls, lock = _transfer.S3Gateway.put_file, [0], threading.Lock()
+    real_put, calls, lock = gateway.S3Gateway.put_file, [0], threading.Lock()
 
     def put_file(self, repo, key, local, progress):  # type: ignore[no-untyped-def]
         with lock:
@@ -149,7 +148,7 @@ def test_failed_upload_leaves_no_trace(storage, model_path, tmp_path, monkeypatc
             local.unlink()  # deleted by someone else after the upload started
         return real_put(self, repo, key, local, progress)
 
-    monkeypatch.setattr(_transfer.S3Gateway, "put_file", put_file)
+    monkeypatch.setattr(gateway.S3Gateway, "put_file", put_file)
     with pytest.raises((TransferError, FileNotFoundError)):
         storage.upload(f"{model_path}:main", src, message="half an upload")
     assert calls[0] >= 10
@@ -251,11 +250,11 @@ def test_branch_moving_during_the_commit_is_refused(storage, lakefs_server, mode
     old = storage.resolve(ref)
     (tmp_path / "a.txt").write_text("a\n")
     (tmp_path / "b.txt").write_text("b\n")
-    real_put, real_merge = _transfer.S3Gateway.put_file, Storage._merge
+    real_put, real_merge = gateway.S3Gateway.put_file, Storage._merge
 
     def put_file(self, repo, key, local, progress):  # type: ignore[no-untyped-def]
         if local.name == "b.txt":  # another writer commits while our file is on its way
-            monkeypatch.setattr(_transfer.S3Gateway, "put_file", real_put)
+            monkeypatch.setattr(gateway.S3Gateway, "put_file", real_put)
             other.upload(ref, tmp_path / "a.txt", message="someone else")
         return real_put(self, repo, key, local, progress)
 
@@ -265,7 +264,7 @@ def test_branch_moving_during_the_commit_is_refused(storage, lakefs_server, mode
         return real_merge(self, *args, **kwargs)
 
     if moment == "during-upload":
-        monkeypatch.setattr(_transfer.S3Gateway, "put_file", put_file)
+        monkeypatch.setattr(gateway.S3Gateway, "put_file", put_file)
     else:
         monkeypatch.setattr(Storage, "_merge", merge)
     with pytest.raises(ConcurrentUpdateError):

@@ -137,7 +137,7 @@ def test_bundle_refuses_what_it_cannot_send(owned: tuple[Client, str], hub_serve
     missing = httpx.post(url, headers=auth, json={"ref": "main", "paths": ["a.txt", "nope.txt"]})
     assert missing.status_code == 200 and b'"error": "ObjectNotFoundError"' in missing.content
     from assethub import errors
-    from assethub._transfer import RemoteObject
+    from assethub._cache import RemoteObject
     from assethub.refs import AssetRef
 
     objs = [RemoteObject("a.txt", 1, "", None), RemoteObject("nope.txt", 1, "", None)]

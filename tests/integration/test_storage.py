@@ -69,7 +69,7 @@ def test_unicode_and_long_names_get_their_own_repository(
     storage.upload(f"{path}:main", tmp_path / "m", message="init")
     assert [o.path for o in storage.list_objects(f"{path}:main")] == ["w.bin"]
     # a fresh client finds the asset again from lakeFS alone
-    again = Storage(storage.endpoint, storage._key, storage._secret, cache_dir=tmp_path / "c2")
+    again = Storage(storage.endpoint, storage.lakefs.key, storage.lakefs.secret, cache_dir=tmp_path / "c2")
     assert again.repository(path) == info.repository
 
 
@@ -326,7 +326,7 @@ def test_corrupted_cache_blob_is_not_used(storage: Storage, model_path: str, tmp
 def test_downloads_read_a_local_blockstore_directly_or_go_through_the_gateway(
     storage: Storage, model_path: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from assethub import _transfer
+    from assethub.storage import gateway
 
     files = {f"w{i}.bin": os.urandom(1000 + i) for i in range(5)}
     storage.upload(f"{model_path}:main", tree(tmp_path / "src", files), message="w")
@@ -334,13 +334,13 @@ def test_downloads_read_a_local_blockstore_directly_or_go_through_the_gateway(
     def no_gateway(*args: object, **kwargs: object) -> None:
         raise AssertionError("the gateway was used although the blockstore is local")
 
-    monkeypatch.setattr(_transfer.S3Gateway, "get_to_file", no_gateway)
+    monkeypatch.setattr(gateway.S3Gateway, "get_to_file", no_gateway)
     storage.download(f"{model_path}:main", tmp_path / "direct")
     assert read_tree(tmp_path / "direct") == files
     monkeypatch.undo()
 
     # a client that may not read the blockstore (or one told not to) uses the S3 gateway
-    remote = Storage(storage.endpoint, storage._key, storage._secret,
+    remote = Storage(storage.endpoint, storage.lakefs.key, storage.lakefs.secret,
                      cache_dir=tmp_path / "c2", direct_local=False)
     result = remote.download(f"{model_path}:main", tmp_path / "gateway")
     assert read_tree(tmp_path / "gateway") == files
@@ -350,15 +350,15 @@ def test_downloads_read_a_local_blockstore_directly_or_go_through_the_gateway(
 def test_a_damaged_blockstore_file_is_not_trusted(
     storage: Storage, model_path: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from assethub import _transfer
+    from assethub.storage import gateway
 
     (tmp_path / "w.bin").write_bytes(b"good bytes")
     storage.upload(f"{model_path}:main", tmp_path / "w.bin", message="w")
     obj = storage._listing(storage.repository(model_path), storage.resolve(f"{model_path}:main"))[0]
-    bad = _transfer.RemoteObject(obj.path, obj.size, obj.checksum, "0" * 64, obj.physical)
-    assert not _transfer.copy_local_blockstore(bad, tmp_path / "t", None)  # hash differs
-    missing = _transfer.RemoteObject(obj.path, obj.size, obj.checksum, obj.sha256,
+    bad = gateway.RemoteObject(obj.path, obj.size, obj.checksum, "0" * 64, obj.physical)
+    assert not gateway.copy_local_blockstore(bad, tmp_path / "t", None)  # hash differs
+    missing = gateway.RemoteObject(obj.path, obj.size, obj.checksum, obj.sha256,
                                      "local:///nonexistent/x")
-    assert not _transfer.copy_local_blockstore(missing, tmp_path / "t2", None)
-    assert _transfer.copy_local_blockstore(obj, tmp_path / "t3", None)
+    assert not gateway.copy_local_blockstore(missing, tmp_path / "t2", None)
+    assert gateway.copy_local_blockstore(obj, tmp_path / "t3", None)
     assert (tmp_path / "t3").read_bytes() == b"good bytes"

@@ -1,0 +1,723 @@
+"""Versioned asset storage on lakeFS: the only code that talks to lakeFS.
+
+One lakeFS repository per asset. Every write goes through :meth:`Storage.transact`: a
+temporary branch that is committed and squash-merged into its target only when complete, and
+deleted otherwise, so a failed or killed upload leaves every version as it was; ``main`` is
+protected against direct writes. Reads resolve a ref to its commit first and then use the
+content-addressed cache.
+
+The package: ``_lakefs`` (the one connection: clients, pager, error translation),
+``_transact`` (atomic writes), ``_policy`` (what datasets and models allow), and here
+:class:`Storage`, which puts them together by asset.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import os
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass
+from datetime import datetime
+from functools import partial
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import lakefs_sdk
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
+from assethub import _repo_names, config
+from assethub.errors import (
+    AlreadyExistsError,
+    AssetNotFoundError,
+    ChecksumMismatchError,
+    InvalidReferenceError,
+    NotAllowedError,
+    NothingToCommitError,
+    ObjectNotFoundError,
+    PayloadTooLargeError,
+    RangeNotSatisfiableError,
+    RefNotFoundError,
+    StorageUnavailableError,
+    TransferError,
+)
+from assethub.refs import (
+    DEFAULT_BRANCH,
+    AssetPath,
+    AssetRef,
+    validate_object_path,
+    validate_tag_name,
+)
+from assethub.storage import _policy
+from assethub.storage._lakefs import (
+    PAGE,
+    LakeFS,
+    Retry,
+    araise_for_status,
+    commit_from_json,
+    raise_for_status,
+    timestamp,
+)
+from assethub.storage._transact import (
+    TX_PREFIX,
+    Strategy,
+    Transaction,
+    Transactions,
+    TransactionWriter,
+)
+from assethub.storage.gateway import (
+    BlobCache,
+    RemoteObject,
+    copy_local_blockstore,
+    place_all,
+    run_parallel,
+)
+from assethub.wire import (  # the values on the wire; defined there, re-exported here
+    AddFile,
+    BranchInfo,
+    CommitInfo,
+    DeleteFile,
+    DiffEntry,
+    DownloadResult,
+    ObjectInfo,
+    Operation,
+    TagInfo,
+)
+
+__all__ = [
+    "ACTIONS_PREFIX",
+    "META_KIND",
+    "META_PATH",
+    "PAGE",
+    "TX_PREFIX",
+    "AddFile",
+    "AssetInfo",
+    "BranchInfo",
+    "CommitInfo",
+    "DeleteFile",
+    "DiffEntry",
+    "DownloadResult",
+    "ObjectInfo",
+    "Storage",
+    "Strategy",
+    "StreamedObject",
+    "TagInfo",
+    "Transaction",
+    "TransactionWriter",
+]
+
+META_PATH = "assethub.path"
+META_KIND = "assethub.kind"
+
+
+# -- values returned to callers -------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class AssetInfo:
+    path: AssetPath
+    repository: str
+    created: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StreamedObject:
+    """A file being read from lakeFS: HTTP status (200, or 206 for a range) and its bytes."""
+
+    status: int
+    length: int
+    content_range: str | None
+    etag: str | None
+    chunks: AsyncIterator[bytes]
+
+
+ACTIONS_PREFIX = "_lakefs_actions/"
+
+
+def _sha256_of(meta: Mapping[str, str] | None) -> str | None:
+    for k, v in (meta or {}).items():
+        if k.lower().replace("x-amz-meta-", "") == "sha256":
+            return v
+    return None
+
+
+class Storage(Transactions):
+    """Assets on one lakeFS server.
+
+    The constructor only stores connection settings; nothing is contacted until a method is
+    called. Methods take their subject first (an asset path or reference, as an object or a
+    string) and keyword-only options after it.
+    """
+
+    def __init__(
+        self,
+        endpoint: str,
+        access_key_id: str,
+        secret_access_key: str,
+        *,
+        cache_dir: Path | str | None = None,
+        namespace_root: str = "local://assethub",
+        max_workers: int = 16,
+        progress: bool = False,
+        direct_local: bool = True,
+    ) -> None:
+        self.lakefs = LakeFS(endpoint, access_key_id, secret_access_key, max_workers=max_workers)
+        self.endpoint = self.lakefs.endpoint
+        self.cache = BlobCache(Path(cache_dir) if cache_dir else config.home() / "cache")
+        self.namespace_root = namespace_root.rstrip("/")
+        self.max_workers = max_workers
+        self.progress = progress
+        # read a local blockstore's files directly when this process can (embedded stack)
+        self.direct_local = direct_local
+        self._repos: dict[AssetPath, str] = {}
+
+    @classmethod
+    def from_env(cls, **options: Any) -> Storage:
+        """Connect with ``ASSETHUB_LAKEFS_ENDPOINT`` / ``_ACCESS_KEY_ID`` / ``_SECRET_ACCESS_KEY``."""
+        try:
+            return cls(
+                os.environ["ASSETHUB_LAKEFS_ENDPOINT"],
+                os.environ["ASSETHUB_LAKEFS_ACCESS_KEY_ID"],
+                os.environ["ASSETHUB_LAKEFS_SECRET_ACCESS_KEY"],
+                **options,
+            )
+        except KeyError as missing:
+            raise StorageUnavailableError(
+                f"{missing.args[0]} is not set: start the stack (make lakefs) and export its "
+                "settings, or pass them to Storage(...)"
+            ) from None
+
+    def _progress(self, description: str, total: int) -> Any:
+        if not self.progress or total == 0:
+            return nullcontext(None)
+        bar = Progress(
+            TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+            TransferSpeedColumn(), TimeRemainingColumn(), transient=True,
+        )
+        bar.add_task(description, total=total)
+        return bar
+
+    # -- assets ----------------------------------------------------------------------------
+    def repository(self, asset: AssetPath | str) -> str:
+        """The lakeFS repository that holds ``asset`` (raises AssetNotFoundError)."""
+        path = AssetPath.coerce(asset)
+        if path in self._repos:
+            return self._repos[path]
+        name = _repo_names.repository_name(path)
+        if not self._repo_exists(name):
+            raise AssetNotFoundError(str(path))
+        with self.lakefs.translate(asset=path, on={404: lambda *_: AssetNotFoundError(str(path))}):
+            meta = self.lakefs.api.repositories_api.get_repository_metadata(name)
+        if meta.get(META_PATH) != str(path):
+            raise AssetNotFoundError(str(path))
+        self._repos[path] = name
+        return name
+
+    def bind(self, asset: AssetPath | str, repository: str) -> None:
+        """Use ``repository`` for ``asset`` (the catalog keeps this mapping across renames)."""
+        self._repos[AssetPath.coerce(asset)] = repository
+
+    def rename_asset(self, asset: AssetPath | str, new: AssetPath | str) -> None:
+        """Record a new path for an asset; its repository (and so its history) stays."""
+        old_path, new_path = AssetPath.coerce(asset), AssetPath.coerce(new)
+        if old_path.kind != new_path.kind:
+            raise NotAllowedError(f"cannot turn {old_path.kind.value} {old_path} into a "
+                                  f"{new_path.kind.value}")
+        name = self.repository(old_path)
+        with self.lakefs.translate(asset=old_path, what="rename asset"):
+            self.lakefs.api.internal_api.set_repository_metadata(
+                name, lakefs_sdk.RepositoryMetadataSet(metadata={META_PATH: str(new_path)})
+            )
+        self._repos.pop(old_path, None)
+        self._repos[new_path] = name
+
+    def create_asset(self, asset: AssetPath | str, *, exist_ok: bool = False,
+                     repository: str | None = None) -> AssetInfo:
+        """Create an empty asset with a protected ``main`` branch.
+
+        ``repository`` names its lakeFS repository when a catalog keeps the mapping;
+        otherwise the name is derived from the path.
+        """
+        path = AssetPath.coerce(asset)
+        name = repository or _repo_names.repository_name(path)
+        namespace = f"{self.namespace_root}/{name}-{uuid.uuid4().hex[:8]}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with self.lakefs.translate(asset=path, what="create asset",
+                                           on={409: lambda *_: Retry()}):
+                    repo = self.lakefs.api.repositories_api.create_repository(
+                        lakefs_sdk.RepositoryCreation(
+                            name=name, storage_namespace=namespace, default_branch=DEFAULT_BRANCH
+                        )
+                    )
+                break
+            except Retry:  # the name is taken
+                if self._repo_exists(name):
+                    if exist_ok:
+                        self.repository(path)
+                        return self.asset_info(path)
+                    raise AlreadyExistsError("asset", str(path)) from None
+                # lakeFS is still removing a repository of this name that was just deleted
+                if time.monotonic() > deadline:
+                    raise AlreadyExistsError(
+                        "asset", str(path), "a deleted asset of that name is still being removed"
+                    ) from None
+                time.sleep(0.2)
+        with self.lakefs.translate(asset=path, what="create asset"):
+            self.lakefs.api.internal_api.set_repository_metadata(
+                name,
+                lakefs_sdk.RepositoryMetadataSet(
+                    metadata={META_PATH: str(path), META_KIND: path.kind.value}
+                ),
+            )
+            self.lakefs.api.repositories_api.set_branch_protection_rules(
+                name, [lakefs_sdk.BranchProtectionRule(pattern=DEFAULT_BRANCH)]
+            )
+        self._repos[path] = name
+        return AssetInfo(path, name, timestamp(repo.creation_date))
+
+    def _repo_exists(self, name: str) -> bool:
+        # Listing reads lakeFS's store directly; get_repository may answer from a cache for a
+        # few seconds after a repository is deleted.
+        with self.lakefs.translate(what="list assets"):
+            page = self.lakefs.api.repositories_api.list_repositories(prefix=name, amount=1)
+        return bool(page.results) and page.results[0].id == name
+
+    def asset_info(self, asset: AssetPath | str) -> AssetInfo:
+        path = AssetPath.coerce(asset)
+        name = self.repository(path)
+        with self.lakefs.translate(asset=path):
+            repo = self.lakefs.api.repositories_api.get_repository(name)
+        return AssetInfo(path, name, timestamp(repo.creation_date))
+
+    def asset_exists(self, asset: AssetPath | str) -> bool:
+        try:
+            self.repository(asset)
+        except AssetNotFoundError:
+            return False
+        return True
+
+    def list_assets(self) -> Iterator[AssetInfo]:
+        """Every asset on this lakeFS (repositories Asset Hub did not create are skipped)."""
+        for repo in self.lakefs.pages(self.lakefs.api.repositories_api.list_repositories,
+                                      prefix=_repo_names.PREFIX, what="list assets"):
+            with self.lakefs.translate(what="list assets"):
+                meta = self.lakefs.api.repositories_api.get_repository_metadata(repo.id)
+            if META_PATH in meta:
+                path = AssetPath.parse(meta[META_PATH])
+                self._repos[path] = repo.id
+                yield AssetInfo(path, repo.id, timestamp(repo.creation_date))
+
+    def delete_asset(self, asset: AssetPath | str) -> None:
+        path = AssetPath.coerce(asset)
+        name = self.repository(path)
+        with self.lakefs.translate(asset=path, what="delete asset"):
+            self.lakefs.api.repositories_api.delete_repository(name, force=True)
+        self._repos.pop(path, None)
+
+    # -- refs and history ------------------------------------------------------------------
+    def _log(self, r: AssetRef, *, amount: int, prefixes: list[str] | None = None,
+             limit: bool = False) -> Iterator[dict[str, Any]]:
+        repo = self.repository(r.path)
+        params: dict[str, Any] = {"amount": amount}
+        if limit:
+            params["limit"] = "true"
+        if prefixes:
+            params["prefixes"] = prefixes
+        return self.lakefs.pages(self.lakefs.json_page,
+                                 f"/repositories/{repo}/refs/{quote(r.ref, safe='')}/commits",
+                                 asset=r.path, ref=str(r), what="ref", **params)
+
+    def resolve(self, ref: AssetRef | str) -> str:
+        """The commit id a reference points at now."""
+        return self.get_commit(ref).id
+
+    def get_commit(self, ref: AssetRef | str) -> CommitInfo:
+        r = AssetRef.coerce(ref)
+        first = next(self._log(r, amount=1, limit=True), None)
+        if first is None:
+            raise RefNotFoundError(str(r), "it has no commits")
+        return commit_from_json(first)
+
+    def log(self, ref: AssetRef | str, *, limit: int | None = None,
+            path: str | None = None) -> Iterator[CommitInfo]:
+        """Commits reachable from ``ref``, newest first (only those touching ``path`` if given)."""
+        r = AssetRef.coerce(ref)
+        pages = self._log(r, amount=min(PAGE, limit or PAGE), prefixes=[path] if path else None)
+        yield from (commit_from_json(c) for c in itertools.islice(pages, limit))
+
+    def diff(self, left: AssetRef | str, right: AssetRef | str, *,
+             prefix: str = "") -> list[DiffEntry]:
+        """What changes from ``left`` to ``right`` (both of one asset), like ``git diff L R``."""
+        lr, rr = AssetRef.coerce(left), AssetRef.coerce(right)
+        if lr.path != rr.path:
+            raise InvalidReferenceError(
+                f"diff needs two versions of one asset, got {lr.path} and {rr.path}",
+                part="ref", value=str(rr),
+            )
+        repo = self.repository(lr.path)
+        left_id, right_id = self.resolve(lr), self.resolve(rr)  # each names itself if unknown
+        params: dict[str, Any] = {"type": "two_dot"}
+        if prefix:
+            params["prefix"] = prefix
+        return [
+            DiffEntry(d["path"], d["type"], d.get("size_bytes"))
+            for d in self.lakefs.pages(self.lakefs.json_page,
+                                       f"/repositories/{repo}/refs/{left_id}/diff/{right_id}",
+                                       asset=lr.path, ref=str(rr), what="diff", **params)
+        ]
+
+    def list_branches(self, asset: AssetPath | str) -> list[BranchInfo]:
+        path = AssetPath.coerce(asset)
+        repo = self.repository(path)
+        return [
+            BranchInfo(b.id, b.commit_id)
+            for b in self.lakefs.pages(self.lakefs.api.branches_api.list_branches, repo,
+                                       asset=path)
+            if not b.id.startswith(TX_PREFIX)
+        ]
+
+    def create_branch(self, asset: AssetPath | str, name: str, *,
+                      source: str = DEFAULT_BRANCH) -> BranchInfo:
+        """Create branch ``name`` at ``source`` (a branch, tag or commit). Models only."""
+        path = AssetPath.coerce(asset)
+        _policy.may_create_branch(path, name)
+        repo = self.repository(path)
+        with self.lakefs.translate(asset=path, ref=name, what="branch"):
+            commit = self.lakefs.api.branches_api.create_branch(
+                repo, lakefs_sdk.BranchCreation(name=name, source=source)
+            )
+        return BranchInfo(name, commit)
+
+    def delete_branch(self, asset: AssetPath | str, name: str) -> None:
+        path = AssetPath.coerce(asset)
+        _policy.may_delete_branch(path, name)
+        repo = self.repository(path)
+        with self.lakefs.translate(asset=path, ref=name, what="branch"):
+            self.lakefs.api.branches_api.delete_branch(repo, name)
+
+    def list_tags(self, asset: AssetPath | str) -> list[TagInfo]:
+        path = AssetPath.coerce(asset)
+        repo = self.repository(path)
+        return [
+            TagInfo(t.id, t.commit_id)
+            for t in self.lakefs.pages(self.lakefs.api.tags_api.list_tags, repo, asset=path)
+        ]
+
+    def create_tag(self, asset: AssetPath | str, name: str, *,
+                   ref: str = DEFAULT_BRANCH) -> TagInfo:
+        """Tag the commit ``ref`` points at now. Tags never move: an existing name is an error."""
+        path = AssetPath.coerce(asset)
+        validate_tag_name(name)
+        commit = self.resolve(path.at(ref))
+        repo = self.repository(path)
+
+        def taken(status: int, msg: str) -> BaseException:
+            return AlreadyExistsError("tag", name, f"tags of {path} are immutable; choose a new name")
+
+        with self.lakefs.translate(asset=path, ref=name, what="tag", on={409: taken}):
+            self.lakefs.api.tags_api.create_tag(repo, lakefs_sdk.TagCreation(id=name, ref=commit))
+        return TagInfo(name, commit)
+
+    def delete_tag(self, asset: AssetPath | str, name: str) -> None:
+        """Delete a model's tag; a dataset's tags are published versions and stay."""
+        path = AssetPath.coerce(asset)
+        validate_tag_name(name)
+        _policy.may_delete_tag(path, name)
+        repo = self.repository(path)
+        with self.lakefs.translate(asset=path, ref=name, what="tag"):
+            self.lakefs.api.tags_api.delete_tag(repo, name)
+
+    # -- reading files -----------------------------------------------------------------------
+    def _objects(self, repo: str, ref: str, prefix: str = "") -> Iterator[dict[str, Any]]:
+        params: dict[str, Any] = {"user_metadata": "true"}
+        if prefix:
+            params["prefix"] = prefix
+        pages = self.lakefs.pages(self.lakefs.json_page,
+                                  f"/repositories/{repo}/refs/{quote(ref, safe='')}/objects/ls",
+                                  ref=ref, **params)
+        # lakeFS actions (the hook of followed datasets) are configuration, not content
+        return (o for o in pages if not str(o.get("path", "")).startswith(ACTIONS_PREFIX))
+
+    def _listing(self, repo: str, commit: str) -> list[RemoteObject]:
+        cached = self.cache.load_listing(repo, commit)
+        if cached is not None:
+            return cached
+        objects = [
+            RemoteObject(o["path"], int(o.get("size_bytes") or 0), o["checksum"],
+                         _sha256_of(o.get("metadata")), o.get("physical_address", ""))
+            for o in self._objects(repo, commit)
+        ]
+        self.cache.save_listing(repo, commit, objects)  # a commit never changes
+        return objects
+
+    def list_objects(self, ref: AssetRef | str, *, prefix: str = "") -> list[ObjectInfo]:
+        """Files in a version (recursively under ``prefix``)."""
+        r = AssetRef.coerce(ref)
+        repo = self.repository(r.path)
+        return [
+            ObjectInfo(o["path"], int(o.get("size_bytes") or 0), o["checksum"],
+                       _sha256_of(o.get("metadata")), timestamp(o["mtime"]), o.get("content_type"))
+            for o in self._objects(repo, r.ref, prefix)
+        ]
+
+    def stat(self, ref: AssetRef | str, path: str) -> ObjectInfo:
+        r = AssetRef.coerce(ref)
+        validate_object_path(path)
+        repo = self.repository(r.path)
+        with self.lakefs.translate(asset=r.path, ref=str(r), what=f"object:{path}"):
+            o = self.lakefs.api.objects_api.stat_object(repo, r.ref, path, user_metadata=True)
+        return ObjectInfo(o.path, int(o.size_bytes or 0), o.checksum, _sha256_of(o.metadata),
+                          timestamp(o.mtime), o.content_type)
+
+    def read_bytes(self, ref: AssetRef | str, path: str) -> bytes:
+        r = AssetRef.coerce(ref)
+        validate_object_path(path)
+        repo = self.repository(r.path)
+        with self.lakefs.translate(asset=r.path, ref=str(r), what=f"object:{path}"):
+            return bytes(self.lakefs.api.objects_api.get_object(repo, r.ref, path))
+
+    def download(self, ref: AssetRef | str, dest: Path | str, *,
+                 prefix: str = "") -> DownloadResult:
+        """Download a version (or the files under ``prefix``) into ``dest``.
+
+        Files land at their path relative to ``prefix``. Content already in the local cache is
+        not transferred again; files already at ``dest`` from an earlier download are kept.
+        """
+        r = AssetRef.coerce(ref)
+        repo = self.repository(r.path)
+        commit = self.resolve(r)
+        dest = Path(dest)
+        base = prefix if not prefix or prefix.endswith("/") else prefix + "/"
+        wanted = [o for o in self._listing(repo, commit)
+                  if not prefix or o.path == prefix or o.path.startswith(base)]
+        if prefix and not wanted:
+            raise ObjectNotFoundError(str(r), prefix)
+        plan: list[tuple[RemoteObject, Path]] = []
+        for o in wanted:
+            # a single file asked for by its path lands under its own name
+            rel = o.path.rsplit("/", 1)[-1] if o.path == prefix else o.path[len(base):]
+            validate_object_path(rel)  # refuse '..' and absolute paths coming from the server
+            plan.append((o, dest / rel))
+        missing = {o.cache_key: o for o, _ in plan if not self.cache.has(o)}
+        total = sum(o.size for o in missing.values())
+        gateway = self.lakefs.gateway if missing else None
+        with self._progress(f"download {r}", total) as bar:
+            advance = (lambda n: bar.advance(bar.task_ids[0], n)) if bar else None
+
+            def fetch(o: RemoteObject) -> None:
+                assert gateway is not None
+                tmp = self.cache.temp_file()
+                try:
+                    if not (self.direct_local and copy_local_blockstore(o, tmp, advance)):
+                        gateway.get_to_file(repo, f"{commit}/{o.path}", o, tmp, advance)
+                    self.cache.commit_blob(tmp, o)
+                finally:
+                    tmp.unlink(missing_ok=True)
+
+            with self.lakefs.translate(asset=r.path, ref=str(r), what="download"):
+                run_parallel((partial(fetch, o) for o in missing.values()), self.max_workers)
+        place_all((self.cache.blob_path(o), target) for o, target in plan)
+        return DownloadResult(commit, len(plan), sum(o.size for o, _ in plan), total)
+
+    # -- writing -----------------------------------------------------------------------------
+    def commit(
+        self,
+        ref: AssetRef | str,
+        operations: Sequence[Operation],
+        *,
+        message: str,
+        metadata: Mapping[str, str] | None = None,
+        parent_commit: str | None = None,
+    ) -> CommitInfo:
+        """Apply ``operations`` to branch ``ref`` as one new commit, atomically.
+
+        The files are written to a temporary branch, committed there and squash-merged into
+        the target only when all of them arrived; any failure deletes the temporary branch and
+        leaves the target as it was. With ``parent_commit`` the commit is refused if the
+        branch has moved past it (optimistic concurrency).
+        """
+        r = AssetRef.coerce(ref)
+        _policy.writable_branch(r)
+        if not message.strip():
+            raise InvalidReferenceError("a commit needs a message", part="message", value=message)
+        adds: dict[str, Path] = {}
+        deletes: list[str] = []
+        for op in operations:
+            if isinstance(op, AddFile):
+                local = Path(op.local)
+                if not local.is_file():
+                    raise FileNotFoundError(f"not a file: {local}")
+                adds[validate_object_path(op.path)] = local
+            elif isinstance(op, DeleteFile):
+                deletes.append(validate_object_path(op.path))
+            else:  # pragma: no cover - type checkers catch this
+                raise TypeError(f"unknown operation {op!r}")
+        if not adds and not deletes:
+            raise NothingToCommitError(str(r))
+        with self.transact(r, message=message, metadata=metadata,
+                           parent_commit=parent_commit) as tx:
+            tx.upload(adds)
+            tx.delete(deletes)
+        assert tx.result is not None  # set when the block ends without an error
+        return tx.result
+
+    # -- streaming (for the server: bodies pass through without touching its disk) -----------
+    async def put_stream(self, txn: Transaction, path: str, body: AsyncIterator[bytes], *,
+                         sha256: str | None = None, max_bytes: int | None = None) -> ObjectInfo:
+        """Stream one file into a transaction; checked against ``sha256`` when given."""
+        validate_object_path(path)
+        digest = hashlib.sha256()
+        size = 0
+
+        async def counted() -> AsyncIterator[bytes]:
+            nonlocal size
+            async for chunk in body:
+                size += len(chunk)
+                if max_bytes is not None and size > max_bytes:
+                    raise PayloadTooLargeError(
+                        f"{path} is larger than the limit of {max_bytes} bytes")
+                digest.update(chunk)
+                yield chunk
+
+        headers = {"Content-Type": "application/octet-stream"}
+        if sha256:
+            headers["X-Lakefs-Meta-Sha256"] = sha256
+        url = f"/repositories/{txn.repo}/branches/{txn.branch}/objects"
+        def refused(status: int, msg: str) -> BaseException:
+            return TransferError(f"lakeFS refused {path}: HTTP {status} {msg[:200]}", path=path)
+
+        client = self.lakefs.async_http
+        with self.lakefs.translate(ref=txn.ref, what="upload", otherwise=refused):
+            resp = await client.post(url, params={"path": path}, content=counted(),
+                                     headers=headers)
+            raise_for_status(resp)
+            actual = digest.hexdigest()
+            if sha256 and actual != sha256.lower():
+                await client.delete(url, params={"path": path})
+                raise ChecksumMismatchError(
+                    f"{path} arrived corrupted: sha256 {actual}, expected {sha256}", path=path)
+            if not sha256:
+                await client.put(
+                    f"/repositories/{txn.repo}/branches/{txn.branch}/objects/stat/user_metadata",
+                    params={"path": path}, json={"set": {"sha256": actual}})
+        o = resp.json()
+        return ObjectInfo(path, size, o.get("checksum", ""), actual, timestamp(o.get("mtime", 0)),
+                          o.get("content_type"))
+
+    async def get_stream(self, ref: AssetRef | str, path: str, *,
+                         byte_range: str | None = None) -> StreamedObject:
+        """One file (or an HTTP byte range of it) as a stream of bytes: one call to lakeFS."""
+        r = AssetRef.coerce(ref)
+        validate_object_path(path)
+        repo = self.repository(r.path)
+        client = self.lakefs.async_http
+        request = client.build_request(
+            "GET", f"/repositories/{repo}/refs/{r.ref}/objects", params={"path": path},
+            headers={"Range": byte_range} if byte_range else None)
+        def outside(status: int, msg: str) -> BaseException:
+            return RangeNotSatisfiableError(f"byte range {byte_range!r} is outside {path}")
+
+        def refused(status: int, msg: str) -> BaseException:
+            return TransferError(f"lakeFS refused {path}: HTTP {status}", path=path)
+
+        with self.lakefs.translate(
+                asset=r.path, ref=str(r), what=f"object:{path}", otherwise=refused,
+                on={404: lambda *_: ObjectNotFoundError(str(r), path), 416: outside}):
+            resp = await client.send(request, stream=True)
+            await araise_for_status(resp)
+
+        async def chunks() -> AsyncIterator[bytes]:
+            try:
+                async for chunk in resp.aiter_raw(1 << 20):
+                    yield chunk
+            finally:
+                await resp.aclose()
+
+        return StreamedObject(resp.status_code, int(resp.headers.get("content-length", 0)),
+                              resp.headers.get("content-range"), resp.headers.get("etag"),
+                              chunks())
+
+    def upload(
+        self,
+        ref: AssetRef | str,
+        local: Path | str,
+        *,
+        path: str = "",
+        message: str,
+        metadata: Mapping[str, str] | None = None,
+        parent_commit: str | None = None,
+    ) -> CommitInfo:
+        """Upload a file or a directory tree to ``path`` on branch ``ref`` as one commit."""
+        local = Path(local)
+        if not local.exists():
+            raise FileNotFoundError(f"nothing to upload: {local} does not exist")
+        ops: list[Operation] = []
+        if local.is_file():
+            ops.append(AddFile(local, path or local.name))
+        else:
+            base = path.strip("/")
+            for f in sorted(local.rglob("*")):
+                if f.is_file():
+                    rel = f.relative_to(local).as_posix()
+                    ops.append(AddFile(f, f"{base}/{rel}" if base else rel))
+            if not ops:
+                raise NothingToCommitError(f"{ref} (directory {local} holds no files)")
+        return self.commit(ref, ops, message=message, metadata=metadata,
+                           parent_commit=parent_commit)
+
+    def _write_objects(self, repo: str, branch: str, adds: Mapping[str, Path], *,
+                       label: str) -> None:
+        gateway = self.lakefs.gateway
+        total = sum(p.stat().st_size for p in adds.values())
+        with self._progress(f"upload {label}", total) as bar:
+            advance = (lambda n: bar.advance(bar.task_ids[0], n)) if bar else None
+            with self.lakefs.translate(ref=label, what="upload"):
+                def put(key: str, local: Path) -> None:
+                    gateway.put_file(repo, f"{branch}/{key}", local, advance)
+
+                run_parallel((partial(put, k, p) for k, p in adds.items()), self.max_workers)
+
+    def merge(
+        self,
+        asset: AssetPath | str,
+        source: str,
+        *,
+        into: str = DEFAULT_BRANCH,
+        strategy: Strategy | None = None,
+        message: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> CommitInfo:
+        """Three-way merge branch/ref ``source`` into branch ``into``.
+
+        Conflicts raise :class:`MergeConflictError` naming the paths, and change nothing,
+        unless ``strategy`` says which side wins.
+        """
+        path = AssetPath.coerce(asset)
+        if strategy not in (None, "source-wins", "dest-wins"):
+            raise InvalidReferenceError(
+                f"unknown merge strategy {strategy!r}: use 'source-wins' or 'dest-wins'",
+                part="strategy", value=str(strategy),
+            )
+        dest = _policy.writable_branch(path.at(into))
+        AssetRef(path, source)  # validates the ref's form
+        repo = self.repository(path)
+        self.resolve(path.at(source))  # a clear RefNotFoundError before merging
+        return self._merge(
+            repo, source, dest, message=message or f"Merge {source} into {dest}",
+            metadata=metadata or {}, squash=False, label=(f"{path}:{source}", f"{path}:{dest}"),
+            asset=path, strategy=strategy,
+        )
+
+    def __repr__(self) -> str:  # never show credentials
+        return f"Storage(endpoint={self.endpoint!r})"

@@ -1,0 +1,239 @@
+"""The one connection to lakeFS: its clients, its pager, and its error translation.
+
+Every request Asset Hub makes to lakeFS goes through a :class:`LakeFS`, and every failure
+comes out of :meth:`LakeFS.translate` as an :mod:`assethub.errors` exception: nothing else
+reads an HTTP status. Clients are made on first use, one of each per connection:
+
+- the generated SDK (``lakefs_sdk``) for typed calls; the hot listings (logs, diffs, object
+  listings) go through its connection pool too but are read as plain JSON, because the SDK's
+  argument validation and model parsing cost more than the request for long listings
+  (``bench/api.py``);
+- an ``httpx.AsyncClient`` for the server's streamed uploads and downloads;
+- the S3 gateway (:mod:`assethub.storage.gateway`) for bulk file transfer.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+import lakefs_sdk
+import urllib3
+from lakefs_sdk.client import LakeFSClient
+from lakefs_sdk.exceptions import ApiException
+
+from assethub.errors import (
+    AlreadyExistsError,
+    AssetHubError,
+    AssetNotFoundError,
+    InvalidReferenceError,
+    NotAllowedError,
+    ObjectNotFoundError,
+    RefNotFoundError,
+    StorageUnavailableError,
+)
+from assethub.refs import AssetPath
+from assethub.storage.gateway import S3Gateway
+from assethub.wire import CommitInfo
+
+PAGE = 1000  # the most lakeFS returns in one page
+
+# status -> (status, lakeFS's message) -> the exception to raise, or None for the default
+Override = Callable[[int, str], BaseException | None]
+
+
+class Retry(Exception):
+    """Raised by an override to tell the caller that trying again may succeed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Pagination:
+    has_more: bool
+    next_offset: str
+
+
+@dataclass(frozen=True, slots=True)
+class JsonPage:
+    """One page of a listing read as JSON, shaped like the SDK's pages for :meth:`LakeFS.pages`."""
+
+    results: list[dict[str, Any]]
+    pagination: Pagination
+
+
+def error_message(exc: ApiException) -> str:
+    try:
+        return str(json.loads(exc.body or "{}").get("message", "")) or str(exc.reason)
+    except (ValueError, AttributeError):
+        return str(exc.reason)
+
+
+def raise_for_status(resp: httpx.Response) -> None:
+    """Turn an httpx error response into the SDK's ApiException, so one translation reads both."""
+    if resp.status_code >= 400:
+        err = ApiException(status=resp.status_code, reason=resp.reason_phrase)
+        err.body = resp.text
+        raise err
+
+
+async def araise_for_status(resp: httpx.Response) -> None:
+    """:func:`raise_for_status` for a streamed response, which is read and closed first."""
+    if resp.status_code >= 400:
+        await resp.aread()
+        await resp.aclose()
+        raise_for_status(resp)
+
+
+class LakeFS:
+    """One lakeFS server: settings only until a client is first used."""
+
+    def __init__(self, endpoint: str, access_key_id: str, secret_access_key: str, *,
+                 max_workers: int = 16) -> None:
+        self.endpoint = endpoint.rstrip("/")
+        self.key = access_key_id
+        self.secret = secret_access_key
+        self.max_workers = max_workers
+        self._lock = threading.Lock()
+        self._sdk: LakeFSClient | None = None
+        self._ahttp: httpx.AsyncClient | None = None
+        self._s3: S3Gateway | None = None
+
+    # -- clients (created on first use) ---------------------------------------------------------
+    @property
+    def api(self) -> LakeFSClient:
+        with self._lock:
+            if self._sdk is None:
+                cfg = lakefs_sdk.Configuration(
+                    host=f"{self.endpoint}/api/v1", username=self.key, password=self.secret
+                )
+                cfg.connection_pool_maxsize = self.max_workers * 2
+                self._sdk = LakeFSClient(cfg)
+            return self._sdk
+
+    @property
+    def async_http(self) -> httpx.AsyncClient:
+        with self._lock:
+            if self._ahttp is None:
+                self._ahttp = httpx.AsyncClient(
+                    base_url=f"{self.endpoint}/api/v1", auth=(self.key, self.secret),
+                    timeout=httpx.Timeout(60, read=600, write=600),
+                    limits=httpx.Limits(max_connections=self.max_workers * 2))
+            return self._ahttp
+
+    @property
+    def gateway(self) -> S3Gateway:
+        with self._lock:
+            if self._s3 is None:
+                self._s3 = S3Gateway(self.endpoint, self.key, self.secret,
+                                     max_workers=self.max_workers)
+            return self._s3
+
+    # -- the one error translation --------------------------------------------------------------
+    @contextmanager
+    def translate(self, *, asset: AssetPath | None = None, ref: str = "", what: str = "",
+                  on: Mapping[int, Override] | None = None,
+                  otherwise: Override | None = None) -> Iterator[None]:
+        """Turn lakeFS failures into Asset Hub errors (the only place that reads statuses).
+
+        ``on`` maps a status to a function of (status, lakeFS's message) that returns the
+        exception to raise instead of the default one (or None to keep the default);
+        ``otherwise`` does the same for every other status.
+        """
+        try:
+            yield
+        except ApiException as exc:
+            raise self.error(exc, asset=asset, ref=ref, what=what, on=on,
+                             otherwise=otherwise) from None
+        except httpx.TransportError as exc:
+            raise StorageUnavailableError(
+                f"cannot reach lakeFS at {self.endpoint}: {type(exc).__name__}") from None
+        except (ConnectionError, OSError, urllib3.exceptions.HTTPError) as exc:
+            if isinstance(exc, AssetHubError):
+                raise
+            # the lakeFS SDK's urllib3 gives up on a refused connection with MaxRetryError
+            if "urllib3" in type(exc).__module__ or isinstance(exc, ConnectionError):
+                raise StorageUnavailableError(
+                    f"cannot reach lakeFS at {self.endpoint}: {type(exc).__name__}"
+                ) from None
+            raise
+
+    @staticmethod
+    def error(exc: ApiException, *, asset: AssetPath | None, ref: str, what: str,
+              on: Mapping[int, Override] | None = None,
+              otherwise: Override | None = None) -> BaseException:
+        status, msg = int(exc.status or 0), error_message(exc)
+        special = (on or {}).get(status, otherwise)
+        if special is not None and (chosen := special(status, msg)) is not None:
+            return chosen
+        if status == 404:
+            if "repository" in msg.lower() and asset is not None:
+                return AssetNotFoundError(str(asset))
+            if what.startswith("object:"):
+                return ObjectNotFoundError(ref, what.removeprefix("object:"))
+            return RefNotFoundError(ref or what, msg)
+        if status == 409:
+            return AlreadyExistsError(what or "resource", ref, msg)
+        if status in (401, 403):
+            return NotAllowedError(f"lakeFS refused {what or 'the request'}: {msg}")
+        if status == 400:
+            return InvalidReferenceError(f"lakeFS rejected {what}: {msg}",
+                                         part=what or "request", value=ref)
+        return AssetHubError(f"lakeFS error {status} on {what or 'request'}: {msg}")
+
+    # -- the one pager ------------------------------------------------------------------------
+    def pages(self, call: Callable[..., Any], /, *args: Any, asset: AssetPath | None = None,
+              ref: str = "", what: str = "listing", **kwargs: Any) -> Iterator[Any]:
+        """Every result of a paginated listing ``call(*args, after=..., **kwargs)``, page by page.
+
+        ``call`` is an SDK list method or :meth:`json_page`; ``amount`` defaults to a full page.
+        """
+        kwargs.setdefault("amount", PAGE)
+        after = ""
+        while True:
+            with self.translate(asset=asset, ref=ref, what=what):
+                page = call(*args, after=after, **kwargs)
+            yield from page.results
+            if not page.pagination.has_more:
+                return
+            after = page.pagination.next_offset
+
+    def json_page(self, url: str, /, **params: Any) -> JsonPage:
+        """One page of a listing GET as plain JSON (for :meth:`pages`), on the SDK's own
+        connection pool; a failure raises the SDK's ApiException like a typed call."""
+        api = self.api._api  # the SDK's ApiClient: its auth and its pool, not a second client
+        resp = api.rest_client.request(
+            "GET", f"{self.endpoint}/api/v1{url}?{urlencode(params, doseq=True)}",
+            headers={"Accept": "application/json",
+                     "Authorization": api.configuration.get_basic_auth_token()},
+            _request_timeout=60)
+        page = json.loads(resp.data)
+        p = page["pagination"]
+        return JsonPage(page["results"], Pagination(bool(p["has_more"]), p["next_offset"]))
+
+
+# -- lakeFS values as Asset Hub values ---------------------------------------------------------
+def timestamp(epoch: int) -> datetime:
+    return datetime.fromtimestamp(epoch, tz=UTC)
+
+
+def commit_info(c: lakefs_sdk.Commit) -> CommitInfo:
+    return CommitInfo(
+        id=c.id, message=c.message, committer=c.committer, created=timestamp(c.creation_date),
+        parents=tuple(c.parents),
+        metadata={k: v for k, v in (c.metadata or {}).items() if not k.startswith(".lakefs.")},
+    )
+
+
+def commit_from_json(c: Mapping[str, Any]) -> CommitInfo:
+    return CommitInfo(
+        id=c["id"], message=c["message"], committer=c["committer"],
+        created=timestamp(c["creation_date"]), parents=tuple(c.get("parents") or ()),
+        metadata={k: v for k, v in (c.get("metadata") or {}).items()
+                  if not k.startswith(".lakefs.")},
+    )
