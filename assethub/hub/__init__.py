@@ -20,6 +20,7 @@ needs one object; code that uses a single part may take that component instead.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -33,6 +34,7 @@ from assethub.hub.identity import ANONYMOUS, Identity, Principal, now, require_a
 from assethub.hub.jobs import RUN_KINDS, RUN_STATES, RUN_TRIGGERS, Jobs
 from assethub.hub.permissions import ROLES, Permissions
 from assethub.hub.versions import BUNDLE_MAX_FILES, Limits, Versions
+from assethub.refs import AssetPath, FolderPath
 from assethub.storage import Storage
 from assethub.triggers import FollowTriggers, NoFollowTriggers
 from assethub.wire import (  # the values on the wire; defined there, re-exported here
@@ -47,6 +49,8 @@ from assethub.wire import (  # the values on the wire; defined there, re-exporte
     TokenView,
     UserView,
 )
+
+_log = logging.getLogger("assethub.hub")
 
 __all__ = [
     "ANONYMOUS", "BUNDLE_MAX_FILES", "ROLES", "RUN_KINDS", "RUN_STATES", "RUN_TRIGGERS",
@@ -156,7 +160,11 @@ class Hub:
     list_folders = _Forward("folders", Folders.list_folders)
     get_folder = _Forward("folders", Folders.get_folder)
     update_folder = _Forward("folders", Folders.update_folder)
-    delete_folder = _Forward("folders", Folders.delete_folder)
+    def delete_folder(self, who: Principal, folder: FolderPath | str) -> None:
+        """Delete a folder and every asset in it (owner or admin), and the follows of its assets."""
+        path = FolderPath.coerce(folder)
+        self.folders.delete_folder(who, path)
+        self._forget_follows(prefix=f"{path}/")
     share = _Forward("folders", Folders.share)
     unshare = _Forward("folders", Folders.unshare)
     list_shares = _Forward("folders", Folders.list_shares)
@@ -166,7 +174,32 @@ class Hub:
     get_asset = _Forward("assets", Assets.get_asset)
     search = _Forward("assets", Assets.search)
     update_asset = _Forward("assets", Assets.update_asset)
-    delete_asset = _Forward("assets", Assets.delete_asset)
+    def delete_asset(self, who: Principal, asset: AssetPath | str) -> None:
+        """Delete an asset (edit), and the follows that name it as model or dataset."""
+        path = AssetPath.coerce(asset)
+        self.assets.delete_asset(who, path)
+        self._forget_follows(exact=str(path))
+
+    def _forget_follows(self, *, exact: str = "", prefix: str = "") -> None:
+        """Follows of a deleted model or dataset go with it, triggers too: otherwise a new asset
+        of the same name would inherit them (and could not be followed again)."""
+        from sqlalchemy import or_, select
+
+        from assethub.catalog import Follow
+
+        with self.catalog.session() as s:
+            where = (or_(Follow.model_path == exact, Follow.dataset_path == exact) if exact else
+                     or_(Follow.model_path.startswith(prefix, autoescape=True),
+                         Follow.dataset_path.startswith(prefix, autoescape=True)))
+            rows = list(s.scalars(select(Follow).where(where)))
+            gone = [r.id for r in rows]
+            for r in rows:
+                s.delete(r)
+        for follow_id in gone:
+            try:
+                self.follow_triggers.remove(follow_id)
+            except Exception as e:  # the follow is gone; a trigger left behind finds no follow
+                _log.warning("could not remove the triggers of follow %s: %s", follow_id, e)
 
     # -- versions, files, uploads, import ----------------------------------------------------
     get_commit = _Forward("versions", Versions.get_commit)

@@ -183,3 +183,28 @@ def test_server_runs_on_postgresql(lakefs_server: Any, postgres_url: str, tmp_pa
     finally:
         running.server.should_exit = True
         running.thread.join(timeout=10)
+
+
+def test_deleting_a_model_or_its_folder_removes_its_follows(hub: Hub) -> None:
+    """A follow names its model and dataset by path: when either is deleted the follow goes too,
+    so a new asset of that name starts without it (and can be followed again)."""
+    from assethub.follows import create_follow, list_follows
+
+    admin = hub.authenticate(hub.ensure_admin("root"))
+    tag = uuid.uuid4().hex[:6]
+    data, model = f"root/dataset/f{tag}/d", f"root/model/f{tag}/m"
+    hub.create_folder(admin, f"root/dataset/f{tag}")
+    hub.create_folder(admin, f"root/model/f{tag}")
+    hub.create_asset(admin, data, dataset=DatasetMeta("image_classification", "dir", "ratio", 0.9))
+    hub.create_asset(admin, model)
+    settings = {"repo": "https://example.org/code.git"}
+    create_follow(hub, admin, model, data, settings, "http://127.0.0.1:1/hook")
+    assert [f.model for f in list_follows(hub, admin, model=model)] == [model]
+    hub.delete_asset(admin, model)
+    hub.create_asset(admin, model)
+    assert list_follows(hub, admin, model=model) == []  # the new model inherits nothing
+    create_follow(hub, admin, model, data, settings, "http://127.0.0.1:1/hook")  # not "exists"
+    hub.delete_folder(admin, f"root/model/f{tag}")
+    hub.create_folder(admin, f"root/model/f{tag}")
+    hub.create_asset(admin, model)
+    assert list_follows(hub, admin, model=model) == []
