@@ -40,10 +40,12 @@ def wait_retrain(model: str, timeout: float = 900) -> None:
     from assethub.client import Client
 
     hub = Client()
+    # the retrain of the dataset commit now on main (not one an earlier demo left behind)
+    commits = {hub.resolve(f"{f.dataset}:main") for f in hub.list_follows(model=model)}
     deadline = time.monotonic() + timeout
     seen = ""
     while time.monotonic() < deadline:
-        runs = hub.list_runs(model, kind="retrain", limit=1)
+        runs = [r for r in hub.list_runs(model, kind="retrain", limit=20) if r.dataset_commit in commits]
         if runs and runs[0].state != seen:
             seen = runs[0].state
             print(f"retrain {runs[0].id[:12]}: {seen}", flush=True)
