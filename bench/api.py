@@ -46,7 +46,8 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(lake: lakefs.LakeFSInstance, home: Path) -> tuple[subprocess.Popen[bytes], str, str]:
+def start_server(lake: lakefs.LakeFSInstance, home: Path,
+                 timeout: float = 60) -> tuple[subprocess.Popen[bytes], str, str]:
     port = free_port()
     env = {**os.environ, "ASSETHUB_HOME": str(home), "ASSETHUB_PORT": str(port),
            "ASSETHUB_LAKEFS_ENDPOINT": lake.endpoint,
@@ -55,7 +56,7 @@ def start_server(lake: lakefs.LakeFSInstance, home: Path) -> tuple[subprocess.Po
     proc = subprocess.Popen([sys.executable, "-m", "assethub.server"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + timeout
     while True:
         try:
             if httpx.get(f"{url}/api/v1/health", timeout=1).status_code == 200:

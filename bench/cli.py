@@ -26,7 +26,6 @@ import argparse
 import os
 import resource
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -35,9 +34,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from api import start_server  # bench/api.py: the same server, started the same way
 
 from assethub.client import Client
 from infra import lakefs
@@ -79,34 +78,6 @@ class Case:
     @property
     def median_cpu(self) -> float:
         return statistics.median(self.cpu)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_server(home: Path, lake: lakefs.LakeFSInstance) -> tuple[subprocess.Popen[bytes], str, str]:
-    port = free_port()
-    env = {**os.environ, "ASSETHUB_HOME": str(home), "ASSETHUB_PORT": str(port),
-           "ASSETHUB_LAKEFS_ENDPOINT": lake.endpoint,
-           "ASSETHUB_LAKEFS_ACCESS_KEY_ID": lake.access_key_id,
-           "ASSETHUB_LAKEFS_SECRET_ACCESS_KEY": lake.secret_access_key}
-    proc = subprocess.Popen([sys.executable, "-m", "assethub.server"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            if httpx.get(f"{url}/api/v1/health", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline or proc.poll() is not None:
-            raise SystemExit("the Asset Hub server did not start")
-        time.sleep(0.1)
-    return proc, url, (home / "server" / "admin-token").read_text().strip()
 
 
 def measure(cases: dict[str, Case], rounds: int, env: dict[str, str]) -> tuple[float, float]:
@@ -152,7 +123,7 @@ def main() -> int:
     lake = lakefs.start()
     proc = None
     try:
-        proc, url, token = start_server(work / "home", lake)
+        proc, url, token = start_server(lake, work / "home", timeout=120)
         hub = Client(url, token, cache_dir=work / "cache")
         hub.create_folder("admin/model/bench-cli")
         asset = "admin/model/bench-cli/net"

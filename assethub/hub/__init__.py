@@ -26,7 +26,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, overload
 
-from assethub.catalog import Catalog
+from sqlalchemy import or_, select
+
+from assethub.catalog import Catalog, Follow
 from assethub.hub.assets import Assets
 from assethub.hub.audit import AuditLog
 from assethub.hub.folders import SUBJECT_TYPES, Folders
@@ -160,11 +162,13 @@ class Hub:
     list_folders = _Forward("folders", Folders.list_folders)
     get_folder = _Forward("folders", Folders.get_folder)
     update_folder = _Forward("folders", Folders.update_folder)
+
     def delete_folder(self, who: Principal, folder: FolderPath | str) -> None:
         """Delete a folder and every asset in it (owner or admin), and the follows of its assets."""
         path = FolderPath.coerce(folder)
         self.folders.delete_folder(who, path)
         self._forget_follows(prefix=f"{path}/")
+
     share = _Forward("folders", Folders.share)
     unshare = _Forward("folders", Folders.unshare)
     list_shares = _Forward("folders", Folders.list_shares)
@@ -174,6 +178,7 @@ class Hub:
     get_asset = _Forward("assets", Assets.get_asset)
     search = _Forward("assets", Assets.search)
     update_asset = _Forward("assets", Assets.update_asset)
+
     def delete_asset(self, who: Principal, asset: AssetPath | str) -> None:
         """Delete an asset (edit), and the follows that name it as model or dataset."""
         path = AssetPath.coerce(asset)
@@ -183,10 +188,6 @@ class Hub:
     def _forget_follows(self, *, exact: str = "", prefix: str = "") -> None:
         """Follows of a deleted model or dataset go with it, triggers too: otherwise a new asset
         of the same name would inherit them (and could not be followed again)."""
-        from sqlalchemy import or_, select
-
-        from assethub.catalog import Follow
-
         with self.catalog.session() as s:
             where = (or_(Follow.model_path == exact, Follow.dataset_path == exact) if exact else
                      or_(Follow.model_path.startswith(prefix, autoescape=True),
