@@ -8,7 +8,10 @@ RUN := $(UV) run --frozen
 
 setup:  ## install uv (if missing) and the locked environment
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
-	$(UV) sync --frozen
+	# bytecode at install time, as pip does: with PYTHONDONTWRITEBYTECODE set (as on this machine)
+	# every CLI command otherwise compiled httpx, rich and typer from source (0.3 of whoami's 0.7 s)
+	UV_COMPILE_BYTECODE=1 $(UV) sync --frozen
+	$(RUN) python -m compileall -q assethub
 
 lakefs: setup  ## build (once) and start lakeFS on loopback
 	$(RUN) python -m infra.lakefs start
