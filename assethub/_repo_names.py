@@ -3,8 +3,9 @@
 lakeFS accepts only ``[a-z0-9][a-z0-9-]{2,62}``, while asset names may be long and in any
 script. A name is derived once, when the asset is created: a readable ASCII slug of the path,
 cut to fit, and a hash of the full path so that different paths never share a repository.
-The name is then kept (in the repository's own metadata now, in the catalog later), never
-re-derived, so the rule may change without moving existing assets.
+The hub's catalog then keeps the name in the asset's record (with a salt: its own repository
+per created asset) and storage finds it there; standalone Storage finds it again from the
+path, checked against the repository's metadata (:meth:`Storage.derived_repository`).
 """
 
 from __future__ import annotations

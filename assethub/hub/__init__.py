@@ -29,7 +29,7 @@ from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, overload
 from sqlalchemy import or_, select
 
 from assethub.catalog import Catalog, Follow
-from assethub.hub.assets import Assets
+from assethub.hub.assets import Assets, CatalogLocator
 from assethub.hub.audit import AuditLog
 from assethub.hub.folders import SUBJECT_TYPES, Folders
 from assethub.hub.identity import ANONYMOUS, Identity, Principal, now, require_admin, require_user
@@ -56,7 +56,7 @@ _log = logging.getLogger("assethub.hub")
 
 __all__ = [
     "ANONYMOUS", "BUNDLE_MAX_FILES", "ROLES", "RUN_KINDS", "RUN_STATES", "RUN_TRIGGERS",
-    "SUBJECT_TYPES", "AssetView", "Assets", "AuditLog", "AuditView", "DatasetMeta",
+    "SUBJECT_TYPES", "AssetView", "Assets", "AuditLog", "AuditView", "CatalogLocator", "DatasetMeta",
     "EvaluationView", "FolderView", "Folders", "Hub", "Identity", "Jobs", "Limits", "LineageView",
     "Permissions", "Principal", "RunView", "ShareView", "TokenView", "UserView", "Versions",
     "require_admin", "require_user",
@@ -89,7 +89,12 @@ class _Forward(Generic[_P, _R]):
 
 
 class Hub:
-    """Catalog + storage + permissions + audit. Thread-safe; one per server process."""
+    """Catalog + storage + permissions + audit. Thread-safe; one per server process.
+
+    ``storage`` finds repositories through the catalog: ``Storage(..., locate=
+    CatalogLocator(catalog))`` (as :func:`assethub.server.build_hub` makes it), so that every
+    server on one catalog reaches the same repository for a path, across renames.
+    """
 
     def __init__(self, catalog: Catalog, storage: Storage, *, work_dir: Path,
                  limits: Limits | None = None, follow_triggers: FollowTriggers | None = None,
@@ -106,7 +111,7 @@ class Hub:
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
         self.audit_log = AuditLog(catalog)
         self.identity = Identity(catalog, self.audit_log, clock or now)
-        self.permissions = Permissions(catalog, storage)
+        self.permissions = Permissions(catalog)
         self.folders = Folders(catalog, storage, self.audit_log)
         self.assets = Assets(catalog, storage, self.audit_log, self.permissions)
         self.versions = Versions(catalog, storage, self.audit_log, self.permissions,

@@ -1,5 +1,6 @@
 """Assets: the catalog records of datasets and models (description, labels, README, dataset
-metadata), their creation next to a lakeFS repository, rename, delete and search."""
+metadata), their creation next to a lakeFS repository, rename, delete and search; and
+:class:`CatalogLocator`, through which storage finds an asset's repository by its record."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from assethub import _repo_names
 from assethub.catalog import Asset, Catalog, Folder
 from assethub.errors import (
     AlreadyExistsError,
+    AssetNotFoundError,
     ForbiddenError,
     InvalidReferenceError,
     NotAllowedError,
@@ -47,6 +49,31 @@ def _labels(labels: Iterable[str]) -> list[str]:
         if label not in out:
             out.append(label)
     return out
+
+
+class CatalogLocator:
+    """Storage's locator for the hub: the repository the catalog's asset record names.
+
+    The catalog owns path -> repository: a rename changes the record and keeps the repository,
+    and a path deleted and created again gets a new one, for every server on the catalog at
+    once. One indexed read of committed rows per call (:meth:`Catalog.lookup`), so it works
+    inside and outside an open catalog session.
+    """
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+
+    def __call__(self, path: AssetPath) -> str:
+        repository = self.catalog.lookup(
+            select(Asset.repository).join(Folder).where(
+                Folder.owner == path.owner, Folder.kind == path.kind.value,
+                Folder.name == path.folder, Asset.name == path.name))
+        if repository is None:
+            raise AssetNotFoundError(str(path))
+        return str(repository)
+
+    def __repr__(self) -> str:
+        return f"CatalogLocator({self.catalog!r})"
 
 
 class Assets:
@@ -92,8 +119,8 @@ class Assets:
                     s.flush()
                     s.refresh(a)
                     return _asset_view(who, a)
-                except Exception:
-                    self.storage.delete_asset(path)  # keep catalog and lakeFS in step
+                except Exception:  # keep catalog and lakeFS in step (no record: name it)
+                    self.storage.delete_asset(path, repository=info.repository)
                     raise
 
     def get_asset(self, who: Principal, asset: AssetPath | str) -> AssetView:

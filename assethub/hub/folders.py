@@ -82,10 +82,9 @@ class Folders:
                                                  Folder.kind == f.kind,
                                                  Folder.name == new_name)) is not None:
                     raise AlreadyExistsError("folder", str(new_path))
-                for a in f.assets:
-                    old = path.asset(a.name)
-                    self.storage.bind(old, a.repository)
-                    self.storage.rename_asset(old, new_path.asset(a.name))
+                for a in f.assets:  # the records move with the folder; this keeps the
+                    # repositories' own metadata (for standalone listing) in step
+                    self.storage.rename_asset(path.asset(a.name), new_path.asset(a.name))
                 f.name = new_name
             return _folder_view(who, f)
 
@@ -96,7 +95,6 @@ class Folders:
             f = find_folder(s, path, who)
             require(who, f, "owner", str(path))
             for a in list(f.assets):
-                self.storage.bind(path.asset(a.name), a.repository)
                 self.storage.delete_asset(path.asset(a.name))
             s.delete(f)
 

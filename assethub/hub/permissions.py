@@ -23,7 +23,6 @@ from assethub.errors import (
 )
 from assethub.hub.identity import Principal
 from assethub.refs import AssetPath, AssetRef, FolderPath
-from assethub.storage import Storage
 
 ROLES = ("view", "run", "edit")
 RANK = {"none": 0, "view": 1, "run": 2, "edit": 3, "owner": 4}
@@ -84,14 +83,13 @@ def find_folder(s: Session, path: FolderPath, who: Principal | None = None) -> F
 
 
 class Permissions:
-    """Resolves assets for a caller who needs a role on them, and binds them in storage."""
+    """Resolves assets for a caller who needs a role on them."""
 
-    def __init__(self, catalog: Catalog, storage: Storage) -> None:
+    def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
-        self.storage = storage
 
     def asset(self, s: Session, who: Principal, path: AssetPath, needed: str) -> Asset:
-        """The asset's row if the caller holds ``needed`` on it; its repository bound in storage."""
+        """The asset's row if the caller holds ``needed`` on it."""
         folder_path = FolderPath(path.owner, path.kind, path.folder)
         try:
             folder = find_folder(s, folder_path)
@@ -102,7 +100,6 @@ class Permissions:
         if asset is None:
             raise not_found(who, AssetNotFoundError(str(path)))
         require(who, folder, needed, str(path), asset, missing=AssetNotFoundError(str(path)))
-        self.storage.bind(path, asset.repository)
         return asset
 
     def ref(self, who: Principal, ref: AssetRef | str, needed: str) -> AssetRef:

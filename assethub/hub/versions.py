@@ -283,11 +283,10 @@ class Versions:
     def cleanup_stale_writes(self, *, older_than: float = 6 * 3600) -> int:
         """Drop temporary write branches of every asset left by writers that died."""
         with self.catalog.session() as s:
-            assets = [(AssetPath(a.folder.owner, AssetKind(a.folder.kind), a.folder.name, a.name),
-                       a.repository) for a in s.scalars(select(Asset))]
+            assets = [AssetPath(a.folder.owner, AssetKind(a.folder.kind), a.folder.name, a.name)
+                      for a in s.scalars(select(Asset))]
         removed = 0
-        for path, repo in assets:
-            self.storage.bind(path, repo)
+        for path in assets:
             try:
                 removed += len(self.storage.cleanup_transactions(path, older_than=older_than))
             except AssetHubError:

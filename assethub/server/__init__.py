@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from assethub import config
-from assethub.hub import Hub, Limits
+from assethub.hub import CatalogLocator, Hub, Limits
 from assethub.server.app import create_app
 
 __all__ = ["ServerSettings", "build_hub", "create_app", "serve"]
@@ -65,7 +65,8 @@ def build_hub(settings: ServerSettings) -> Hub:
     catalog = Catalog(settings.catalog_url)
     catalog.migrate()
     storage = Storage(settings.lakefs_endpoint, settings.lakefs_access_key_id,
-                      settings.lakefs_secret_access_key, cache_dir=work / "cache")
+                      settings.lakefs_secret_access_key, cache_dir=work / "cache",
+                      locate=CatalogLocator(catalog))  # the catalog owns path -> repository
     return Hub(catalog, storage, work_dir=work, limits=Limits(),
                follow_triggers=plugins.follow_triggers(settings.follow_triggers))
 

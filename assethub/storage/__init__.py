@@ -1,10 +1,12 @@
 """Versioned asset storage on lakeFS: the only code that talks to lakeFS.
 
-One lakeFS repository per asset. Every write goes through :meth:`Storage.transact`: a
-temporary branch that is committed and squash-merged into its target only when complete, and
-deleted otherwise, so a failed or killed upload leaves every version as it was; ``main`` is
-protected against direct writes. Reads resolve a ref to its commit first and then use the
-content-addressed cache.
+One lakeFS repository per asset, found through a *locator* (asset path -> repository id) at
+every call: the hub's reads the catalog, which owns that mapping; without one, the name is
+derived from the path and checked against the repository's metadata. Every write goes
+through :meth:`Storage.transact`: a temporary branch that is committed and squash-merged into
+its target only when complete, and deleted otherwise, so a failed or killed upload leaves every
+version as it was; ``main`` is protected against direct writes. Reads resolve a ref to its
+commit first and then use the content-addressed cache.
 
 The package: ``_lakefs`` (the one connection: clients, pager, error translation),
 ``_transact`` (atomic writes), ``_policy`` (what datasets and models allow), and here
@@ -18,7 +20,7 @@ import itertools
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime
@@ -108,6 +110,7 @@ __all__ = [
     "DeleteFile",
     "DiffEntry",
     "DownloadResult",
+    "Locator",
     "ObjectInfo",
     "Storage",
     "Strategy",
@@ -119,6 +122,9 @@ __all__ = [
 
 META_PATH = "assethub.path"
 META_KIND = "assethub.kind"
+
+Locator = Callable[[AssetPath], str]
+"""Finds the lakeFS repository id of an asset path, or raises AssetNotFoundError."""
 
 
 # -- values returned to callers -------------------------------------------------------------
@@ -143,6 +149,10 @@ class StreamedObject:
 ACTIONS_PREFIX = "_lakefs_actions/"
 
 
+class _Gone(Exception):
+    """A repository listed a moment ago has been deleted since."""
+
+
 def _sha256_of(meta: Mapping[str, str] | None) -> str | None:
     for k, v in (meta or {}).items():
         if k.lower().replace("x-amz-meta-", "") == "sha256":
@@ -156,6 +166,10 @@ class Storage(Transactions):
     The constructor only stores connection settings; nothing is contacted until a method is
     called. Methods take their subject first (an asset path or reference, as an object or a
     string) and keyword-only options after it.
+
+    ``locate`` maps an asset path to its repository id; every method asks it once, when it
+    is called (nothing is remembered between calls). The hub passes one that reads the catalog;
+    the default derives the name from the path (:meth:`derived_repository`).
     """
 
     def __init__(
@@ -169,6 +183,7 @@ class Storage(Transactions):
         max_workers: int = 16,
         progress: bool = False,
         direct_local: bool = True,
+        locate: Locator | None = None,
     ) -> None:
         self.lakefs = LakeFS(endpoint, access_key_id, secret_access_key, max_workers=max_workers)
         self.endpoint = self.lakefs.endpoint
@@ -178,7 +193,7 @@ class Storage(Transactions):
         self.progress = progress
         # read a local blockstore's files directly when this process can (embedded stack)
         self.direct_local = direct_local
-        self._repos: dict[AssetPath, str] = {}
+        self.locate: Locator = locate or self.derived_repository
 
     @classmethod
     def from_env(cls, **options: Any) -> Storage:
@@ -208,26 +223,33 @@ class Storage(Transactions):
 
     # -- assets ----------------------------------------------------------------------------
     def repository(self, asset: AssetPath | str) -> str:
-        """The lakeFS repository that holds ``asset`` (raises AssetNotFoundError)."""
-        path = AssetPath.coerce(asset)
-        if path in self._repos:
-            return self._repos[path]
+        """The lakeFS repository that holds ``asset`` now (raises AssetNotFoundError)."""
+        return self.locate(AssetPath.coerce(asset))
+
+    def derived_repository(self, path: AssetPath) -> str:
+        """The default locator, for Storage used on its own (no catalog).
+
+        The repository named after the path (:func:`assethub._repo_names.repository_name`) if
+        its metadata names the path; otherwise one whose metadata names it (an asset renamed
+        with :meth:`rename_asset`: this reads every repository's metadata, so only a miss pays).
+        """
         name = _repo_names.repository_name(path)
-        if not self._repo_exists(name):
+        if self._repo_exists(name) and self._holds(name, path):
+            return name
+        claims = [a for a in self.list_assets() if a.path == path]
+        if not claims:
             raise AssetNotFoundError(str(path))
+        return max(claims, key=lambda a: a.created).repository  # newest, if a stale one remains
+
+    def _holds(self, name: str, path: AssetPath) -> bool:
+        """Whether repository ``name``'s metadata says it holds ``path``."""
         with self.lakefs.translate(asset=path, on={404: lambda *_: AssetNotFoundError(str(path))}):
             meta = self.lakefs.api.repositories_api.get_repository_metadata(name)
-        if meta.get(META_PATH) != str(path):
-            raise AssetNotFoundError(str(path))
-        self._repos[path] = name
-        return name
-
-    def bind(self, asset: AssetPath | str, repository: str) -> None:
-        """Use ``repository`` for ``asset`` (the catalog keeps this mapping across renames)."""
-        self._repos[AssetPath.coerce(asset)] = repository
+        return bool(meta.get(META_PATH) == str(path))
 
     def rename_asset(self, asset: AssetPath | str, new: AssetPath | str) -> None:
-        """Record a new path for an asset; its repository (and so its history) stays."""
+        """Record a new path for an asset in its repository's metadata; the repository (and so
+        its history) stays. A catalog that locates assets changes its own record too."""
         old_path, new_path = AssetPath.coerce(asset), AssetPath.coerce(new)
         if old_path.kind != new_path.kind:
             raise NotAllowedError(f"cannot turn {old_path.kind.value} {old_path} into a "
@@ -237,15 +259,14 @@ class Storage(Transactions):
             self.lakefs.api.internal_api.set_repository_metadata(
                 name, lakefs_sdk.RepositoryMetadataSet(metadata={META_PATH: str(new_path)})
             )
-        self._repos.pop(old_path, None)
-        self._repos[new_path] = name
 
     def create_asset(self, asset: AssetPath | str, *, exist_ok: bool = False,
                      repository: str | None = None) -> AssetInfo:
         """Create an empty asset with a protected ``main`` branch.
 
         ``repository`` names its lakeFS repository when a catalog keeps the mapping;
-        otherwise the name is derived from the path.
+        otherwise the name is derived from the path. With ``exist_ok``, a repository of that
+        name that already holds this asset is returned.
         """
         path = AssetPath.coerce(asset)
         name = repository or _repo_names.repository_name(path)
@@ -263,9 +284,8 @@ class Storage(Transactions):
                 break
             except Retry:  # the name is taken
                 if self._repo_exists(name):
-                    if exist_ok:
-                        self.repository(path)
-                        return self.asset_info(path)
+                    if exist_ok and self._holds(name, path):
+                        return self._asset_info(path, name)
                     raise AlreadyExistsError("asset", str(path)) from None
                 # lakeFS is still removing a repository of this name that was just deleted
                 if time.monotonic() > deadline:
@@ -283,7 +303,6 @@ class Storage(Transactions):
             self.lakefs.api.repositories_api.set_branch_protection_rules(
                 name, [lakefs_sdk.BranchProtectionRule(pattern=DEFAULT_BRANCH)]
             )
-        self._repos[path] = name
         return AssetInfo(path, name, timestamp(repo.creation_date))
 
     def _repo_exists(self, name: str) -> bool:
@@ -295,7 +314,9 @@ class Storage(Transactions):
 
     def asset_info(self, asset: AssetPath | str) -> AssetInfo:
         path = AssetPath.coerce(asset)
-        name = self.repository(path)
+        return self._asset_info(path, self.repository(path))
+
+    def _asset_info(self, path: AssetPath, name: str) -> AssetInfo:
         with self.lakefs.translate(asset=path):
             repo = self.lakefs.api.repositories_api.get_repository(name)
         return AssetInfo(path, name, timestamp(repo.creation_date))
@@ -311,24 +332,26 @@ class Storage(Transactions):
         """Every asset on this lakeFS (repositories Asset Hub did not create are skipped)."""
         for repo in self.lakefs.pages(self.lakefs.api.repositories_api.list_repositories,
                                       prefix=_repo_names.PREFIX, what="list assets"):
-            with self.lakefs.translate(what="list assets"):
-                meta = self.lakefs.api.repositories_api.get_repository_metadata(repo.id)
+            try:
+                with self.lakefs.translate(what="list assets", on={404: lambda *_: _Gone()}):
+                    meta = self.lakefs.api.repositories_api.get_repository_metadata(repo.id)
+            except _Gone:  # deleted since it was listed
+                continue
             if META_PATH in meta:
-                path = AssetPath.parse(meta[META_PATH])
-                self._repos[path] = repo.id
-                yield AssetInfo(path, repo.id, timestamp(repo.creation_date))
+                yield AssetInfo(AssetPath.parse(meta[META_PATH]), repo.id,
+                                timestamp(repo.creation_date))
 
-    def delete_asset(self, asset: AssetPath | str) -> None:
+    def delete_asset(self, asset: AssetPath | str, *, repository: str | None = None) -> None:
+        """Delete an asset's repository; ``repository`` names it when the caller already holds
+        its id (undoing a create whose catalog record was never written)."""
         path = AssetPath.coerce(asset)
-        name = self.repository(path)
+        name = repository or self.repository(path)
         with self.lakefs.translate(asset=path, what="delete asset"):
             self.lakefs.api.repositories_api.delete_repository(name, force=True)
-        self._repos.pop(path, None)
 
     # -- refs and history ------------------------------------------------------------------
-    def _log(self, r: AssetRef, *, amount: int, prefixes: list[str] | None = None,
+    def _log(self, repo: str, r: AssetRef, *, amount: int, prefixes: list[str] | None = None,
              limit: bool = False) -> Iterator[dict[str, Any]]:
-        repo = self.repository(r.path)
         params: dict[str, Any] = {"amount": amount}
         if limit:
             params["limit"] = "true"
@@ -344,7 +367,10 @@ class Storage(Transactions):
 
     def get_commit(self, ref: AssetRef | str) -> CommitInfo:
         r = AssetRef.coerce(ref)
-        first = next(self._log(r, amount=1, limit=True), None)
+        return self._get_commit(self.repository(r.path), r)
+
+    def _get_commit(self, repo: str, r: AssetRef) -> CommitInfo:
+        first = next(self._log(repo, r, amount=1, limit=True), None)
         if first is None:
             raise RefNotFoundError(str(r), "it has no commits")
         return commit_from_json(first)
@@ -353,7 +379,8 @@ class Storage(Transactions):
             path: str | None = None) -> Iterator[CommitInfo]:
         """Commits reachable from ``ref``, newest first (only those touching ``path`` if given)."""
         r = AssetRef.coerce(ref)
-        pages = self._log(r, amount=min(PAGE, limit or PAGE), prefixes=[path] if path else None)
+        pages = self._log(self.repository(r.path), r, amount=min(PAGE, limit or PAGE),
+                          prefixes=[path] if path else None)
         yield from (commit_from_json(c) for c in itertools.islice(pages, limit))
 
     def diff(self, left: AssetRef | str, right: AssetRef | str, *,
@@ -366,7 +393,8 @@ class Storage(Transactions):
                 part="ref", value=str(rr),
             )
         repo = self.repository(lr.path)
-        left_id, right_id = self.resolve(lr), self.resolve(rr)  # each names itself if unknown
+        # each names itself if unknown
+        left_id, right_id = self._get_commit(repo, lr).id, self._get_commit(repo, rr).id
         params: dict[str, Any] = {"type": "two_dot"}
         if prefix:
             params["prefix"] = prefix
@@ -419,8 +447,8 @@ class Storage(Transactions):
         """Tag the commit ``ref`` points at now. Tags never move: an existing name is an error."""
         path = AssetPath.coerce(asset)
         validate_tag_name(name)
-        commit = self.resolve(path.at(ref))
         repo = self.repository(path)
+        commit = self._get_commit(repo, path.at(ref)).id
 
         def taken(status: int, msg: str) -> BaseException:
             return AlreadyExistsError("tag", name, f"tags of {path} are immutable; choose a new name")
@@ -496,7 +524,7 @@ class Storage(Transactions):
         """
         r = AssetRef.coerce(ref)
         repo = self.repository(r.path)
-        commit = self.resolve(r)
+        commit = self._get_commit(repo, r).id
         dest = Path(dest)
         base = prefix if not prefix or prefix.endswith("/") else prefix + "/"
         wanted = [o for o in self._listing(repo, commit)
@@ -712,7 +740,7 @@ class Storage(Transactions):
         dest = _policy.writable_branch(path.at(into))
         AssetRef(path, source)  # validates the ref's form
         repo = self.repository(path)
-        self.resolve(path.at(source))  # a clear RefNotFoundError before merging
+        self._get_commit(repo, path.at(source))  # a clear RefNotFoundError before merging
         return self._merge(
             repo, source, dest, message=message or f"Merge {source} into {dest}",
             metadata=metadata or {}, squash=False, label=(f"{path}:{source}", f"{path}:{dest}"),

@@ -90,7 +90,7 @@ class Transactions:
         lakefs: LakeFS
 
         def repository(self, asset: AssetPath | str) -> str: ...
-        def resolve(self, ref: AssetRef | str) -> str: ...
+        def _get_commit(self, repo: str, r: AssetRef) -> CommitInfo: ...
         def _write_objects(self, repo: str, branch: str, adds: Mapping[str, Path], *,
                            label: str) -> None: ...
 
@@ -169,7 +169,7 @@ class Transactions:
                     txn.repo, txn.branch, lakefs_sdk.CommitCreation(message=message, metadata=meta)
                 )
             if txn.parent_commit is not None:
-                now = self.resolve(r)
+                now = self._get_commit(txn.repo, r).id
                 if now != txn.head:
                     raise ConcurrentUpdateError(txn.ref, txn.parent_commit, now)
             result = self._merge(txn.repo, txn.branch, r.ref, message=message, metadata=meta,

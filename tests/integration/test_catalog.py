@@ -14,9 +14,14 @@ import pytest
 from sqlalchemy import inspect, select, text
 
 from assethub.catalog import ApiToken, Asset, AuditEvent, Catalog, Folder, Share
-from assethub.errors import AlreadyExistsError, AuthenticationError, NotFoundError
-from assethub.hub import DatasetMeta, Hub, Principal
-from assethub.storage import Storage
+from assethub.errors import (
+    AlreadyExistsError,
+    AssetNotFoundError,
+    AuthenticationError,
+    NotFoundError,
+)
+from assethub.hub import CatalogLocator, DatasetMeta, Hub, Principal
+from assethub.storage import AddFile, Storage
 from tests._clock import Clock
 
 pytestmark = pytest.mark.integration
@@ -41,11 +46,25 @@ def catalog(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Catalog]
     cat.dispose()
 
 
+def make_hub(catalog: Catalog, lakefs_server: Any, work: Path) -> Hub:
+    """A hub as the server builds it: storage finds repositories through the catalog."""
+    storage = Storage(lakefs_server.endpoint, lakefs_server.access_key_id,
+                      lakefs_server.secret_access_key, cache_dir=work / "cache",
+                      locate=CatalogLocator(catalog))
+    return Hub(catalog, storage, work_dir=work / "work")
+
+
 @pytest.fixture
 def hub(catalog: Catalog, lakefs_server: Any, tmp_path: Path) -> Hub:
-    storage = Storage(lakefs_server.endpoint, lakefs_server.access_key_id,
-                      lakefs_server.secret_access_key, cache_dir=tmp_path / "cache")
-    return Hub(catalog, storage, work_dir=tmp_path / "work")
+    return make_hub(catalog, lakefs_server, tmp_path)
+
+
+@pytest.fixture
+def other_hub(catalog: Catalog, lakefs_server: Any, tmp_path: Path) -> Iterator[Hub]:
+    """A second server's hub on the same catalog database (its own engine, storage, cache)."""
+    second = Catalog(catalog.url)
+    yield make_hub(second, lakefs_server, tmp_path / "other")
+    second.dispose()
 
 
 def test_migrations_create_every_table_and_are_idempotent(catalog: Catalog) -> None:
@@ -134,6 +153,79 @@ def test_folders_assets_shares_and_cascading_delete(hub: Hub, catalog: Catalog) 
         assert s.scalar(select(Asset).where(Asset.name == "digits-v2")) is None
         assert not s.scalars(select(Share).where(Share.subject_name == "team")).all()
     assert not hub.storage.asset_exists(f"{owner}/dataset/images/digits-v2")
+
+
+def _write(hub: Hub, who: Principal, ref: str, name: str, data: bytes, tmp: Path) -> str:
+    """One file committed through the hub's storage, after the hub's check (as jobs write)."""
+    hub.check(who, ref.split(":")[0], "edit")
+    local = tmp / uuid.uuid4().hex
+    local.write_bytes(data)
+    return hub.storage.commit(ref, [AddFile(local, name)], message=f"write {name}").id
+
+
+def test_two_hubs_on_one_catalog_agree_on_repositories(hub: Hub, other_hub: Hub,
+                                                        tmp_path: Path) -> None:
+    """The catalog alone maps paths to repositories: a rename or a delete-and-create made on
+    one server is what every other server on the catalog reaches next, with nothing cached."""
+    a, b = hub, other_hub
+    owner = f"two{uuid.uuid4().hex[:6]}"
+    a.create_user(a.authenticate(a.ensure_admin("root")), owner)
+    me = Principal(owner)
+    a.create_folder(me, f"{owner}/model/f")
+    old, new = f"{owner}/model/f/net", f"{owner}/model/f/net2"
+    repo = a.create_asset(me, old).repository
+    first = _write(a, me, f"{old}:main", "w.bin", b"1", tmp_path)
+    assert b.get_commit(me, f"{old}:main").id == first  # b has used the old path
+
+    # renamed on a: b reads and writes by the new path, into the same repository
+    a.update_asset(me, old, new_name="net2")
+    assert b.storage.repository(new) == repo
+    assert [o.path for o in b.list_objects(me, f"{new}:main")] == ["w.bin"]
+    second = _write(b, me, f"{new}:main", "x.bin", b"2", tmp_path)
+    assert [c.id for c in a.log(me, f"{new}:main")][:2] == [second, first]
+    with pytest.raises(NotFoundError):
+        b.log(me, f"{old}:main")
+    with pytest.raises(AssetNotFoundError):
+        b.storage.repository(old)
+    # storage kept the repository's own metadata in step, for standalone listing
+    assert {str(i.path) for i in b.storage.list_assets() if i.repository == repo} == {new}
+
+    # the folder renamed on b: a follows
+    b.update_folder(me, f"{owner}/model/f", new_name="g")
+    moved = f"{owner}/model/g/net2"
+    assert a.get_commit(me, f"{moved}:main").id == second
+    assert not a.storage.asset_exists(new)
+
+    # deleted and created again on a: b reaches the new, empty repository, not the old one
+    a.delete_asset(me, moved)
+    with pytest.raises(NotFoundError):
+        b.list_objects(me, f"{moved}:main")
+    fresh = a.create_asset(me, moved).repository
+    assert fresh != repo and b.storage.repository(moved) == fresh
+    assert b.list_objects(me, f"{moved}:main") == []
+    assert second not in {c.id for c in b.log(me, f"{moved}:main")}
+    third = _write(b, me, f"{moved}:main", "y.bin", b"3", tmp_path)
+    assert [o.path for o in a.list_objects(me, f"{moved}:main")] == ["y.bin"]
+    assert a.get_commit(me, f"{moved}:main").id == third
+
+
+def test_the_locator_reads_committed_records_while_a_session_writes(hub: Hub,
+                                                                     catalog: Catalog) -> None:
+    """Storage looks up the catalog inside an open hub session too (renames and deletes do):
+    the lookup waits for no lock or connection the session holds and sees committed rows."""
+    admin = hub.authenticate(hub.ensure_admin("root"))
+    folder = f"root/model/l{uuid.uuid4().hex[:6]}"
+    hub.create_folder(admin, folder)
+    repo = hub.create_asset(admin, f"{folder}/net").repository
+    with catalog.session() as s:
+        row = s.scalar(select(Asset).where(Asset.repository == repo))
+        assert row is not None
+        row.name = "renamed"
+        s.flush()  # the write is in the database, uncommitted; the row is locked
+        assert hub.storage.repository(f"{folder}/net") == repo
+        with pytest.raises(AssetNotFoundError):
+            hub.storage.repository(f"{folder}/renamed")
+    assert hub.storage.repository(f"{folder}/renamed") == repo
 
 
 def test_stale_writes_are_swept(hub: Hub) -> None:

@@ -73,6 +73,25 @@ def test_unicode_and_long_names_get_their_own_repository(
     assert again.repository(path) == info.repository
 
 
+def test_a_renamed_asset_is_found_by_its_new_path_without_a_catalog(
+    storage: Storage, unique: str, tmp_path: Path
+) -> None:
+    """Standalone, the repository's metadata is the map: a renamed asset (whose repository is
+    named after its old path) is found by its new path, by a fresh client too."""
+    old, new = f"dave/model/f-{unique}/net", f"dave/model/f-{unique}/net2"
+    repo = storage.create_asset(old).repository
+    tree(tmp_path / "m", {"w.bin": b"w"})
+    commit = storage.upload(f"{old}:main", tmp_path / "m", message="init").id
+    storage.rename_asset(old, new)
+    again = Storage(storage.endpoint, storage.lakefs.key, storage.lakefs.secret,
+                    cache_dir=tmp_path / "c2")
+    for s in (storage, again):
+        assert s.repository(new) == repo and s.resolve(f"{new}:main") == commit
+        assert not s.asset_exists(old)
+    with pytest.raises(NotAllowedError):
+        storage.rename_asset(new, f"dave/dataset/f-{unique}/net2")
+
+
 def test_unknown_asset_is_a_clear_error(storage: Storage, unique: str) -> None:
     with pytest.raises(AssetNotFoundError, match=f"nobody/model/f/none-{unique}"):
         storage.resolve(f"nobody/model/f/none-{unique}:main")

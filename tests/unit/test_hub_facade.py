@@ -30,7 +30,7 @@ def test_every_facade_method_is_a_component_method_with_its_signature() -> None:
 def test_the_public_exports_are_pinned() -> None:
     assert sorted(assethub.hub.__all__) == [
         "ANONYMOUS", "AssetView", "Assets", "AuditLog", "AuditView", "BUNDLE_MAX_FILES",
-        "DatasetMeta", "EvaluationView", "FolderView", "Folders", "Hub", "Identity", "Jobs",
+        "CatalogLocator", "DatasetMeta", "EvaluationView", "FolderView", "Folders", "Hub", "Identity", "Jobs",
         "Limits", "LineageView", "Permissions", "Principal", "ROLES", "RUN_KINDS", "RUN_STATES",
         "RUN_TRIGGERS", "RunView", "SUBJECT_TYPES", "ShareView", "TokenView", "UserView",
         "Versions", "require_admin", "require_user"]
