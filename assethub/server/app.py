@@ -17,6 +17,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import compile_path
 
@@ -37,6 +39,19 @@ def error_response(exc: Exception) -> JSONResponse:
     status, body = errors.to_wire(exc)
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     return JSONResponse({"error": body}, status_code=status, headers=headers)
+
+
+def catalog_unavailable(exc: BaseException) -> errors.CatalogUnavailableError | None:
+    """The catalog database out of reach (refused, dropped, timed out, locked) as the error the
+    protocol has for it; None for any other failure. The driver's words stay in the log."""
+    outage = (isinstance(exc, (OperationalError, InterfaceError, DisconnectionError,
+                               SQLAlchemyTimeoutError))
+              or (isinstance(exc, DBAPIError) and exc.connection_invalidated))
+    if not outage:
+        return None
+    _log.warning("catalog unavailable: %s", exc)
+    return errors.CatalogUnavailableError(
+        f"the server cannot reach its catalog database ({type(exc).__name__}); try again later")
 
 
 BodyLimit = Callable[[], int]
@@ -142,15 +157,25 @@ class _Guard:
         except Exception as exc:
             if started:
                 raise
-            if not isinstance(exc, errors.AssetHubError):
+            known = catalog_unavailable(exc) or exc
+            if not isinstance(known, errors.AssetHubError):
                 _log.exception("unhandled error")
-            await error_response(exc)(scope, upstream, send)
+            await error_response(known)(scope, upstream, send)
 
 
 def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(errors.AssetHubError)
     async def _domain_error(_: Request, exc: errors.AssetHubError) -> JSONResponse:
         return error_response(exc)
+
+    @app.exception_handler(DBAPIError)
+    @app.exception_handler(DisconnectionError)
+    @app.exception_handler(SQLAlchemyTimeoutError)
+    async def _catalog_error(_: Request, exc: Exception) -> JSONResponse:
+        known = catalog_unavailable(exc)
+        if known is None:
+            raise exc  # the Guard's: logged, a 500
+        return error_response(known)
 
     @app.exception_handler(FileNotFoundError)
     async def _missing_file(_: Request, exc: FileNotFoundError) -> JSONResponse:
