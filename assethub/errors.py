@@ -23,6 +23,7 @@ the fields a caller needs, not only a message::
     ├── TransferError (OSError)                an upload/download failed or a checksum differed
     │   └── ChecksumMismatchError (ValueError) what arrived is not what the sender hashed
     ├── StorageUnavailableError (ConnectionError) the server cannot reach lakeFS
+    ├── CatalogUnavailableError (ConnectionError) the server cannot reach its catalog database
     ├── ServerUnavailableError (ConnectionError) the SDK cannot reach the Asset Hub server; .url
     ├── JobError                               a train / evaluate / merge job cannot run
     │   ├── CodeFetchError (LookupError)       repository URL, revision or subpath unusable; .url
@@ -52,6 +53,7 @@ __all__ = [
     "AssetHubError",
     "AssetNotFoundError",
     "AuthenticationError",
+    "CatalogUnavailableError",
     "ChecksumMismatchError",
     "CodeFetchError",
     "ConcurrentUpdateError",
@@ -208,6 +210,10 @@ class StorageUnavailableError(AssetHubError, ConnectionError):
     """The Asset Hub server (or the storage layer) cannot reach lakeFS."""
 
 
+class CatalogUnavailableError(AssetHubError, ConnectionError):
+    """The Asset Hub server cannot reach its catalog database (PostgreSQL down, SQLite locked)."""
+
+
 class ServerUnavailableError(AssetHubError, ConnectionError):
     """The SDK cannot reach the Asset Hub server at ``url`` (or a proxy in front of it answers
     that the server is down)."""
@@ -317,6 +323,7 @@ WIRE_ERRORS: tuple[WireError, ...] = (
     _row(TransferError, 502, path=""),
     _row(ChecksumMismatchError, 400, path=""),
     _row(StorageUnavailableError, 503),
+    _row(CatalogUnavailableError, 503),
     _row(ServerUnavailableError, 503, url=""),
     _row(JobError, 422),
     _row(CodeFetchError, 422, url="", transient=False),

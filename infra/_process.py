@@ -25,8 +25,12 @@ def log(name: str, message: str) -> None:
 
 
 def free_port(preferred: int) -> int:
+    """``preferred`` or a port near it that a server could listen on now."""
     for port in [preferred, *range(preferred + 1, preferred + 50)]:
         with socket.socket() as s:
+            # as the servers do (Go, uvicorn): connections of a stopped server still in
+            # TIME_WAIT do not stop it listening again on its own port
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 s.bind(("127.0.0.1", port))
             except OSError:

@@ -33,6 +33,7 @@ SAMPLES: dict[type[errors.AssetHubError], errors.AssetHubError] = {
     errors.TransferError: errors.TransferError("disk full", path="x.bin"),
     errors.ChecksumMismatchError: errors.ChecksumMismatchError("x.bin arrived corrupted", path="x.bin"),
     errors.StorageUnavailableError: errors.StorageUnavailableError("cannot reach lakeFS"),
+    errors.CatalogUnavailableError: errors.CatalogUnavailableError("cannot reach the catalog"),
     errors.ServerUnavailableError: errors.ServerUnavailableError("down", url="http://hub.test"),
     errors.JobError: errors.JobError("cannot run"),
     errors.CodeFetchError: errors.CodeFetchError("no such revision", url="https://g/x.git",

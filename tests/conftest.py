@@ -141,11 +141,13 @@ class RunningServer:
 
 
 def start_server(lakefs_server: Any, home: Path, catalog_url: str | None = None,
-                 extend: Callable[[Any], None] | None = None) -> RunningServer:
+                 extend: Callable[[Any], None] | None = None, limits: Any = None) -> RunningServer:
     """An Asset Hub server in a thread of the test process, on a free loopback port;
-    ``extend(app)`` may add test-only routes to its application first."""
+    ``extend(app)`` may add test-only routes to its application first; ``limits`` are its
+    :class:`assethub.hub.Limits` (the defaults when None)."""
     import uvicorn
 
+    from assethub.hub import Limits
     from assethub.server import ServerSettings, build_hub, create_app
 
     settings = ServerSettings(
@@ -155,6 +157,7 @@ def start_server(lakefs_server: Any, home: Path, catalog_url: str | None = None,
         lakefs_access_key_id=lakefs_server.access_key_id,
         lakefs_secret_access_key=lakefs_server.secret_access_key,
         port=free_port(),
+        limits=limits or Limits(),
     )
     hub = build_hub(settings)
     token = hub.ensure_admin("admin")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from assethub import config
@@ -33,6 +33,9 @@ class ServerSettings:
     port: int = 8780
     admin: str = "admin"
     follow_triggers: str = ""  # an ``assethub.follow_triggers`` entry point; "" the installed one
+    # the most one uploaded file / one imported archive may hold (ASSETHUB_MAX_UPLOAD_BYTES,
+    # ASSETHUB_MAX_ARCHIVE_BYTES, ASSETHUB_MAX_ARCHIVE_FILES)
+    limits: Limits = field(default_factory=Limits)
 
     @classmethod
     def from_env(cls) -> ServerSettings:
@@ -52,6 +55,9 @@ class ServerSettings:
             port=int(os.environ.get("ASSETHUB_PORT", "8780")),
             admin=os.environ.get("ASSETHUB_ADMIN", "admin"),
             follow_triggers=os.environ.get("ASSETHUB_FOLLOW_TRIGGERS", ""),
+            limits=Limits(**{name: int(os.environ[f"ASSETHUB_{name.upper()}"])
+                             for name in ("max_upload_bytes", "max_archive_bytes", "max_archive_files")
+                             if os.environ.get(f"ASSETHUB_{name.upper()}")}),
         )
 
 
@@ -67,7 +73,7 @@ def build_hub(settings: ServerSettings) -> Hub:
     storage = Storage(settings.lakefs_endpoint, settings.lakefs_access_key_id,
                       settings.lakefs_secret_access_key, cache_dir=work / "cache",
                       locate=CatalogLocator(catalog))  # the catalog owns path -> repository
-    return Hub(catalog, storage, work_dir=work, limits=Limits(),
+    return Hub(catalog, storage, work_dir=work, limits=settings.limits,
                follow_triggers=plugins.follow_triggers(settings.follow_triggers))
 
 

@@ -10,12 +10,17 @@ lakeFS credentials never leave this process.
 """
 
 import logging
+import re
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 
 from assethub import errors
 from assethub.hub import Hub
@@ -26,6 +31,8 @@ MAX_JSON_BYTES = 1 * 2**20
 # The sections in the order their routes are matched (and listed in the OpenAPI document).
 SECTIONS = (identity, audit, folders, assets, jobs, services, follows)
 
+_log = logging.getLogger("assethub.server")
+
 
 def error_response(exc: Exception) -> JSONResponse:
     """The error protocol's answer for ``exc`` (status and body from :data:`errors.WIRE_ERRORS`)."""
@@ -34,30 +41,72 @@ def error_response(exc: Exception) -> JSONResponse:
     return JSONResponse({"error": body}, status_code=status, headers=headers)
 
 
-class _Guard:
-    """Outermost ASGI layer: JSON bodies stay under MAX_JSON_BYTES even when sent chunked, and
-    an unexpected error becomes a 500 in the usual error shape on a connection that stays
-    usable (Starlette's own last-resort handler re-raises and drops the connection)."""
+def catalog_unavailable(exc: BaseException) -> errors.CatalogUnavailableError | None:
+    """The catalog database out of reach (refused, dropped, timed out, locked) as the error the
+    protocol has for it; None for any other failure. The driver's words stay in the log."""
+    outage = (isinstance(exc, (OperationalError, InterfaceError, DisconnectionError,
+                               SQLAlchemyTimeoutError))
+              or (isinstance(exc, DBAPIError) and exc.connection_invalidated))
+    if not outage:
+        return None
+    _log.warning("catalog unavailable: %s", exc)
+    return errors.CatalogUnavailableError(
+        f"the server cannot reach its catalog database ({type(exc).__name__}); try again later")
 
-    def __init__(self, app: Any) -> None:
+
+BodyLimit = Callable[[], int]
+_Streamed = list[tuple[str, re.Pattern[str], BodyLimit]]
+
+
+def _streamed(hub: Hub) -> _Streamed:
+    """The routes that stream their body, as (method, path pattern, limit)."""
+    if hub is None:
+        return []
+    return [(method, compile_path(API + path)[0], limit)
+            for method, path, limit in assets.streamed_bodies(hub)]
+
+
+class _Guard:
+    """Outermost ASGI layer: no request body is held in memory beyond MAX_JSON_BYTES, and an
+    unexpected error becomes a 500 in the usual error shape on a connection that stays usable
+    (Starlette's own last-resort handler re-raises and drops the connection).
+
+    A body is read here, bounded (a chunked one is counted), before the route sees it — except
+    for the routes that stream theirs (``streamed``): those read it only after authenticating
+    and authorizing the caller, and this layer counts it as it passes, up to the route's limit.
+    Either way a declared Content-Length over the limit is refused at once, unread.
+    """
+
+    def __init__(self, app: Any, streamed: _Streamed) -> None:
         self.app = app
+        self.streamed = streamed
+
+    def _stream_limit(self, scope: Any) -> int | None:
+        path, root = scope.get("path", ""), scope.get("root_path", "")
+        if root and path.startswith(root):
+            path = path[len(root):]
+        for method, pattern, limit in self.streamed:
+            if scope.get("method") == method and pattern.match(path):
+                return limit()
+        return None
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        path: str = scope.get("path", "")
-        streamed = scope.get("method") == "PUT" or path.endswith("/import")
+        stream_limit = self._stream_limit(scope)
+        limit = MAX_JSON_BYTES if stream_limit is None else stream_limit
         headers = dict(scope.get("headers") or [])
         length = headers.get(b"content-length", b"")
-        if not streamed and length.isdigit() and int(length) > MAX_JSON_BYTES:
+        if length.isdigit() and int(length) > limit:
             await error_response(errors.PayloadTooLargeError(
-                f"request body of {int(length)} bytes is over the {MAX_JSON_BYTES}-byte limit"
+                f"request body of {int(length)} bytes is over the {limit}-byte limit"
             ))(scope, receive, send)
             return
         started = False
-        if not streamed:
-            # Read a JSON body here, bounded, so a chunked one cannot slip past the limit;
+        upstream = receive
+        if stream_limit is None:
+            # Read the body here, bounded, so a chunked one cannot slip past the limit;
             # the application then receives it from memory.
             chunks, seen, more = [], 0, True
             while more:
@@ -71,7 +120,7 @@ class _Guard:
                     await error_response(errors.PayloadTooLargeError(
                         f"request body is over the {MAX_JSON_BYTES}-byte limit"))(scope, receive, send)
                     return
-            body, replayed, upstream = b"".join(chunks), False, receive
+            body, replayed = b"".join(chunks), False
 
             async def replay() -> Any:
                 nonlocal replayed
@@ -81,6 +130,21 @@ class _Guard:
                 return {"type": "http.request", "body": body, "more_body": False}
 
             receive = replay
+        else:
+            counted = 0
+
+            async def count() -> Any:
+                # the route streams the body on (to disk, to lakeFS): stop it at the limit
+                nonlocal counted
+                message = await upstream()
+                if message["type"] == "http.request":
+                    counted += len(message.get("body", b""))
+                    if counted > limit:
+                        raise errors.PayloadTooLargeError(
+                            f"request body is over the {limit}-byte limit")
+                return message
+
+            receive = count
 
         async def tracking_send(message: Any) -> None:
             nonlocal started
@@ -93,16 +157,25 @@ class _Guard:
         except Exception as exc:
             if started:
                 raise
-            if not isinstance(exc, errors.AssetHubError):
-                logging.getLogger("assethub.server").exception("unhandled error")
-            await error_response(exc)(scope, receive, send)
-
+            known = catalog_unavailable(exc) or exc
+            if not isinstance(known, errors.AssetHubError):
+                _log.exception("unhandled error")
+            await error_response(known)(scope, upstream, send)
 
 
 def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(errors.AssetHubError)
     async def _domain_error(_: Request, exc: errors.AssetHubError) -> JSONResponse:
         return error_response(exc)
+
+    @app.exception_handler(DBAPIError)
+    @app.exception_handler(DisconnectionError)
+    @app.exception_handler(SQLAlchemyTimeoutError)
+    async def _catalog_error(_: Request, exc: Exception) -> JSONResponse:
+        known = catalog_unavailable(exc)
+        if known is None:
+            raise exc  # the Guard's: logged, a 500
+        return error_response(known)
 
     @app.exception_handler(FileNotFoundError)
     async def _missing_file(_: Request, exc: FileNotFoundError) -> JSONResponse:
@@ -135,8 +208,8 @@ def create_app(hub: Hub) -> FastAPI:
         docs_url=f"{API}/docs",
     )
     _add_error_handlers(app)
-    app.add_middleware(_Guard)
     principal = authenticator(hub)
     for section in SECTIONS:
         app.include_router(section.router(hub, principal), prefix=API)
+    app.add_middleware(_Guard, streamed=_streamed(hub))
     return app

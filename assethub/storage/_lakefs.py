@@ -143,34 +143,44 @@ class LakeFS:
 
         ``on`` maps a status to a function of (status, lakeFS's message) that returns the
         exception to raise instead of the default one (or None to keep the default);
-        ``otherwise`` does the same for every other status.
+        ``otherwise`` does the same for every other 4xx status. lakeFS out of reach (refused,
+        reset, timed out) or failing (5xx) is a :class:`StorageUnavailableError` naming lakeFS.
         """
         try:
             yield
         except ApiException as exc:
             raise self.error(exc, asset=asset, ref=ref, what=what, on=on,
                              otherwise=otherwise) from None
-        except httpx.TransportError as exc:
-            raise StorageUnavailableError(
-                f"cannot reach lakeFS at {self.endpoint}: {type(exc).__name__}") from None
+        except httpx.TransportError as exc:  # refused, reset, timed out: every client error
+            raise self.unreachable(exc) from None
         except (ConnectionError, OSError, urllib3.exceptions.HTTPError) as exc:
             if isinstance(exc, AssetHubError):
                 raise
             # the lakeFS SDK's urllib3 gives up on a refused connection with MaxRetryError
-            if "urllib3" in type(exc).__module__ or isinstance(exc, ConnectionError):
-                raise StorageUnavailableError(
-                    f"cannot reach lakeFS at {self.endpoint}: {type(exc).__name__}"
-                ) from None
+            if ("urllib3" in type(exc).__module__
+                    or isinstance(exc, (ConnectionError, TimeoutError))):
+                raise self.unreachable(exc) from None
             raise
+
+    def unreachable(self, exc: BaseException) -> StorageUnavailableError:
+        return StorageUnavailableError(
+            f"cannot reach lakeFS at {self.endpoint}: {type(exc).__name__}")
 
     @staticmethod
     def error(exc: ApiException, *, asset: AssetPath | None, ref: str, what: str,
               on: Mapping[int, Override] | None = None,
               otherwise: Override | None = None) -> BaseException:
         status, msg = int(exc.status or 0), error_message(exc)
-        special = (on or {}).get(status, otherwise)
+        # lakeFS failing (5xx) is an outage whatever the call: only an override for that very
+        # status (a merge's 503 while the branch is busy) decides otherwise
+        special = (on or {}).get(status, otherwise if 0 < status < 500 else None)
         if special is not None and (chosen := special(status, msg)) is not None:
             return chosen
+        if status >= 500:
+            return StorageUnavailableError(
+                f"lakeFS failed on {what or 'a request'}: HTTP {status} {msg}".rstrip())
+        if status == 0 and "SSLError" in str(exc.reason):  # the SDK's wrapping of a TLS failure
+            return StorageUnavailableError(f"cannot reach lakeFS: {exc.reason}")
         if status == 404:
             if "repository" in msg.lower() and asset is not None:
                 return AssetNotFoundError(str(asset))

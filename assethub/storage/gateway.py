@@ -23,19 +23,23 @@ import random
 import re
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import boto3
 import urllib3
+from boto3.exceptions import S3UploadFailedError
 from boto3.s3.transfer import TransferConfig
 from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.config import Config
 from botocore.credentials import Credentials
+from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from assethub._cache import (  # the cache is the SDK's too; defined there, re-exported here
     BlobCache,
@@ -45,7 +49,7 @@ from assethub._cache import (  # the cache is the SDK's too; defined there, re-e
     place_all,
     run_parallel,
 )
-from assethub.errors import StorageUnavailableError, TransferError
+from assethub.errors import AssetHubError, StorageUnavailableError, TransferError
 
 __all__ = ["BlobCache", "RemoteObject", "S3Gateway", "copy_local_blockstore", "file_sha256", "place",
            "place_all", "run_parallel"]
@@ -142,16 +146,41 @@ class S3Gateway:
                 continue
             if resp.status < 300:
                 return resp
-            failure = TransferError(
-                f"lakeFS's S3 gateway answered {method} {key} with HTTP {resp.status}"
-                f"{_s3_error(resp.data)}", path=key)
+            answer = f"lakeFS's S3 gateway answered {method} {key} with HTTP {resp.status}" \
+                     f"{_s3_error(resp.data)}"
+            # lakeFS failing (5xx) is an outage; a refusal of this request is not
+            failure = (StorageUnavailableError(answer) if resp.status >= 500
+                       else TransferError(answer, path=key))
             if resp.status not in _RETRY_STATUSES:
                 break
-        if isinstance(failure, TransferError):
+        if isinstance(failure, AssetHubError):
             raise failure
         raise StorageUnavailableError(
             f"cannot reach lakeFS's S3 gateway at {self.endpoint}: {type(failure).__name__}"
         ) from failure
+
+    @contextmanager
+    def _boto_errors(self, key: str) -> Iterator[None]:
+        """The boto3 client's failures as Asset Hub errors, like :meth:`_request`'s."""
+        try:
+            yield
+        except (BotoCoreError, ClientError, S3UploadFailedError) as exc:
+            raise self._boto_error(exc, key) from exc
+
+    def _boto_error(self, exc: BaseException, key: str) -> AssetHubError:
+        # the transfer manager wraps the client's error in S3UploadFailedError
+        cause = exc.__context__ if isinstance(exc, S3UploadFailedError) else exc
+        if isinstance(cause, ClientError):
+            status = int(cause.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+            answer = f"lakeFS's S3 gateway answered {key} with HTTP {status}: {cause}"
+            if status >= 500:
+                return StorageUnavailableError(answer)
+            return TransferError(answer, path=key)
+        if isinstance(cause, (BotoConnectionError, HTTPClientError)):
+            return StorageUnavailableError(
+                f"cannot reach lakeFS's S3 gateway at {self.endpoint}: {type(cause).__name__}")
+        return TransferError(f"transfer of {key} through lakeFS's S3 gateway failed: {exc}",
+                             path=key)
 
     # -- upload ------------------------------------------------------------------------------
     def put_file(self, repo: str, key: str, local: Path, progress: Progress | None) -> str:
@@ -173,13 +202,14 @@ class S3Gateway:
                 progress(size)
             return sha
         sha = file_sha256(local)
-        self.client.upload_file(
-            str(local), repo, key,
-            ExtraArgs={"Metadata": {SHA256_META: sha}},
-            Config=self.transfer_config,
-            Callback=progress,
-        )
-        head = self.client.head_object(Bucket=repo, Key=key)
+        with self._boto_errors(key):
+            self.client.upload_file(
+                str(local), repo, key,
+                ExtraArgs={"Metadata": {SHA256_META: sha}},
+                Config=self.transfer_config,
+                Callback=progress,
+            )
+            head = self.client.head_object(Bucket=repo, Key=key)
         if int(head["ContentLength"]) != size:
             raise TransferError(
                 f"upload of {local} is incomplete: {head['ContentLength']} of {size} bytes",

@@ -8,6 +8,14 @@ from typing import Any
 
 import httpx
 import pytest
+import urllib3
+from boto3.exceptions import S3UploadFailedError
+from botocore.exceptions import (
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+)
 from lakefs_sdk.exceptions import ApiException
 
 from assethub.errors import (
@@ -19,10 +27,13 @@ from assethub.errors import (
     ObjectNotFoundError,
     RefNotFoundError,
     StorageUnavailableError,
+    TransferError,
 )
 from assethub.refs import AssetPath, AssetRef
 from assethub.storage import _policy
+from assethub.storage import gateway as gateway_module
 from assethub.storage._lakefs import PAGE, LakeFS, Retry
+from assethub.storage.gateway import S3Gateway
 
 MODEL = AssetPath.parse("alice/model/cls/net")
 DATASET = AssetPath.parse("alice/dataset/digits/mnist")
@@ -72,9 +83,18 @@ def test_a_failing_page_is_translated() -> None:
     (api_error(409, "exists"), {"what": "branch"}, AlreadyExistsError),
     (api_error(403, "no"), {}, NotAllowedError),
     (api_error(400, "bad"), {"what": "branch"}, InvalidReferenceError),
-    (api_error(500, "boom"), {}, AssetHubError),
+    # lakeFS failing or out of reach is an outage (503), whatever the call
+    (api_error(500, "boom"), {}, StorageUnavailableError),
+    (api_error(503, "starting"), {"otherwise": lambda *_: ValueError()}, StorageUnavailableError),
+    (ApiException(status=0, reason="SSLError\nhandshake"), {}, StorageUnavailableError),
     (httpx.ConnectError("refused"), {}, StorageUnavailableError),
+    (httpx.ReadTimeout("slow"), {}, StorageUnavailableError),
+    (httpx.RemoteProtocolError("dropped"), {}, StorageUnavailableError),
     (ConnectionRefusedError(), {}, StorageUnavailableError),
+    (TimeoutError(), {}, StorageUnavailableError),
+    (urllib3.exceptions.ReadTimeoutError(None, "/", "read timed out"), {}, StorageUnavailableError),
+    (urllib3.exceptions.MaxRetryError(None, "/", ConnectionRefusedError()), {},
+     StorageUnavailableError),
 ])
 def test_each_lakefs_failure_becomes_one_asset_hub_error(
         exc: BaseException, options: dict[str, Any], expected: type[BaseException]) -> None:
@@ -85,8 +105,88 @@ def test_overrides_choose_the_error_or_keep_the_default() -> None:
     conflict = api_error(409, "conflict found")
     assert isinstance(raised(conflict, on={409: lambda *_: Retry()}), Retry)
     assert isinstance(raised(conflict, on={409: lambda *_: None}), AlreadyExistsError)
-    chosen = raised(api_error(502, "bad gateway"), otherwise=lambda s, m: ValueError(f"{s} {m}"))
-    assert isinstance(chosen, ValueError) and str(chosen) == "502 bad gateway"
+    chosen = raised(api_error(413, "too big"), otherwise=lambda s, m: ValueError(f"{s} {m}"))
+    assert isinstance(chosen, ValueError) and str(chosen) == "413 too big"
+    # a 5xx is an outage unless an override names that very status (a merge's busy branch)
+    down = raised(api_error(502, "bad gateway"), what="merge",
+                  otherwise=lambda s, m: ValueError(f"{s} {m}"))
+    assert type(down) is StorageUnavailableError
+    assert "lakeFS" in str(down) and "502" in str(down) and "merge" in str(down)
+    assert isinstance(raised(api_error(503, "busy"), on={503: lambda *_: Retry()}), Retry)
+    assert type(raised(api_error(503, "busy"), on={503: lambda *_: None})) is StorageUnavailableError
+
+
+class _Answer:
+    def __init__(self, status: int) -> None:
+        self.status, self.data, self.headers = status, b"<Code>SlowDown</Code>", {}
+
+
+class _Pool:
+    """Stands in for the gateway's urllib3 pool: each request gets the next answer."""
+
+    def __init__(self, *answers: int | BaseException) -> None:
+        self.answers = list(answers)
+
+    def urlopen(self, *args: Any, **kwargs: Any) -> _Answer:
+        answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+        if isinstance(answer, BaseException):
+            raise answer
+        return _Answer(answer)
+
+
+@pytest.fixture
+def gateway(monkeypatch: pytest.MonkeyPatch) -> S3Gateway:
+    monkeypatch.setattr(gateway_module.time, "sleep", lambda _: None)  # the retries' back-off
+    return S3Gateway("http://127.0.0.1:1", "AKIAIOSFODNN7EXAMPLE", "x" * 40)
+
+
+@pytest.mark.parametrize(("answers", "expected"), [
+    ((503,), StorageUnavailableError),
+    ((500, 500, 500, 500, 502), StorageUnavailableError),
+    ((urllib3.exceptions.NewConnectionError(None, "refused"),), StorageUnavailableError),
+    ((urllib3.exceptions.ReadTimeoutError(None, "/", "slow"),), StorageUnavailableError),
+    ((403,), TransferError),
+    ((503, 404), TransferError),
+])
+def test_gateway_failures_are_outages_or_refusals(
+        gateway: S3Gateway, answers: tuple[Any, ...], expected: type[BaseException]) -> None:
+    gateway._http = _Pool(*answers)  # type: ignore[assignment]
+    with pytest.raises(AssetHubError) as caught:
+        gateway._request("GET", "repo", "main/a.bin")
+    assert type(caught.value) is expected
+    if expected is StorageUnavailableError:
+        assert "lakeFS" in str(caught.value)
+
+
+def _client_error(status: int) -> ClientError:
+    return ClientError({"Error": {"Code": "X", "Message": "m"},
+                        "ResponseMetadata": {"HTTPStatusCode": status}}, "PutObject")
+
+
+def _upload_failed(status: int) -> S3UploadFailedError:
+    try:
+        raise _client_error(status)
+    except ClientError:
+        try:
+            raise S3UploadFailedError("Failed to upload")  # as boto3 does, inside its except
+        except S3UploadFailedError as exc:
+            return exc
+
+
+@pytest.mark.parametrize(("exc", "expected"), [
+    (EndpointConnectionError(endpoint_url="http://127.0.0.1:1"), StorageUnavailableError),
+    (ConnectTimeoutError(endpoint_url="http://127.0.0.1:1"), StorageUnavailableError),
+    (ConnectionClosedError(endpoint_url="http://127.0.0.1:1"), StorageUnavailableError),
+    (_client_error(503), StorageUnavailableError),
+    (_upload_failed(500), StorageUnavailableError),
+    (_client_error(403), TransferError),
+    (_upload_failed(400), TransferError),
+])
+def test_the_boto3_clients_failures_are_translated_too(
+        gateway: S3Gateway, exc: BaseException, expected: type[BaseException]) -> None:
+    with pytest.raises(AssetHubError) as caught, gateway._boto_errors("main/big.bin"):
+        raise exc
+    assert type(caught.value) is expected
 
 
 def test_assethub_errors_pass_through_unchanged() -> None:

@@ -17,6 +17,11 @@ FOLDER = "/folders/{owner}/{kind}/{folder}"
 
 Authenticator = Callable[[Request], Awaitable[Principal]]
 
+# A route that streams its request body (to disk or to lakeFS) instead of holding it, read only
+# once the caller is authenticated and authorized: (method, path under API, the most it may
+# take). Every other route's body is read and held first, up to 1 MiB (server.app._Guard).
+StreamedBody = tuple[str, str, Callable[[], int]]
+
 
 def authenticator(hub: Hub) -> Authenticator:
     """The dependency that turns a request's ``Authorization: Bearer`` token into its caller."""

@@ -24,10 +24,21 @@ from assethub.server.routes._common import (
     AssetP,
     Authenticator,
     RefQ,
+    StreamedBody,
     StrictBody,
     json_response,
 )
 from assethub.wire import DatasetMeta
+
+UPLOAD_FILE = "/uploads/{upload_id}/files/{file:path}"
+IMPORT = f"{ASSET}/import"
+
+
+def streamed_bodies(hub: Hub) -> list[StreamedBody]:
+    """The routes here that stream their body, each read only once the caller may send it."""
+    return [("PUT", UPLOAD_FILE, lambda: hub.limits.max_upload_bytes),  # the caller's upload
+            ("POST", IMPORT, lambda: hub.limits.max_archive_bytes)]  # after check_import
+
 
 _RANGE = re.compile(r"bytes=(\d+)-(\d*)|bytes=-(\d+)")
 
@@ -235,7 +246,7 @@ def router(hub: Hub, principal: Authenticator) -> APIRouter:
         return {"upload_id": hub.start_upload(who, path.at(body.branch),
                                               parent_commit=body.parent_commit)}
 
-    @r.put("/uploads/{upload_id}/files/{file:path}")
+    @r.put(UPLOAD_FILE)  # a streamed body: see streamed_bodies
     async def put_file(who: Who, upload_id: str, file: str, request: Request,
                        x_asset_sha256: Annotated[str | None, Header(
                            pattern="^[0-9a-f]{64}$",
@@ -255,7 +266,7 @@ def router(hub: Hub, principal: Authenticator) -> APIRouter:
         hub.abort_upload(who, upload_id)
         return Response(status_code=204)
 
-    @r.post(f"{ASSET}/import", status_code=201)
+    @r.post(IMPORT, status_code=201)  # a streamed body: see streamed_bodies
     async def import_archive(who: Who, path: AssetP, request: Request,
                              message: Annotated[str, Query(max_length=10_000)] = "") -> Any:
         hub.check_import(who, path)  # before reading a possibly large body
