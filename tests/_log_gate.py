@@ -48,6 +48,13 @@ ALLOWED: tuple[Allowed, ...] = (
             r'level=error msg="could not update metadata".* error="cannot write to protected branch".* '
             r"path=x\.txt ref=main ",
             "test_main_refuses_direct_writes puts main/x.txt through the S3 gateway"),
+    # Not provoked by a test: on an overloaded machine (the suite with other work beside it) the
+    # Prefect server's SQLite write lock can be held longer than a background task's five tries.
+    # The task only records that a worker polled its queue (the queue's "ready" status and
+    # event); runs, states and schedules are written elsewhere and a later poll records it again.
+    Allowed("*prefect/server.out",
+            r"\| ERROR +\| docket\.dependencies - .* mark_work_queues_ready\(.*database is locked",
+            "Prefect's work-queue poll record gave up on the SQLite lock under load (harmless)"),
 )
 
 
