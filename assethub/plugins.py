@@ -19,10 +19,12 @@ CLI lists a command's name from the metadata and imports it when it runs or show
 from __future__ import annotations
 
 import logging
-from importlib.metadata import EntryPoint, entry_points
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from assethub.triggers import FollowTriggers, NoFollowTriggers
+
+if TYPE_CHECKING:
+    from importlib.metadata import EntryPoint
 
 COMMANDS = "assethub.commands"
 FOLLOW_TRIGGERS = "assethub.follow_triggers"
@@ -32,6 +34,10 @@ log = logging.getLogger("assethub.plugins")
 
 def available(group: str) -> dict[str, EntryPoint]:
     """The entry points installed in ``group``, by name (nothing is imported)."""
+    # imported here: importlib.metadata (email, zipfile, inspect) is a tenth of the CLI's
+    # start-up, and a command of its own (`assethub whoami`) never reads entry points
+    from importlib.metadata import entry_points
+
     return {ep.name: ep for ep in sorted(entry_points(group=group), key=lambda ep: ep.name)}
 
 
