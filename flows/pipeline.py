@@ -2,9 +2,9 @@
 so reproduce and retrain, which run those).
 
 Each job opens its run first (the server checks permissions and pins the refs to commits), then
-fetches the code, starts tracking, fetches its inputs, runs the command and reads its metrics
-(:func:`run_command`). A training then commits its model (:func:`run_training`); an evaluation
-records its scores (``flows.evaluate``). Flows only order tasks; this orders them once.
+fetches the code, starts tracking while its inputs download, runs the command and reads its
+metrics (:func:`run_command`). A training then commits its model (:func:`run_training`); an
+evaluation records its scores (``flows.evaluate``). Flows only order tasks; this orders them once.
 """
 
 from __future__ import annotations
