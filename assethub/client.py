@@ -118,37 +118,52 @@ def _error_from(response: httpx.Response) -> errors.AssetHubError:
 
 
 # -- JSON to the dataclasses --------------------------------------------------------------------
-@functools.cache
-def _hints(cls: Any) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
+# Each wire type gets its loader once: the conversion each field needs, worked out from its type
+# hint; fields that need none (str, int, dicts of them ...) are taken as they are. A listing of a
+# dataset with thousands of files is that many objects to build.
+_Converter = Callable[[Any], Any] | None
 
 
-def _convert(hint: Any, value: Any) -> Any:
-    if value is None:
-        return None
+def _converter(hint: Any) -> _Converter:
+    """What turns a JSON value into ``hint`` (None: the value as it is); None stays None."""
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin in (typing.Union, types.UnionType):
-        return _convert(next(a for a in args if a is not type(None)), value)
+        return _converter(next(a for a in args if a is not type(None)))
     if hint is datetime:
-        return datetime.fromisoformat(value)
+        return datetime.fromisoformat
     if hint in (AssetPath, FolderPath):
-        return hint.parse(value)
+        return cast(Callable[[Any], Any], hint.parse)
     if origin is tuple:
-        items = args[:1] * len(value) if args[-1:] == (Ellipsis,) else args
-        return tuple(_convert(h, v) for h, v in zip(items, value, strict=True))
+        if args[-1:] == (Ellipsis,):
+            each = _converter(args[0])
+            if each is None:
+                return tuple
+            return lambda value: tuple(None if v is None else each(v) for v in value)
+        items = [_converter(h) or (lambda v: v) for h in args]
+        return lambda value: tuple(None if v is None else c(v) for c, v in zip(items, value, strict=True))
     if dataclasses.is_dataclass(hint):
-        return _load(cast(type, hint), value)
-    return value
+        return _loader(cast(Any, hint))
+    return None
+
+
+@functools.cache
+def _loader(cls: Any) -> Callable[[Mapping[str, Any]], Any]:
+    hints = typing.get_type_hints(cls)
+    fields = tuple((f.name, _converter(hints[f.name])) for f in dataclasses.fields(cls))
+
+    def load(data: Mapping[str, Any]) -> Any:
+        return cls(**{name: data[name] if convert is None or data[name] is None else convert(data[name])
+                      for name, convert in fields if name in data})
+    return load
 
 
 def _load(cls: type[T], data: Mapping[str, Any]) -> T:
-    hints = _hints(cast(Any, cls))
-    return cls(**{f.name: _convert(hints[f.name], data[f.name])
-                  for f in dataclasses.fields(cast(Any, cls)) if f.name in data})
+    return cast(T, _loader(cast(Any, cls))(data))
 
 
 def _loads(cls: type[T], rows: Iterable[Mapping[str, Any]]) -> list[T]:
-    return [_load(cls, row) for row in rows]
+    load = _loader(cast(Any, cls))
+    return [load(row) for row in rows]
 
 
 # -- small helpers ------------------------------------------------------------------------------

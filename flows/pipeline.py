@@ -2,9 +2,9 @@
 so reproduce and retrain, which run those).
 
 Each job opens its run first (the server checks permissions and pins the refs to commits), then
-fetches the code, starts tracking, fetches its inputs, runs the command and reads its metrics
-(:func:`run_command`). A training then commits its model (:func:`run_training`); an evaluation
-records its scores (``flows.evaluate``). Flows only order tasks; this orders them once.
+fetches the code, starts tracking while its inputs download, runs the command and reads its
+metrics (:func:`run_command`). A training then commits its model (:func:`run_training`); an
+evaluation records its scores (``flows.evaluate``). Flows only order tasks; this orders them once.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from prefect.futures import wait
 
 from assethub.refs import AssetPath, AssetRef
 from assethub.wire import RunView
@@ -79,8 +81,8 @@ def open_job(kind: str, model: str, *, dataset: str, base: str, repo: str, revis
 def run_command(scope: JobScope, kind: str, *, model: str, dataset: str, base: str, repo: str,
                 revision: str, subpath: str, params: dict[str, Any] | None, command: str,
                 tags: dict[str, str], progress: dict[str, Any]) -> Ran:
-    """Fetch the code (and its spec) before the data, start the MLflow run, fetch the dataset and
-    the base model pinned at the run's commits, run the command, read its metrics.
+    """Fetch the code (and its spec) before the data; start the MLflow run while the dataset and
+    the base model download, pinned at the run's commits; run the command, read its metrics.
 
     ``tags`` go on the MLflow run, ``progress`` into the run record, with the job's own."""
     run, work = scope.run, scope.work
@@ -90,14 +92,21 @@ def run_command(scope: JobScope, kind: str, *, model: str, dataset: str, base: s
     prefect_id = flow_run_id()
     update_run(run.id, state="running", code_sha=code.sha, command=cmd, params=all_params,
                prefect_flow_run_id=prefect_id, **progress)
-    scope.tracking = tracking = start_tracking(model, f"{kind}-{run.id[:8]}", all_params, {
+    # The MLflow run is started while the inputs download: its first use in a process imports
+    # MLflow (seconds), and a download mostly waits on the server.
+    started = start_tracking.submit(model, f"{kind}-{run.id[:8]}", all_params, {
         "assethub.run_id": run.id, "assethub.model": model, "assethub.job": kind,
         "assethub.dataset": dataset, "assethub.dataset_commit": run.dataset_commit,
         "assethub.prefect_flow_run_id": prefect_id, "mlflow.source.name": code.url,
         "mlflow.source.git.commit": code.sha, **tags})
+    inputs = [fetch_dataset.submit(dataset, run.dataset_commit, str(work / "data"))]
+    if base:
+        inputs.append(fetch_model.submit(base, run.base_commit, str(work / "base")))
+    wait([started, *inputs])  # all of them, so that none still writes when the scope cleans up
+    scope.tracking = tracking = started.result()  # before an input's failure: the run is closed failed
     update_run(run.id, mlflow_run_id=tracking.run_id)
-    data = fetch_dataset(dataset, run.dataset_commit, str(work / "data"))
-    weights = fetch_model(base, run.base_commit, str(work / "base")) if base else None
+    data = inputs[0].result()
+    weights = inputs[1].result() if base else None
     output, metrics_file = work / "output", work / "metrics.json"
     contract = job_contract(kind, data=data, base=weights, output_dir=str(output), params=all_params,
                             metrics_file=str(metrics_file), tracking=tracking)

@@ -74,11 +74,16 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, f"***@{host}", parts.path, parts.query, parts.fragment))
 
 
+_WRITE = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
+
+
 def make_read_only(root: Path) -> None:
     for d, _dirs, files in os.walk(root):
         for name in files:
-            p = Path(d, name)
-            p.chmod(p.stat().st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+            p = os.path.join(d, name)
+            mode = os.stat(p).st_mode
+            if mode & _WRITE:  # files from the download cache are hard links to read-only blobs
+                os.chmod(p, mode & ~_WRITE)
     for d, _, _ in os.walk(root, topdown=False):
         Path(d).chmod(0o555)
 
