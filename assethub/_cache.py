@@ -98,7 +98,8 @@ class BlobCache:
     def save_listing(self, repo: str, commit: str, objects: list[RemoteObject]) -> None:
         d = self.listings / repo
         d.mkdir(parents=True, exist_ok=True)
-        tmp = d / f".{commit}.{os.getpid()}.tmp"
+        # unique per writer: threads of one process may save the same listing at once
+        tmp = d / f".{commit}.{os.getpid()}.{threading.get_ident()}.tmp"
         tmp.write_text(json.dumps([o.to_json() for o in objects]))
         os.replace(tmp, d / f"{commit}.json")
 

@@ -13,6 +13,7 @@ import json
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterable
+from contextlib import aclosing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -172,21 +173,22 @@ class Versions:
             validate_object_path(p)
         if not r.looks_like_commit:  # one version throughout, even if the branch moves
             r = r.path.at(self.storage.resolve(r))
-        first = await self.storage.get_stream(r, paths[0]) if paths else None  # a missing file: 404
+        streams = self.storage.get_streams(r, paths)
+        first = await anext(streams, None)
+        if first is not None and isinstance(first[1], AssetHubError):
+            await streams.aclose()
+            raise first[1]  # before the response begins: a missing first file is a 404
 
         async def frames() -> AsyncIterator[bytes]:
-            for i, p in enumerate(paths):
-                try:
-                    obj = first if i == 0 and first is not None else await self.storage.get_stream(r, p)
-                except AssetHubError as e:  # the response has begun: say it in a last frame
-                    body = to_wire(e)[1]  # the error protocol's body; "error" as before
-                    header = json.dumps({**body, "path": p, "error": body["type"]}).encode()
-                    yield len(header).to_bytes(4, "big") + header
-                    return
-                header = json.dumps({"path": p, "size": obj.length}).encode()
-                yield len(header).to_bytes(4, "big") + header
-                async for chunk in obj.chunks:
-                    yield chunk
+            async with aclosing(streams):
+                if first is not None:
+                    async for frame in _frame(*first):
+                        yield frame
+                async for p, obj in streams:
+                    async for frame in _frame(p, obj):
+                        yield frame
+                    if isinstance(obj, AssetHubError):
+                        return
 
         return frames()
 
@@ -293,3 +295,16 @@ class Versions:
                 continue  # one unreachable asset does not stop the sweep
         return removed
 
+
+async def _frame(path: str, obj: StreamedObject | AssetHubError) -> AsyncIterator[bytes]:
+    """One file of a bundle: a 4-byte big-endian length, a JSON header, then its bytes; for a
+    file that could not be read (the response has begun), a last header saying why."""
+    if isinstance(obj, AssetHubError):
+        body = to_wire(obj)[1]  # the error protocol's body; "error" as before
+        header = json.dumps({**body, "path": path, "error": body["type"]}).encode()
+        yield len(header).to_bytes(4, "big") + header
+        return
+    header = json.dumps({"path": path, "size": obj.length}).encode()
+    yield len(header).to_bytes(4, "big") + header
+    async for chunk in obj.chunks:
+        yield chunk

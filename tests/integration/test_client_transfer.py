@@ -126,6 +126,34 @@ def test_many_small_files_come_in_bundles(owned: tuple[Client, str], tmp_path: P
     assert sum(1 for x in calls if x.startswith("GET ") and x.endswith(".bin")) == 1  # only the big one
 
 
+def test_bundles_read_the_local_blockstore_and_a_damaged_file_is_caught(
+        owned: tuple[Client, str], tmp_path: Path, hub_server: Any) -> None:
+    """On the machine that holds lakeFS's local blockstore the server reads bundled files from
+    it directly; the SDK still checks every file's SHA-256, so a file changed on disk (same
+    size) fails the download instead of reaching the cache or the destination."""
+    from assethub import errors
+
+    c, asset = owned
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(8):
+        (src / f"f{i}.txt").write_text(f"file {i}\n" * 10)
+    c.upload(f"{asset}:main", src, message="eight")
+    good = Client(hub_server.url, hub_server.admin_token, cache_dir=tmp_path / "c1")
+    assert good.download(f"{asset}:main", tmp_path / "ok").files == 8
+    storage = hub_server.hub.storage
+    listing = storage._listing(storage.repository(asset), storage.resolve(f"{asset}:main"))
+    victim = next(o for o in listing if o.path == "f3.txt")
+    assert victim.physical.startswith("local:///"), victim.physical
+    blob = Path(victim.physical.removeprefix("local://"))
+    blob.chmod(0o644)
+    blob.write_bytes(b"X" * victim.size)  # same size, other bytes
+    fresh = Client(hub_server.url, hub_server.admin_token, cache_dir=tmp_path / "c2")
+    with pytest.raises(errors.TransferError, match="f3.txt"):
+        fresh.download(f"{asset}:main", tmp_path / "bad")
+    assert not (tmp_path / "bad" / "f3.txt").exists()
+
+
 def test_bundle_refuses_what_it_cannot_send(owned: tuple[Client, str], hub_server: Any,
                                             tmp_path: Path) -> None:
     c, asset = owned
