@@ -108,8 +108,11 @@ def _mirror(url: str, refresh: bool, *, owner: str = "", run_id: str = "",
                 repo.git.fetch("--prune", "--force", "origin", "+refs/*:refs/*", env=env)
         return repo
     except git.GitCommandError as e:
-        detail = (e.stderr or "").strip().splitlines()
-        why = detail[-1].strip() if detail else f"git exited with {e.status}"
+        # GitPython wraps git's stderr as "\n  stderr: '...'": git's own last words are inside
+        detail = [line.strip().removeprefix("stderr:").strip(" '") for line in (e.stderr or "").splitlines()]
+        detail = [line for line in detail if line]
+        why = next((line for line in reversed(detail) if line.startswith(("fatal:", "error:"))),
+                   detail[-1] if detail else f"git exited with {e.status}")
         why = why.replace(url, safe)
         network = any(w in why.lower() for w in ("could not resolve", "timed out", "connection",
                                                   "early eof", "temporary failure"))
