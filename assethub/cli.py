@@ -647,6 +647,7 @@ def _register_jobs() -> None:
     from assethub import cli_jobs
 
     cli_jobs.register(app)
+    cli_jobs.register_git_credentials(app)
     from assethub import cli_deploy
 
     cli_deploy.register(app)

@@ -48,9 +48,21 @@ def _client() -> "Client":
     return Client()
 
 
+def clean_repo(repo: str) -> str:
+    """``repo`` without credentials: one in the URL is handed to the server (kept for you, used
+    by your jobs) before anything else sees it, so the job's command line, its Prefect
+    parameters and its run record carry only the clean URL."""
+    from assethub.gitcred import has_credentials
+
+    if not has_credentials(repo):
+        return repo
+    with _client() as hub:
+        return hub.adopt_git_url(repo)
+
+
 def _job_args(dataset: str, repo: str, revision: str, subpath: str, params: list[str] | None,
               command: str) -> list[str]:
-    args = ["--dataset", dataset, "--repo", repo, "--revision", revision, "--subpath", subpath,
+    args = ["--dataset", dataset, "--repo", clean_repo(repo), "--revision", revision, "--subpath", subpath,
             "--command", command]
     for p in params or []:
         if "=" not in p:
@@ -91,6 +103,11 @@ def launch(flow: str, args: Sequence[str], *, deployment: str = "",
         # no Prefect server configured: Prefect's temporary one, on a database of our own
         env["PREFECT_HOME"] = str(home / "prefect")
     if deployment:
+        parameters = dict(parameters or {})
+        if parameters.get("repo"):
+            parameters["repo"] = clean_repo(parameters["repo"])
+        with _client() as hub:  # the worker's job acts for you: your git credentials and code mirror
+            parameters["owner"] = hub.whoami().name
         if "PREFECT_API_URL" not in env:
             typer.echo("error: --deployment needs a Prefect server: `assethub up` (then `assethub "
                        "deploy`) or PREFECT_API_URL", err=True)
@@ -178,7 +195,8 @@ def register(app: typer.Typer) -> None:
                   tolerance: Annotated[float, typer.Option(help="Relative tolerance on metrics.")] = 0.0,
                   as_json: JsonOpt = False) -> None:
         """Re-run the job behind a model version from its lineage; exit 1 if the metrics differ."""
-        args = ["--model", model, "--branch", branch, "--repo", repo, "--tolerance", str(tolerance)]
+        args = ["--model", model, "--branch", branch, "--repo", clean_repo(repo),
+                "--tolerance", str(tolerance)]
         result = launch("reproduce", args)
         _job_result(result, as_json)
         if not as_json:
@@ -233,6 +251,45 @@ def register(app: typer.Typer) -> None:
             style = "yellow" if x != y else ""
             table.add_row(Text(name, style="bold"), Text(_fmt(x), style=style), Text(_fmt(y), style=style))
         Console().print(table)
+
+
+def register_git_credentials(app: typer.Typer) -> None:
+    """``assethub git-credentials set | ls | rm``: credentials for private Git repositories."""
+    creds = typer.Typer(no_args_is_help=True, help="Credentials for private Git repositories (kept by "
+                        "the server, used by your jobs, never shown).")
+    app.add_typer(creds, name="git-credentials")
+
+    @creds.command("set")
+    def set_(host: Annotated[str, typer.Argument(help="Host (host:port), or the repository URL.")],
+             username: Annotated[str, typer.Option(help="User name; leave out when the token is all.")] = "",
+             password_stdin: Annotated[bool, typer.Option(
+                 "--password-stdin", help="Read the password or token from stdin.")] = False) -> None:
+        """Keep a credential for HOST's repositories; the secret is read from stdin or a hidden
+        prompt, never from the command line."""
+        secret = sys.stdin.readline().rstrip("\r\n") if password_stdin else typer.prompt(
+            "Password or token", hide_input=True)
+        with _client() as hub:
+            view = (hub.set_git_credential(host, username, secret) if username
+                    else hub.set_git_credential(host, secret))
+        typer.echo(f"kept a git credential for {view.host}")
+
+    @creds.command("ls")
+    def ls(as_json: JsonOpt = False) -> None:
+        """The hosts you keep a credential for."""
+        with _client() as hub:
+            found = hub.list_git_credentials()
+        if as_json:
+            typer.echo(json.dumps(jsonable(found), indent=2))
+            return
+        for c in found:
+            typer.echo(f"{c.host}\tupdated {c.updated_at.astimezone().strftime('%Y-%m-%d %H:%M')}")
+
+    @creds.command("rm")
+    def rm(host: Annotated[str, typer.Argument(help="Host (host:port).")]) -> None:
+        """Forget your credential for HOST."""
+        with _client() as hub:
+            hub.delete_git_credential(host)
+        typer.echo(f"removed the git credential for {host}")
 
 
 def _fmt(v: object) -> str:

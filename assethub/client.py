@@ -36,6 +36,7 @@ import httpx
 
 from assethub import config, errors
 from assethub._cache import BlobCache, RemoteObject, place_all, run_parallel
+from assethub.gitcred import GitSecret, split_credentials
 from assethub.refs import AssetPath, AssetRef, FolderPath, validate_object_path
 from assethub.wire import (
     AddFile,
@@ -52,6 +53,7 @@ from assethub.wire import (
     EvaluationView,
     FolderView,
     FollowView,
+    GitCredentialView,
     GroupView,
     ImportResult,
     LineageView,
@@ -769,14 +771,17 @@ class Client:
     def create_run(self, model: AssetLike, *, kind: str, branch: str = "", dataset: str = "",
                    base: str = "", code_url: str = "", code_revision: str = "",
                    code_subpath: str = "", command: str = "",
-                   params: Mapping[str, Any] | None = None, trigger: str = "person") -> RunView:
+                   params: Mapping[str, Any] | None = None, trigger: str = "person",
+                   owner: str = "") -> RunView:
         """Register a job with the server, which checks every permission it needs first.
 
-        ``trigger`` says what started it: ``person``, ``schedule`` or ``event`` (new data)."""
+        ``trigger`` says what started it: ``person``, ``schedule`` or ``event`` (new data);
+        ``owner`` whom it acts for (an admin may name another user; default: you). A credential
+        in ``code_url`` is kept by the server for you and the run records the URL without it."""
         body = {"kind": kind, "model": str(_path(model)), "branch": branch, "dataset": dataset,
                 "base": base, "code_url": code_url, "code_revision": code_revision,
                 "code_subpath": code_subpath, "command": command, "params": dict(params or {}),
-                "trigger": trigger}
+                "trigger": trigger, "owner": owner}
         return _load(RunView, self._call("POST", "/runs", json=body))
 
     def update_run(self, run_id: str, **changes: Any) -> RunView:
@@ -803,6 +808,37 @@ class Client:
     def list_evaluations(self, model: AssetLike, *, commit: str | None = None) -> list[EvaluationView]:
         return _loads(EvaluationView, self._call("GET", f"{_asset_url(_path(model))}/evaluations",
                                                  params={"commit": commit}))
+
+    # -- git credentials: kept by the server, used by your jobs, never returned --------------
+    def set_git_credential(self, host: str, username: str, password: str = "") -> GitCredentialView:
+        """Keep a credential for the Git repositories on ``host`` (``git.example.org`` or
+        ``host:port``); a token alone goes in ``username``. Your jobs use it through git's
+        credential helper; no API returns it."""
+        return _load(GitCredentialView, self._call("PUT", f"/git-credentials/{_q(host)}",
+                                                   json={"username": username, "password": password}))
+
+    def adopt_git_url(self, url: str) -> str:
+        """``url`` without credentials; one that was in it (``https://user:token@host/...``) is
+        kept by the server for you first (as :meth:`set_git_credential`)."""
+        clean, secret = split_credentials(url)
+        if secret is not None:
+            self.set_git_credential(secret.host, secret.username, secret.password)
+        return clean
+
+    def list_git_credentials(self) -> list[GitCredentialView]:
+        """The hosts you keep a credential for (never the credentials)."""
+        return _loads(GitCredentialView, self._call("GET", "/git-credentials"))
+
+    def delete_git_credential(self, host: str) -> None:
+        self._call("DELETE", f"/git-credentials/{_q(host)}")
+
+    def run_git_credential(self, run_id: str) -> GitSecret | None:
+        """For a job: the credential for its code's host, of the user it acts for, while the
+        run is pending or running and only to whoever registered it (None when there is none)."""
+        data = self._call("POST", f"/runs/{_q(run_id)}/git-credential")
+        if not data:
+            return None
+        return GitSecret(str(data["host"]), str(data["username"]), str(data["password"]))
 
     # -- follows: retrain a model when a dataset's main moves -------------------------------
     def follow(self, model: AssetLike, dataset: AssetLike, *, repo: str, revision: str = "main",

@@ -100,6 +100,7 @@ def create_follow(hub: Hub, who: Principal, model: str, dataset: str, settings: 
         hub.check(who, d, "run")
         hub.check(who, m, "edit")
         clean = check_settings(settings)
+        clean["repo"] = hub.adopt_git_url(who, clean["repo"])  # a credential in it is kept apart
         with hub.catalog.session() as s:
             if s.scalar(select(Follow).where(Follow.model_path == str(m), Follow.dataset_path == str(d))):
                 raise AlreadyExistsError("follow", f"{m} <- {d}", "remove it first (assethub unfollow)")
@@ -108,7 +109,8 @@ def create_follow(hub: Hub, who: Principal, model: str, dataset: str, settings: 
             s.flush()
             view = _view(row)
         triggers = {"lakefs_action": install_action(hub, d, hook_url)}
-        triggers.update(_triggers(hub, lambda t: t.install(view.id, str(m), str(d), clean)))
+        # the retrains act for the follow's owner (their git credentials, their code mirror)
+        triggers.update(_triggers(hub, lambda t: t.install(view.id, str(m), str(d), {**clean, "owner": me})))
         return FollowView(view.id, view.model, view.dataset, view.settings, view.created_by,
                           view.created_at, triggers)
 

@@ -50,6 +50,7 @@ __all__ = [
     "EvaluationView",
     "FolderView",
     "FollowView",
+    "GitCredentialView",
     "GroupView",
     "ImportResult",
     "Lineage",
@@ -335,6 +336,7 @@ class RunView:
     created_at: datetime
     finished_at: datetime | None
     trigger: str = "person"  # what started it: person | schedule | event
+    owner: str = ""  # the user the job acts for (its git credentials, its code mirror)
 
 
 @dataclass(frozen=True, slots=True)
@@ -377,6 +379,15 @@ class FollowView:
     created_by: str
     created_at: datetime
     triggers: dict[str, str]
+
+@dataclass(frozen=True, slots=True)
+class GitCredentialView:
+    """That a user keeps a Git credential for a host; the credential itself is never sent."""
+
+    host: str
+    created_at: datetime
+    updated_at: datetime
+
 
 # -- services -----------------------------------------------------------------------------------
 

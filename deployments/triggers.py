@@ -38,7 +38,8 @@ def schedule_slug(follow_id: int) -> str:
 
 
 def retrain_parameters(model: str, dataset: str, settings: Mapping[str, Any]) -> dict[str, Any]:
-    keys = ("repo", "revision", "subpath", "params", "metric", "higher_is_better", "margin", "command")
+    keys = ("repo", "revision", "subpath", "params", "metric", "higher_is_better", "margin", "command",
+            "owner")
     return {"model": model, "dataset": dataset, **{k: settings[k] for k in keys if k in settings}}
 
 

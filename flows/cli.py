@@ -79,7 +79,10 @@ def run_cli(flow: Callable[..., dict[str, Any]], parser: argparse.ArgumentParser
     parser.add_argument("--json", action="store_true", help="print only the result as JSON")
     args = parser.parse_args(argv)
     try:
-        result = flow(**to_kwargs(args))
+        kwargs = to_kwargs(args)
+        if kwargs.get("repo"):  # a credential in the URL goes to the server before the flow starts
+            kwargs["repo"] = _clean_repo(kwargs["repo"])
+        result = flow(**kwargs)
     except errors.AssetHubError as e:
         first = " ".join(str(e).split("\n", 1)[0].split())
         print(f"error: {first}", file=sys.stderr)
@@ -88,6 +91,18 @@ def run_cli(flow: Callable[..., dict[str, Any]], parser: argparse.ArgumentParser
         return exit_code(e)
     print(json.dumps(result, indent=None if args.json else 2, sort_keys=True, default=str))
     return 0
+
+
+def _clean_repo(repo: str) -> str:
+    """``repo`` without credentials (kept by the server for the caller): the flow's parameters,
+    logs and run record get only the clean URL."""
+    from assethub.gitcred import has_credentials
+
+    if not has_credentials(repo):
+        return repo
+    from tasks.code import adopt_repo_url
+
+    return adopt_repo_url(repo)
 
 
 def _summary(module: str) -> str:

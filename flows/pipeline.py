@@ -71,11 +71,11 @@ class Ran:
 
 
 def open_job(kind: str, model: str, *, dataset: str, base: str, repo: str, revision: str, subpath: str,
-             params: dict[str, Any] | None, command: str, branch: str = "") -> RunView:
+             params: dict[str, Any] | None, command: str, branch: str = "", owner: str = "") -> RunView:
     """Register the job; refused here, before any work, if the caller may not run it."""
     return open_run(kind, model, branch=branch, dataset=dataset, base=base, code_url=repo,
                     code_revision=revision, code_subpath=subpath, command=command, params=params,
-                    trigger=run_trigger())
+                    trigger=run_trigger(), owner=owner)
 
 
 def run_command(scope: JobScope, kind: str, *, model: str, dataset: str, base: str, repo: str,
@@ -86,7 +86,9 @@ def run_command(scope: JobScope, kind: str, *, model: str, dataset: str, base: s
 
     ``tags`` go on the MLflow run, ``progress`` into the run record, with the job's own."""
     run, work = scope.run, scope.work
-    code = fetch_code(repo, revision, subpath, str(work / "code"))
+    # the URL as the run recorded it: a credential that was in it is the server's now
+    code = fetch_code(run.code_url, revision, subpath, str(work / "code"), run.id,
+                      run.owner or run.created_by)
     cmd = job_command(code, "evaluate" if kind == "evaluate" else "train", command)
     all_params = job_params(code, params)
     prefect_id = flow_run_id()
@@ -117,7 +119,7 @@ def run_command(scope: JobScope, kind: str, *, model: str, dataset: str, base: s
 
 def run_training(kind: str, *, model: str, dataset: str, repo: str, revision: str, subpath: str,
                  params: dict[str, Any] | None, branch: str, command: str, base: str = "",
-                 message: str = "") -> dict[str, Any]:
+                 message: str = "", owner: str = "") -> dict[str, Any]:
     """Train (or continue training ``base``) into a new commit on ``branch`` of ``model``.
 
     Order matters: refs are parsed and permissions checked (open_run) before anything is
@@ -128,7 +130,7 @@ def run_training(kind: str, *, model: str, dataset: str, repo: str, revision: st
     dataset_ref = AssetRef.coerce(dataset)
     base_ref = str(AssetRef.coerce(base)) if base else ""
     run = open_job(kind, model_path, dataset=str(dataset_ref), base=base_ref, repo=repo, revision=revision,
-                   subpath=subpath, params=params, command=command, branch=branch)
+                   subpath=subpath, params=params, command=command, branch=branch, owner=owner)
     branch = branch or f"{BRANCH_PREFIX[kind]}-{run.id[:8]}"
     with JobScope(run) as scope:
         ran = run_command(scope, kind, model=model_path, dataset=str(dataset_ref), base=base_ref, repo=repo,

@@ -27,7 +27,7 @@ from tasks.retrain import claim_branch, plan_retrain, release_claim
 @flow(name="retrain", log_prints=True)
 def retrain(model: str, dataset: str, repo: str, revision: str = "main", subpath: str = "",
             params: dict[str, Any] | None = None, metric: str = "accuracy", higher_is_better: bool = True,
-            margin: float = 0.0, command: str = "") -> dict[str, Any]:
+            margin: float = 0.0, command: str = "", owner: str = "") -> dict[str, Any]:
     """If `dataset`'s main is not what `model`'s main was trained on, train on it (continuing from
     main's weights when main has a model), evaluate main on the same data, and merge the new
     version into main only if `metric` improves by more than `margin`.
@@ -43,6 +43,7 @@ def retrain(model: str, dataset: str, repo: str, revision: str = "main", subpath
         higher_is_better: whether a larger metric is better (accuracy) or worse (loss)
         margin: how much the metric must improve by
         command: the training command instead of assethub.yaml's `train`
+        owner: the user the jobs act for (a follow's owner; default: whoever runs the flow)
     """
     logger = get_run_logger()
     path = str(AssetPath.coerce(model))
@@ -59,18 +60,21 @@ def retrain(model: str, dataset: str, repo: str, revision: str = "main", subpath
     base = f"{path}:{plan.main_commit}" if plan.has_model else ""
     run = open_run("retrain", path, branch=branch, dataset=pinned, base=base, code_url=repo,
                    code_revision=revision, code_subpath=subpath, command=command, trigger=run_trigger(),
+                   owner=owner,
                    params={"metric": metric, "higher_is_better": higher_is_better, "margin": margin,
                            **(params or {})})
     trained: dict[str, Any] | None = None
     try:
         update_run(run.id, state="running", prefect_flow_run_id=flow_run_id())
+        repo = run.code_url  # as recorded: without credentials, which the server keeps
         job = dict(dataset=pinned, repo=repo, revision=revision, subpath=subpath, params=params,
-                   branch=branch, command=command,
+                   branch=branch, command=command, owner=owner,
                    message=f"Retrain on {plan.dataset} main ({plan.dataset_commit[:12]})")
         if plan.has_model:
             trained = continue_train(base=base, model=path, **job)
             # main's model on the same data: the comparison is then like for like
-            evaluate(model=base, dataset=pinned, repo=repo, revision=revision, subpath=subpath, params=params)
+            evaluate(model=base, dataset=pinned, repo=repo, revision=revision, subpath=subpath, params=params,
+                     owner=owner)
         else:
             trained = train(model=path, **job)
         merged = merge(model=path, source=branch, into="main", metric=metric,

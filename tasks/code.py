@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
+import re
+import shlex
+import shutil
 import tarfile
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -14,7 +21,8 @@ import yaml
 from prefect import get_run_logger, task
 
 from assethub.errors import CodeFetchError, JobSpecError
-from tasks.env import NETWORK, home, redact_url
+from assethub.gitcred import credential_host
+from tasks.env import NETWORK, client, home, redact_url
 
 SPEC_FILE = "assethub.yaml"
 _SPEC_KEYS = {"train", "evaluate", "params", "name", "description"}
@@ -32,31 +40,87 @@ class Code:
     spec: dict[str, Any] = field(default_factory=dict)  # assethub.yaml, {} when absent
 
 
-def _mirror(url: str, refresh: bool) -> git.Repo:
-    """A bare mirror of ``url`` under the Asset Hub home, cloned once and fetched when needed."""
-    path = home() / "code-mirrors" / (hashlib.sha256(url.encode()).hexdigest()[:24] + ".git")
+def adopt_repo_url(url: str) -> str:
+    """``url`` without credentials; one that was in it is handed to the server, which keeps it
+    for the caller (and releases it only to the caller's running jobs)."""
+    with client() as hub:
+        return hub.adopt_git_url(url)
+
+
+def mirror_path(url: str, owner: str) -> Path:
+    """Where the bare mirror of ``url`` for ``owner`` lives: one set of mirrors per user the jobs
+    act for, so a repository fetched with one user's credentials never serves another's job."""
+    who = owner if re.fullmatch(r"[a-z0-9][a-z0-9._-]{0,62}", owner) else \
+        "u-" + hashlib.sha256(owner.encode()).hexdigest()[:16]
+    return home() / "code-mirrors" / who / (hashlib.sha256(url.encode()).hexdigest()[:24] + ".git")
+
+
+@contextmanager
+def _git_env(url: str, run_id: str, private: Path) -> Iterator[dict[str, str]]:
+    """The environment of git's network commands for ``url``: no prompts and none of the
+    machine's credential helpers; when the job's owner keeps a credential for the URL's host,
+    git gets it from a credential helper (scoped to that URL) that reads a 0600 file in a
+    private directory, removed afterwards. Never in argv, the URL or the mirror's config."""
+    env = {"GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "", "SSH_ASKPASS": "",
+           "GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "credential.helper", "GIT_CONFIG_VALUE_0": ""}
+    host = credential_host(url)
+    secret = client().run_git_credential(run_id) if host and run_id else None
+    if secret is None:
+        yield env
+        return
+    private.mkdir(parents=True, exist_ok=True)
+    where = Path(tempfile.mkdtemp(prefix=".git-credential-", dir=private))  # 0700
+    try:
+        file = where / "credential"
+        fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(f"username={secret.username}\npassword={secret.password}\n")
+        scheme = url.split("://", 1)[0].lower()
+        env.update({"GIT_CONFIG_COUNT": "2", "GIT_CONFIG_KEY_1": f"credential.{scheme}://{host}.helper",
+                    "GIT_CONFIG_VALUE_1": f'!f() {{ test "$1" = get && cat {shlex.quote(str(file))}; }}; f'})
+        yield env
+    finally:
+        shutil.rmtree(where, ignore_errors=True)
+
+
+def _mirror(url: str, refresh: bool, *, owner: str = "", run_id: str = "",
+            private: Path | None = None) -> git.Repo:
+    """``owner``'s bare mirror of ``url`` under the Asset Hub home, cloned once and fetched when
+    needed (with the credential the run may use, see :func:`_git_env`)."""
+    path = mirror_path(url, owner)
     safe = redact_url(url)
+    private = private or path.parent
     try:
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
+            for legacy in path.parent.parent.glob("*.git"):  # shared mirrors of before: not per owner
+                shutil.rmtree(legacy, ignore_errors=True)
             tmp = path.with_suffix(".tmp")
             if tmp.exists():
-                import shutil
-
                 shutil.rmtree(tmp)
-            repo = git.Repo.clone_from(url, tmp, mirror=True)
+            with _git_env(url, run_id, private) as env:
+                git.Repo.clone_from(url, tmp, mirror=True, env=env)
             tmp.rename(path)
             return git.Repo(path)
         repo = git.Repo(path)
         if refresh:
-            repo.git.fetch("--prune", "--force", "origin", "+refs/*:refs/*")
+            with _git_env(url, run_id, private) as env:
+                repo.git.fetch("--prune", "--force", "origin", "+refs/*:refs/*", env=env)
         return repo
     except git.GitCommandError as e:
-        detail = (e.stderr or "").strip().splitlines()
-        why = detail[-1].strip() if detail else f"git exited with {e.status}"
+        # GitPython wraps git's stderr as "\n  stderr: '...'": git's own last words are inside
+        detail = [line.strip().removeprefix("stderr:").strip(" '") for line in (e.stderr or "").splitlines()]
+        detail = [line for line in detail if line]
+        why = next((line for line in reversed(detail) if line.startswith(("fatal:", "error:"))),
+                   detail[-1] if detail else f"git exited with {e.status}")
         why = why.replace(url, safe)
         network = any(w in why.lower() for w in ("could not resolve", "timed out", "connection",
                                                   "early eof", "temporary failure"))
+        host = credential_host(url)
+        if host and any(w in why.lower() for w in ("authentication failed", "could not read username",
+                                                   "could not read password", " 401", " 403")):
+            why += (f" (the repository needs a credential for {host} that works: "
+                    f"`assethub git-credentials set {host}`, or the URL with it once)")
         raise CodeFetchError(f"cannot fetch the code repository {safe}: {why}", url=safe,
                              transient=network) from None
 
@@ -96,10 +160,13 @@ def load_spec(code_dir: Path, where: str) -> dict[str, Any]:
 
 
 @task(name="fetch_code", **NETWORK)
-def fetch_code(repo: str, revision: str, subpath: str, dest: str) -> Code:
+def fetch_code(repo: str, revision: str, subpath: str, dest: str, run_id: str = "",
+               owner: str = "") -> Code:
     """Check out ``repo`` at ``revision`` into ``dest``; the code dir is ``dest/subpath``.
 
-    A local bare mirror per URL is reused: a commit sha already in it needs no network.
+    A local bare mirror per URL and ``owner`` (the user the run ``run_id`` acts for) is reused:
+    a commit sha already in it needs no network. Git gets the owner's credential for the host,
+    if any, from the server (see :func:`_git_env`).
     """
     logger = get_run_logger()
     safe = redact_url(repo)
@@ -109,11 +176,13 @@ def fetch_code(repo: str, revision: str, subpath: str, dest: str) -> Code:
     sub = PurePosixPath(subpath.strip("/")) if subpath.strip("/") else PurePosixPath()
     if ".." in sub.parts or sub.is_absolute():
         raise CodeFetchError(f"subpath {subpath!r} must stay inside the repository", url=safe)
-    mirror = _mirror(repo, refresh=False)
+    private = Path(dest).parent  # the job's own directory
+    mirror = _mirror(repo, refresh=False, owner=owner, run_id=run_id, private=private)
     sha = _resolve(mirror, revision)
     is_sha = len(revision) >= 7 and all(c in "0123456789abcdef" for c in revision.lower())
     if sha is None or not (is_sha and sha.startswith(revision.lower())):
-        mirror = _mirror(repo, refresh=True)  # branches and tags move: ask the remote
+        # branches and tags move: ask the remote
+        mirror = _mirror(repo, refresh=True, owner=owner, run_id=run_id, private=private)
         sha = _resolve(mirror, revision)
     if sha is None:
         raise CodeFetchError(f"revision {revision!r} not found in {safe}", url=safe)

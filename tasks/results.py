@@ -26,7 +26,7 @@ from assethub.lineage import (
 )
 from assethub.wire import RunView
 from tasks.code import Code
-from tasks.env import NETWORK, client, redact_url
+from tasks.env import NETWORK, client
 from tasks.tracking import Tracking
 
 
@@ -44,13 +44,14 @@ class Committed:
 @task(name="open_run", **NETWORK)
 def open_run(kind: str, model: str, *, branch: str = "", dataset: str = "", base: str = "",
              code_url: str = "", code_revision: str = "", code_subpath: str = "", command: str = "",
-             params: dict[str, Any] | None = None, trigger: str = "person") -> RunView:
-    """Register the job; the server refuses it here if the caller may not run it. A password
-    or token in ``code_url`` is removed before it is recorded."""
+             params: dict[str, Any] | None = None, trigger: str = "person", owner: str = "") -> RunView:
+    """Register the job (acting for ``owner``, default the caller); the server refuses it here
+    if the caller may not run it. A credential in ``code_url`` is kept by the server apart
+    from the run, which records the URL without it."""
     return client().create_run(model, kind=kind, branch=branch, dataset=dataset, base=base,
-                               code_url=redact_url(code_url), code_revision=code_revision,
+                               code_url=code_url, code_revision=code_revision,
                                code_subpath=code_subpath, command=command, params=params,
-                               trigger=trigger)
+                               trigger=trigger, owner=owner)
 
 
 def update_run(run_id: str, **changes: Any) -> None:

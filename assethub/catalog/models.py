@@ -205,6 +205,23 @@ class Run(Base):
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
     # what started it: person (CLI, SDK, Prefect UI), schedule (a follow's cron) or event (new data)
     trigger: Mapped[str] = mapped_column(String(16), default="person", server_default="person")
+    # the user the job acts for (its git credentials and code mirror); "" = created_by
+    owner: Mapped[str] = mapped_column(String(63), default="", server_default="")
+
+
+class GitCredential(Base):
+    """A user's credential for the Git repositories on one host, encrypted with the server's key.
+
+    Never returned by the API: only released to a running job that acts for its user."""
+
+    __tablename__ = "git_credentials"
+    __table_args__ = (UniqueConstraint("user_name", "host"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_name: Mapped[str] = mapped_column(String(63), index=True)
+    host: Mapped[str] = mapped_column(String(255))  # host[:port], lower case
+    secret: Mapped[str] = mapped_column(Text)  # Fernet token of {"username": ..., "password": ...}
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
 class Evaluation(Base):

@@ -13,6 +13,7 @@ The work is done by components, each given what it needs when it is made:
 - :mod:`~assethub.hub.assets`: asset records and search
 - :mod:`~assethub.hub.versions`: history, branches, tags, merge, publish, files, uploads, import
 - :mod:`~assethub.hub.jobs`: runs, evaluations, lineage
+- :mod:`~assethub.hub.git_credentials`: users' git credentials, released only to their jobs
 
 :class:`Hub` builds them and forwards each public method to the one that owns it, so a caller
 needs one object; code that uses a single part may take that component instead.
@@ -32,6 +33,7 @@ from assethub.catalog import Catalog, Follow
 from assethub.hub.assets import Assets, CatalogLocator
 from assethub.hub.audit import AuditLog
 from assethub.hub.folders import SUBJECT_TYPES, Folders
+from assethub.hub.git_credentials import GitCredentials
 from assethub.hub.identity import ANONYMOUS, Identity, Principal, now, require_admin, require_user
 from assethub.hub.jobs import RUN_KINDS, RUN_STATES, RUN_TRIGGERS, Jobs
 from assethub.hub.permissions import ROLES, Permissions
@@ -57,8 +59,8 @@ _log = logging.getLogger("assethub.hub")
 __all__ = [
     "ANONYMOUS", "BUNDLE_MAX_FILES", "ROLES", "RUN_KINDS", "RUN_STATES", "RUN_TRIGGERS",
     "SUBJECT_TYPES", "AssetView", "Assets", "AuditLog", "AuditView", "CatalogLocator", "DatasetMeta",
-    "EvaluationView", "FolderView", "Folders", "Hub", "Identity", "Jobs", "Limits", "LineageView",
-    "Permissions", "Principal", "RunView", "ShareView", "TokenView", "UserView", "Versions",
+    "EvaluationView", "FolderView", "Folders", "GitCredentials", "Hub", "Identity", "Jobs", "Limits",
+    "LineageView", "Permissions", "Principal", "RunView", "ShareView", "TokenView", "UserView", "Versions",
     "require_admin", "require_user",
 ]
 
@@ -117,7 +119,8 @@ class Hub:
         self.versions = Versions(catalog, storage, self.audit_log, self.permissions,
                                  limits=self.limits, uploads_dir=self.uploads_dir,
                                  tmp_dir=self.tmp_dir)
-        self.jobs = Jobs(catalog, storage, self.audit_log, self.permissions)
+        self.git_credentials = GitCredentials(catalog, self.audit_log, work_dir / "git-credentials.key")
+        self.jobs = Jobs(catalog, storage, self.audit_log, self.permissions, self.git_credentials)
 
     @property
     def clock(self) -> Callable[[], datetime]:
@@ -239,6 +242,13 @@ class Hub:
     add_evaluation = _Forward("jobs", Jobs.add_evaluation)
     list_evaluations = _Forward("jobs", Jobs.list_evaluations)
     lineage = _Forward("jobs", Jobs.lineage)
+
+    # -- git credentials (never returned; released to a user's running jobs) -----------------
+    set_git_credential = _Forward("git_credentials", GitCredentials.set_git_credential)
+    list_git_credentials = _Forward("git_credentials", GitCredentials.list_git_credentials)
+    delete_git_credential = _Forward("git_credentials", GitCredentials.delete_git_credential)
+    adopt_git_url = _Forward("git_credentials", GitCredentials.adopt_url)
+    run_git_credential = _Forward("git_credentials", GitCredentials.run_git_credential)
 
     # -- audit log ---------------------------------------------------------------------------
     audit = _Forward("audit_log", AuditLog.query)

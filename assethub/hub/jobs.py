@@ -19,7 +19,8 @@ from assethub.catalog import Catalog, Evaluation, Run
 from assethub.errors import ForbiddenError, InvalidReferenceError, NotFoundError
 from assethub.hub._rows import aware
 from assethub.hub.audit import AuditLog
-from assethub.hub.identity import Principal, require_user
+from assethub.hub.git_credentials import GitCredentials
+from assethub.hub.identity import Principal, find_user, require_user
 from assethub.hub.permissions import Permissions, not_found
 from assethub.lineage import Lineage, model_commit_of
 from assethub.refs import AssetKind, AssetPath, AssetRef
@@ -41,7 +42,8 @@ def _run_view(r: Run) -> RunView:
                    r.dataset_ref, r.dataset_commit, r.code_url, r.code_revision, r.code_subpath,
                    r.code_sha, r.command, dict(r.params or {}), dict(r.metrics or {}),
                    r.result_commit, r.mlflow_run_id, r.prefect_flow_run_id, r.error, r.created_by,
-                   aware(r.created_at) or r.created_at, aware(r.finished_at), r.trigger or "person")
+                   aware(r.created_at) or r.created_at, aware(r.finished_at), r.trigger or "person",
+                   r.owner or r.created_by)
 
 
 def _evaluation_view(e: Evaluation) -> EvaluationView:
@@ -74,20 +76,25 @@ class Jobs:
     """Runs, evaluations and lineage, checked against the caller's roles on the assets."""
 
     def __init__(self, catalog: Catalog, storage: Storage, audit: AuditLog,
-                 permissions: Permissions) -> None:
+                 permissions: Permissions, git_credentials: GitCredentials) -> None:
         self.catalog = catalog
         self.storage = storage
         self.audit = audit
         self.permissions = permissions
+        self.git_credentials = git_credentials
 
     def create_run(self, who: Principal, *, kind: str, model: AssetPath | str, branch: str = "",
                    dataset: str = "", base: str = "", code_url: str = "", code_revision: str = "",
                    code_subpath: str = "", command: str = "",
-                   params: dict[str, Any] | None = None, trigger: str = "person") -> RunView:
+                   params: dict[str, Any] | None = None, trigger: str = "person",
+                   owner: str = "") -> RunView:
         """Register a job before it starts: every permission it needs is checked here.
 
         The model needs ``edit`` (the job commits to it; ``run`` for an evaluation), the dataset
         and the base model ``run``. A refused job leaves no record but the audit event.
+        ``owner`` is the user the job acts for (its git credentials and code mirror): the
+        caller, or whoever an admin names (a follow's owner, for a retrain). Credentials in
+        ``code_url`` are kept for the caller and the URL is recorded without them.
         """
         target = f"{model} ({kind})"
         with self.audit.audited(who, "run.create", target):
@@ -98,6 +105,11 @@ class Jobs:
             if trigger not in RUN_TRIGGERS:
                 raise InvalidReferenceError(f"unknown trigger {trigger!r}; use one of "
                                             f"{', '.join(RUN_TRIGGERS)}", part="trigger", value=trigger)
+            if owner and owner != me:
+                if not who.is_admin:
+                    raise ForbiddenError("only an admin may start a job for another user", needed="admin")
+                with self.catalog.session() as s:
+                    find_user(s, owner)
             model_path = AssetPath.coerce(model)
             if model_path.kind is not AssetKind.MODEL:
                 raise InvalidReferenceError(f"{model_path} is not a model: jobs write models",
@@ -118,13 +130,14 @@ class Jobs:
             # the refs must exist now: a typo fails before any work starts
             dataset_commit = self.storage.resolve(dataset_ref) if dataset_ref else ""
             base_commit = self.storage.resolve(base_ref) if base_ref else ""
+            code_url = self.git_credentials.adopt_url(who, code_url)  # kept apart, never recorded
             with self.catalog.session() as s:
                 r = Run(id=uuid.uuid4().hex, kind=kind, state="pending", model_path=str(model_path),
                         branch=branch, base_ref=str(base_ref or ""), base_commit=base_commit,
                         dataset_ref=str(dataset_ref or ""), dataset_commit=dataset_commit,
                         code_url=code_url, code_revision=code_revision, code_subpath=code_subpath,
                         command=command, params=dict(params or {}), metrics={}, created_by=me,
-                        trigger=trigger)
+                        trigger=trigger, owner=owner if owner and owner != me else "")
                 s.add(r)
                 s.flush()
                 return _run_view(r)

@@ -24,12 +24,22 @@ from starlette.routing import compile_path
 
 from assethub import errors
 from assethub.hub import Hub
-from assethub.server.routes import API, assets, audit, folders, follows, identity, jobs, services
+from assethub.server.routes import (
+    API,
+    assets,
+    audit,
+    folders,
+    follows,
+    git_credentials,
+    identity,
+    jobs,
+    services,
+)
 from assethub.server.routes._common import authenticator
 
 MAX_JSON_BYTES = 1 * 2**20
 # The sections in the order their routes are matched (and listed in the OpenAPI document).
-SECTIONS = (identity, audit, folders, assets, jobs, services, follows)
+SECTIONS = (identity, audit, folders, assets, jobs, git_credentials, services, follows)
 
 _log = logging.getLogger("assethub.server")
 

@@ -28,6 +28,8 @@ class RunIn(StrictBody):
     params: dict[str, Any] = Field(default_factory=dict)
     trigger: Literal["person", "schedule", "event"] = Field(
         "person", description="what started the job: a person, a follow's schedule, or new data (event)")
+    owner: str = Field("", max_length=63, description="the user the job acts for (admins only; "
+                       "default: the caller): whose git credentials and code mirror it uses")
 
 
 class RunPatch(StrictBody):
@@ -74,6 +76,13 @@ def router(hub: Hub, principal: Authenticator) -> APIRouter:
     @r.patch("/runs/{run_id}")
     def update_run(who: Who, run_id: str, body: RunPatch) -> Any:
         return jsonable(hub.update_run(who, run_id, **body.model_dump(exclude_none=True)))
+
+    @r.post("/runs/{run_id}/git-credential")
+    def run_git_credential(who: Who, run_id: str) -> Any:
+        # the only way a git credential leaves the server: to the running job's own caller
+        secret = hub.run_git_credential(who, run_id)
+        return None if secret is None else {"host": secret.host, "username": secret.username,
+                                            "password": secret.password}
 
     @r.post(f"{ASSET}/evaluations", status_code=201)
     def add_evaluation(who: Who, path: AssetP, body: EvaluationIn) -> Any:
