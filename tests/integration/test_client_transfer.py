@@ -149,7 +149,7 @@ def test_bundles_read_the_local_blockstore_and_a_damaged_file_is_caught(
     blob.chmod(0o644)
     blob.write_bytes(b"X" * victim.size)  # same size, other bytes
     fresh = Client(hub_server.url, hub_server.admin_token, cache_dir=tmp_path / "c2")
-    with pytest.raises(errors.TransferError, match="f3.txt"):
+    with pytest.raises(errors.TransferError, match=r"f3\.txt"):
         fresh.download(f"{asset}:main", tmp_path / "bad")
     assert not (tmp_path / "bad" / "f3.txt").exists()
 
