@@ -50,6 +50,7 @@ from assethub.storage import (
     StreamedObject,
     TagInfo,
     Transaction,
+    user_path,
 )
 
 BUNDLE_MAX_FILES = 5000
@@ -168,8 +169,8 @@ class Versions:
         if len(paths) > BUNDLE_MAX_FILES:
             raise InvalidReferenceError(f"a bundle holds at most {BUNDLE_MAX_FILES} files, not {len(paths)}",
                                         part="paths", value=str(len(paths)))
-        for p in paths:
-            validate_object_path(p)
+        for p in paths:  # every path refused before the first byte is sent
+            user_path(validate_object_path(p), "bundle")
         if not r.looks_like_commit:  # one version throughout, even if the branch moves
             r = r.path.at(self.storage.resolve(r))
         first = await self.storage.get_stream(r, paths[0]) if paths else None  # a missing file: 404

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import os
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from assethub import config
 from assethub.hub import CatalogLocator, Hub, Limits
 from assethub.server.app import create_app
+from assethub.triggers import LakeFSHook
 
 __all__ = ["ServerSettings", "build_hub", "create_app", "serve"]
 
@@ -33,6 +34,19 @@ class ServerSettings:
     port: int = 8780
     admin: str = "admin"
     follow_triggers: str = ""  # an ``assethub.follow_triggers`` entry point; "" the installed one
+    # the secret lakeFS's actions present to the hook (lakeFS holds it in its environment as
+    # assethub.triggers.HOOK_SECRET_ENV); "": no actions are installed and the hook refuses all
+    hook_secret: str = field(default="", repr=False)
+    # how lakeFS reaches this server (its actions call the hook there); "": the bind address
+    hook_url: str = ""
+
+    def hook_base_url(self) -> str:
+        """Where lakeFS's actions call this server: ``hook_url``, else the address it binds
+        (a wildcard bind is reached on loopback). Never taken from a request."""
+        if self.hook_url:
+            return self.hook_url.rstrip("/")
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(self.host, self.host)
+        return f"http://{f'[{host}]' if ':' in host else host}:{self.port}"
 
     @classmethod
     def from_env(cls) -> ServerSettings:
@@ -52,6 +66,8 @@ class ServerSettings:
             port=int(os.environ.get("ASSETHUB_PORT", "8780")),
             admin=os.environ.get("ASSETHUB_ADMIN", "admin"),
             follow_triggers=os.environ.get("ASSETHUB_FOLLOW_TRIGGERS", ""),
+            hook_secret=os.environ.get("ASSETHUB_HOOK_SECRET", ""),
+            hook_url=os.environ.get("ASSETHUB_HOOK_URL", ""),
         )
 
 
@@ -68,7 +84,8 @@ def build_hub(settings: ServerSettings) -> Hub:
                       settings.lakefs_secret_access_key, cache_dir=work / "cache",
                       locate=CatalogLocator(catalog))  # the catalog owns path -> repository
     return Hub(catalog, storage, work_dir=work, limits=Limits(),
-               follow_triggers=plugins.follow_triggers(settings.follow_triggers))
+               follow_triggers=plugins.follow_triggers(settings.follow_triggers),
+               lakefs_hook=LakeFSHook(settings.hook_base_url(), settings.hook_secret))
 
 
 def serve(settings: ServerSettings | None = None) -> None:
