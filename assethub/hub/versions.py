@@ -271,9 +271,11 @@ class Versions:
                 data_format = a.data_format or "dir"
             with tempfile.TemporaryDirectory(dir=self.tmp_dir) as tmp:
                 root = Path(tmp) / "data"
-                dataset_formats.safe_extract(
+                written = dataset_formats.safe_extract(
                     archive, root, max_total_bytes=self.limits.max_archive_bytes,
                     max_files=self.limits.max_archive_files)
+                for rel in written:  # where each file would land, after a top folder is stripped
+                    user_path(rel, "import")
                 summary = dataset_formats.validate_layout(root, data_format)
                 commit = self.storage.upload(
                     path.at(DEFAULT_BRANCH), root,
