@@ -155,7 +155,8 @@ def start_server(lakefs_server: Any, home: Path, catalog_url: str | None = None,
         lakefs_access_key_id=lakefs_server.access_key_id,
         lakefs_secret_access_key=lakefs_server.secret_access_key,
         port=free_port(),
-        hook_secret=lakefs_server.hook_secret,  # as `assethub up` passes it: lakeFS holds it too
+        # as `assethub up` passes it: lakeFS holds it too
+        hook_secret=getattr(lakefs_server, "hook_secret", ""),
     )
     hub = build_hub(settings)
     token = hub.ensure_admin("admin")
