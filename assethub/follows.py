@@ -2,36 +2,51 @@
 
 A follow is a catalog row (``Follow``). Creating one needs ``run`` on the dataset and ``edit``
 on the model, and installs its triggers: a lakeFS action on the dataset's repository that
-calls the server's hook (with a secret the server made; never a user's token), and whatever
-the hub's :class:`~assethub.triggers.FollowTriggers` install to run the retrains when the hook
-reports an update, and on the follow's schedule (with Prefect: an automation and a schedule
-on the ``retrain`` deployment, see ``deployments.triggers``; wired by the server's
-composition root).
+calls the server's hook, and whatever the hub's :class:`~assethub.triggers.FollowTriggers`
+install to run the retrains when the hook reports an update, and on the follow's schedule
+(with Prefect: an automation and a schedule on the ``retrain`` deployment, see
+``deployments.triggers``; wired by the server's composition root).
+
+Consent: the action is one file per dataset, committed into its ``main``. Only a caller with
+``edit`` on the dataset (its owner, or someone the owner let write) makes that commit; once it
+is there, anyone with ``run`` follows the dataset through the catalog alone. A ``run``-only
+caller is refused (403) while the dataset has no current action.
+
+Secrets: the action file holds no secret. lakeFS puts the hook's secret into the request from
+its own environment (``{{ ENV.<HOOK_SECRET_ENV> }}`` in a header); the server knows it from its
+settings. The hook URL is a server setting too (:class:`~assethub.triggers.LakeFSHook`), never
+a request's Host header. Nobody reads or writes ``_lakefs_actions/`` through the hub
+(``assethub.storage``'s reserved prefix).
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import secrets
-import tempfile
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 
 from assethub.catalog import Asset, Folder, Follow
-from assethub.errors import AlreadyExistsError, AuthenticationError, InvalidReferenceError, NotFoundError
+from assethub.errors import (
+    AlreadyExistsError,
+    AuthenticationError,
+    ForbiddenError,
+    InvalidReferenceError,
+    NotFoundError,
+)
 from assethub.hub import Hub, Principal
 from assethub.refs import AssetKind, AssetPath
 from assethub.storage import ACTIONS_PREFIX
-from assethub.triggers import FollowTriggers, TriggersUnavailable
-from assethub.wire import AddFile, FollowView  # FollowView is defined there, re-exported here
+from assethub.triggers import HOOK_HEADER, HOOK_SECRET_ENV, FollowTriggers, LakeFSHook, TriggersUnavailable
+from assethub.wire import FollowView  # FollowView is defined there, re-exported here
 
 log = logging.getLogger("assethub.follows")
 
-ACTIONS_FILE = ACTIONS_PREFIX + "assethub.yaml"
+ACTION_NAME = "assethub.yaml"
+ACTIONS_FILE = ACTIONS_PREFIX + ACTION_NAME
+HOOK_PATH = "/api/v1/hooks/lakefs"  # the server's route (assethub.server.routes.follows)
 INTERNAL = "assethub.internal"  # commit metadata of commits the hub makes for itself
 _SETTINGS = {"repo": str, "revision": str, "subpath": str, "command": str, "metric": str,
              "higher_is_better": bool, "margin": float, "params": dict, "schedule": str}
@@ -39,16 +54,6 @@ DEFAULTS: dict[str, Any] = {"revision": "main", "subpath": "", "command": "", "m
                             "higher_is_better": True, "margin": 0.0, "params": {}, "schedule": ""}
 
 
-
-
-def hook_secret(hub: Hub) -> str:
-    """The secret lakeFS actions present to the hook endpoint; made once, kept in the server's home."""
-    path = hub.uploads_dir.parent / "hook-secret"
-    if not path.exists():
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(secrets.token_urlsafe(32))
-    return path.read_text().strip()
 
 
 def check_settings(settings: dict[str, Any]) -> dict[str, Any]:
@@ -91,8 +96,8 @@ def _paths(model: str, dataset: str) -> tuple[AssetPath, AssetPath]:
     return m, d
 
 
-def create_follow(hub: Hub, who: Principal, model: str, dataset: str, settings: dict[str, Any],
-                  hook_url: str) -> FollowView:
+def create_follow(hub: Hub, who: Principal, model: str, dataset: str,
+                  settings: dict[str, Any]) -> FollowView:
     """Store the follow and install its triggers (lakeFS action, automation, schedule)."""
     m, d = _paths(model, dataset)
     with hub.audited(who, "follow.create", f"{m} <- {d}"):
@@ -101,6 +106,7 @@ def create_follow(hub: Hub, who: Principal, model: str, dataset: str, settings: 
         hub.check(who, m, "edit")
         clean = check_settings(settings)
         clean["repo"] = hub.adopt_git_url(who, clean["repo"])  # a credential in it is kept apart
+        action = _action_to_install(hub, who, d)
         with hub.catalog.session() as s:
             if s.scalar(select(Follow).where(Follow.model_path == str(m), Follow.dataset_path == str(d))):
                 raise AlreadyExistsError("follow", f"{m} <- {d}", "remove it first (assethub unfollow)")
@@ -108,7 +114,11 @@ def create_follow(hub: Hub, who: Principal, model: str, dataset: str, settings: 
             s.add(row)
             s.flush()
             view = _view(row)
-        triggers = {"lakefs_action": install_action(hub, d, hook_url)}
+        triggers = {"lakefs_action": install_action(hub, d) if action else "present"}
+        if not hub.lakefs_hook.secret:
+            triggers["lakefs_action"] = (
+                "not installed: the server has no hook secret (ASSETHUB_HOOK_SECRET, which lakeFS "
+                f"must hold as {HOOK_SECRET_ENV}; `assethub up` sets both)")
         # the retrains act for the follow's owner (their git credentials, their code mirror)
         triggers.update(_triggers(hub, lambda t: t.install(view.id, str(m), str(d), {**clean, "owner": me})))
         return FollowView(view.id, view.model, view.dataset, view.settings, view.created_by,
@@ -163,7 +173,30 @@ def _triggers(hub: Hub, call: Callable[[FollowTriggers], dict[str, str]]) -> dic
 
 
 # -- lakeFS actions --------------------------------------------------------------------------
-def action_yaml(hook_url: str) -> str:
+def _action_to_install(hub: Hub, who: Principal, dataset: AssetPath) -> bool:
+    """Whether creating this follow must (re)write the dataset's action; refused (403) when it
+    must and the caller may not write the dataset: its owner's side has to agree first."""
+    if not hub.lakefs_hook.secret:
+        return False  # nothing to install; the follow says so
+    if hub.storage.read_action(dataset.at("main"), ACTION_NAME) == action_yaml(hub.lakefs_hook):
+        return False  # someone with edit agreed already: follow through the catalog
+    try:
+        hub.check(who, dataset, "edit")
+    except ForbiddenError:
+        raise ForbiddenError(
+            f"following {dataset} installs a lakeFS action in its main branch, which needs the "
+            f"consent of someone with 'edit' on it: ask {dataset.owner} (its owner) or an editor "
+            "to follow it first (once); then 'run' is enough to follow it", needed="edit") from None
+    return True
+
+
+def hook_url(hook: LakeFSHook) -> str:
+    """The URL the action calls: the server's configured base URL and the hook's path."""
+    return f"{hook.base_url.rstrip('/')}{HOOK_PATH}"
+
+
+def action_yaml(hook: LakeFSHook) -> str:
+    """The action file: no secret in it, only the name of lakeFS's variable that holds it."""
     return f"""name: assethub
 description: Tell Asset Hub that main moved (followed datasets retrain their models).
 on:
@@ -176,27 +209,20 @@ hooks:
     type: webhook
     description: POST to the Asset Hub server
     properties:
-      url: "{hook_url}"
+      url: "{hook_url(hook)}"
       timeout: 10s
+      headers:
+        {HOOK_HEADER}: "{{{{ ENV.{HOOK_SECRET_ENV} }}}}"
 """
 
 
-def install_action(hub: Hub, dataset: AssetPath, hook_url: str) -> str:
-    """Commit the lakeFS action (unless the same one is there already); what was done."""
-    want = action_yaml(hook_url)
-    try:
-        have = hub.storage.read_bytes(dataset.at("main"), ACTIONS_FILE).decode()
-    except (NotFoundError, FileNotFoundError, LookupError):
-        have = ""
-    if have == want:
-        return "present"
-    with tempfile.TemporaryDirectory() as d:
-        local = Path(d) / "assethub.yaml"
-        local.write_text(want)
-        hub.storage.commit(dataset.at("main"), [AddFile(local, ACTIONS_FILE)],
-                           message="Asset Hub: notify the hub when main moves (followed dataset)",
-                           metadata={INTERNAL: "lakefs-action"})
-    return "installed"
+def install_action(hub: Hub, dataset: AssetPath) -> str:
+    """Commit the lakeFS action (unless the same one is there already); what was done. The
+    caller has checked consent (:func:`_action_to_install`)."""
+    return hub.storage.install_action(
+        dataset.at("main"), ACTION_NAME, action_yaml(hub.lakefs_hook),
+        message="Asset Hub: notify the hub when main moves (followed dataset)",
+        metadata={INTERNAL: "lakefs-action"})
 
 
 def dataset_of_repository(hub: Hub, repository: str) -> AssetPath | None:
@@ -212,8 +238,9 @@ def dataset_of_repository(hub: Hub, repository: str) -> AssetPath | None:
 def on_lakefs_event(hub: Hub, secret: str, event: dict[str, Any]) -> dict[str, Any]:
     """The hook: a lakeFS post-commit / post-merge on a dataset's main. Tells the hub's follow
     triggers that the dataset was updated (they run the retrains); returns what it did."""
-    if not secret or not secrets.compare_digest(secret.encode(), hook_secret(hub).encode()):
-        raise AuthenticationError("the hook needs the server's secret (?secret=...)")
+    expected = hub.lakefs_hook.secret
+    if not expected or not secret or not secrets.compare_digest(secret.encode(), expected.encode()):
+        raise AuthenticationError(f"the hook needs the secret lakeFS holds ({HOOK_HEADER} header)")
     repository = str(event.get("repository_id") or "")
     branch = str(event.get("branch_id") or "")
     metadata = event.get("commit_metadata") or {}

@@ -12,9 +12,31 @@ are stored and report that their triggers are not installed.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-__all__ = ["FollowTriggers", "NoFollowTriggers", "TriggersUnavailable"]
+__all__ = ["HOOK_HEADER", "HOOK_SECRET_ENV", "LAKEFS_ENV_PREFIX", "FollowTriggers", "LakeFSHook",
+           "NoFollowTriggers", "TriggersUnavailable"]
+
+#: lakeFS expands ``{{ ENV.NAME }}`` in a webhook's headers and query parameters (not in its
+#: url) from its own environment, for names with this prefix only (``actions.env.prefix``,
+#: which ``infra.lakefs`` sets: lakeFS's default is the wider ``LAKEFSACTION_``).
+LAKEFS_ENV_PREFIX = "LAKEFSACTION_ASSETHUB_"
+#: the variable of lakeFS's environment that holds the hook's secret; the action file names it
+HOOK_SECRET_ENV = LAKEFS_ENV_PREFIX + "HOOK_SECRET"
+#: the request header in which lakeFS presents the secret to the hook
+HOOK_HEADER = "X-AssetHub-Hook-Secret"
+
+
+@dataclass(frozen=True)
+class LakeFSHook:
+    """Where lakeFS actions reach the server's hook, and the secret they present (the same
+    value as ``HOOK_SECRET_ENV`` in lakeFS's environment). Server settings, never a request's:
+    ``base_url`` is how lakeFS reaches this server. No secret: follows install no action and
+    the hook refuses every call."""
+
+    base_url: str = ""
+    secret: str = field(default="", repr=False)
 
 
 class TriggersUnavailable(Exception):

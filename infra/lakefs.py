@@ -27,12 +27,13 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from assethub.triggers import HOOK_SECRET_ENV, LAKEFS_ENV_PREFIX
 from infra._process import ManagedProcess, free_port, log
 
 LAKEFS_VERSION = "1.86.0"
@@ -47,6 +48,8 @@ class LakeFSInstance:
     secret_access_key: str
     data_dir: Path
     lakectl: Path
+    # what lakeFS actions present to the Asset Hub hook: in lakeFS's environment (HOOK_SECRET_ENV)
+    hook_secret: str = field(default="", repr=False)
 
     def lakectl_env(self) -> dict[str, str]:
         """Environment that points lakectl at this server without a config file."""
@@ -119,12 +122,18 @@ def data_dir() -> Path:
 
 
 def _state(d: Path) -> dict[str, Any]:
-    """The saved state (the port, the encryption secret); the secret is made at first start."""
+    """The saved state (the port, the encryption secret, the hook secret); secrets are made at
+    first start (the hook secret also for state saved before it existed)."""
     state = d / "state.json"
-    if not state.exists():
-        state.write_text(json.dumps({"encrypt_secret": secrets.token_urlsafe(32)}))
-        state.chmod(0o600)
-    return dict(json.loads(state.read_text()))
+    saved = dict(json.loads(state.read_text())) if state.exists() else {}
+    wanted = {"encrypt_secret": saved.get("encrypt_secret") or secrets.token_urlsafe(32),
+              "hook_secret": saved.get("hook_secret") or secrets.token_urlsafe(32)}
+    if any(saved.get(k) != v for k, v in wanted.items()):
+        tmp = state.with_suffix(".tmp")
+        tmp.write_text(json.dumps({**saved, **wanted}))
+        tmp.chmod(0o600)
+        tmp.rename(state)
+    return {**saved, **wanted}
 
 
 def _write_config(d: Path, port: int, encrypt_secret: str) -> Path:
@@ -159,6 +168,15 @@ def _write_config(d: Path, port: int, encrypt_secret: str) -> Path:
                 "security:",
                 "  check_latest_version: false",
                 "  audit_check_interval: 0s",
+                # Actions may read only our variables of lakeFS's environment (the hook secret):
+                # lakeFS's default prefix, LAKEFSACTION_, is wider. Lua may not call out.
+                "actions:",
+                "  enabled: true",
+                "  lua:",
+                "    net_http_enabled: false",
+                "  env:",
+                "    enabled: true",
+                f"    prefix: {LAKEFS_ENV_PREFIX}",
                 "logging:",  # to stdout, which is the log the managed process keeps
                 "  level: WARN",
                 "",
@@ -207,9 +225,12 @@ def start(port: int = DEFAULT_PORT, timeout: float = 60) -> LakeFSInstance:
     state = _state(d)
     port = SERVER.claim_port(None if "port" in state else free_port(port))
     cfg = _write_config(d, port, state["encrypt_secret"])
-    endpoint = SERVER.start([str(lakefs), "run", "--config", str(cfg)], timeout=timeout, port=port)
+    # the hook secret goes to lakeFS's environment, never to a file a user can read
+    endpoint = SERVER.start([str(lakefs), "run", "--config", str(cfg)], timeout=timeout, port=port,
+                            env={HOOK_SECRET_ENV: state["hook_secret"]})
     creds = _setup_admin(endpoint, d)
-    return LakeFSInstance(endpoint, creds["access_key_id"], creds["secret_access_key"], d, lakectl)
+    return LakeFSInstance(endpoint, creds["access_key_id"], creds["secret_access_key"], d, lakectl,
+                          state["hook_secret"])
 
 
 def stop(timeout: float = 30) -> bool:
@@ -223,7 +244,8 @@ def status() -> LakeFSInstance | None:
         return None
     creds = json.loads((d / "credentials.json").read_text())
     _, lakectl = ensure_binaries()
-    return LakeFSInstance(SERVER.url, creds["access_key_id"], creds["secret_access_key"], d, lakectl)
+    return LakeFSInstance(SERVER.url, creds["access_key_id"], creds["secret_access_key"], d, lakectl,
+                          _state(d)["hook_secret"])
 
 
 def main(argv: list[str] | None = None) -> int:

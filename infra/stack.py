@@ -3,7 +3,8 @@ MLflow, and Prefect (server and a process worker on the pool ``local``).
 
 Each runs as a :class:`~infra._process.ManagedProcess`: on loopback, with its state and its log
 under ``$ASSETHUB_HOME/<component>``. The server gets the lakeFS credentials through its
-environment; the CLI gets only the admin's API token.
+environment, and the secret lakeFS's actions present to its hook (which lakeFS holds in its own
+environment); the CLI gets only the admin's API token.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ def up(port: int = 8780, admin: str = "admin", timeout: float = 60) -> StackInfo
         "ASSETHUB_LAKEFS_ENDPOINT": lake.endpoint,
         "ASSETHUB_LAKEFS_ACCESS_KEY_ID": lake.access_key_id,
         "ASSETHUB_LAKEFS_SECRET_ACCESS_KEY": lake.secret_access_key,
+        "ASSETHUB_HOOK_SECRET": lake.hook_secret,  # lakeFS has it in its environment too
         "ASSETHUB_PREFECT_API_URL": prefect.api_url(),  # follows' triggers
     }
     url = SERVER.start([sys.executable, "-m", "assethub.server"], env=env, timeout=timeout, port=port)

@@ -158,6 +158,8 @@ def start_server(lakefs_server: Any, home: Path, catalog_url: str | None = None,
         lakefs_secret_access_key=lakefs_server.secret_access_key,
         port=free_port(),
         limits=limits or Limits(),
+        # as `assethub up` passes it: lakeFS holds it too
+        hook_secret=getattr(lakefs_server, "hook_secret", ""),
     )
     hub = build_hub(settings)
     token = hub.ensure_admin("admin")

@@ -40,7 +40,7 @@ from assethub.hub.permissions import ROLES, Permissions
 from assethub.hub.versions import BUNDLE_MAX_FILES, Limits, Versions
 from assethub.refs import AssetPath, FolderPath
 from assethub.storage import Storage
-from assethub.triggers import FollowTriggers, NoFollowTriggers
+from assethub.triggers import FollowTriggers, LakeFSHook, NoFollowTriggers
 from assethub.wire import (  # the values on the wire; defined there, re-exported here
     AssetView,
     AuditView,
@@ -100,6 +100,7 @@ class Hub:
 
     def __init__(self, catalog: Catalog, storage: Storage, *, work_dir: Path,
                  limits: Limits | None = None, follow_triggers: FollowTriggers | None = None,
+                 lakefs_hook: LakeFSHook | None = None,
                  clock: Callable[[], datetime] | None = None) -> None:
         self.catalog = catalog
         self.storage = storage
@@ -107,6 +108,8 @@ class Hub:
         # what starts follows' retrains (assethub.follows); the server's composition root wires it
         self.follow_triggers: FollowTriggers = follow_triggers or NoFollowTriggers(
             "the server was started without follow triggers")
+        # where lakeFS's actions call the server and the secret they present (server settings)
+        self.lakefs_hook = lakefs_hook or LakeFSHook()
         self.uploads_dir = work_dir / "uploads"
         self.uploads_dir.mkdir(parents=True, exist_ok=True)
         self.tmp_dir = work_dir / "tmp"

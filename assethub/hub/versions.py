@@ -51,6 +51,7 @@ from assethub.storage import (
     StreamedObject,
     TagInfo,
     Transaction,
+    user_path,
 )
 
 BUNDLE_MAX_FILES = 5000
@@ -169,8 +170,8 @@ class Versions:
         if len(paths) > BUNDLE_MAX_FILES:
             raise InvalidReferenceError(f"a bundle holds at most {BUNDLE_MAX_FILES} files, not {len(paths)}",
                                         part="paths", value=str(len(paths)))
-        for p in paths:
-            validate_object_path(p)
+        for p in paths:  # every path refused before the first byte is sent
+            user_path(validate_object_path(p), "bundle")
         if not r.looks_like_commit:  # one version throughout, even if the branch moves
             r = r.path.at(self.storage.resolve(r))
         streams = self.storage.get_streams(r, paths)
@@ -272,9 +273,11 @@ class Versions:
                 data_format = a.data_format or "dir"
             with tempfile.TemporaryDirectory(dir=self.tmp_dir) as tmp:
                 root = Path(tmp) / "data"
-                dataset_formats.safe_extract(
+                written = dataset_formats.safe_extract(
                     archive, root, max_total_bytes=self.limits.max_archive_bytes,
                     max_files=self.limits.max_archive_files)
+                for rel in written:  # where each file would land, after a top folder is stripped
+                    user_path(rel, "import")
                 summary = dataset_formats.validate_layout(root, data_format)
                 commit = self.storage.upload(
                     path.at(DEFAULT_BRANCH), root,

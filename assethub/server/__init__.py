@@ -16,6 +16,7 @@ from pathlib import Path
 from assethub import config
 from assethub.hub import CatalogLocator, Hub, Limits
 from assethub.server.app import create_app
+from assethub.triggers import LakeFSHook
 
 __all__ = ["ServerSettings", "build_hub", "create_app", "serve"]
 
@@ -36,6 +37,19 @@ class ServerSettings:
     # the most one uploaded file / one imported archive may hold (ASSETHUB_MAX_UPLOAD_BYTES,
     # ASSETHUB_MAX_ARCHIVE_BYTES, ASSETHUB_MAX_ARCHIVE_FILES)
     limits: Limits = field(default_factory=Limits)
+    # the secret lakeFS's actions present to the hook (lakeFS holds it in its environment as
+    # assethub.triggers.HOOK_SECRET_ENV); "": no actions are installed and the hook refuses all
+    hook_secret: str = field(default="", repr=False)
+    # how lakeFS reaches this server (its actions call the hook there); "": the bind address
+    hook_url: str = ""
+
+    def hook_base_url(self) -> str:
+        """Where lakeFS's actions call this server: ``hook_url``, else the address it binds
+        (a wildcard bind is reached on loopback). Never taken from a request."""
+        if self.hook_url:
+            return self.hook_url.rstrip("/")
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(self.host, self.host)
+        return f"http://{f'[{host}]' if ':' in host else host}:{self.port}"
 
     @classmethod
     def from_env(cls) -> ServerSettings:
@@ -58,6 +72,8 @@ class ServerSettings:
             limits=Limits(**{name: int(os.environ[f"ASSETHUB_{name.upper()}"])
                              for name in ("max_upload_bytes", "max_archive_bytes", "max_archive_files")
                              if os.environ.get(f"ASSETHUB_{name.upper()}")}),
+            hook_secret=os.environ.get("ASSETHUB_HOOK_SECRET", ""),
+            hook_url=os.environ.get("ASSETHUB_HOOK_URL", ""),
         )
 
 
@@ -74,7 +90,8 @@ def build_hub(settings: ServerSettings) -> Hub:
                       settings.lakefs_secret_access_key, cache_dir=work / "cache",
                       locate=CatalogLocator(catalog))  # the catalog owns path -> repository
     return Hub(catalog, storage, work_dir=work, limits=settings.limits,
-               follow_triggers=plugins.follow_triggers(settings.follow_triggers))
+               follow_triggers=plugins.follow_triggers(settings.follow_triggers),
+               lakefs_hook=LakeFSHook(settings.hook_base_url(), settings.hook_secret))
 
 
 def serve(settings: ServerSettings | None = None) -> None:

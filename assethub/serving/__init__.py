@@ -12,12 +12,19 @@ is :class:`assethub.wire.ServiceView`), so that importing the client does not im
 
 from __future__ import annotations
 
+import ipaddress
 import re
+from collections.abc import Collection
 
-from assethub.errors import InvalidReferenceError
+from assethub.errors import InvalidReferenceError, NotAllowedError
 from assethub.wire import ServiceView  # defined there, re-exported here
 
-__all__ = ["SERVICE_STATES", "TARGETS", "ServiceView", "validate_service_name"]
+__all__ = ["HOSTS_SETTING", "SERVICE_STATES", "TARGETS", "ServiceView", "check_host",
+           "validate_service_name"]
+
+#: the server's setting (its environment: only whoever runs the server sets it) listing the
+#: addresses other than loopback that services may listen on, comma-separated; ``*`` any
+HOSTS_SETTING = "ASSETHUB_SERVICE_HOSTS"
 
 SERVICE_STATES = ("starting", "running", "stopped", "failed")
 TARGETS = ("local", "kubernetes")
@@ -40,3 +47,33 @@ def validate_replicas(replicas: int) -> int:
         raise InvalidReferenceError(f"replicas must be a whole number from 0 to {MAX_REPLICAS}, "
                                     f"not {replicas!r}", part="replicas", value=str(replicas))
     return replicas
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_host(host: str, allowed: Collection[str] = ()) -> str:
+    """``host`` if a local service may listen on it: loopback always, another address only when
+    the server's setting (:data:`HOSTS_SETTING`) lists it or ``*``. A service listening beyond
+    loopback answers anyone who reaches it, without the server's authentication."""
+    if not isinstance(host, str) or not host:
+        raise InvalidReferenceError("a service's host must be an address such as 127.0.0.1",
+                                    part="host", value=str(host)[:80])
+    if is_loopback(host) or host in allowed or "*" in allowed:
+        return host
+    raise NotAllowedError(
+        f"services listen on loopback only (127.0.0.1 or ::1), not on {host[:80]!r}: a service "
+        "has no authentication of its own, so anything that reaches it can use the model. "
+        "Send predictions through the server (`assethub predict`, which checks 'run'), or ask "
+        f"the server's administrator to allow this address ({HOSTS_SETTING}={host[:80]})")
+
+
+def allowed_hosts(setting: str | None) -> frozenset[str]:
+    """The addresses :data:`HOSTS_SETTING` allows, from its value."""
+    return frozenset(h.strip() for h in (setting or "").split(",") if h.strip())

@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import re
 import shutil
 import threading
 import time
+from collections.abc import Collection
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -50,8 +52,11 @@ from assethub.errors import (
 from assethub.hub import Hub, Principal
 from assethub.refs import AssetKind, AssetRef
 from assethub.serving import (
+    HOSTS_SETTING,
     TARGETS,
     ServiceView,
+    allowed_hosts,
+    check_host,
     validate_replicas,
     validate_service_name,
 )
@@ -90,11 +95,13 @@ class ServiceManager:
 
     def __init__(self, hub: Hub, *, work_dir: Path | None = None,
                  kubernetes: KubernetesSettings | None = None, health_interval: float = 5.0,
-                 ready_timeout: float = 180.0) -> None:
+                 ready_timeout: float = 180.0, hosts: Collection[str] | None = None) -> None:
         self.hub = hub
         self.dir = (work_dir or hub.tmp_dir.parent) / "services"
         self.models_dir = self.dir / "models"
         self.kubernetes = kubernetes or KubernetesSettings.from_env()
+        # addresses beyond loopback that services may listen on: the server's setting only
+        self.hosts = frozenset(hosts) if hosts is not None else allowed_hosts(os.environ.get(HOSTS_SETTING))
         self.health_interval = health_interval
         self.ready_timeout = ready_timeout
         self._locks: dict[str, threading.Lock] = {}
@@ -245,6 +252,8 @@ class ServiceManager:
             if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
                 raise InvalidReferenceError(f"port must be 0 (any free port) to 65535, not {port!r}",
                                             part="port", value=str(port))
+            if target == "local":
+                check_host(host, self.hosts)
             ref = AssetRef.coerce(model)
             if ref.path.kind is not AssetKind.MODEL:
                 raise InvalidReferenceError(f"{ref.path} is a dataset: only models are served",
@@ -453,6 +462,7 @@ class ServiceManager:
     # -- keeping services alive --------------------------------------------------------------
     def _relaunch(self, row: Service, replicas: int) -> None:
         """A new supervisor on the service's recorded port (its old one is gone)."""
+        check_host(row.host, self.hosts)  # the setting may have narrowed since it was made
         ref = AssetRef.parse(row.model_ref)
         model_dir = self._fetch(ref, row.model_commit)
         try:

@@ -20,6 +20,7 @@ import collections
 import hashlib
 import itertools
 import os
+import tempfile
 import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
@@ -74,6 +75,7 @@ from assethub.storage._lakefs import (
     raise_for_status,
     timestamp,
 )
+from assethub.storage._policy import user_path
 from assethub.storage._transact import (
     TX_PREFIX,
     Strategy,
@@ -121,6 +123,7 @@ __all__ = [
     "TagInfo",
     "Transaction",
     "TransactionWriter",
+    "user_path",
 ]
 
 META_PATH = "assethub.path"
@@ -150,7 +153,7 @@ class StreamedObject:
     close: Callable[[], Awaitable[None]] | None = None  # for a stream left unread
 
 
-ACTIONS_PREFIX = "_lakefs_actions/"
+ACTIONS_PREFIX = _policy.ACTIONS_PREFIX  # reserved: only install_action() writes there
 
 
 class _Gone(Exception):
@@ -408,6 +411,8 @@ class Storage(Transactions):
             path: str | None = None) -> Iterator[CommitInfo]:
         """Commits reachable from ``ref``, newest first (only those touching ``path`` if given)."""
         r = AssetRef.coerce(ref)
+        if path:
+            _policy.user_path(path, "show the history of")
         pages = self._log(self.repository(r.path), r, amount=min(PAGE, limit or PAGE),
                           prefixes=[path] if path else None)
         yield from (commit_from_json(c) for c in itertools.islice(pages, limit))
@@ -421,6 +426,8 @@ class Storage(Transactions):
                 f"diff needs two versions of one asset, got {lr.path} and {rr.path}",
                 part="ref", value=str(rr),
             )
+        if prefix:
+            _policy.user_path(prefix, "diff")
         repo = self.repository(lr.path)
         # each names itself if unknown
         left_id, right_id = self._get_commit(repo, lr).id, self._get_commit(repo, rr).id
@@ -432,6 +439,7 @@ class Storage(Transactions):
             for d in self.lakefs.pages(self.lakefs.json_page,
                                        f"/repositories/{repo}/refs/{left_id}/diff/{right_id}",
                                        asset=lr.path, ref=str(rr), what="diff", **params)
+            if not _policy.is_reserved(str(d["path"]))  # lakeFS actions are not content
         ]
 
     def list_branches(self, asset: AssetPath | str) -> list[BranchInfo]:
@@ -504,7 +512,7 @@ class Storage(Transactions):
                                   f"/repositories/{repo}/refs/{quote(ref, safe='')}/objects/ls",
                                   ref=ref, **params)
         # lakeFS actions (the hook of followed datasets) are configuration, not content
-        return (o for o in pages if not str(o.get("path", "")).startswith(ACTIONS_PREFIX))
+        return (o for o in pages if not _policy.is_reserved(str(o.get("path", ""))))
 
     def _listing(self, repo: str, commit: str) -> list[RemoteObject]:
         cached = self.cache.load_listing(repo, commit)
@@ -521,6 +529,8 @@ class Storage(Transactions):
     def list_objects(self, ref: AssetRef | str, *, prefix: str = "") -> list[ObjectInfo]:
         """Files in a version (recursively under ``prefix``)."""
         r = AssetRef.coerce(ref)
+        if prefix:
+            _policy.user_path(prefix, "list")
         repo = self.repository(r.path)
         return [
             ObjectInfo(o["path"], int(o.get("size_bytes") or 0), o["checksum"],
@@ -530,7 +540,7 @@ class Storage(Transactions):
 
     def stat(self, ref: AssetRef | str, path: str) -> ObjectInfo:
         r = AssetRef.coerce(ref)
-        validate_object_path(path)
+        _policy.user_path(validate_object_path(path), "read")
         repo = self.repository(r.path)
         with self.lakefs.translate(asset=r.path, ref=str(r), what=f"object:{path}"):
             o = self.lakefs.api.objects_api.stat_object(repo, r.ref, path, user_metadata=True)
@@ -539,7 +549,7 @@ class Storage(Transactions):
 
     def read_bytes(self, ref: AssetRef | str, path: str) -> bytes:
         r = AssetRef.coerce(ref)
-        validate_object_path(path)
+        _policy.user_path(validate_object_path(path), "read")
         repo = self.repository(r.path)
         with self.lakefs.translate(asset=r.path, ref=str(r), what=f"object:{path}"):
             return bytes(self.lakefs.api.objects_api.get_object(repo, r.ref, path))
@@ -552,6 +562,8 @@ class Storage(Transactions):
         not transferred again; files already at ``dest`` from an earlier download are kept.
         """
         r = AssetRef.coerce(ref)
+        if prefix:
+            _policy.user_path(prefix, "download")
         repo = self.repository(r.path)
         commit = self._get_commit(repo, r).id
         dest = Path(dest)
@@ -615,9 +627,9 @@ class Storage(Transactions):
                 local = Path(op.local)
                 if not local.is_file():
                     raise FileNotFoundError(f"not a file: {local}")
-                adds[validate_object_path(op.path)] = local
+                adds[_policy.user_path(validate_object_path(op.path), "write")] = local
             elif isinstance(op, DeleteFile):
-                deletes.append(validate_object_path(op.path))
+                deletes.append(_policy.user_path(validate_object_path(op.path), "delete"))
             else:  # pragma: no cover - type checkers catch this
                 raise TypeError(f"unknown operation {op!r}")
         if not adds and not deletes:
@@ -633,7 +645,7 @@ class Storage(Transactions):
     async def put_stream(self, txn: Transaction, path: str, body: AsyncIterator[bytes], *,
                          sha256: str | None = None, max_bytes: int | None = None) -> ObjectInfo:
         """Stream one file into a transaction; checked against ``sha256`` when given."""
-        validate_object_path(path)
+        _policy.user_path(validate_object_path(path), "upload")
         digest = hashlib.sha256()
         size = 0
 
@@ -676,7 +688,7 @@ class Storage(Transactions):
                          byte_range: str | None = None) -> StreamedObject:
         """One file (or an HTTP byte range of it) as a stream of bytes: one call to lakeFS."""
         r = AssetRef.coerce(ref)
-        validate_object_path(path)
+        _policy.user_path(validate_object_path(path), "read")
         return await self._get_stream(self.repository(r.path), r, path, byte_range)
 
     async def get_streams(self, ref: AssetRef | str, paths: Sequence[str], *,
@@ -689,7 +701,7 @@ class Storage(Transactions):
         """
         r = AssetRef.coerce(ref)
         for p in paths:
-            validate_object_path(p)
+            _policy.user_path(validate_object_path(p), "read")
         repo = self.repository(r.path)
         # On the machine that holds a local blockstore, a commit's files are read from it (as
         # download() does): its listing, cached per commit, names each file's immutable copy.
@@ -824,11 +836,53 @@ class Storage(Transactions):
         AssetRef(path, source)  # validates the ref's form
         repo = self.repository(path)
         self._get_commit(repo, path.at(source))  # a clear RefNotFoundError before merging
+        self._refuse_actions(repo, path, source, dest)
         return self._merge(
             repo, source, dest, message=message or f"Merge {source} into {dest}",
             metadata=metadata or {}, squash=False, label=(f"{path}:{source}", f"{path}:{dest}"),
             asset=path, strategy=strategy,
         )
+
+    def _refuse_actions(self, repo: str, path: AssetPath, source: str, dest: str) -> None:
+        """Refuse a merge that would bring changes under the reserved prefix (what ``source``
+        changed since the merge base: nothing of Asset Hub's own puts an action there)."""
+        changed = next(iter(self.lakefs.pages(
+            self.lakefs.json_page, f"/repositories/{repo}/refs/{quote(dest, safe='')}/diff/"
+            f"{quote(source, safe='')}", asset=path, ref=f"{path}:{source}", what="merge",
+            type="three_dot", prefix=ACTIONS_PREFIX, amount=1)), None)
+        if changed is not None:
+            _policy.user_path(str(changed["path"]), f"merge {source} into {dest}, which changes")
+
+    # -- lakeFS actions: Asset Hub's own, never a caller's -----------------------------------
+    def read_action(self, ref: AssetRef | str, name: str) -> str | None:
+        """The text of the action file ``_lakefs_actions/<name>`` at ``ref``, or None. For the
+        hub's own use: no caller's request reaches this."""
+        r = AssetRef.coerce(ref)
+        path = ACTIONS_PREFIX + validate_object_path(name)
+        repo = self.repository(r.path)
+        try:
+            with self.lakefs.translate(asset=r.path, ref=str(r), what=f"object:{path}",
+                                       on={404: lambda *_: ObjectNotFoundError(str(r), path)}):
+                return bytes(self.lakefs.api.objects_api.get_object(repo, r.ref, path)).decode()
+        except ObjectNotFoundError:
+            return None
+
+    def install_action(self, ref: AssetRef | str, name: str, text: str, *, message: str,
+                       metadata: Mapping[str, str] | None = None) -> str:
+        """Write the action file ``_lakefs_actions/<name>`` on branch ``ref`` as one commit,
+        unless it holds ``text`` already: "present" or "installed". The one way anything is
+        written under the reserved prefix."""
+        r = AssetRef.coerce(ref)
+        if self.read_action(r, name) == text:
+            return "present"
+        path = ACTIONS_PREFIX + validate_object_path(name)
+        with tempfile.TemporaryDirectory() as d:
+            local = Path(d) / "action.yaml"
+            local.write_text(text)
+            with self.transact(r, message=message, metadata=metadata) as tx:
+                txn = tx.transaction
+                self._write_objects(txn.repo, txn.branch, {path: local}, label=txn.ref)
+        return "installed"
 
     def __repr__(self) -> str:  # never show credentials
         return f"Storage(endpoint={self.endpoint!r})"

@@ -42,3 +42,31 @@ def may_delete_tag(path: AssetPath, name: str) -> None:
         raise NotAllowedError(
             f"tag {name!r} of dataset {path} is a published version and cannot be deleted"
         )
+
+
+#: lakeFS runs the action files under this prefix on every commit and merge of the branch that
+#: holds them (webhooks to any address, Lua). Only Asset Hub's own action goes there
+#: (:meth:`assethub.storage.Storage.install_action`); nothing else reads or writes it.
+ACTIONS_PREFIX = "_lakefs_actions/"
+
+
+def is_reserved(path: str) -> bool:
+    """Whether ``path`` (an object path or a listing prefix) names lakeFS's actions or lies
+    under them: ``_lakefs_actions``, ``_lakefs_actions/...``."""
+    return path == ACTIONS_PREFIX.rstrip("/") or path.startswith(ACTIONS_PREFIX)
+
+
+def user_path(path: str, what: str = "use") -> str:
+    """``path``, unless it is under the reserved prefix: then a refusal naming the prefix,
+    whoever asks (admins too)."""
+    if is_reserved(path):
+        raise NotAllowedError(
+            f"cannot {what} {path!r}: '{ACTIONS_PREFIX}' is reserved for lakeFS actions, which "
+            "Asset Hub installs itself (they run on every commit); choose another path"
+        )
+    return path
+
+
+def covers_reserved(prefix: str) -> bool:
+    """Whether a listing of ``prefix`` could include reserved paths (e.g. '' or '_lake')."""
+    return ACTIONS_PREFIX.startswith(prefix) or is_reserved(prefix)

@@ -71,10 +71,14 @@ class TransactionWriter:
 
     def upload(self, files: Mapping[str, Path]) -> None:
         """Write local files (object path -> local file) in parallel."""
+        for path in files:
+            _policy.user_path(validate_object_path(path), "write")
         txn = self.transaction
         self._owner._write_objects(txn.repo, txn.branch, files, label=txn.ref)
 
     def delete(self, paths: Sequence[str]) -> None:
+        for path in paths:
+            _policy.user_path(validate_object_path(path), "delete")
         self._owner._delete_objects(self.transaction, paths)
 
 
@@ -157,7 +161,8 @@ class Transactions:
             if not message.strip():
                 raise InvalidReferenceError("a commit needs a message", part="message",
                                             value=message)
-            self._delete_objects(txn, [validate_object_path(p) for p in deletes])
+            self._delete_objects(txn, [_policy.user_path(validate_object_path(p), "delete")
+                                       for p in deletes])
             meta = {k: str(v) for k, v in (metadata or {}).items()}
 
             def no_changes(status: int, msg: str) -> BaseException | None:

@@ -290,12 +290,12 @@ def test_deleting_a_model_or_its_folder_removes_its_follows(hub: Hub) -> None:
     hub.create_asset(admin, data, dataset=DatasetMeta("image_classification", "dir", "ratio", 0.9))
     hub.create_asset(admin, model)
     settings = {"repo": "https://example.org/code.git"}
-    create_follow(hub, admin, model, data, settings, "http://127.0.0.1:1/hook")
+    create_follow(hub, admin, model, data, settings)
     assert [f.model for f in list_follows(hub, admin, model=model)] == [model]
     hub.delete_asset(admin, model)
     hub.create_asset(admin, model)
     assert list_follows(hub, admin, model=model) == []  # the new model inherits nothing
-    create_follow(hub, admin, model, data, settings, "http://127.0.0.1:1/hook")  # not "exists"
+    create_follow(hub, admin, model, data, settings)  # not "exists"
     hub.delete_folder(admin, f"root/model/f{tag}")
     hub.create_folder(admin, f"root/model/f{tag}")
     hub.create_asset(admin, model)

@@ -260,7 +260,7 @@ def test_a_commit_to_a_followed_dataset_retrains_and_merges_only_if_better(
     # more data: main now has a model, so the retrain continues from it, evaluates main's model
     # on the same data, and merges only if better. lakeFS notifying three more times (retries)
     # while it runs starts no second retrain.
-    from assethub.follows import hook_secret
+    from assethub.triggers import HOOK_HEADER
 
     head_before = hub.resolve(f"{MODEL}:main")
     since = datetime.now(UTC)
@@ -273,7 +273,7 @@ def test_a_commit_to_a_followed_dataset_retrains_and_merges_only_if_better(
     event_ids = set()
     for _ in range(3):
         r = httpx.post(f"{hub_server.url}/api/v1/hooks/lakefs",
-                       params={"secret": hook_secret(hub_server.hub)}, json=body)
+                       headers={HOOK_HEADER: hub_server.hub.lakefs_hook.secret}, json=body)
         assert r.status_code == 200 and r.json()["follows"] == 1, r.text
         event_ids.add(r.json()["event_id"])
     assert len(event_ids) == 1, "one commit is one event, however often lakeFS calls"
@@ -296,7 +296,7 @@ def test_a_commit_to_a_followed_dataset_retrains_and_merges_only_if_better(
         assert runs[0].result_commit and after == again.model_commit
 
     # the hook refuses a caller without the secret, and says so
-    r = httpx.post(f"{hub_server.url}/api/v1/hooks/lakefs", params={"secret": "guess"}, json=body)
+    r = httpx.post(f"{hub_server.url}/api/v1/hooks/lakefs", headers={HOOK_HEADER: "guess"}, json=body)
     assert r.status_code == 401 and "secret" in r.json()["error"]["message"]
 
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from assethub.errors import InvalidReferenceError
 from assethub.follows import action_yaml, check_settings
+from assethub.triggers import HOOK_HEADER, HOOK_SECRET_ENV, LAKEFS_ENV_PREFIX, LakeFSHook
 from deployments import gpu_job_template
 from deployments.triggers import retrain_parameters
 from infra._prefect_server import NullsAsDefaults
@@ -33,10 +36,56 @@ def test_retrain_parameters_carry_the_follow() -> None:
     assert p["model"] == "a/model/f/m" and p["params"] == {"epochs": 1} and "schedule" not in p
 
 
-def test_the_action_fires_on_main_only() -> None:
-    text = action_yaml("http://hub/api/v1/hooks/lakefs?secret=s")
+def test_the_action_fires_on_main_only_and_holds_no_secret() -> None:
+    text = action_yaml(LakeFSHook("http://hub:8780/", "s3cr3t-value"))
     assert "post-commit:\n    branches: [main]" in text and "post-merge:\n    branches: [main]" in text
-    assert 'url: "http://hub/api/v1/hooks/lakefs?secret=s"' in text
+    assert 'url: "http://hub:8780/api/v1/hooks/lakefs"' in text
+    assert "s3cr3t-value" not in text  # lakeFS fills the header in from its own environment
+    action = yaml.safe_load(text)["hooks"][0]["properties"]
+    assert action["headers"] == {HOOK_HEADER: "{{ ENV.LAKEFSACTION_ASSETHUB_HOOK_SECRET }}"}
+    assert HOOK_SECRET_ENV.startswith(LAKEFS_ENV_PREFIX)
+
+
+def test_the_hook_url_comes_from_settings() -> None:
+    from assethub.server import ServerSettings
+
+    def settings(**kw: Any) -> ServerSettings:
+        return ServerSettings(home=Path("/nonexistent"), catalog_url="sqlite://", lakefs_endpoint="x",
+                              lakefs_access_key_id="k", lakefs_secret_access_key="s", **kw)
+
+    assert settings(port=8780).hook_base_url() == "http://127.0.0.1:8780"
+    assert settings(host="0.0.0.0", port=1).hook_base_url() == "http://127.0.0.1:1"
+    assert settings(host="::", port=1).hook_base_url() == "http://[::1]:1"
+    assert settings(hook_url="https://hub.internal/").hook_base_url() == "https://hub.internal"
+    assert "s3cr3t" not in repr(settings(hook_secret="s3cr3t"))
+
+
+def test_reserved_paths() -> None:
+    from assethub.errors import NotAllowedError
+    from assethub.storage._policy import covers_reserved, is_reserved, user_path
+
+    for p in ("_lakefs_actions", "_lakefs_actions/", "_lakefs_actions/x.yaml", "_lakefs_actions/a/b"):
+        assert is_reserved(p)
+        with pytest.raises(NotAllowedError, match="'_lakefs_actions/' is reserved"):
+            user_path(p, "write")
+    for p in ("_lakefs_actionsx", "data/_lakefs_actions/x.yaml", "_lakefs", "lakefs_actions/x"):
+        assert not is_reserved(p) and user_path(p) == p
+    assert covers_reserved("") and covers_reserved("_lake") and not covers_reserved("data/")
+
+
+def test_services_listen_on_loopback_unless_the_setting_allows_more() -> None:
+    from assethub.errors import NotAllowedError
+    from assethub.serving import allowed_hosts, check_host
+
+    for host in ("127.0.0.1", "127.0.0.2", "::1", "localhost"):
+        assert check_host(host) == host
+    for host in ("0.0.0.0", "::", "10.0.0.5", "example.org"):
+        with pytest.raises(NotAllowedError, match=r"loopback only.*ASSETHUB_SERVICE_HOSTS"):
+            check_host(host)
+    assert check_host("10.0.0.5", allowed_hosts("10.0.0.5, 10.0.0.6")) == "10.0.0.5"
+    assert check_host("0.0.0.0", allowed_hosts("*")) == "0.0.0.0"
+    with pytest.raises(NotAllowedError):
+        check_host("0.0.0.0", allowed_hosts("10.0.0.5"))
 
 
 def test_gpu_template_variables_are_all_declared() -> None:

@@ -3,7 +3,7 @@
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -11,6 +11,7 @@ from assethub import follows
 from assethub._json import jsonable
 from assethub.hub import Hub, Principal
 from assethub.server.routes import API
+from assethub.triggers import HOOK_HEADER
 
 
 class FollowIn(BaseModel):
@@ -24,9 +25,9 @@ def router(hub: Hub, principal: Callable[[Request], Awaitable[Principal]]) -> AP
     Who = Annotated[Principal, Depends(principal)]
 
     @r.post("/follows", status_code=201)
-    def create_follow(who: Who, body: FollowIn, request: Request) -> Any:
-        hook = f"{str(request.base_url).rstrip('/')}{API}/hooks/lakefs?secret={follows.hook_secret(hub)}"
-        return jsonable(follows.create_follow(hub, who, body.model, body.dataset, body.settings, hook))
+    def create_follow(who: Who, body: FollowIn) -> Any:
+        # the hook's URL is a server setting (hub.lakefs_hook), never this request's Host
+        return jsonable(follows.create_follow(hub, who, body.model, body.dataset, body.settings))
 
     @r.get("/follows")
     def list_follows(who: Who, model: Annotated[str | None, Query(max_length=600)] = None,
@@ -38,10 +39,10 @@ def router(hub: Hub, principal: Callable[[Request], Awaitable[Principal]]) -> AP
         follows.delete_follow(hub, who, follow_id)
         return Response(status_code=204)
 
-    @r.post("/hooks/lakefs")
-    async def lakefs_hook(secret: Annotated[str, Query(max_length=200)] = "",
+    @r.post(follows.HOOK_PATH.removeprefix(API))
+    async def lakefs_hook(secret: Annotated[str, Header(alias=HOOK_HEADER, max_length=200)] = "",
                           event: Annotated[dict[str, Any] | None, Body()] = None) -> Any:
-        # called by lakeFS actions, with the server's secret; no user token
+        # called by lakeFS actions, with the secret lakeFS holds in its environment; no user token
         return await run_in_threadpool(follows.on_lakefs_event, hub, secret, event or {})
 
     return r
