@@ -63,7 +63,7 @@ def up(port: int = 8780, admin: str = "admin", timeout: float = 60) -> StackInfo
     token_file = SERVER.dir / "admin-token"
     if token_file.exists():
         current = config.load()
-        if current.token is None or current.url != url:
+        if current.token is None or current.url != url or not _accepted(url, current.token):
             saved = config.save(config.ClientConfig(url, token_file.read_text().strip()))
     mlflow_url = tracking.wait()
     prefect_api = prefect.wait()
@@ -72,6 +72,18 @@ def up(port: int = 8780, admin: str = "admin", timeout: float = 60) -> StackInfo
     prefect.start_worker({"ASSETHUB_URL": url, "ASSETHUB_TOKEN": token, "MLFLOW_TRACKING_URI": mlflow_url,
                           "ASSETHUB_HOME": str(config.home())})
     return StackInfo(url, lake.endpoint, saved, mlflow_url, prefect_api.removesuffix("/api"), log_files())
+
+
+def _accepted(url: str, token: str) -> bool:
+    """Whether the server knows the saved token: after `make clean-stack` (a new home, a new
+    admin) the saved one is stale, and the CLI would answer "unknown API token" until `login`."""
+    import httpx
+
+    try:
+        r = httpx.get(f"{url}/api/v1/whoami", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    except httpx.HTTPError:
+        return True  # cannot tell: keep what the user saved
+    return r.status_code != 401
 
 
 def down() -> list[str]:
