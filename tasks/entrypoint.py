@@ -73,7 +73,8 @@ def run_entrypoint(command: str, cwd: str, contract: dict[str, str],
     started = time.perf_counter()
     tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
     # under a supervisor that ends the command's process group if this process dies
-    proc = subprocess.Popen([sys.executable, "-I", SUPERVISOR, str(os.getpid()), command], cwd=cwd, env=command_environment(contract),
+    proc = subprocess.Popen([sys.executable, "-I", SUPERVISOR, str(os.getpid()), command], cwd=cwd,
+                            env=command_environment(contract),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                             text=True, errors="replace", bufsize=1, start_new_session=True)
     timed_out = False
