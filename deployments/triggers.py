@@ -9,9 +9,10 @@ the process's Prefect settings are).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -110,6 +111,35 @@ def emit_dataset_event(api_url: str, dataset: str, commit: str, cause: str = "")
     return event_id
 
 
+#: final states of a flow run that did not complete; the run record of such a run is crashed
+_ENDED = ("CRASHED", "CANCELLED", "FAILED")
+
+
+def ended_flow_runs(api_url: str, ids: Sequence[str]) -> dict[str, str]:
+    """Of the flow runs ``ids``, those that crashed, were cancelled or failed: why, by id
+    (unknown ids and runs still going are left out)."""
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterId,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+
+    wanted = []
+    for i in ids:
+        with contextlib.suppress(ValueError):
+            wanted.append(uuid.UUID(i))
+    if not wanted:
+        return {}
+    with _client(api_url) as c:
+        runs = c.read_flow_runs(flow_run_filter=FlowRunFilter(
+            id=FlowRunFilterId(any_=wanted),
+            state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType(t) for t in _ENDED]))))
+    return {str(r.id): f"its flow run is {r.state.name}: {r.state.message or 'no reason given'}"
+            for r in runs if r.state is not None}
+
+
 class PrefectFollowTriggers:
     """Follow triggers on the Prefect API at ``api_url``, else at ``ASSETHUB_PREFECT_API_URL``
     or ``PREFECT_API_URL`` as they are at each call (``assethub up`` sets the first)."""
@@ -134,3 +164,8 @@ class PrefectFollowTriggers:
 
     def dataset_updated(self, dataset: str, commit: str, cause: str = "") -> str:
         return emit_dataset_event(self.api_url(), dataset, commit, cause)
+
+    def ended_flow_runs(self, ids: Sequence[str]) -> dict[str, str]:
+        """Which of the flow runs ``ids`` ended without completing, and why (see
+        :meth:`assethub.hub.Jobs.record_crashes`)."""
+        return ended_flow_runs(self.api_url(), ids)
