@@ -116,15 +116,10 @@ _ENDED = ("CRASHED", "CANCELLED", "FAILED")
 
 
 def ended_flow_runs(api_url: str, ids: Sequence[str]) -> dict[str, str]:
-    """Of the flow runs ``ids``, those that crashed, were cancelled or failed: why, by id
-    (unknown ids and runs still going are left out)."""
-    from prefect.client.schemas.filters import (
-        FlowRunFilter,
-        FlowRunFilterId,
-        FlowRunFilterState,
-        FlowRunFilterStateType,
-    )
-    from prefect.client.schemas.objects import StateType
+    """Of the flow runs ``ids``, those that crashed, were cancelled or failed, or whose parent
+    flow run did (a sub-flow run in a process that died stays Running): why, by id. Unknown
+    ids and runs still going are left out."""
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
     wanted = []
     for i in ids:
@@ -132,12 +127,21 @@ def ended_flow_runs(api_url: str, ids: Sequence[str]) -> dict[str, str]:
             wanted.append(uuid.UUID(i))
     if not wanted:
         return {}
+    out: dict[str, str] = {}
     with _client(api_url) as c:
-        runs = c.read_flow_runs(flow_run_filter=FlowRunFilter(
-            id=FlowRunFilterId(any_=wanted),
-            state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType(t) for t in _ENDED]))))
-    return {str(r.id): f"its flow run is {r.state.name}: {r.state.message or 'no reason given'}"
-            for r in runs if r.state is not None}
+        for run in c.read_flow_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=wanted))):
+            current, parent = run, ""
+            for _ in range(4):  # a retrain's sub-flows are one level down
+                state = current.state
+                if state is not None and state.type.value in _ENDED:
+                    out[str(run.id)] = (f"its {parent}flow run is {state.name}: "
+                                        f"{state.message or 'no reason given'}")
+                    break
+                if current.parent_task_run_id is None or (state is not None and state.is_final()):
+                    break
+                current = c.read_flow_run(c.read_task_run(current.parent_task_run_id).flow_run_id)
+                parent = "parent "
+    return out
 
 
 class PrefectFollowTriggers:
