@@ -507,14 +507,19 @@ def test_a_retrain_whose_flow_process_is_killed_is_recorded_crashed_and_retried(
     with on_prefect(prefect_stack):
         flow_run = run_deployment("retrain/local", parameters=parameters, timeout=0)
 
+    def proc(pid: int, name: str) -> bytes:
+        try:
+            return Path(f"/proc/{pid}/{name}").read_bytes()
+        except OSError:  # gone meanwhile
+            return b""
+
     def command_running() -> set[int]:
         job = _processes_of(str(flow_run.id))
-        return job if any(b"supervise.py" in Path(f"/proc/{p}/cmdline").read_bytes()
-                          for p in _alive(job)) else set()
+        return job if any(b"supervise.py" in proc(p, "cmdline") for p in _alive(job)) else set()
 
     job = wait_for("the training command to run", command_running, timeout=300, every=0.5)
-    flow_process = [p for p in job if int(Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[1])
-                    not in job]
+    # the flow process: the one of the job that the worker started (its parent is not the job's)
+    flow_process = [p for p in _alive(job) if int(proc(p, "stat").rsplit(b")", 1)[1].split()[1]) not in job]
     assert len(flow_process) == 1, flow_process
     os.kill(flow_process[0], signal.SIGKILL)
     wait_for("the job's processes to be gone", lambda: not _alive(job), timeout=60, every=0.2)
