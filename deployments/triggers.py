@@ -9,9 +9,10 @@ the process's Prefect settings are).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -110,6 +111,39 @@ def emit_dataset_event(api_url: str, dataset: str, commit: str, cause: str = "")
     return event_id
 
 
+#: final states of a flow run that did not complete; the run record of such a run is crashed
+_ENDED = ("CRASHED", "CANCELLED", "FAILED")
+
+
+def ended_flow_runs(api_url: str, ids: Sequence[str]) -> dict[str, str]:
+    """Of the flow runs ``ids``, those that crashed, were cancelled or failed, or whose parent
+    flow run did (a sub-flow run in a process that died stays Running): why, by id. Unknown
+    ids and runs still going are left out."""
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    wanted = []
+    for i in ids:
+        with contextlib.suppress(ValueError):
+            wanted.append(uuid.UUID(i))
+    if not wanted:
+        return {}
+    out: dict[str, str] = {}
+    with _client(api_url) as c:
+        for run in c.read_flow_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=wanted))):
+            current, parent = run, ""
+            for _ in range(4):  # a retrain's sub-flows are one level down
+                state = current.state
+                if state is not None and state.type.value in _ENDED:
+                    out[str(run.id)] = (f"its {parent}flow run is {state.name}: "
+                                        f"{state.message or 'no reason given'}")
+                    break
+                if current.parent_task_run_id is None or (state is not None and state.is_final()):
+                    break
+                current = c.read_flow_run(c.read_task_run(current.parent_task_run_id).flow_run_id)
+                parent = "parent "
+    return out
+
+
 class PrefectFollowTriggers:
     """Follow triggers on the Prefect API at ``api_url``, else at ``ASSETHUB_PREFECT_API_URL``
     or ``PREFECT_API_URL`` as they are at each call (``assethub up`` sets the first)."""
@@ -134,3 +168,8 @@ class PrefectFollowTriggers:
 
     def dataset_updated(self, dataset: str, commit: str, cause: str = "") -> str:
         return emit_dataset_event(self.api_url(), dataset, commit, cause)
+
+    def ended_flow_runs(self, ids: Sequence[str]) -> dict[str, str]:
+        """Which of the flow runs ``ids`` ended without completing, and why (see
+        :meth:`assethub.hub.Jobs.record_crashes`)."""
+        return ended_flow_runs(self.api_url(), ids)

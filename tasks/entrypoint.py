@@ -24,6 +24,7 @@ from tasks.env import SECRET_VARIABLES
 from tasks.tracking import Tracking
 
 TAIL_LINES = 30
+SUPERVISOR = str(Path(__file__).with_name("supervise.py"))
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,9 @@ def run_entrypoint(command: str, cwd: str, contract: dict[str, str],
     logger.info("running `%s` in %s", command, cwd)
     started = time.perf_counter()
     tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
-    proc = subprocess.Popen(["/bin/sh", "-c", command], cwd=cwd, env=command_environment(contract),
+    # under a supervisor that ends the command's process group if this process dies
+    proc = subprocess.Popen([sys.executable, "-I", SUPERVISOR, str(os.getpid()), command], cwd=cwd,
+                            env=command_environment(contract),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                             text=True, errors="replace", bufsize=1, start_new_session=True)
     timed_out = False

@@ -242,6 +242,7 @@ class Hub:
     update_run = _Forward("jobs", Jobs.update_run)
     get_run = _Forward("jobs", Jobs.get_run)
     list_runs = _Forward("jobs", Jobs.list_runs)
+    record_crashes = _Forward("jobs", Jobs.record_crashes)
     add_evaluation = _Forward("jobs", Jobs.add_evaluation)
     list_evaluations = _Forward("jobs", Jobs.list_evaluations)
     lineage = _Forward("jobs", Jobs.lineage)

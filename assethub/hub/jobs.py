@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import uuid
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,7 +21,7 @@ from assethub.errors import ForbiddenError, InvalidReferenceError, NotFoundError
 from assethub.hub._rows import aware
 from assethub.hub.audit import AuditLog
 from assethub.hub.git_credentials import GitCredentials
-from assethub.hub.identity import Principal, find_user, require_user
+from assethub.hub.identity import Principal, find_user, require_admin, require_user
 from assethub.hub.permissions import Permissions, not_found
 from assethub.lineage import Lineage, model_commit_of
 from assethub.refs import AssetKind, AssetPath, AssetRef
@@ -198,6 +199,48 @@ class Jobs:
             if kind:
                 q = q.where(Run.kind == kind)
             return [_run_view(r) for r in s.scalars(q)]
+
+    def record_crashes(self, who: Principal,
+                       ended: Callable[[Sequence[str]], Mapping[str, str]]) -> list[RunView]:
+        """Mark ``crashed`` the pending and running runs whose flow run ended without them.
+
+        ``ended`` is given the Prefect flow-run ids of those runs and returns, for each flow run
+        that crashed, was cancelled or failed, why (those still going are left out); the reason
+        becomes the run's error. A crashed retrain's claim, its branch while it holds no job
+        commit, is deleted so that the next trigger retries. Returns the runs marked.
+        """
+        require_admin(who)
+        with self.catalog.session() as s:
+            open_runs = {r.prefect_flow_run_id: r.id for r in s.scalars(
+                select(Run).where(Run.state.in_(("pending", "running")), Run.prefect_flow_run_id != ""))}
+        reasons = dict(ended(sorted(open_runs))) if open_runs else {}
+        marked = []
+        for flow_run_id, reason in sorted(reasons.items()):
+            run_id = open_runs.get(flow_run_id)
+            if run_id is None:
+                continue
+            with self.audit.audited(who, "run.crashed", run_id):
+                with self.catalog.session() as s:
+                    r = s.get(Run, run_id)
+                    if r is None or r.state not in ("pending", "running"):
+                        continue  # the job recorded its end meanwhile
+                    r.state, r.error, r.finished_at = "crashed", reason[:10_000], datetime.now(UTC)
+                    s.flush()
+                    view = _run_view(r)
+                marked.append(view)
+                if view.kind == "retrain" and view.branch and not view.result_commit:
+                    self._release_claim(view)
+        return marked
+
+    def _release_claim(self, run: RunView) -> None:
+        """Delete a retrain's branch unless a job committed on it (then it is kept, as the flow
+        keeps it: that work is done)."""
+        try:
+            head = self.storage.get_commit(AssetPath.parse(run.model).at(run.branch))
+        except NotFoundError:
+            return  # released already
+        if Lineage.from_metadata(head.metadata) is None:
+            self.storage.delete_branch(run.model, run.branch)
 
     def add_evaluation(self, who: Principal, model: AssetRef | str, *, dataset: str,
                        metrics: dict[str, Any], run_id: str = "",

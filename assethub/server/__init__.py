@@ -8,13 +8,14 @@ through entry points (:mod:`assethub.plugins`) — the follow triggers to Prefec
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from assethub import config
-from assethub.hub import CatalogLocator, Hub, Limits
+from assethub.hub import CatalogLocator, Hub, Limits, Principal
 from assethub.server.app import create_app
 from assethub.triggers import LakeFSHook
 
@@ -94,6 +95,26 @@ def build_hub(settings: ServerSettings) -> Hub:
                lakefs_hook=LakeFSHook(settings.hook_base_url(), settings.hook_secret))
 
 
+#: how often the server looks for runs whose flow run ended without them (ASSETHUB_CRASH_CHECK_SECONDS)
+CRASH_CHECK_SECONDS = 20.0
+
+
+def record_crashes_every(hub: Hub, seconds: float, stop: threading.Event) -> None:
+    """Until ``stop`` is set, every ``seconds``: mark ``crashed`` the pending and running runs
+    whose flow run crashed, was cancelled or failed (as the follow triggers' orchestrator tells:
+    a run's flow run is the orchestrator's), releasing their retrain claims. Nothing without an
+    orchestrator that can tell; an error is logged and the next round tries again."""
+    ended = getattr(hub.follow_triggers, "ended_flow_runs", None)
+    if ended is None:
+        return
+    system = Principal("assethub-server", is_admin=True)
+    while not stop.wait(seconds):
+        try:
+            hub.record_crashes(system, ended)
+        except Exception:  # an orchestrator or lakeFS away for a while: the next round retries
+            logging.getLogger(__name__).exception("recording crashed runs failed")
+
+
 def serve(settings: ServerSettings | None = None) -> None:
     """Run the server in the foreground; prints the bootstrap admin token once, if created."""
     import uvicorn
@@ -108,5 +129,8 @@ def serve(settings: ServerSettings | None = None) -> None:
         print(f"created admin user {settings.admin!r}; its token is in {token_file}", flush=True)
     # Writers killed mid-upload leave hidden branches behind; sweep old ones once at start.
     threading.Thread(target=hub.cleanup_stale_writes, daemon=True, name="cleanup").start()
+    seconds = float(os.environ.get("ASSETHUB_CRASH_CHECK_SECONDS", CRASH_CHECK_SECONDS))
+    threading.Thread(target=record_crashes_every, args=(hub, seconds, threading.Event()), daemon=True,
+                     name="crashes").start()
     uvicorn.run(create_app(hub), host=settings.host, port=settings.port, log_level="warning",
                 access_log=False)

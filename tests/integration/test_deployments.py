@@ -485,3 +485,61 @@ def test_a_worker_killed_mid_run_leaves_no_commit_and_the_run_can_be_rerun(
     assert again.state is not None and again.state.is_completed(), again.state
     view = w.hub.lineage(f"{w.model}:survivor")
     assert view.lineage is not None and view.lineage.run_id != running[0].id
+
+
+def test_a_retrain_whose_flow_process_is_killed_is_recorded_crashed_and_retried(
+        prefect_stack: str, deploy_world: JobWorld, hub_server: Any) -> None:
+    """SIGKILL of the flow process mid-training: the training command ends with it, the server
+    marks the retrain and its train sub-run ``crashed`` with the reason, and drops the retrain's
+    claim, so the next trigger retrains that dataset commit."""
+    import signal
+    import threading
+
+    from prefect.deployments import run_deployment
+
+    from assethub.server import record_crashes_every
+
+    w = deploy_world
+    model = "deployer/model/digits/crashes"
+    w.hub.create_asset(model)
+    branches = {b.name for b in w.hub.list_branches(model)}
+    parameters = {"model": model, "dataset": DATASET, "repo": w.repo, "params": {"epochs": 3, "seed": 2}}
+    with on_prefect(prefect_stack):
+        flow_run = run_deployment("retrain/local", parameters=parameters, timeout=0)
+
+    def proc(pid: int, name: str) -> bytes:
+        try:
+            return Path(f"/proc/{pid}/{name}").read_bytes()
+        except OSError:  # gone meanwhile
+            return b""
+
+    def command_running() -> set[int]:
+        job = _processes_of(str(flow_run.id))
+        return job if any(b"supervise.py" in proc(p, "cmdline") for p in _alive(job)) else set()
+
+    job = wait_for("the training command to run", command_running, timeout=300, every=0.5)
+    # the flow process: the one of the job that the worker started (its parent is not the job's)
+    flow_process = [p for p in _alive(job) if int(proc(p, "stat").rsplit(b")", 1)[1].split()[1]) not in job]
+    assert len(flow_process) == 1, flow_process
+    os.kill(flow_process[0], signal.SIGKILL)
+    wait_for("the job's processes to be gone", lambda: not _alive(job), timeout=60, every=0.2)
+    stop = threading.Event()
+    checker = threading.Thread(target=record_crashes_every, args=(hub_server.hub, 0.5, stop), daemon=True)
+    checker.start()
+    try:
+        def both_crashed() -> list[Any]:
+            runs = [r for r in w.hub.list_runs(model, limit=10) if r.state == "crashed"]
+            return runs if len(runs) == 2 else []
+
+        crashed = wait_for("the retrain and its train run to be recorded crashed", both_crashed,
+                           timeout=120, every=0.5)
+    finally:
+        stop.set()
+        checker.join()
+    assert {r.kind for r in crashed} == {"retrain", "train"}
+    assert all("Crashed" in r.error and r.finished_at for r in crashed), [r.error for r in crashed]
+    assert {b.name for b in w.hub.list_branches(model)} == branches, "the claim is released"
+    with on_prefect(prefect_stack):
+        again = run_deployment("retrain/local", parameters=parameters, timeout=900)
+    assert again.state is not None and again.state.is_completed(), again.state
+    assert [r.state for r in w.hub.list_runs(model, kind="retrain", limit=10)] == ["completed", "crashed"]
