@@ -108,11 +108,17 @@ def record_crashes_every(hub: Hub, seconds: float, stop: threading.Event) -> Non
     if ended is None:
         return
     system = Principal("assethub-server", is_admin=True)
+    last = ""
     while not stop.wait(seconds):
         try:
             hub.record_crashes(system, ended)
-        except Exception:  # an orchestrator or lakeFS away for a while: the next round retries
-            logging.getLogger(__name__).exception("recording crashed runs failed")
+            last = ""
+        except Exception as e:  # an orchestrator or lakeFS away for a while: the next round retries
+            why = f"{type(e).__name__}: {e}"
+            if why != last:  # once per cause, not every round of an outage
+                logging.getLogger(__name__).warning("recording crashed runs failed (%s); "
+                                                    "retrying every %.0f s", why, seconds)
+            last = why
 
 
 def serve(settings: ServerSettings | None = None) -> None:
