@@ -44,6 +44,8 @@ class Principal:
     name: str | None
     is_admin: bool = False
     groups: frozenset[str] = frozenset()
+    #: the run a job token was issued for (None: a user's own token)
+    job_run_id: str | None = None
 
     @property
     def anonymous(self) -> bool:
