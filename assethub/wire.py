@@ -387,6 +387,9 @@ class FollowView:
     created_by: str
     created_at: datetime
     triggers: dict[str, str]
+    #: why the follow no longer retrains ("" while active); its owner resumes it
+    paused: str = ""
+
 
 @dataclass(frozen=True, slots=True)
 class GitCredentialView:

@@ -189,6 +189,19 @@ class Identity:
         self.audit.record(Principal(name, True), "user.bootstrap", name, "ok")
         return secret
 
+    def principal_of(self, name: str) -> Principal:
+        """The principal of user ``name`` as their own token would give it (for work done on
+        their behalf, e.g. a follow's retrain); NotFoundError without such a user,
+        AuthenticationError when they are disabled."""
+        with self.catalog.session() as s:
+            user = find_user(s, name)
+            if user.disabled:
+                raise AuthenticationError(f"user {user.name} is disabled")
+            groups = s.scalars(
+                select(Group.name).join(Membership).where(Membership.user_id == user.id)
+            ).all()
+            return Principal(user.name, user.is_admin, frozenset(groups))
+
     def whoami(self, who: Principal) -> UserView:
         name = require_user(who)
         with self.catalog.session() as s:
