@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -203,29 +203,40 @@ class Jobs:
             return [_run_view(r) for r in s.scalars(q)]
 
     def record_crashes(self, who: Principal,
-                       ended: Callable[[Sequence[str]], Mapping[str, str]]) -> list[RunView]:
-        """Mark ``crashed`` the pending and running runs whose flow run ended without them.
+                       ended: Callable[[Sequence[str]], Mapping[str, str]], *,
+                       never_started_after: float | None = None) -> list[RunView]:
+        """Mark ``crashed`` the pending and running runs whose flow run ended without them, and
+        (with ``never_started_after``, seconds) the pending runs that got no flow run at all in
+        that long: their job never started.
 
-        ``ended`` is given the Prefect flow-run ids of those runs and returns, for each flow run
-        that crashed, was cancelled or failed, why (those still going are left out); the reason
-        becomes the run's error. A crashed retrain's claim, its branch while it holds no job
-        commit, is deleted so that the next trigger retries. Returns the runs marked.
+        ``ended`` is given the Prefect flow-run ids of the open runs and returns, for each flow
+        run that crashed, was cancelled, failed or lost its worker, why (those still going are
+        left out); the reason becomes the run's error. A crashed retrain's claim, its branch
+        while it holds no job commit, is deleted so that the next trigger retries. Returns the
+        runs marked.
         """
         require_admin(who)
         with self.catalog.session() as s:
             open_runs = {r.prefect_flow_run_id: r.id for r in s.scalars(
                 select(Run).where(Run.state.in_(("pending", "running")), Run.prefect_flow_run_id != ""))}
+            stale: dict[str, str] = {}
+            if never_started_after is not None:
+                before = datetime.now(UTC) - timedelta(seconds=never_started_after)
+                stale = {r.id: (f"its job never started: pending for more than "
+                                f"{never_started_after:.0f} s without a flow run") for r in s.scalars(
+                    select(Run).where(Run.state == "pending", Run.prefect_flow_run_id == "",
+                                      Run.created_at < before))}
         reasons = dict(ended(sorted(open_runs))) if open_runs else {}
+        crashed = {open_runs[f]: why for f, why in reasons.items() if f in open_runs} | stale
         marked = []
-        for flow_run_id, reason in sorted(reasons.items()):
-            run_id = open_runs.get(flow_run_id)
-            if run_id is None:
-                continue
+        for run_id, reason in sorted(crashed.items()):
             with self.audit.audited(who, "run.crashed", run_id):
                 with self.catalog.session() as s:
                     r = s.get(Run, run_id)
                     if r is None or r.state not in ("pending", "running"):
                         continue  # the job recorded its end meanwhile
+                    if run_id in stale and (r.state != "pending" or r.prefect_flow_run_id):
+                        continue  # it started meanwhile
                     r.state, r.error, r.finished_at = "crashed", reason[:10_000], datetime.now(UTC)
                     s.flush()
                     view = _run_view(r)

@@ -229,3 +229,26 @@ def test_an_active_follow_is_not_paused_by_the_hook(world: World) -> None:
         "event_type": "post-commit"})
     assert out["follows"] == 1 and "paused" not in out, out
     assert _paused(w, "owner", f["id"]) == ""
+
+
+# -- runs whose job never started -------------------------------------------------------------
+def test_a_run_whose_job_never_started_is_recorded_crashed(world: World) -> None:
+    w = world
+    hub = w.server.hub
+    model = w.asset(w.mfolder, "net")
+    editor = Principal(w.api.names["editor"])
+    never = hub.create_run(editor, kind="train", model=model)
+    started = hub.create_run(editor, kind="train", model=model)
+    hub.update_run(editor, started.id, prefect_flow_run_id="0" * 32)
+    system = Principal("assethub-server", is_admin=True)
+    # younger than the setting: left alone
+    assert never.id not in {r.id for r in hub.record_crashes(system, lambda ids: {},
+                                                             never_started_after=3600)}
+    marked = hub.record_crashes(system, lambda ids: {}, never_started_after=0)
+    assert never.id in {r.id for r in marked} and started.id not in {r.id for r in marked}
+    view = hub.get_run(editor, never.id)
+    assert view.state == "crashed" and view.finished_at is not None
+    assert view.error == "its job never started: pending for more than 0 s without a flow run"
+    assert hub.get_run(editor, started.id).state == "pending", "it has a flow run: that one decides"
+    with pytest.raises(errors.ForbiddenError):
+        hub.record_crashes(editor, lambda ids: {}, never_started_after=0)
