@@ -430,6 +430,10 @@ def merge(asset: AssetArg, source: Annotated[str, typer.Argument(help="Branch to
         result = launch("merge", args)
         typer.echo(f"merged {source} into {into}: {result['commit'][:12]} ({result['reason']})"
                    if result["merged"] else f"not merged: {result['reason']}")
+        for side in ("source", "target"):  # whose numbers were compared
+            if result.get(f"{side}_by") and result.get(f"{side}_value") is not None:
+                typer.echo(f"  {side} {into if side == 'target' else source}: {metric} "
+                           f"{result[f'{side}_value']:.6g} by {result[f'{side}_by']}")
         return
     with _hub() as hub:
         c = hub.merge(asset, source, into=into, strategy=strategy, message=message)

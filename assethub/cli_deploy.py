@@ -52,6 +52,15 @@ def register(app: typer.Typer) -> None:
             hub.unfollow(follow_id)
         typer.echo(f"removed follow {follow_id}")
 
+    @app.command("resume-follow")
+    def resume_follow(follow_id: Annotated[int, typer.Argument(metavar="ID")]) -> None:
+        """Let a paused follow retrain again (its owner, once the rights it needs are back)."""
+        with _client() as hub:
+            f = hub.resume_follow(follow_id)
+        typer.echo(f"follow {f.id} is active: {f.model} retrains when {f.dataset}'s main moves")
+        for k, v in sorted(f.triggers.items()):
+            typer.echo(f"  {k}: {v}")
+
     @app.command()
     def follows(model: Annotated[str | None, typer.Option(help="Only this model's.")] = None,
                 as_json: JsonOpt = False) -> None:
@@ -61,8 +70,10 @@ def register(app: typer.Typer) -> None:
         if as_json:
             typer.echo(json.dumps(jsonable(found), indent=2))
             return
-        table = Table("id", "model", "dataset", "metric", "margin", "schedule", box=box.SIMPLE_HEAD)
+        table = Table("id", "model", "dataset", "metric", "margin", "schedule", "state",
+                      box=box.SIMPLE_HEAD)
         for f in found:
             table.add_row(str(f.id), f.model, f.dataset, str(f.settings.get("metric")),
-                          str(f.settings.get("margin")), str(f.settings.get("schedule") or "-"))
+                          str(f.settings.get("margin")), str(f.settings.get("schedule") or "-"),
+                          f"paused: {f.paused}" if f.paused else "active")
         Console().print(table)

@@ -335,7 +335,9 @@ def _lineage_rows(view: "LineageView") -> list[tuple[str, object]]:
                  ("Asset Hub run", lin.run_id)]
     for e in view.evaluations:
         scores = ", ".join(f"{k}={v:.6g}" for k, v in sorted(e.metrics.items()))
-        rows.append((f"evaluation {e.id[:8]}", f"{scores} (dataset commit {e.dataset_commit[:12]})"))
+        trust = "" if e.trusted else ", untrusted: merges ignore it"
+        rows.append((f"evaluation {e.id[:8]}",
+                     f"{scores} (dataset commit {e.dataset_commit[:12]}, by {e.produced_by}{trust})"))
     return rows
 
 

@@ -859,6 +859,11 @@ class Client:
                   "dataset": str(_path(dataset)) if dataset else None}
         return _loads(FollowView, self._call("GET", "/follows", params=params))
 
+    def resume_follow(self, follow_id: int) -> FollowView:
+        """Let a paused follow retrain again (its owner only, once they hold the rights a
+        retrain needs: ``edit`` on the model, ``run`` on the dataset)."""
+        return _load(FollowView, self._call("POST", f"/follows/{int(follow_id)}/resume"))
+
     def unfollow(self, follow_id: int) -> None:
         self._call("DELETE", f"/follows/{int(follow_id)}")
 

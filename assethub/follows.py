@@ -12,6 +12,12 @@ Consent: the action is one file per dataset, committed into its ``main``. Only a
 is there, anyone with ``run`` follows the dataset through the catalog alone. A ``run``-only
 caller is refused (403) while the dataset has no current action.
 
+Re-checked at every trigger: before the hook passes a dataset update on, each follow's owner
+must still exist, be enabled and hold what a retrain needs (``edit`` on the model, ``run`` on
+the dataset). A follow whose owner does not is paused with the reason (its triggers removed, so
+nothing of it starts); the list shows why, and its owner resumes it once the rights are back
+(:func:`resume_follow`), or anyone with ``edit`` on the model deletes it.
+
 Secrets: the action file holds no secret. lakeFS puts the hook's secret into the request from
 its own environment (``{{ ENV.<HOOK_SECRET_ENV> }}`` in a header); the server knows it from its
 settings. The hook URL is a server setting too (:class:`~assethub.triggers.LakeFSHook`), never
@@ -84,7 +90,51 @@ def check_settings(settings: dict[str, Any]) -> dict[str, Any]:
 
 def _view(f: Follow, triggers: dict[str, str] | None = None) -> FollowView:
     return FollowView(f.id, f.model_path, f.dataset_path, dict(f.settings), f.created_by, f.created_at,
-                      triggers or {})
+                      triggers or {}, f.paused or "")
+
+
+#: what a follow's owner must hold for its retrain (the retrain job's needs, jobs._JOB_NEEDS)
+RETRAIN_NEEDS = (("model", "edit"), ("dataset", "run"))
+
+
+def why_owner_cannot_retrain(hub: Hub, follow: FollowView) -> str:
+    """Why the follow's owner may no longer have retrains run for them ("" when they may): they
+    were deleted or disabled, or lost ``edit`` on the model or ``run`` on the dataset."""
+    owner = follow.created_by
+    try:
+        principal = hub.principal_of(owner)
+    except NotFoundError:
+        return f"its owner {owner} no longer exists"
+    except AuthenticationError:
+        return f"its owner {owner} is disabled"
+    for which, needed in RETRAIN_NEEDS:
+        path = follow.model if which == "model" else follow.dataset
+        try:
+            hub.check(principal, path, needed)
+        except (NotFoundError, PermissionError):
+            return f"its owner {owner} no longer has '{needed}' on the {which} {path}"
+    return ""
+
+
+def _pause(hub: Hub, follow: FollowView, reason: str) -> bool:
+    """Record why ``follow`` stopped and remove its triggers; whether they are gone (or there
+    were none to remove), so no retrain of it can start."""
+    system = Principal("assethub-server", is_admin=True)
+    with hub.catalog.session() as s:
+        row = s.get(Follow, follow.id)
+        if row is None:
+            return True
+        row.paused = reason[:2000]
+    hub.record(system, "follow.pause", f"{follow.model} <- {follow.dataset} ({follow.id})", "ok", reason)
+    log.warning("follow %s paused: %s", follow.id, reason)
+    try:
+        hub.follow_triggers.remove(follow.id)
+    except TriggersUnavailable:
+        return True  # nothing installed there either
+    except Exception as e:
+        log.warning("could not remove the triggers of paused follow %s: %s", follow.id, e)
+        return False
+    return True
 
 
 def _paths(model: str, dataset: str) -> tuple[AssetPath, AssetPath]:
@@ -143,6 +193,38 @@ def list_follows(hub: Hub, who: Principal, *, model: str | None = None,
             continue
         out.append(f)
     return out
+
+
+def resume_follow(hub: Hub, who: Principal, follow_id: int) -> FollowView:
+    """Let a paused follow trigger retrains again (its triggers reinstalled): only its owner,
+    and only while they hold what a retrain needs. An active follow is returned as it is."""
+    with hub.catalog.session() as s:
+        row = s.get(Follow, follow_id)
+        if row is None:
+            raise NotFoundError("follow", str(follow_id))
+        view = _view(row)
+    with hub.audited(who, "follow.resume", f"{view.model} <- {view.dataset} ({follow_id})"):
+        me = hub.require_user(who)
+        hub.check(who, view.model, "view")
+        if me != view.created_by:
+            raise ForbiddenError(f"only the follow's owner, {view.created_by}, may resume follow "
+                                 f"{follow_id} (its retrains act for them); or delete it and follow "
+                                 "the dataset yourself", needed="owner")
+        if not view.paused:
+            return view
+        why = why_owner_cannot_retrain(hub, view)
+        if why:
+            raise ForbiddenError(f"follow {follow_id} stays paused: {why}", needed="edit")
+        with hub.catalog.session() as s:
+            row = s.get(Follow, follow_id)
+            if row is None:
+                raise NotFoundError("follow", str(follow_id))
+            row.paused = ""
+            view = _view(row)
+        triggers = _triggers(hub, lambda t: t.install(
+            view.id, view.model, view.dataset, {**view.settings, "owner": view.created_by}))
+        return FollowView(view.id, view.model, view.dataset, view.settings, view.created_by,
+                          view.created_at, triggers, "")
 
 
 def delete_follow(hub: Hub, who: Principal, follow_id: int) -> None:
@@ -252,13 +334,38 @@ def on_lakefs_event(hub: Hub, secret: str, event: dict[str, Any]) -> dict[str, A
     if dataset is None:
         return {"ignored": f"repository {repository!r} holds no asset"}
     with hub.catalog.session() as s:
-        follows = len(list(s.scalars(select(Follow.id).where(Follow.dataset_path == str(dataset)))))
-    if not follows:
+        rows = [_view(f) for f in s.scalars(select(Follow).where(Follow.dataset_path == str(dataset))
+                                            .order_by(Follow.id))]
+    if not rows:
         return {"ignored": f"nobody follows {dataset}", "dataset": str(dataset)}
+    # every trigger re-checks each follow's owner: a follow whose owner left or lost a right is
+    # paused (its triggers removed) before the event goes out, so no retrain of it starts
+    paused: dict[str, str] = {}
+    stuck = []
+    active = 0
+    for f in rows:
+        if f.paused:
+            paused[str(f.id)] = f.paused
+            continue
+        why = why_owner_cannot_retrain(hub, f)
+        if not why:
+            active += 1
+            continue
+        paused[str(f.id)] = why
+        if not _pause(hub, f, why):
+            stuck.append(f.id)
+    out: dict[str, Any] = {"dataset": str(dataset), "follows": active}
+    if paused:
+        out["paused"] = paused
+    if stuck:  # its automation may still be there: sending the event could run its retrain
+        return {**out, "ignored": f"the triggers of paused follow(s) {stuck} could not be removed; "
+                                  "no retrain was started"}
+    if not active:
+        return {**out, "ignored": f"every follow of {dataset} is paused"}
     commit = str(event.get("commit_id") or "") or hub.storage.resolve(dataset.at("main"))
     cause = str(event.get("event_type") or "")
     try:
         event_id = hub.follow_triggers.dataset_updated(str(dataset), commit, cause)
     except TriggersUnavailable as e:
-        return {"ignored": str(e), "dataset": str(dataset)}
-    return {"dataset": str(dataset), "commit": commit, "follows": follows, "event_id": event_id}
+        return {**out, "ignored": str(e)}
+    return {**out, "commit": commit, "event_id": event_id}

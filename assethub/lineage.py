@@ -159,6 +159,10 @@ class Evaluation(Protocol):
     def metrics(self) -> Mapping[str, Any]: ...
     @property
     def created_at(self) -> datetime: ...
+    @property
+    def trusted(self) -> bool: ...
+    @property
+    def produced_by(self) -> str: ...
 
 
 class EvaluatedVersion(Protocol):
@@ -176,15 +180,23 @@ class MergeDecision:
     reason: str
     source_value: float | None = None
     target_value: float | None = None
+    #: who produced each number compared: ``run <id> (<user>)`` or ``user <name>``
+    source_by: str = ""
+    target_by: str = ""
 
 
 def _scores(version: EvaluatedVersion, metric: str) -> dict[str, Evaluation]:
-    """The newest evaluation having ``metric``, per dataset commit."""
+    """The newest trusted evaluation having ``metric``, per dataset commit."""
     out: dict[str, Evaluation] = {}
     for e in sorted(version.evaluations, key=lambda e: e.created_at):
-        if metric in e.metrics:
+        if metric in e.metrics and e.trusted:
             out[e.dataset_commit] = e
     return out
+
+
+def _untrusted(version: EvaluatedVersion, metric: str) -> str:
+    n = sum(1 for e in version.evaluations if metric in e.metrics and not e.trusted)
+    return f" ({n} untrusted evaluation(s) ignored: recorded before only jobs and editors could)" if n else ""
 
 
 def decide_merge(source: EvaluatedVersion, target: EvaluatedVersion, metric: str, *,
@@ -197,28 +209,31 @@ def decide_merge(source: EvaluatedVersion, target: EvaluatedVersion, metric: str
         return MergeDecision(True, "no metric given: merge unconditionally")
     src, dst = _scores(source, metric), _scores(target, metric)
     if not src:
-        return MergeDecision(False, f"the source has no evaluation with '{metric}': run `assethub "
-                                    "evaluate` on it first")
+        return MergeDecision(False, f"the source has no trusted evaluation with '{metric}'"
+                                    f"{_untrusted(source, metric)}: run `assethub evaluate` on it first")
     if not dst:
         best = max(src.values(), key=lambda e: e.created_at)
-        return MergeDecision(True, f"the target has no evaluation with '{metric}'",
-                             float(best.metrics[metric]))
+        return MergeDecision(True, f"the target has no trusted evaluation with '{metric}'"
+                                   f"{_untrusted(target, metric)}; the source's {metric} "
+                                   f"{float(best.metrics[metric]):.6g} is by {best.produced_by}",
+                             float(best.metrics[metric]), source_by=best.produced_by)
     common = [d for d in src if d in dst]
     if common:
         newest = max(common, key=lambda d: src[d].created_at)
-        s, t = float(src[newest].metrics[metric]), float(dst[newest].metrics[metric])
+        s_e, t_e = src[newest], dst[newest]
         note = f"on dataset commit {newest[:12]}"
     else:
         s_e = max(src.values(), key=lambda e: e.created_at)
         t_e = max(dst.values(), key=lambda e: e.created_at)
-        s, t = float(s_e.metrics[metric]), float(t_e.metrics[metric])
         note = (f"on different dataset commits ({s_e.dataset_commit[:12]} vs {t_e.dataset_commit[:12]}): "
                 "evaluate both on one dataset version for a fair comparison")
+    s, t = float(s_e.metrics[metric]), float(t_e.metrics[metric])
     gain = (s - t) if higher_is_better else (t - s)
     better = gain > margin
     verdict = "better" if better else "not better"
-    return MergeDecision(better, f"{metric} {s:.6g} vs {t:.6g} {note}: {verdict} by the margin {margin:g}",
-                         s, t)
+    return MergeDecision(better, f"{metric} {s:.6g} (by {s_e.produced_by}) vs {t:.6g} "
+                                 f"(by {t_e.produced_by}) {note}: {verdict} by the margin {margin:g}",
+                         s, t, s_e.produced_by, t_e.produced_by)
 
 
 # -- reproduction ---------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ are stored and report that their triggers are not installed.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -65,6 +65,14 @@ class FollowTriggers(Protocol):
         notification (the same for the same dataset and commit: lakeFS may call twice)."""
         ...
 
+    def ended_flow_runs(self, ids: Sequence[str], lost_after: float | None = None) -> Mapping[str, str]:
+        """Of the orchestrator's flow runs ``ids`` (jobs' runs record theirs), those that ended
+        without completing, and why; with ``lost_after`` (seconds), also those still marked
+        running whose worker stopped answering for that long (marked crashed there too).
+        Runs still going and unknown ids are left out. The server's crash check calls this
+        (:meth:`assethub.hub.Jobs.record_crashes`)."""
+        ...
+
 
 class NoFollowTriggers:
     """No orchestrator: follows are stored, their triggers are reported as not installed."""
@@ -81,4 +89,7 @@ class NoFollowTriggers:
         raise TriggersUnavailable(self.reason)
 
     def dataset_updated(self, dataset: str, commit: str, cause: str = "") -> str:
+        raise TriggersUnavailable(self.reason)
+
+    def ended_flow_runs(self, ids: Sequence[str], lost_after: float | None = None) -> Mapping[str, str]:
         raise TriggersUnavailable(self.reason)

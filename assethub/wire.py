@@ -349,9 +349,17 @@ class EvaluationView:
     dataset_ref: str
     dataset_commit: str
     metrics: dict[str, Any]
-    run_id: str
+    run_id: str  # the run that produced it ("" when an editor recorded it by hand)
     created_by: str
     created_at: datetime
+    #: recorded by a job of the model or an editor of it; merge decisions use only these
+    #: (evaluations stored before that rule are not)
+    trusted: bool = True
+
+    @property
+    def produced_by(self) -> str:
+        """Who produced the numbers: ``run <id> (<user>)`` or ``user <name>``."""
+        return f"run {self.run_id} ({self.created_by})" if self.run_id else f"user {self.created_by}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -379,6 +387,9 @@ class FollowView:
     created_by: str
     created_at: datetime
     triggers: dict[str, str]
+    #: why the follow no longer retrains ("" while active); its owner resumes it
+    paused: str = ""
+
 
 @dataclass(frozen=True, slots=True)
 class GitCredentialView:

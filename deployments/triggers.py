@@ -113,12 +113,22 @@ def emit_dataset_event(api_url: str, dataset: str, commit: str, cause: str = "")
 
 #: final states of a flow run that did not complete; the run record of such a run is crashed
 _ENDED = ("CRASHED", "CANCELLED", "FAILED")
+HEARTBEAT = "prefect.flow-run.heartbeat"
+#: Prefect's own default of PREFECT_FLOWS_HEARTBEAT_FREQUENCY: assumed while only one heartbeat
+#: of a flow run is known (two tell the frequency it runs with)
+_DEFAULT_HEARTBEAT_SECONDS = 180.0
 
 
-def ended_flow_runs(api_url: str, ids: Sequence[str]) -> dict[str, str]:
+def ended_flow_runs(api_url: str, ids: Sequence[str], lost_after: float | None = None) -> dict[str, str]:
     """Of the flow runs ``ids``, those that crashed, were cancelled or failed, or whose parent
     flow run did (a sub-flow run in a process that died stays Running): why, by id. Unknown
-    ids and runs still going are left out."""
+    ids and runs still going are left out.
+
+    With ``lost_after`` (seconds), a Running flow run that sent heartbeats
+    (``PREFECT_FLOWS_HEARTBEAT_FREQUENCY`` in its worker's environment) and has sent none for
+    that long, and for twice its heartbeat interval, lost its worker: nobody will report its end,
+    so it is set Crashed in Prefect here and reported "worker lost". A flow run that never sent
+    a heartbeat (heartbeats off) is never judged so."""
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
     wanted = []
@@ -141,7 +151,41 @@ def ended_flow_runs(api_url: str, ids: Sequence[str]) -> dict[str, str]:
                     break
                 current = c.read_flow_run(c.read_task_run(current.parent_task_run_id).flow_run_id)
                 parent = "parent "
+            if str(run.id) in out or lost_after is None or run.state is None \
+                    or run.state.type.value != "RUNNING":
+                continue
+            silent = _silent_for(c, str(run.id), lost_after)
+            if silent is not None:
+                out[str(run.id)] = _crash_lost(c, run.id, silent)
     return out
+
+
+def _silent_for(c: Any, flow_run_id: str, lost_after: float) -> float | None:
+    """Seconds since the flow run's last heartbeat when that is past ``lost_after`` and twice
+    its heartbeat interval; None while it beats (or never did)."""
+    from prefect.events.filters import EventFilter, EventNameFilter, EventOrder, EventResourceFilter
+
+    # the default time window: since 180 days ago, until now
+    page = c.read_events(filter=EventFilter(
+        event=EventNameFilter(name=[HEARTBEAT]),
+        resource=EventResourceFilter(id=[f"prefect.flow-run.{flow_run_id}"]),
+        order=EventOrder.DESC), limit=2)
+    beats = sorted((e.occurred for e in page.events), reverse=True)
+    if not beats:
+        return None
+    interval = (beats[0] - beats[1]).total_seconds() if len(beats) > 1 else _DEFAULT_HEARTBEAT_SECONDS
+    silent = (datetime.now(UTC) - beats[0]).total_seconds()
+    return silent if silent > max(lost_after, 2 * interval) else None
+
+
+def _crash_lost(c: Any, flow_run_id: Any, silent: float) -> str:
+    """Set the flow run Crashed (its worker will not); the reason."""
+    from prefect.states import Crashed
+
+    reason = (f"worker lost: its flow run sent no heartbeat for {silent:.0f} s (the worker or "
+              "its machine died); marked Crashed")
+    c.set_flow_run_state(flow_run_id, Crashed(message=reason), force=True)
+    return reason
 
 
 class PrefectFollowTriggers:
@@ -169,7 +213,8 @@ class PrefectFollowTriggers:
     def dataset_updated(self, dataset: str, commit: str, cause: str = "") -> str:
         return emit_dataset_event(self.api_url(), dataset, commit, cause)
 
-    def ended_flow_runs(self, ids: Sequence[str]) -> dict[str, str]:
-        """Which of the flow runs ``ids`` ended without completing, and why (see
+    def ended_flow_runs(self, ids: Sequence[str], lost_after: float | None = None) -> dict[str, str]:
+        """Which of the flow runs ``ids`` ended without completing, or lost their worker (no
+        heartbeat for ``lost_after`` seconds: set Crashed here), and why (see
         :meth:`assethub.hub.Jobs.record_crashes`)."""
-        return ended_flow_runs(self.api_url(), ids)
+        return ended_flow_runs(self.api_url(), ids, lost_after)

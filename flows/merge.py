@@ -19,7 +19,8 @@ from tasks.results import compare_versions, fail_run, merge_branch, open_run, ru
 def merge(model: str, source: str, into: str = "main", metric: str = "", higher_is_better: bool = True,
           margin: float = 0.0) -> dict[str, Any]:
     """Merge branch `source` of `model` into `into`; with `metric`, only if the source's
-    evaluation beats the target's by more than `margin`.
+    evaluation beats the target's by more than `margin` (trusted evaluations only: those a job of
+    the model or an editor recorded; the result names the run or user behind each number).
 
     Args:
         model: the model asset, `<owner>/model/<folder>/<name>`
@@ -44,8 +45,10 @@ def merge(model: str, source: str, into: str = "main", metric: str = "", higher_
                                     ("target_" + metric, decision.target_value)) if v is not None}
         update_run(run.id, state="completed", metrics=scores, result_commit=commit,
                    error="" if decision.merge else f"not merged: {decision.reason}")
+        # the reason names the run (or user) behind each number; so do these
         return {"run_id": run.id, "merged": decision.merge, "reason": decision.reason, "commit": commit,
-                "source_value": decision.source_value, "target_value": decision.target_value}
+                "source_value": decision.source_value, "target_value": decision.target_value,
+                "source_by": decision.source_by, "target_by": decision.target_by}
     except BaseException as e:
         fail_run(run.id, e)
         raise

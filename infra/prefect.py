@@ -62,6 +62,9 @@ def start_worker(env: Mapping[str, str] | None = None, timeout: float = 120,
                   # poll often: a run should start within seconds of being scheduled
                   "PREFECT_WORKER_QUERY_SECONDS": "1", "PREFECT_WORKER_PREFETCH_SECONDS": "5",
                   "PREFECT_WORKER_HEARTBEAT_SECONDS": "5",
+                  # flow runs send heartbeats (Prefect's minimum interval): the server's crash
+                  # check tells a lost worker by their silence (ASSETHUB_WORKER_LOST_SECONDS)
+                  "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": "30",
                   "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
                   # results are kept (under PREFECT_HOME) so that `--deployment` can print them
                   "PREFECT_RESULTS_PERSIST_BY_DEFAULT": "true",

@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -235,9 +236,12 @@ class Evaluation(Base):
     dataset_ref: Mapped[str] = mapped_column(String(600))
     dataset_commit: Mapped[str] = mapped_column(String(64))
     metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    run_id: Mapped[str] = mapped_column(String(32), default="")
+    run_id: Mapped[str] = mapped_column(String(32), default="")  # the run that produced it
     created_by: Mapped[str] = mapped_column(String(63), default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # recorded by a job of the model or an editor of it (rows from before that rule: false);
+    # merge decisions use only trusted evaluations
+    trusted: Mapped[bool] = mapped_column(Boolean, default=True, server_default=false())
 
 
 class Follow(Base):
@@ -252,6 +256,8 @@ class Follow(Base):
     settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_by: Mapped[str] = mapped_column(String(63), default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # why the follow stopped triggering retrains ("" = active), e.g. its owner lost a right
+    paused: Mapped[str] = mapped_column(Text, default="", server_default="")
 
 
 class Service(Base):

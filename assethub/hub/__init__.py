@@ -152,6 +152,7 @@ class Hub:
     authenticate = _Forward("identity", Identity.authenticate)
     ensure_admin = _Forward("identity", Identity.ensure_admin)
     whoami = _Forward("identity", Identity.whoami)
+    principal_of = _Forward("identity", Identity.principal_of)
     create_user = _Forward("identity", Identity.create_user)
     list_users = _Forward("identity", Identity.list_users)
     update_user = _Forward("identity", Identity.update_user)

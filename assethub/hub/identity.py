@@ -44,6 +44,8 @@ class Principal:
     name: str | None
     is_admin: bool = False
     groups: frozenset[str] = frozenset()
+    #: the run a job token was issued for (None: a user's own token)
+    job_run_id: str | None = None
 
     @property
     def anonymous(self) -> bool:
@@ -186,6 +188,19 @@ class Identity:
             secret = _new_token(s, user, "bootstrap", None)
         self.audit.record(Principal(name, True), "user.bootstrap", name, "ok")
         return secret
+
+    def principal_of(self, name: str) -> Principal:
+        """The principal of user ``name`` as their own token would give it (for work done on
+        their behalf, e.g. a follow's retrain); NotFoundError without such a user,
+        AuthenticationError when they are disabled."""
+        with self.catalog.session() as s:
+            user = find_user(s, name)
+            if user.disabled:
+                raise AuthenticationError(f"user {user.name} is disabled")
+            groups = s.scalars(
+                select(Group.name).join(Membership).where(Membership.user_id == user.id)
+            ).all()
+            return Principal(user.name, user.is_admin, frozenset(groups))
 
     def whoami(self, who: Principal) -> UserView:
         name = require_user(who)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -34,6 +34,8 @@ RUN_STATES = ("pending", "running", "completed", "failed", "crashed")
 _RUN_FIELDS = ("state", "branch", "base_commit", "dataset_commit", "code_sha", "command", "params",
                "metrics", "result_commit", "mlflow_run_id", "prefect_flow_run_id", "error")
 # What a job needs on each asset it names: it commits to the model it trains, uses the rest.
+#: the runs whose job may record an evaluation of their model (with a job token)
+EVALUATING_JOBS = ("evaluate", "train", "continue_train")
 _JOB_NEEDS = {"train": "edit", "continue_train": "edit", "evaluate": "run", "merge": "edit",
               "retrain": "edit"}
 
@@ -50,7 +52,7 @@ def _run_view(r: Run) -> RunView:
 def _evaluation_view(e: Evaluation) -> EvaluationView:
     return EvaluationView(e.id, e.model_path, e.model_commit, e.dataset_ref, e.dataset_commit,
                           dict(e.metrics or {}), e.run_id, e.created_by,
-                          aware(e.created_at) or e.created_at)
+                          aware(e.created_at) or e.created_at, bool(e.trusted))
 
 
 def _check_metrics(metrics: dict[str, Any]) -> dict[str, float]:
@@ -201,29 +203,40 @@ class Jobs:
             return [_run_view(r) for r in s.scalars(q)]
 
     def record_crashes(self, who: Principal,
-                       ended: Callable[[Sequence[str]], Mapping[str, str]]) -> list[RunView]:
-        """Mark ``crashed`` the pending and running runs whose flow run ended without them.
+                       ended: Callable[[Sequence[str]], Mapping[str, str]], *,
+                       never_started_after: float | None = None) -> list[RunView]:
+        """Mark ``crashed`` the pending and running runs whose flow run ended without them, and
+        (with ``never_started_after``, seconds) the pending runs that got no flow run at all in
+        that long: their job never started.
 
-        ``ended`` is given the Prefect flow-run ids of those runs and returns, for each flow run
-        that crashed, was cancelled or failed, why (those still going are left out); the reason
-        becomes the run's error. A crashed retrain's claim, its branch while it holds no job
-        commit, is deleted so that the next trigger retries. Returns the runs marked.
+        ``ended`` is given the Prefect flow-run ids of the open runs and returns, for each flow
+        run that crashed, was cancelled, failed or lost its worker, why (those still going are
+        left out); the reason becomes the run's error. A crashed retrain's claim, its branch
+        while it holds no job commit, is deleted so that the next trigger retries. Returns the
+        runs marked.
         """
         require_admin(who)
         with self.catalog.session() as s:
             open_runs = {r.prefect_flow_run_id: r.id for r in s.scalars(
                 select(Run).where(Run.state.in_(("pending", "running")), Run.prefect_flow_run_id != ""))}
+            stale: dict[str, str] = {}
+            if never_started_after is not None:
+                before = datetime.now(UTC) - timedelta(seconds=never_started_after)
+                stale = {r.id: (f"its job never started: pending for more than "
+                                f"{never_started_after:.0f} s without a flow run") for r in s.scalars(
+                    select(Run).where(Run.state == "pending", Run.prefect_flow_run_id == "",
+                                      Run.created_at < before))}
         reasons = dict(ended(sorted(open_runs))) if open_runs else {}
+        crashed = {open_runs[f]: why for f, why in reasons.items() if f in open_runs} | stale
         marked = []
-        for flow_run_id, reason in sorted(reasons.items()):
-            run_id = open_runs.get(flow_run_id)
-            if run_id is None:
-                continue
+        for run_id, reason in sorted(crashed.items()):
             with self.audit.audited(who, "run.crashed", run_id):
                 with self.catalog.session() as s:
                     r = s.get(Run, run_id)
                     if r is None or r.state not in ("pending", "running"):
                         continue  # the job recorded its end meanwhile
+                    if run_id in stale and (r.state != "pending" or r.prefect_flow_run_id):
+                        continue  # it started meanwhile
                     r.state, r.error, r.finished_at = "crashed", reason[:10_000], datetime.now(UTC)
                     s.flush()
                     view = _run_view(r)
@@ -245,25 +258,68 @@ class Jobs:
     def add_evaluation(self, who: Principal, model: AssetRef | str, *, dataset: str,
                        metrics: dict[str, Any], run_id: str = "",
                        evaluation_id: str | None = None) -> EvaluationView:
-        """Record metrics of a model version on a dataset version (both resolved to commits)."""
+        """Record metrics of a model version on a dataset version (both resolved to commits).
+
+        Merges trust these numbers, so only two kinds of caller may record them: a job
+        (``who.job_run_id``) whose run is an evaluate, train or continue-train run of this
+        model, still going (the evaluation names that run); or a user with ``edit`` on the
+        model, optionally naming a run of that model that produced the numbers. ``run`` alone
+        may start an evaluation job but not post its numbers.
+        """
         ref = AssetRef.coerce(model)
         with self.audit.audited(who, "evaluation.add", str(ref)):
             me = require_user(who)
             dataset_ref = AssetRef.coerce(dataset)
             clean = _check_metrics(metrics)
             with self.catalog.session() as s:
-                self.permissions.asset(s, who, ref.path, "run")
+                if who.job_run_id is not None:
+                    self.permissions.asset(s, who, ref.path, "run")
+                    run_id = self._evaluating_job(s, who.job_run_id, ref.path)
+                else:
+                    self._require_edit_to_evaluate(s, who, ref.path)
+                    if run_id:
+                        self._producing_run(s, run_id, ref.path)
                 self.permissions.asset(s, who, dataset_ref.path, "view")
             model_commit = self.storage.resolve(ref)
             dataset_commit = self.storage.resolve(dataset_ref)
             with self.catalog.session() as s:
                 e = Evaluation(id=_hex_id(evaluation_id), model_path=str(ref.path),
                                model_commit=model_commit, dataset_ref=str(dataset_ref),
-                               dataset_commit=dataset_commit, metrics=clean, run_id=run_id[:32],
-                               created_by=me)
+                               dataset_commit=dataset_commit, metrics=clean, run_id=run_id,
+                               created_by=me, trusted=True)
                 s.add(e)
                 s.flush()
                 return _evaluation_view(e)
+
+    @staticmethod
+    def _evaluating_job(s: Session, job_run_id: str, model: AssetPath) -> str:
+        """``job_run_id`` if that run may record evaluations of ``model``, else 403."""
+        r = s.get(Run, job_run_id) if len(job_run_id) <= 32 else None
+        if r is None or r.model_path != str(model) or r.kind not in EVALUATING_JOBS:
+            raise ForbiddenError(f"this job (run {job_run_id[:32]}) may not record evaluations of "
+                                 f"{model}: only an evaluate, train or continue-train run of that "
+                                 "model may", needed="edit")
+        if r.state not in ("pending", "running"):
+            raise ForbiddenError(f"run {r.id} has ended ({r.state}); it can no longer record "
+                                 "evaluations", needed="edit")
+        return r.id
+
+    def _require_edit_to_evaluate(self, s: Session, who: Principal, model: AssetPath) -> None:
+        try:
+            self.permissions.asset(s, who, model, "edit")
+        except ForbiddenError:
+            raise ForbiddenError(
+                f"recording an evaluation of {model} needs 'edit' on it: merges trust evaluations. "
+                f"With 'run', evaluate it with `assethub evaluate {model}:<ref> ...`: that job "
+                "records its own result", needed="edit") from None
+
+    @staticmethod
+    def _producing_run(s: Session, run_id: str, model: AssetPath) -> None:
+        r = s.get(Run, run_id) if len(run_id) <= 32 else None
+        if r is None or r.model_path != str(model):
+            raise InvalidReferenceError(f"run {run_id[:64]} is no run of {model}: name the run that "
+                                        "produced these metrics, or none", part="run_id",
+                                        value=run_id[:64])
 
     def list_evaluations(self, who: Principal, model: AssetPath | str, *,
                          commit: str | None = None) -> list[EvaluationView]:

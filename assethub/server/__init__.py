@@ -11,13 +11,14 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from assethub import config
 from assethub.hub import CatalogLocator, Hub, Limits, Principal
 from assethub.server.app import create_app
-from assethub.triggers import LakeFSHook
+from assethub.triggers import LakeFSHook, TriggersUnavailable
 
 __all__ = ["ServerSettings", "build_hub", "create_app", "serve"]
 
@@ -97,21 +98,35 @@ def build_hub(settings: ServerSettings) -> Hub:
 
 #: how often the server looks for runs whose flow run ended without them (ASSETHUB_CRASH_CHECK_SECONDS)
 CRASH_CHECK_SECONDS = 20.0
+#: a running flow run silent this long (no heartbeat) lost its worker (ASSETHUB_WORKER_LOST_SECONDS);
+#: more than the workers' PREFECT_FLOWS_HEARTBEAT_FREQUENCY (30 s as `assethub up` starts them)
+WORKER_LOST_SECONDS = 120.0
+#: a run pending this long with no flow run never started (ASSETHUB_NEVER_STARTED_SECONDS)
+NEVER_STARTED_SECONDS = 3600.0
 
 
-def record_crashes_every(hub: Hub, seconds: float, stop: threading.Event) -> None:
+def record_crashes_every(hub: Hub, seconds: float, stop: threading.Event, *,
+                         lost_after: float | None = WORKER_LOST_SECONDS,
+                         never_started_after: float | None = NEVER_STARTED_SECONDS) -> None:
     """Until ``stop`` is set, every ``seconds``: mark ``crashed`` the pending and running runs
-    whose flow run crashed, was cancelled or failed (as the follow triggers' orchestrator tells:
-    a run's flow run is the orchestrator's), releasing their retrain claims. Nothing without an
-    orchestrator that can tell; an error is logged and the next round tries again."""
-    ended = getattr(hub.follow_triggers, "ended_flow_runs", None)
-    if ended is None:
-        return
+    whose flow run crashed, was cancelled or failed, or whose worker was lost (no heartbeat for
+    ``lost_after`` s), as the follow triggers' orchestrator tells (a run's flow run is the
+    orchestrator's), and the runs pending ``never_started_after`` s without a flow run; their
+    retrain claims are released. Without an orchestrator only the latter; an error is logged and
+    the next round tries again."""
+    triggers = hub.follow_triggers
     system = Principal("assethub-server", is_admin=True)
+
+    def ended(ids: Sequence[str]) -> Mapping[str, str]:
+        try:
+            return triggers.ended_flow_runs(ids, lost_after)
+        except TriggersUnavailable:  # no orchestrator to ask
+            return {}
+
     last = ""
     while not stop.wait(seconds):
         try:
-            hub.record_crashes(system, ended)
+            hub.record_crashes(system, ended, never_started_after=never_started_after)
             last = ""
         except Exception as e:  # an orchestrator or lakeFS away for a while: the next round retries
             why = f"{type(e).__name__}: {e}"
@@ -136,7 +151,10 @@ def serve(settings: ServerSettings | None = None) -> None:
     # Writers killed mid-upload leave hidden branches behind; sweep old ones once at start.
     threading.Thread(target=hub.cleanup_stale_writes, daemon=True, name="cleanup").start()
     seconds = float(os.environ.get("ASSETHUB_CRASH_CHECK_SECONDS", CRASH_CHECK_SECONDS))
-    threading.Thread(target=record_crashes_every, args=(hub, seconds, threading.Event()), daemon=True,
-                     name="crashes").start()
+    lost_after = float(os.environ.get("ASSETHUB_WORKER_LOST_SECONDS", WORKER_LOST_SECONDS))
+    never_started = float(os.environ.get("ASSETHUB_NEVER_STARTED_SECONDS", NEVER_STARTED_SECONDS))
+    threading.Thread(target=record_crashes_every, args=(hub, seconds, threading.Event()),
+                     kwargs={"lost_after": lost_after, "never_started_after": never_started},
+                     daemon=True, name="crashes").start()
     uvicorn.run(create_app(hub), host=settings.host, port=settings.port, log_level="warning",
                 access_log=False)

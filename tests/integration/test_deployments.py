@@ -450,6 +450,24 @@ def _alive(pids: set[int]) -> set[int]:
     return alive
 
 
+def _proc(pid: int, name: str) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/{name}").read_bytes()
+    except OSError:  # gone meanwhile
+        return b""
+
+
+def _command_running(flow_run_id: str) -> set[int]:
+    """The flow run's processes once its training command runs (else none)."""
+    job = _processes_of(flow_run_id)
+    return job if any(b"supervise.py" in _proc(p, "cmdline") for p in _alive(job)) else set()
+
+
+def _flow_process(job: set[int]) -> list[int]:
+    """The flow process: the one of the job that the worker started (its parent is not the job's)."""
+    return [p for p in _alive(job) if int(_proc(p, "stat").rsplit(b")", 1)[1].split()[1]) not in job]
+
+
 def test_a_worker_killed_mid_run_leaves_no_commit_and_the_run_can_be_rerun(
         prefect_stack: str, deploy_world: JobWorld, hub_server: Any, tracking: str) -> None:
     from mlflow.tracking import MlflowClient
@@ -507,19 +525,11 @@ def test_a_retrain_whose_flow_process_is_killed_is_recorded_crashed_and_retried(
     with on_prefect(prefect_stack):
         flow_run = run_deployment("retrain/local", parameters=parameters, timeout=0)
 
-    def proc(pid: int, name: str) -> bytes:
-        try:
-            return Path(f"/proc/{pid}/{name}").read_bytes()
-        except OSError:  # gone meanwhile
-            return b""
-
     def command_running() -> set[int]:
-        job = _processes_of(str(flow_run.id))
-        return job if any(b"supervise.py" in proc(p, "cmdline") for p in _alive(job)) else set()
+        return _command_running(str(flow_run.id))
 
     job = wait_for("the training command to run", command_running, timeout=300, every=0.5)
-    # the flow process: the one of the job that the worker started (its parent is not the job's)
-    flow_process = [p for p in _alive(job) if int(proc(p, "stat").rsplit(b")", 1)[1].split()[1]) not in job]
+    flow_process = _flow_process(job)
     assert len(flow_process) == 1, flow_process
     os.kill(flow_process[0], signal.SIGKILL)
     wait_for("the job's processes to be gone", lambda: not _alive(job), timeout=60, every=0.2)
@@ -543,3 +553,78 @@ def test_a_retrain_whose_flow_process_is_killed_is_recorded_crashed_and_retried(
         again = run_deployment("retrain/local", parameters=parameters, timeout=900)
     assert again.state is not None and again.state.is_completed(), again.state
     assert [r.state for r in w.hub.list_runs(model, kind="retrain", limit=10)] == ["completed", "crashed"]
+
+
+def test_a_retrain_whose_worker_dies_is_recorded_crashed_as_worker_lost(
+        prefect_stack: str, deploy_world: JobWorld, hub_server: Any, tracking: str) -> None:
+    """SIGKILL of the worker and its flow process: Prefect keeps the flow run Running, nobody
+    reports its end. Its heartbeats stop; the server's crash check sets it Crashed in Prefect,
+    records the retrain and its train run ``crashed`` ("worker lost") and drops the claim. The
+    training command went with its flow process."""
+    import signal
+    import threading
+
+    from prefect.client.orchestration import get_client
+    from prefect.deployments import run_deployment
+    from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
+
+    from assethub.server import record_crashes_every
+    from deployments.triggers import HEARTBEAT
+    from infra import prefect
+
+    w = deploy_world
+    model = "deployer/model/digits/lost-worker"
+    w.hub.create_asset(model)
+    branches = {b.name for b in w.hub.list_branches(model)}
+    # long enough a training that the worker dies in the middle of it
+    parameters = {"model": model, "dataset": DATASET, "repo": w.repo, "params": {"epochs": 2000, "seed": 2}}
+    with on_prefect(prefect_stack):
+        flow_run = run_deployment("retrain/local", parameters=parameters, timeout=0)
+    job = wait_for("the training command to run", lambda: _command_running(str(flow_run.id)),
+                   timeout=300, every=0.5)
+
+    def heartbeats() -> int:
+        with on_prefect(prefect_stack), get_client(sync_client=True) as c:
+            page = c.read_events(filter=EventFilter(
+                event=EventNameFilter(name=[HEARTBEAT]),
+                resource=EventResourceFilter(id=[f"prefect.flow-run.{flow_run.id}"])), limit=5)
+        return len(page.events)
+
+    # two heartbeats: the check knows the interval they come at (PREFECT_FLOWS_HEARTBEAT_FREQUENCY)
+    wait_for("two heartbeats of the flow run", lambda: heartbeats() >= 2, timeout=300, every=1)
+    worker = prefect.WORKER.pid()
+    assert worker is not None
+    flow_process = _flow_process(job)
+    assert len(flow_process) == 1, flow_process
+    stop = threading.Event()
+    checker = threading.Thread(target=record_crashes_every, args=(hub_server.hub, 0.5, stop),
+                               kwargs={"lost_after": 30.0}, daemon=True)
+    try:
+        os.kill(worker, signal.SIGKILL)
+        os.kill(flow_process[0], signal.SIGKILL)
+        wait_for("the job's processes to be gone (no orphan training process)", lambda: not _alive(job),
+                 timeout=60, every=0.2)
+        with on_prefect(prefect_stack), get_client(sync_client=True) as c:
+            assert c.read_flow_run(flow_run.id).state_name == "Running", "Prefect still thinks it runs"
+        assert [r.state for r in w.hub.list_runs(model, kind="retrain")] == ["running"]
+        checker.start()
+
+        def both_crashed() -> list[Any]:
+            runs = [r for r in w.hub.list_runs(model, limit=10) if r.state == "crashed"]
+            return runs if len(runs) == 2 else []
+
+        crashed = wait_for("the retrain and its train run to be recorded crashed", both_crashed,
+                           timeout=300, every=0.5)
+    finally:
+        stop.set()
+        if checker.is_alive():
+            checker.join()
+        prefect.WORKER.stop()  # reaps the killed worker
+        prefect.start_worker({"ASSETHUB_URL": hub_server.url, "ASSETHUB_TOKEN": w.token,
+                              "MLFLOW_TRACKING_URI": tracking, "ASSETHUB_HOME": os.environ["ASSETHUB_HOME"]})
+    assert {r.kind for r in crashed} == {"retrain", "train"}
+    assert all("worker lost" in r.error and r.finished_at for r in crashed), [r.error for r in crashed]
+    with on_prefect(prefect_stack), get_client(sync_client=True) as c:
+        state = c.read_flow_run(flow_run.id).state
+    assert state is not None and state.name == "Crashed" and "worker lost" in (state.message or "")
+    assert {b.name for b in w.hub.list_branches(model)} == branches, "the claim is released"

@@ -245,7 +245,7 @@ def test_merge_only_when_the_metric_improves(world: JobWorld, trained: dict[str,
     main_before = hub.resolve(f"{world.model}:main")
     # main holds no evaluated model yet: the evaluated branch goes in
     first = merge(model=world.model, source=trained["branch"], metric="accuracy")
-    assert first["merged"] and "no evaluation" in first["reason"]
+    assert first["merged"] and "no trusted evaluation" in first["reason"]
     assert hub.resolve(f"{world.model}:main") == first["commit"] != main_before
     assert hub.lineage(f"{world.model}:main").model_commit == trained["commit"]
     # a model that is no better stays on its branch, and the run says why
@@ -253,6 +253,10 @@ def test_merge_only_when_the_metric_improves(world: JobWorld, trained: dict[str,
     assert worse["metrics"]["accuracy"] < trained["metrics"]["accuracy"]
     second = merge(model=world.model, source=worse["branch"], metric="accuracy")
     assert not second["merged"] and "not better" in second["reason"]
+    # the numbers compared are named by the runs that produced them
+    assert second["source_by"].startswith(f"run {worse['run_id']} ")
+    assert second["target_by"].startswith(f"run {trained['run_id']} ")
+    assert worse["run_id"] in second["reason"] and trained["run_id"] in second["reason"]
     assert hub.resolve(f"{world.model}:main") == first["commit"]
     assert worse["branch"] in _branches(world)
     run = hub.get_run(second["run_id"])

@@ -169,6 +169,30 @@ def test_merge_decision() -> None:
     assert d.merge and "different dataset commits" in d.reason
 
 
+def test_a_merge_decision_uses_only_trusted_evaluations_and_names_who_produced_them() -> None:
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def ev(commit: str, acc: float, run_id: str, by: str, age: int, trusted: bool = True) -> EvaluationView:
+        return EvaluationView(f"e{age}", "m", commit, "d:v1", "d1", {"acc": acc}, run_id, by,
+                              t0 + timedelta(minutes=age), trusted)
+
+    def version(commit: str, *evals: EvaluationView) -> LineageView:
+        return LineageView("m:x", commit, commit, None, evals, None)
+
+    src = version("s", ev("s", 0.7, "r" * 32, "alice", 1), ev("s", 0.99, "", "mallory", 2, trusted=False))
+    dst = version("t", ev("t", 0.8, "", "bob", 0))
+    d = decide_merge(src, dst, "acc")  # the untrusted 0.99, though newer, is not compared
+    assert not d.merge and (d.source_value, d.target_value) == (0.7, 0.8)
+    assert (d.source_by, d.target_by) == (f"run {'r' * 32} (alice)", "user bob")
+    assert f"0.7 (by run {'r' * 32} (alice)) vs 0.8 (by user bob)" in d.reason
+    # only untrusted numbers on the source: nothing to merge on, and the reason says why
+    d = decide_merge(version("s", ev("s", 0.99, "", "mallory", 2, trusted=False)), dst, "acc")
+    assert not d.merge and "no trusted evaluation" in d.reason and "1 untrusted" in d.reason
+    # only untrusted numbers on the target: there is nothing trusted to beat
+    d = decide_merge(src, version("t", ev("t", 0.95, "", "mallory", 0, trusted=False)), "acc")
+    assert d.merge and d.source_by == f"run {'r' * 32} (alice)" and d.target_by == ""
+
+
 def test_reproduction_compares_every_metric() -> None:
     assert metric_differences({"a": 1.0}, {"a": 1.0}) == {}
     assert metric_differences({"a": 1.0}, {"a": 1.0 + 1e-9}) == {"a": (1.0, 1.0 + 1e-9)}

@@ -34,6 +34,11 @@ def router(hub: Hub, principal: Callable[[Request], Awaitable[Principal]]) -> AP
                      dataset: Annotated[str | None, Query(max_length=600)] = None) -> Any:
         return jsonable(follows.list_follows(hub, who, model=model, dataset=dataset))
 
+    @r.post("/follows/{follow_id}/resume")
+    def resume_follow(who: Who, follow_id: Annotated[int, Path(ge=1, le=2**31 - 1)]) -> Any:
+        # only its owner, once they hold the rights a retrain needs again
+        return jsonable(follows.resume_follow(hub, who, follow_id))
+
     @r.delete("/follows/{follow_id}", status_code=204)
     def delete_follow(who: Who, follow_id: Annotated[int, Path(ge=1, le=2**31 - 1)]) -> Response:
         follows.delete_follow(hub, who, follow_id)

@@ -51,7 +51,8 @@ class EvaluationIn(StrictBody):
     ref: str = Field(max_length=200, description="the model version evaluated (resolved to a commit)")
     dataset: str = Field(max_length=600, description="dataset reference: <path>:<ref>")
     metrics: dict[str, float] = Field(max_length=1000)
-    run_id: str = Field("", max_length=32)
+    run_id: str = Field("", max_length=32, description="the run of this model that produced the "
+                        "metrics (a job's token: its own run, whatever is given)")
     id: str | None = Field(None, min_length=32, max_length=32)
 
 
@@ -86,6 +87,7 @@ def router(hub: Hub, principal: Authenticator) -> APIRouter:
 
     @r.post(f"{ASSET}/evaluations", status_code=201)
     def add_evaluation(who: Who, path: AssetP, body: EvaluationIn) -> Any:
+        # merges trust these: a job of the model, or an editor of it; `run` alone is refused
         return jsonable(hub.add_evaluation(who, path.at(body.ref), dataset=body.dataset,
                                            metrics=body.metrics, run_id=body.run_id,
                                            evaluation_id=body.id))
