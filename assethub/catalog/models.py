@@ -152,10 +152,17 @@ class Share(Base):
     folder_id: Mapped[int] = mapped_column(ForeignKey("folders.id", ondelete="CASCADE"))
     subject_type: Mapped[str] = mapped_column(String(16))  # user | group | everyone
     subject_name: Mapped[str] = mapped_column(String(63), default="")
+    # the subject itself: a share goes with its user or group, never to a later one of its name
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"),
+                                                default=None, index=True)
+    group_id: Mapped[int | None] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"),
+                                                 default=None, index=True)
     role: Mapped[str] = mapped_column(String(8))  # view | run | edit
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_by: Mapped[str] = mapped_column(String(63), default="")
     folder: Mapped[Folder] = relationship(back_populates="shares")
+    user: Mapped[User | None] = relationship(lazy="joined")
+    group: Mapped[Group | None] = relationship(lazy="joined")
 
 
 class AuditEvent(Base):
@@ -183,6 +190,15 @@ class Run(Base):
     kind: Mapped[str] = mapped_column(String(32))  # train | continue_train | evaluate | merge | retrain
     # pending | running | completed | failed | crashed
     state: Mapped[str] = mapped_column(String(16), default="pending")
+    # The assets it names, by id (every look-up uses these; views show their current paths).
+    # The *_path / *_ref strings are the paths as recorded, shown only once the asset is gone
+    # (its id then NULL: the run is orphaned, never attached to a later asset of that name).
+    model_id: Mapped[int | None] = mapped_column(ForeignKey("assets.id", ondelete="SET NULL"),
+                                                 default=None, index=True)
+    dataset_id: Mapped[int | None] = mapped_column(ForeignKey("assets.id", ondelete="SET NULL"),
+                                                   default=None, index=True)
+    base_id: Mapped[int | None] = mapped_column(ForeignKey("assets.id", ondelete="SET NULL"),
+                                                default=None, index=True)
     model_path: Mapped[str] = mapped_column(String(512), index=True)
     branch: Mapped[str] = mapped_column(String(256), default="")
     base_ref: Mapped[str] = mapped_column(String(600), default="")  # model ref continued or evaluated
@@ -207,6 +223,9 @@ class Run(Base):
     trigger: Mapped[str] = mapped_column(String(16), default="person", server_default="person")
     # the user the job acts for (its git credentials and code mirror); "" = created_by
     owner: Mapped[str] = mapped_column(String(63), default="", server_default="")
+    model: Mapped[Asset | None] = relationship(foreign_keys=[model_id])
+    dataset: Mapped[Asset | None] = relationship(foreign_keys=[dataset_id])
+    base: Mapped[Asset | None] = relationship(foreign_keys=[base_id])
 
 
 class GitCredential(Base):
@@ -228,8 +247,14 @@ class Evaluation(Base):
     """Metrics of one model commit on one dataset commit (also stored in the model's files)."""
 
     __tablename__ = "evaluations"
-    __table_args__ = (Index("ix_evaluations_model_commit", "model_path", "model_commit"),)
+    __table_args__ = (Index("ix_evaluations_model_commit", "model_path", "model_commit"),
+                      Index("ix_evaluations_model_id_commit", "model_id", "model_commit"))
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    # by id, as runs (see there): the paths are as recorded, shown once the asset is gone
+    model_id: Mapped[int | None] = mapped_column(ForeignKey("assets.id", ondelete="SET NULL"),
+                                                 default=None)
+    dataset_id: Mapped[int | None] = mapped_column(ForeignKey("assets.id", ondelete="SET NULL"),
+                                                   default=None, index=True)
     model_path: Mapped[str] = mapped_column(String(512))
     model_commit: Mapped[str] = mapped_column(String(64))
     dataset_ref: Mapped[str] = mapped_column(String(600))
@@ -238,20 +263,27 @@ class Evaluation(Base):
     run_id: Mapped[str] = mapped_column(String(32), default="")
     created_by: Mapped[str] = mapped_column(String(63), default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    model: Mapped[Asset | None] = relationship(foreign_keys=[model_id])
+    dataset: Mapped[Asset | None] = relationship(foreign_keys=[dataset_id])
 
 
 class Follow(Base):
     """A model that retrains when a dataset's ``main`` moves (and how)."""
 
     __tablename__ = "follows"
-    __table_args__ = (UniqueConstraint("model_path", "dataset_path"),)
+    __table_args__ = (UniqueConstraint("model_id", "dataset_id"),)
     id: Mapped[int] = mapped_column(primary_key=True)
+    # a follow goes with its model or dataset; the paths are as recorded (views show current ones)
+    model_id: Mapped[int] = mapped_column(ForeignKey("assets.id", ondelete="CASCADE"), index=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("assets.id", ondelete="CASCADE"), index=True)
     model_path: Mapped[str] = mapped_column(String(512), index=True)
     dataset_path: Mapped[str] = mapped_column(String(512), index=True)
     # code_url, revision, subpath, metric, margin, params, schedule (cron) ...
     settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_by: Mapped[str] = mapped_column(String(63), default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    model: Mapped[Asset] = relationship(foreign_keys=[model_id])
+    dataset: Mapped[Asset] = relationship(foreign_keys=[dataset_id])
 
 
 class Service(Base):
@@ -260,6 +292,9 @@ class Service(Base):
     __tablename__ = "services"
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(63), unique=True)
+    # the model served, by id (NULL once it is deleted); model_ref is the reference as recorded
+    model_id: Mapped[int | None] = mapped_column(ForeignKey("assets.id", ondelete="SET NULL"),
+                                                 default=None, index=True)
     model_ref: Mapped[str] = mapped_column(String(600))
     model_commit: Mapped[str] = mapped_column(String(64))
     replicas: Mapped[int] = mapped_column(Integer, default=1)
@@ -274,3 +309,4 @@ class Service(Base):
     created_by: Mapped[str] = mapped_column(String(63), default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    model: Mapped[Asset | None] = relationship()
