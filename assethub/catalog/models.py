@@ -191,8 +191,9 @@ class Run(Base):
     # pending | running | completed | failed | crashed
     state: Mapped[str] = mapped_column(String(16), default="pending")
     # The assets it names, by id (every look-up uses these; views show their current paths).
-    # The *_path / *_ref strings are the paths as recorded, shown only once the asset is gone
-    # (its id then NULL: the run is orphaned, never attached to a later asset of that name).
+    # The *_path / *_ref strings are display copies: the paths when recorded, brought up to date
+    # when the asset is deleted (hub._rows.keep_paths) and shown only from then on, when the id
+    # is NULL (the run is detached, never attached to a later asset of that name).
     model_id: Mapped[int | None] = mapped_column(ForeignKey("assets.id", ondelete="SET NULL"),
                                                  default=None, index=True)
     dataset_id: Mapped[int | None] = mapped_column(ForeignKey("assets.id", ondelete="SET NULL"),
@@ -250,7 +251,7 @@ class Evaluation(Base):
     __table_args__ = (Index("ix_evaluations_model_commit", "model_path", "model_commit"),
                       Index("ix_evaluations_model_id_commit", "model_id", "model_commit"))
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    # by id, as runs (see there): the paths are as recorded, shown once the asset is gone
+    # by id, as runs (see there): the path strings are display copies for once the asset is gone
     model_id: Mapped[int | None] = mapped_column(ForeignKey("assets.id", ondelete="SET NULL"),
                                                  default=None)
     dataset_id: Mapped[int | None] = mapped_column(ForeignKey("assets.id", ondelete="SET NULL"),
@@ -292,7 +293,7 @@ class Service(Base):
     __tablename__ = "services"
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(63), unique=True)
-    # the model served, by id (NULL once it is deleted); model_ref is the reference as recorded
+    # the model served, by id (NULL once it is deleted); model_ref is a display copy (as runs)
     model_id: Mapped[int | None] = mapped_column(ForeignKey("assets.id", ondelete="SET NULL"),
                                                  default=None, index=True)
     model_ref: Mapped[str] = mapped_column(String(600))
