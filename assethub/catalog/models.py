@@ -224,9 +224,9 @@ class Run(Base):
     trigger: Mapped[str] = mapped_column(String(16), default="person", server_default="person")
     # the user the job acts for (its git credentials and code mirror); "" = created_by
     owner: Mapped[str] = mapped_column(String(63), default="", server_default="")
-    model: Mapped[Asset | None] = relationship(foreign_keys=[model_id])
-    dataset: Mapped[Asset | None] = relationship(foreign_keys=[dataset_id])
-    base: Mapped[Asset | None] = relationship(foreign_keys=[base_id])
+    model: Mapped[Asset | None] = relationship(foreign_keys=[model_id], lazy="selectin")
+    dataset: Mapped[Asset | None] = relationship(foreign_keys=[dataset_id], lazy="selectin")
+    base: Mapped[Asset | None] = relationship(foreign_keys=[base_id], lazy="selectin")
 
 
 class GitCredential(Base):
@@ -264,8 +264,8 @@ class Evaluation(Base):
     run_id: Mapped[str] = mapped_column(String(32), default="")
     created_by: Mapped[str] = mapped_column(String(63), default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    model: Mapped[Asset | None] = relationship(foreign_keys=[model_id])
-    dataset: Mapped[Asset | None] = relationship(foreign_keys=[dataset_id])
+    model: Mapped[Asset | None] = relationship(foreign_keys=[model_id], lazy="selectin")
+    dataset: Mapped[Asset | None] = relationship(foreign_keys=[dataset_id], lazy="selectin")
 
 
 class Follow(Base):
@@ -283,8 +283,8 @@ class Follow(Base):
     settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_by: Mapped[str] = mapped_column(String(63), default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    model: Mapped[Asset] = relationship(foreign_keys=[model_id])
-    dataset: Mapped[Asset] = relationship(foreign_keys=[dataset_id])
+    model: Mapped[Asset] = relationship(foreign_keys=[model_id], lazy="selectin")
+    dataset: Mapped[Asset] = relationship(foreign_keys=[dataset_id], lazy="selectin")
 
 
 class Service(Base):
@@ -310,4 +310,4 @@ class Service(Base):
     created_by: Mapped[str] = mapped_column(String(63), default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
-    model: Mapped[Asset | None] = relationship()
+    model: Mapped[Asset | None] = relationship(lazy="selectin")

@@ -279,7 +279,7 @@ def test_server_runs_on_postgresql(lakefs_server: Any, postgres_url: str, tmp_pa
 
 
 def test_deleting_a_model_or_its_folder_removes_its_follows(hub: Hub) -> None:
-    """A follow names its model and dataset by path: when either is deleted the follow goes too,
+    """A follow names its model and dataset by id: when either is deleted the follow goes too,
     so a new asset of that name starts without it (and can be followed again)."""
     from assethub.follows import create_follow, list_follows
 
