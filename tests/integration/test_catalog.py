@@ -534,5 +534,12 @@ def test_migration_0006_keys_existing_records_by_id(backend: str, request: pytes
             # the recorded path is kept for display
             assert q("select model_path from runs where model_id is null order by id") == [
                 ("ann/model/m/gone",), ("ann/model/m/new",)]
+        with cat.engine.begin() as conn:  # and back: the paths are all there still
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, "0004")
+        with cat.engine.connect() as c:
+            assert "model_id" not in {col["name"] for col in inspect(c).get_columns("runs")}
+            assert c.execute(text("select count(*) from runs")).scalar() == 3
+        cat.migrate()
     finally:
         cat.dispose()
