@@ -33,6 +33,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from assethub.catalog import Asset, Folder, Follow
 from assethub.errors import (
@@ -88,9 +89,21 @@ def check_settings(settings: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _path(asset: Asset) -> str:
+    f = asset.folder
+    return f"{f.owner}/{f.kind}/{f.name}/{asset.name}"
+
+
 def _view(f: Follow, triggers: dict[str, str] | None = None) -> FollowView:
-    return FollowView(f.id, f.model_path, f.dataset_path, dict(f.settings), f.created_by, f.created_at,
-                      triggers or {}, f.paused or "")
+    """The follow with its model's and dataset's current paths (it refers to them by id)."""
+    return FollowView(f.id, _path(f.model), _path(f.dataset), dict(f.settings), f.created_by,
+                      f.created_at, triggers or {}, f.paused or "")
+
+
+def _asset_id(s: Session, path: AssetPath) -> int | None:
+    return s.scalar(select(Asset.id).join(Folder).where(
+        Folder.owner == path.owner, Folder.kind == path.kind.value, Folder.name == path.folder,
+        Asset.name == path.name))
 
 
 #: what a follow's owner must hold for its retrain (the retrain job's needs, jobs._JOB_NEEDS)
@@ -158,9 +171,13 @@ def create_follow(hub: Hub, who: Principal, model: str, dataset: str,
         clean["repo"] = hub.adopt_git_url(who, clean["repo"])  # a credential in it is kept apart
         action = _action_to_install(hub, who, d)
         with hub.catalog.session() as s:
-            if s.scalar(select(Follow).where(Follow.model_path == str(m), Follow.dataset_path == str(d))):
+            model_id, dataset_id = _asset_id(s, m), _asset_id(s, d)
+            if model_id is None or dataset_id is None:  # deleted since the check
+                raise NotFoundError("asset", str(m if model_id is None else d))
+            if s.scalar(select(Follow).where(Follow.model_id == model_id, Follow.dataset_id == dataset_id)):
                 raise AlreadyExistsError("follow", f"{m} <- {d}", "remove it first (assethub unfollow)")
-            row = Follow(model_path=str(m), dataset_path=str(d), settings=clean, created_by=me)
+            row = Follow(model_id=model_id, dataset_id=dataset_id, model_path=str(m),
+                         dataset_path=str(d), settings=clean, created_by=me)
             s.add(row)
             s.flush()
             view = _view(row)
@@ -181,9 +198,9 @@ def list_follows(hub: Hub, who: Principal, *, model: str | None = None,
     with hub.catalog.session() as s:
         q = select(Follow).order_by(Follow.id)
         if model:
-            q = q.where(Follow.model_path == str(AssetPath.coerce(model)))
+            q = q.where(Follow.model_id == _asset_id(s, AssetPath.coerce(model)))
         if dataset:
-            q = q.where(Follow.dataset_path == str(AssetPath.coerce(dataset)))
+            q = q.where(Follow.dataset_id == _asset_id(s, AssetPath.coerce(dataset)))
         rows = [_view(f) for f in s.scalars(q)]
     out = []
     for f in rows:
@@ -232,7 +249,7 @@ def delete_follow(hub: Hub, who: Principal, follow_id: int) -> None:
         row = s.get(Follow, follow_id)
         if row is None:
             raise NotFoundError("follow", str(follow_id))
-        model = row.model_path
+        model = _path(row.model)
     with hub.audited(who, "follow.delete", f"{model} ({follow_id})"):
         hub.check(who, model, "edit")
         with hub.catalog.session() as s:
@@ -309,12 +326,8 @@ def install_action(hub: Hub, dataset: AssetPath) -> str:
 
 def dataset_of_repository(hub: Hub, repository: str) -> AssetPath | None:
     with hub.catalog.session() as s:
-        row = s.execute(select(Asset, Folder).join(Folder, Asset.folder_id == Folder.id)
-                        .where(Asset.repository == repository)).first()
-        if row is None:
-            return None
-        asset, folder = row
-        return AssetPath.parse(f"{folder.owner}/{folder.kind}/{folder.name}/{asset.name}")
+        asset = s.scalar(select(Asset).where(Asset.repository == repository))
+        return AssetPath.parse(_path(asset)) if asset is not None else None
 
 
 def on_lakefs_event(hub: Hub, secret: str, event: dict[str, Any]) -> dict[str, Any]:
@@ -330,12 +343,13 @@ def on_lakefs_event(hub: Hub, secret: str, event: dict[str, Any]) -> dict[str, A
         return {"ignored": f"branch {branch!r} is not main"}
     if isinstance(metadata, dict) and metadata.get(INTERNAL):
         return {"ignored": "a commit Asset Hub made for itself"}
-    dataset = dataset_of_repository(hub, repository)
+    with hub.catalog.session() as s:
+        asset = s.scalar(select(Asset).where(Asset.repository == repository))
+        dataset = AssetPath.parse(_path(asset)) if asset is not None else None
+        rows = [_view(f) for f in s.scalars(select(Follow).where(Follow.dataset_id == asset.id)
+                                            .order_by(Follow.id))] if asset is not None else []
     if dataset is None:
         return {"ignored": f"repository {repository!r} holds no asset"}
-    with hub.catalog.session() as s:
-        rows = [_view(f) for f in s.scalars(select(Follow).where(Follow.dataset_path == str(dataset))
-                                            .order_by(Follow.id))]
     if not rows:
         return {"ignored": f"nobody follows {dataset}", "dataset": str(dataset)}
     # every trigger re-checks each follow's owner: a follow whose owner left or lost a right is

@@ -153,10 +153,17 @@ class Share(Base):
     folder_id: Mapped[int] = mapped_column(ForeignKey("folders.id", ondelete="CASCADE"))
     subject_type: Mapped[str] = mapped_column(String(16))  # user | group | everyone
     subject_name: Mapped[str] = mapped_column(String(63), default="")
+    # the subject itself: a share goes with its user or group, never to a later one of its name
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"),
+                                                default=None, index=True)
+    group_id: Mapped[int | None] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"),
+                                                 default=None, index=True)
     role: Mapped[str] = mapped_column(String(8))  # view | run | edit
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_by: Mapped[str] = mapped_column(String(63), default="")
     folder: Mapped[Folder] = relationship(back_populates="shares")
+    user: Mapped[User | None] = relationship(lazy="joined")
+    group: Mapped[Group | None] = relationship(lazy="joined")
 
 
 class AuditEvent(Base):
@@ -184,6 +191,16 @@ class Run(Base):
     kind: Mapped[str] = mapped_column(String(32))  # train | continue_train | evaluate | merge | retrain
     # pending | running | completed | failed | crashed
     state: Mapped[str] = mapped_column(String(16), default="pending")
+    # The assets it names, by id (every look-up uses these; views show their current paths).
+    # The *_path / *_ref strings are display copies: the paths when recorded, brought up to date
+    # when the asset is deleted (hub._rows.keep_paths) and shown only from then on, when the id
+    # is NULL (the run is detached, never attached to a later asset of that name).
+    model_id: Mapped[int | None] = mapped_column(ForeignKey("assets.id", ondelete="SET NULL"),
+                                                 default=None, index=True)
+    dataset_id: Mapped[int | None] = mapped_column(ForeignKey("assets.id", ondelete="SET NULL"),
+                                                   default=None, index=True)
+    base_id: Mapped[int | None] = mapped_column(ForeignKey("assets.id", ondelete="SET NULL"),
+                                                default=None, index=True)
     model_path: Mapped[str] = mapped_column(String(512), index=True)
     branch: Mapped[str] = mapped_column(String(256), default="")
     base_ref: Mapped[str] = mapped_column(String(600), default="")  # model ref continued or evaluated
@@ -208,6 +225,9 @@ class Run(Base):
     trigger: Mapped[str] = mapped_column(String(16), default="person", server_default="person")
     # the user the job acts for (its git credentials and code mirror); "" = created_by
     owner: Mapped[str] = mapped_column(String(63), default="", server_default="")
+    model: Mapped[Asset | None] = relationship(foreign_keys=[model_id], lazy="selectin")
+    dataset: Mapped[Asset | None] = relationship(foreign_keys=[dataset_id], lazy="selectin")
+    base: Mapped[Asset | None] = relationship(foreign_keys=[base_id], lazy="selectin")
 
 
 class GitCredential(Base):
@@ -229,8 +249,14 @@ class Evaluation(Base):
     """Metrics of one model commit on one dataset commit (also stored in the model's files)."""
 
     __tablename__ = "evaluations"
-    __table_args__ = (Index("ix_evaluations_model_commit", "model_path", "model_commit"),)
+    __table_args__ = (Index("ix_evaluations_model_commit", "model_path", "model_commit"),
+                      Index("ix_evaluations_model_id_commit", "model_id", "model_commit"))
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    # by id, as runs (see there): the path strings are display copies for once the asset is gone
+    model_id: Mapped[int | None] = mapped_column(ForeignKey("assets.id", ondelete="SET NULL"),
+                                                 default=None)
+    dataset_id: Mapped[int | None] = mapped_column(ForeignKey("assets.id", ondelete="SET NULL"),
+                                                   default=None, index=True)
     model_path: Mapped[str] = mapped_column(String(512))
     model_commit: Mapped[str] = mapped_column(String(64))
     dataset_ref: Mapped[str] = mapped_column(String(600))
@@ -242,14 +268,19 @@ class Evaluation(Base):
     # recorded by a job of the model or an editor of it (rows from before that rule: false);
     # merge decisions use only trusted evaluations
     trusted: Mapped[bool] = mapped_column(Boolean, default=True, server_default=false())
+    model: Mapped[Asset | None] = relationship(foreign_keys=[model_id], lazy="selectin")
+    dataset: Mapped[Asset | None] = relationship(foreign_keys=[dataset_id], lazy="selectin")
 
 
 class Follow(Base):
     """A model that retrains when a dataset's ``main`` moves (and how)."""
 
     __tablename__ = "follows"
-    __table_args__ = (UniqueConstraint("model_path", "dataset_path"),)
+    __table_args__ = (UniqueConstraint("model_id", "dataset_id"),)
     id: Mapped[int] = mapped_column(primary_key=True)
+    # a follow goes with its model or dataset; the paths are as recorded (views show current ones)
+    model_id: Mapped[int] = mapped_column(ForeignKey("assets.id", ondelete="CASCADE"), index=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("assets.id", ondelete="CASCADE"), index=True)
     model_path: Mapped[str] = mapped_column(String(512), index=True)
     dataset_path: Mapped[str] = mapped_column(String(512), index=True)
     # code_url, revision, subpath, metric, margin, params, schedule (cron) ...
@@ -258,6 +289,8 @@ class Follow(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # why the follow stopped triggering retrains ("" = active), e.g. its owner lost a right
     paused: Mapped[str] = mapped_column(Text, default="", server_default="")
+    model: Mapped[Asset] = relationship(foreign_keys=[model_id], lazy="selectin")
+    dataset: Mapped[Asset] = relationship(foreign_keys=[dataset_id], lazy="selectin")
 
 
 class Service(Base):
@@ -266,6 +299,9 @@ class Service(Base):
     __tablename__ = "services"
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(63), unique=True)
+    # the model served, by id (NULL once it is deleted); model_ref is a display copy (as runs)
+    model_id: Mapped[int | None] = mapped_column(ForeignKey("assets.id", ondelete="SET NULL"),
+                                                 default=None, index=True)
     model_ref: Mapped[str] = mapped_column(String(600))
     model_commit: Mapped[str] = mapped_column(String(64))
     replicas: Mapped[int] = mapped_column(Integer, default=1)
@@ -280,3 +316,4 @@ class Service(Base):
     created_by: Mapped[str] = mapped_column(String(63), default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    model: Mapped[Asset | None] = relationship(lazy="selectin")

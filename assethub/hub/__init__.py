@@ -29,7 +29,7 @@ from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, overload
 
 from sqlalchemy import or_, select
 
-from assethub.catalog import Catalog, Follow
+from assethub.catalog import Asset, Catalog, Folder, Follow
 from assethub.hub.assets import Assets, CatalogLocator
 from assethub.hub.audit import AuditLog
 from assethub.hub.folders import SUBJECT_TYPES, Folders
@@ -178,8 +178,10 @@ class Hub:
     def delete_folder(self, who: Principal, folder: FolderPath | str) -> None:
         """Delete a folder and every asset in it (owner or admin), and the follows of its assets."""
         path = FolderPath.coerce(folder)
+        follows = self._follows_of(select(Asset.id).join(Folder).where(
+            Folder.owner == path.owner, Folder.kind == path.kind.value, Folder.name == path.name))
         self.folders.delete_folder(who, path)
-        self._forget_follows(prefix=f"{path}/")
+        self._forget_follows(follows)
 
     share = _Forward("folders", Folders.share)
     unshare = _Forward("folders", Folders.unshare)
@@ -194,21 +196,26 @@ class Hub:
     def delete_asset(self, who: Principal, asset: AssetPath | str) -> None:
         """Delete an asset (edit), and the follows that name it as model or dataset."""
         path = AssetPath.coerce(asset)
+        follows = self._follows_of(select(Asset.id).join(Folder).where(
+            Folder.owner == path.owner, Folder.kind == path.kind.value, Folder.name == path.folder,
+            Asset.name == path.name))
         self.assets.delete_asset(who, path)
-        self._forget_follows(exact=str(path))
+        self._forget_follows(follows)
 
-    def _forget_follows(self, *, exact: str = "", prefix: str = "") -> None:
-        """Follows of a deleted model or dataset go with it, triggers too: otherwise a new asset
-        of the same name would inherit them (and could not be followed again)."""
+    def _follows_of(self, assets: Any) -> list[int]:
+        """The follows that name one of ``assets`` (a select of asset ids) as model or dataset."""
         with self.catalog.session() as s:
-            where = (or_(Follow.model_path == exact, Follow.dataset_path == exact) if exact else
-                     or_(Follow.model_path.startswith(prefix, autoescape=True),
-                         Follow.dataset_path.startswith(prefix, autoescape=True)))
-            rows = list(s.scalars(select(Follow).where(where)))
-            gone = [r.id for r in rows]
-            for r in rows:
-                s.delete(r)
-        for follow_id in gone:
+            ids = list(s.scalars(assets))
+            return list(s.scalars(select(Follow.id).where(
+                or_(Follow.model_id.in_(ids), Follow.dataset_id.in_(ids))))) if ids else []
+
+    def _forget_follows(self, follow_ids: list[int]) -> None:
+        """Follows of a deleted model or dataset go with it (the catalog deletes their rows with
+        the asset), triggers too: otherwise they would retrain a stranger's asset."""
+        with self.catalog.session() as s:
+            for row in s.scalars(select(Follow).where(Follow.id.in_(follow_ids))):
+                s.delete(row)  # any the catalog left (it deletes them with their asset)
+        for follow_id in follow_ids:
             try:
                 self.follow_triggers.remove(follow_id)
             except Exception as e:  # the follow is gone; a trigger left behind finds no follow

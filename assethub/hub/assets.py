@@ -18,7 +18,7 @@ from assethub.errors import (
     InvalidReferenceError,
     NotAllowedError,
 )
-from assethub.hub._rows import aware
+from assethub.hub._rows import aware, keep_paths
 from assethub.hub.audit import AuditLog
 from assethub.hub.identity import Principal, require_user
 from assethub.hub.permissions import Permissions, find_folder, rank, require, role_name
@@ -199,5 +199,6 @@ class Assets:
         with self.audit.audited(who, "asset.delete", str(path)), self.catalog.session() as s:
             a = self.permissions.asset(s, who, path, "edit")
             self.storage.delete_asset(path)
+            keep_paths(s, [a])  # its runs, evaluations and services stay, detached
             s.delete(a)
 

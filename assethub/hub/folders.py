@@ -6,10 +6,11 @@ from sqlalchemy import select
 
 from assethub.catalog import Catalog, Folder, Share
 from assethub.errors import AlreadyExistsError, ForbiddenError, InvalidReferenceError, NotFoundError
-from assethub.hub._rows import aware
+from assethub.hub._rows import aware, keep_paths
 from assethub.hub.audit import AuditLog
 from assethub.hub.identity import Principal, find_group, find_user, require_user
 from assethub.hub.permissions import ROLES, find_folder, rank, require, role_name
+from assethub.hub.permissions import subject_name as subject_of
 from assethub.refs import AssetKind, FolderPath
 from assethub.storage import Storage
 from assethub.wire import FolderView, ShareView
@@ -96,6 +97,7 @@ class Folders:
             require(who, f, "owner", str(path))
             for a in list(f.assets):
                 self.storage.delete_asset(path.asset(a.name))
+            keep_paths(s, list(f.assets))  # their runs, evaluations and services stay, detached
             s.delete(f)
 
     # -- shares ------------------------------------------------------------------------------
@@ -116,14 +118,14 @@ class Folders:
             with self.catalog.session() as s:
                 f = find_folder(s, path, who)
                 require(who, f, "owner", str(path))
-                if subject_type == "user":
-                    find_user(s, subject_name)
-                elif subject_type == "group":
-                    find_group(s, subject_name)
+                # the share names the user or group by id: it goes when they go
+                user_id = find_user(s, subject_name).id if subject_type == "user" else None
+                group_id = find_group(s, subject_name).id if subject_type == "group" else None
                 existing = next((sh for sh in f.shares if sh.subject_type == subject_type
-                                 and sh.subject_name == subject_name), None)
+                                 and sh.user_id == user_id and sh.group_id == group_id), None)
                 if existing is None:
                     existing = Share(subject_type=subject_type, subject_name=subject_name,
+                                     user_id=user_id, group_id=group_id,
                                      role=role, created_by=who.name or "")
                     f.shares.append(existing)
                 existing.role = role
@@ -139,7 +141,7 @@ class Folders:
                 before = len(f.shares)
                 f.shares = [sh for sh in f.shares if not (
                     sh.subject_type == subject_type
-                    and sh.subject_name == ("" if subject_type == "everyone" else subject_name))]
+                    and subject_of(sh) == ("" if subject_type == "everyone" else subject_name))]
                 if len(f.shares) == before:
                     raise NotFoundError("share", f"{subject_type}:{subject_name} on {path}")
 
@@ -148,5 +150,6 @@ class Folders:
         with self.catalog.session() as s:
             f = find_folder(s, path, who)
             require(who, f, "view", str(path))
-            return [ShareView(path, sh.subject_type, sh.subject_name, sh.role, sh.created_by)
-                    for sh in sorted(f.shares, key=lambda x: (x.subject_type, x.subject_name))]
+            shares = [(sh.subject_type, subject_of(sh), sh) for sh in f.shares]
+            return [ShareView(path, kind, name, sh.role, sh.created_by)
+                    for kind, name, sh in sorted(shares, key=lambda x: (x[0], x[1]))]

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from assethub.catalog import Catalog, Evaluation, Run
 from assethub.errors import ForbiddenError, InvalidReferenceError, NotFoundError
-from assethub.hub._rows import aware
+from assethub.hub._rows import asset_path, asset_ref, aware
 from assethub.hub.audit import AuditLog
 from assethub.hub.git_credentials import GitCredentials
 from assethub.hub.identity import Principal, find_user, require_admin, require_user
@@ -41,16 +41,19 @@ _JOB_NEEDS = {"train": "edit", "continue_train": "edit", "evaluate": "run", "mer
 
 
 def _run_view(r: Run) -> RunView:
-    return RunView(r.id, r.kind, r.state, r.model_path, r.branch, r.base_ref, r.base_commit,
-                   r.dataset_ref, r.dataset_commit, r.code_url, r.code_revision, r.code_subpath,
-                   r.code_sha, r.command, dict(r.params or {}), dict(r.metrics or {}),
+    """The run with its assets' current paths (as recorded, for an asset that is gone)."""
+    return RunView(r.id, r.kind, r.state, asset_path(r.model, r.model_path), r.branch,
+                   asset_ref(r.base, r.base_ref), r.base_commit,
+                   asset_ref(r.dataset, r.dataset_ref), r.dataset_commit, r.code_url, r.code_revision,
+                   r.code_subpath, r.code_sha, r.command, dict(r.params or {}), dict(r.metrics or {}),
                    r.result_commit, r.mlflow_run_id, r.prefect_flow_run_id, r.error, r.created_by,
                    aware(r.created_at) or r.created_at, aware(r.finished_at), r.trigger or "person",
                    r.owner or r.created_by)
 
 
 def _evaluation_view(e: Evaluation) -> EvaluationView:
-    return EvaluationView(e.id, e.model_path, e.model_commit, e.dataset_ref, e.dataset_commit,
+    return EvaluationView(e.id, asset_path(e.model, e.model_path), e.model_commit,
+                          asset_ref(e.dataset, e.dataset_ref), e.dataset_commit,
                           dict(e.metrics or {}), e.run_id, e.created_by,
                           aware(e.created_at) or e.created_at, bool(e.trusted))
 
@@ -125,17 +128,18 @@ class Jobs:
             if base_ref is not None and base_ref.path.kind is not AssetKind.MODEL:
                 raise InvalidReferenceError(f"{base_ref.path} is not a model",
                                             part="base", value=str(base_ref))
-            with self.catalog.session() as s:
-                self.permissions.asset(s, who, model_path, _JOB_NEEDS[kind])
-                for ref in (dataset_ref, base_ref):
-                    if ref is not None:
-                        self.permissions.asset(s, who, ref.path, "run")
+            with self.catalog.session() as s:  # the assets' ids: what the run refers to
+                model_id = self.permissions.asset(s, who, model_path, _JOB_NEEDS[kind]).id
+                dataset_id, base_id = (self.permissions.asset(s, who, ref.path, "run").id
+                                       if ref is not None else None
+                                       for ref in (dataset_ref, base_ref))
             # the refs must exist now: a typo fails before any work starts
             dataset_commit = self.storage.resolve(dataset_ref) if dataset_ref else ""
             base_commit = self.storage.resolve(base_ref) if base_ref else ""
             code_url = self.git_credentials.adopt_url(who, code_url)  # kept apart, never recorded
             with self.catalog.session() as s:
-                r = Run(id=uuid.uuid4().hex, kind=kind, state="pending", model_path=str(model_path),
+                r = Run(id=uuid.uuid4().hex, kind=kind, state="pending", model_id=model_id,
+                        dataset_id=dataset_id, base_id=base_id, model_path=str(model_path),
                         branch=branch, base_ref=str(base_ref or ""), base_commit=base_commit,
                         dataset_ref=str(dataset_ref or ""), dataset_commit=dataset_commit,
                         code_url=code_url, code_revision=code_revision, code_subpath=code_subpath,
@@ -149,8 +153,12 @@ class Jobs:
         r = s.get(Run, run_id) if len(run_id) <= 32 else None
         if r is None:
             raise NotFoundError("run", run_id[:64])
+        if r.model is None:  # its model was deleted: the run is left to who started it, and admins
+            if not (who.is_admin or (who.name and who.name == r.created_by)):
+                raise not_found(who, NotFoundError("run", run_id))
+            return r
         try:
-            self.permissions.asset(s, who, AssetPath.parse(r.model_path), "view")
+            self.permissions.asset(s, who, AssetPath.parse(asset_path(r.model, "")), "view")
         except NotFoundError:
             raise not_found(who, NotFoundError("run", run_id)) from None
         return r
@@ -192,8 +200,7 @@ class Jobs:
             q = select(Run).order_by(Run.created_at.desc(), Run.id).limit(max(1, min(limit, 1000)))
             if model is not None:
                 path = AssetPath.coerce(model)
-                self.permissions.asset(s, who, path, "view")
-                q = q.where(Run.model_path == str(path))
+                q = q.where(Run.model_id == self.permissions.asset(s, who, path, "view").id)
             elif not who.is_admin:
                 q = q.where(Run.created_by == me)
             if state:
@@ -240,8 +247,9 @@ class Jobs:
                     r.state, r.error, r.finished_at = "crashed", reason[:10_000], datetime.now(UTC)
                     s.flush()
                     view = _run_view(r)
+                    model_gone = r.model is None  # its path may name a newer model now
                 marked.append(view)
-                if view.kind == "retrain" and view.branch and not view.result_commit:
+                if view.kind == "retrain" and view.branch and not view.result_commit and not model_gone:
                     self._release_claim(view)
         return marked
 
@@ -273,17 +281,18 @@ class Jobs:
             clean = _check_metrics(metrics)
             with self.catalog.session() as s:
                 if who.job_run_id is not None:
-                    self.permissions.asset(s, who, ref.path, "run")
-                    run_id = self._evaluating_job(s, who.job_run_id, ref.path)
+                    model_id = self.permissions.asset(s, who, ref.path, "run").id
+                    run_id = self._evaluating_job(s, who.job_run_id, ref.path, model_id)
                 else:
-                    self._require_edit_to_evaluate(s, who, ref.path)
+                    model_id = self._require_edit_to_evaluate(s, who, ref.path)
                     if run_id:
-                        self._producing_run(s, run_id, ref.path)
-                self.permissions.asset(s, who, dataset_ref.path, "view")
+                        self._producing_run(s, run_id, ref.path, model_id)
+                dataset_id = self.permissions.asset(s, who, dataset_ref.path, "view").id
             model_commit = self.storage.resolve(ref)
             dataset_commit = self.storage.resolve(dataset_ref)
             with self.catalog.session() as s:
-                e = Evaluation(id=_hex_id(evaluation_id), model_path=str(ref.path),
+                e = Evaluation(id=_hex_id(evaluation_id), model_id=model_id, dataset_id=dataset_id,
+                               model_path=str(ref.path),
                                model_commit=model_commit, dataset_ref=str(dataset_ref),
                                dataset_commit=dataset_commit, metrics=clean, run_id=run_id,
                                created_by=me, trusted=True)
@@ -292,10 +301,10 @@ class Jobs:
                 return _evaluation_view(e)
 
     @staticmethod
-    def _evaluating_job(s: Session, job_run_id: str, model: AssetPath) -> str:
+    def _evaluating_job(s: Session, job_run_id: str, model: AssetPath, model_id: int) -> str:
         """``job_run_id`` if that run may record evaluations of ``model``, else 403."""
         r = s.get(Run, job_run_id) if len(job_run_id) <= 32 else None
-        if r is None or r.model_path != str(model) or r.kind not in EVALUATING_JOBS:
+        if r is None or r.model_id != model_id or r.kind not in EVALUATING_JOBS:
             raise ForbiddenError(f"this job (run {job_run_id[:32]}) may not record evaluations of "
                                  f"{model}: only an evaluate, train or continue-train run of that "
                                  "model may", needed="edit")
@@ -304,9 +313,10 @@ class Jobs:
                                  "evaluations", needed="edit")
         return r.id
 
-    def _require_edit_to_evaluate(self, s: Session, who: Principal, model: AssetPath) -> None:
+    def _require_edit_to_evaluate(self, s: Session, who: Principal, model: AssetPath) -> int:
+        """The model's id when ``who`` holds ``edit`` on it, else 403 saying why."""
         try:
-            self.permissions.asset(s, who, model, "edit")
+            return self.permissions.asset(s, who, model, "edit").id
         except ForbiddenError:
             raise ForbiddenError(
                 f"recording an evaluation of {model} needs 'edit' on it: merges trust evaluations. "
@@ -314,9 +324,9 @@ class Jobs:
                 "records its own result", needed="edit") from None
 
     @staticmethod
-    def _producing_run(s: Session, run_id: str, model: AssetPath) -> None:
+    def _producing_run(s: Session, run_id: str, model: AssetPath, model_id: int) -> None:
         r = s.get(Run, run_id) if len(run_id) <= 32 else None
-        if r is None or r.model_path != str(model):
+        if r is None or r.model_id != model_id:
             raise InvalidReferenceError(f"run {run_id[:64]} is no run of {model}: name the run that "
                                         "produced these metrics, or none", part="run_id",
                                         value=run_id[:64])
@@ -325,8 +335,8 @@ class Jobs:
                          commit: str | None = None) -> list[EvaluationView]:
         path = AssetPath.coerce(model)
         with self.catalog.session() as s:
-            self.permissions.asset(s, who, path, "view")
-            q = select(Evaluation).where(Evaluation.model_path == str(path))
+            model_id = self.permissions.asset(s, who, path, "view").id
+            q = select(Evaluation).where(Evaluation.model_id == model_id)
             if commit:
                 q = q.where(Evaluation.model_commit == commit)
             return [_evaluation_view(e) for e in s.scalars(q.order_by(Evaluation.created_at.desc()))]
@@ -342,7 +352,8 @@ class Jobs:
             info = self.storage.get_commit(r.path.at(model_commit))
         lineage = Lineage.from_metadata(info.metadata)
         with self.catalog.session() as s:
-            evals = s.scalars(select(Evaluation).where(Evaluation.model_path == str(r.path),
+            model_id = self.permissions.asset(s, who, r.path, "view").id
+            evals = s.scalars(select(Evaluation).where(Evaluation.model_id == model_id,
                                                        Evaluation.model_commit == model_commit)
                               .order_by(Evaluation.created_at.desc()))
             evaluations = tuple(_evaluation_view(e) for e in evals)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from assethub.catalog import Asset, Catalog, Folder
+from assethub.catalog import Asset, Catalog, Folder, Share
 from assethub.errors import (
     AssetHubError,
     AssetNotFoundError,
@@ -36,6 +36,12 @@ def not_found(who: Principal, error: NotFoundError) -> AssetHubError:
     return error
 
 
+def subject_name(share: Share) -> str:
+    """The current name of the user or group a share names by id ("" for everyone)."""
+    subject = share.user if share.subject_type == "user" else share.group
+    return subject.name if subject is not None else ""
+
+
 def rank(who: Principal, folder: Folder, asset: Asset | None = None) -> int:
     """The caller's role on a folder (or an asset in it) as a number: 0 means hidden."""
     if who.is_admin or (who.name is not None and who.name == folder.owner):
@@ -43,8 +49,9 @@ def rank(who: Principal, folder: Folder, asset: Asset | None = None) -> int:
     best = 0
     for sh in folder.shares:
         if (sh.subject_type == "everyone"
-                or (sh.subject_type == "user" and sh.subject_name == who.name)
-                or (sh.subject_type == "group" and sh.subject_name in who.groups)):
+                or (sh.subject_type == "user" and sh.user is not None and sh.user.name == who.name)
+                or (sh.subject_type == "group" and sh.group is not None
+                    and sh.group.name in who.groups)):
             best = max(best, RANK[sh.role])
     if asset is not None and asset.preset and not who.anonymous:
         best = max(best, RANK["run"])

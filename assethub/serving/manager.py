@@ -139,6 +139,15 @@ class ServiceManager:
         return handle
 
     # -- views and permissions ---------------------------------------------------------------
+    @staticmethod
+    def _model_ref(row: Service) -> str:
+        """The served model's reference with its current path (it is kept by id); as recorded
+        once the model is gone."""
+        if row.model is None:
+            return row.model_ref
+        f = row.model.folder
+        return f"{f.owner}/{f.kind}/{f.name}/{row.model.name}:{row.model_ref.rpartition(':')[2]}"
+
     def _view(self, row: Service, run_id: str = "") -> ServiceView:
         ready, restarts = 0, 0
         if row.target == "local":
@@ -147,7 +156,7 @@ class ServiceManager:
                 ready, restarts = int(status.get("ready") or 0), int(status.get("restarts") or 0)
         address = (self.kubernetes.address(row.name) if row.target == "kubernetes"
                    else f"http://{row.host}:{row.port}")
-        return ServiceView(row.name, row.model_ref, row.model_commit, row.target, row.state,
+        return ServiceView(row.name, self._model_ref(row), row.model_commit, row.target, row.state,
                            row.replicas, ready, address, row.training_run, run_id, restarts,
                            _aware(row.last_health_at), bool(row.last_health_ok), row.detail,
                            row.created_by, _aware(row.created_at) or row.created_at,
@@ -160,9 +169,10 @@ class ServiceManager:
 
     def _allowed(self, who: Principal, row: Service, needed: str) -> None:
         """Raise unless ``who`` holds ``needed`` on the service's model (hidden: not found)."""
-        path = AssetRef.parse(row.model_ref).path
         try:
-            self.hub.check(who, path, needed)
+            if row.model is None:  # deleted: its path may name a newer model, not this one's
+                raise NotFoundError("asset", row.model_ref)
+            self.hub.check(who, AssetRef.parse(self._model_ref(row)).path, needed)
         except NotFoundError:
             # a deleted model leaves its services to their creator and admins (to delete them)
             if not (who.is_admin or (who.name and who.name == row.created_by)):
@@ -258,7 +268,7 @@ class ServiceManager:
             if ref.path.kind is not AssetKind.MODEL:
                 raise InvalidReferenceError(f"{ref.path} is a dataset: only models are served",
                                             part="model", value=str(ref))
-            self.hub.check(who, ref.path, "run")
+            model_id = self._model_id(who, ref)  # checks the caller's 'run' on it
             commit = self.hub.storage.resolve(ref)
             self._servable(ref, commit)
             with self.hub.catalog.session() as s:
@@ -267,12 +277,13 @@ class ServiceManager:
             training_run = self._training_run(who, ref)
             with self._lock(name):
                 if target == "kubernetes":
-                    return self._create_kubernetes(me, ref, commit, name, replicas, training_run)
+                    return self._create_kubernetes(me, ref, model_id, commit, name, replicas,
+                                                   training_run)
                 model_dir = self._fetch(ref, commit)
                 sock = bind(host, port, name=name)
                 try:
                     with self.hub.catalog.session() as s:
-                        row = Service(name=name, model_ref=str(ref), model_commit=commit,
+                        row = Service(name=name, model_id=model_id, model_ref=str(ref), model_commit=commit,
                                       replicas=max(replicas, 1), host=host,
                                       port=sock.getsockname()[1],
                                       state="starting" if replicas else "stopped", target="local",
@@ -295,10 +306,17 @@ class ServiceManager:
                         self._await(row, replicas)
                     return self._view(row, self._run_id(s, row))
 
-    def _create_kubernetes(self, me: str, ref: AssetRef, commit: str, name: str, replicas: int,
-                           training_run: str) -> ServiceView:
+    def _model_id(self, who: Principal, ref: AssetRef) -> int:
+        """The id of the model ``ref`` names, on which ``who`` needs ``run``: a service refers to
+        its model by it."""
         with self.hub.catalog.session() as s:
-            row = Service(name=name, model_ref=str(ref), model_commit=commit, replicas=replicas,
+            return self.hub.permissions.asset(s, who, ref.path, "run").id
+
+    def _create_kubernetes(self, me: str, ref: AssetRef, model_id: int, commit: str, name: str,
+                           replicas: int, training_run: str) -> ServiceView:
+        with self.hub.catalog.session() as s:
+            row = Service(name=name, model_id=model_id, model_ref=str(ref), model_commit=commit,
+                          replicas=replicas,
                           host=f"{name}.{self.kubernetes.namespace}.svc.cluster.local", port=80,
                           state="stopped", target="kubernetes", training_run=training_run,
                           detail="rendered for Kubernetes: apply the manifests (`assethub services "
@@ -313,7 +331,7 @@ class ServiceManager:
 
     def _spec(self, row: Service, model_dir: Path) -> dict[str, Any]:
         return {"name": row.name, "model_dir": str(model_dir), "host": row.host, "port": row.port,
-                "model_ref": row.model_ref, "model_commit": row.model_commit}
+                "model_ref": self._model_ref(row), "model_commit": row.model_commit}
 
     def _await(self, row: Service, replicas: int) -> None:
         """Wait until ``replicas`` replicas serve (or 0 run); record the state it reached."""
@@ -409,8 +427,8 @@ class ServiceManager:
         self.hub.require_user(who)
         with self.hub.catalog.session() as s:
             row = self._row(s, who, name, "run")
-            path = AssetRef.parse(row.model_ref).path
-            return to_yaml(render(row.name, model_ref=row.model_ref, commit=row.model_commit,
+            path = AssetRef.parse(self._model_ref(row)).path
+            return to_yaml(render(row.name, model_ref=self._model_ref(row), commit=row.model_commit,
                                   repository=self.hub.storage.repository(path),
                                   replicas=row.replicas, training_run=row.training_run,
                                   settings=self.kubernetes))
@@ -463,7 +481,10 @@ class ServiceManager:
     def _relaunch(self, row: Service, replicas: int) -> None:
         """A new supervisor on the service's recorded port (its old one is gone)."""
         check_host(row.host, self.hosts)  # the setting may have narrowed since it was made
-        ref = AssetRef.parse(row.model_ref)
+        if row.model is None:
+            raise NotAllowedError(f"the model of service {row.name} ({row.model_ref}) was deleted: "
+                                  f"it cannot start again; delete it (`assethub services delete {row.name}`)")
+        ref = AssetRef.parse(self._model_ref(row))
         model_dir = self._fetch(ref, row.model_commit)
         try:
             sock = bind(row.host, row.port, name=row.name)

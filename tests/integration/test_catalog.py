@@ -21,6 +21,7 @@ from assethub.errors import (
     NotFoundError,
 )
 from assethub.hub import CatalogLocator, DatasetMeta, Hub, Principal
+from assethub.refs import AssetRef
 from assethub.storage import AddFile, Storage
 from tests._clock import Clock
 
@@ -278,7 +279,7 @@ def test_server_runs_on_postgresql(lakefs_server: Any, postgres_url: str, tmp_pa
 
 
 def test_deleting_a_model_or_its_folder_removes_its_follows(hub: Hub) -> None:
-    """A follow names its model and dataset by path: when either is deleted the follow goes too,
+    """A follow names its model and dataset by id: when either is deleted the follow goes too,
     so a new asset of that name starts without it (and can be followed again)."""
     from assethub.follows import create_follow, list_follows
 
@@ -300,3 +301,245 @@ def test_deleting_a_model_or_its_folder_removes_its_follows(hub: Hub) -> None:
     hub.create_folder(admin, f"root/model/f{tag}")
     hub.create_asset(admin, model)
     assert list_follows(hub, admin, model=model) == []
+
+
+# -- records keyed by identity: runs, evaluations, follows, services and shares ------------------
+def _model_and_data(hub: Hub, admin: Principal, owner: str) -> tuple[Principal, str, str]:
+    """A user ``owner`` (created by ``admin``) with a model and a dataset."""
+    hub.create_user(admin, owner)
+    me = Principal(owner)
+    hub.create_folder(me, f"{owner}/model/m")
+    hub.create_folder(me, f"{owner}/dataset/d")
+    hub.create_asset(me, f"{owner}/model/m/net")
+    hub.create_asset(me, f"{owner}/dataset/d/pics",
+                     dataset=DatasetMeta("image_classification", "dir", "ratio", 0.9))
+    return me, f"{owner}/model/m/net", f"{owner}/dataset/d/pics"
+
+
+def _service_row(catalog: Catalog, hub: Hub, who: Principal, model: str, name: str) -> None:
+    """A service of ``model`` as the manager records one (on Kubernetes: no process to run)."""
+    from assethub.catalog import Service
+
+    with catalog.session() as s:
+        asset = hub.permissions.asset(s, who, AssetRef.parse(model).path, "run")
+        s.add(Service(name=name, model_id=asset.id, model_ref=model, model_commit="c" * 64,
+                      target="kubernetes", state="stopped", created_by=who.name or ""))
+
+
+def test_renamed_model_keeps_its_runs_evaluations_lineage_and_services(
+        hub: Hub, catalog: Catalog, tmp_path: Path) -> None:
+    """Runs, evaluations and services refer to assets by id: renaming a model (and its folder)
+    and a dataset keeps them, and every view shows the current paths."""
+    from assethub.follows import create_follow, list_follows
+    from assethub.serving.manager import ServiceManager
+
+    admin = hub.authenticate(hub.ensure_admin("root"))
+    owner = f"ren{uuid.uuid4().hex[:6]}"
+    me, model, data = _model_and_data(hub, admin, owner)
+    run = hub.create_run(me, kind="train", model=model, dataset=f"{data}:main")
+    ev = hub.add_evaluation(me, f"{model}:main", dataset=f"{data}:main", metrics={"acc": 0.9},
+                            run_id=run.id)
+    create_follow(hub, me, model, data, {"repo": "https://example.org/code.git"})
+    _service_row(catalog, hub, me, f"{model}:main", f"svc{owner}")
+    services = ServiceManager(hub, work_dir=tmp_path / "services")
+
+    hub.update_asset(me, model, new_name="net2")
+    hub.update_folder(me, f"{owner}/model/m", new_name="m2")
+    hub.update_asset(me, data, new_name="pics2")
+    new_model, new_data = f"{owner}/model/m2/net2", f"{owner}/dataset/d/pics2"
+
+    runs = hub.list_runs(me, model=new_model)
+    assert [(r.id, r.model, r.dataset_ref) for r in runs] == [(run.id, new_model, f"{new_data}:main")]
+    assert hub.get_run(me, run.id).model == new_model
+    evals = hub.list_evaluations(me, new_model)
+    assert [(e.id, e.model, e.dataset_ref) for e in evals] == [(ev.id, new_model, f"{new_data}:main")]
+    assert [e.id for e in hub.lineage(me, f"{new_model}:main").evaluations] == [ev.id]
+    assert [(f.model, f.dataset) for f in list_follows(hub, me, model=new_model)] == [(new_model, new_data)]
+    assert [(v.name, v.model) for v in services.list(me)] == [(f"svc{owner}", f"{new_model}:main")]
+    with pytest.raises(NotFoundError):
+        hub.list_runs(me, model=model)  # the old path names nothing now
+
+
+def test_a_recreated_asset_starts_clean(hub: Hub, catalog: Catalog, tmp_path: Path) -> None:
+    """Deleting a model detaches its runs, evaluations and services and deletes its follows: a
+    new model of the same name (here another user's, through a share) shows none of them, and
+    the old records stay with whoever made them, under the path they had."""
+    from assethub.follows import create_follow, list_follows
+    from assethub.serving.manager import ServiceManager
+
+    admin = hub.authenticate(hub.ensure_admin("root"))
+    owner = f"rec{uuid.uuid4().hex[:6]}"
+    me, model, data = _model_and_data(hub, admin, owner)
+    hub.create_user(admin, f"{owner}x")
+    other = Principal(f"{owner}x")
+    hub.share(me, f"{owner}/model/m", subject_type="user", subject_name=other.name or "", role="edit")
+    hub.share(me, f"{owner}/dataset/d", subject_type="user", subject_name=other.name or "", role="run")
+    run = hub.create_run(me, kind="train", model=model, dataset=f"{data}:main")
+    ev = hub.add_evaluation(me, f"{model}:main", dataset=f"{data}:main", metrics={"acc": 0.9})
+    create_follow(hub, me, model, data, {"repo": "https://example.org/code.git"})
+    _service_row(catalog, hub, me, f"{model}:main", f"svc{owner}")
+    services = ServiceManager(hub, work_dir=tmp_path / "services")
+    assert [v.name for v in services.list(other)] == [f"svc{owner}"]
+
+    hub.delete_asset(me, model)
+    hub.create_asset(other, model)  # the same path, a new model (made by the other user)
+    for who in (me, other):
+        assert hub.list_runs(who, model=model) == []
+        assert hub.list_evaluations(who, model) == []
+        assert hub.lineage(who, f"{model}:main").evaluations == ()
+        assert list_follows(hub, who, model=model) == []
+    assert services.list(other) == []
+    with pytest.raises(NotFoundError):
+        hub.get_run(other, run.id)
+    with pytest.raises(NotFoundError):
+        services.get(other, f"svc{owner}")
+    # the old records are kept, detached, for who made them: under the path they were made with
+    assert hub.get_run(me, run.id).model == model
+    assert [v.model for v in services.list(me)] == [f"{model}:main"]
+    from assethub.catalog import Evaluation, Run, Service
+
+    with catalog.session() as s:
+        assert s.get(Run, run.id).model_id is None  # type: ignore[union-attr]
+        assert s.get(Evaluation, ev.id).model_id is None  # type: ignore[union-attr]
+        assert s.scalar(select(Service.model_id).where(Service.name == f"svc{owner}")) is None
+    # a new follow of the new model is no "already exists"
+    create_follow(hub, other, model, data, {"repo": "https://example.org/code.git"})
+
+
+def test_a_deleted_groups_shares_do_not_pass_to_a_new_group_of_its_name(
+        hub: Hub, catalog: Catalog) -> None:
+    admin = hub.authenticate(hub.ensure_admin("root"))
+    tag = uuid.uuid4().hex[:6]
+    owner, ann, bob, group = f"own{tag}", f"ann{tag}", f"bob{tag}", f"grp{tag}"
+    for name in (owner, ann, bob):
+        hub.create_user(admin, name)
+    hub.create_group(admin, group)
+    hub.add_member(admin, group, ann)
+    me = Principal(owner)
+    hub.create_folder(me, f"{owner}/model/shared")
+    hub.create_asset(me, f"{owner}/model/shared/net")
+    hub.share(me, f"{owner}/model/shared", subject_type="group", subject_name=group, role="edit")
+    ann_p = hub.authenticate(hub.create_token(admin, ann)[1])
+    assert hub.role(ann_p, f"{owner}/model/shared/net") == "edit"
+    assert [(v.subject_type, v.subject_name) for v in hub.list_shares(me, f"{owner}/model/shared")] \
+        == [("group", group)]
+
+    hub.delete_group(admin, group)
+    with catalog.session() as s:  # the share went with its group
+        assert s.scalars(select(Share).where(Share.subject_name == group)).all() == []
+    hub.create_group(admin, group)  # the same name, other people
+    hub.add_member(admin, group, bob)
+    bob_p = hub.authenticate(hub.create_token(admin, bob)[1])
+    assert bob_p.groups == frozenset({group})
+    with pytest.raises(NotFoundError):
+        hub.role(bob_p, f"{owner}/model/shared/net")
+    assert hub.list_shares(me, f"{owner}/model/shared") == []
+    assert [v.path.name for v in hub.search(bob_p, owner=owner)] == []
+
+
+def _old_row(cat: Catalog, meta: Any, table: str, **values: Any) -> None:
+    """Insert into an old schema's ``table``, every other required column given an empty value."""
+    from datetime import UTC, datetime
+
+    t = meta.tables[table]
+    for c in t.columns:
+        if c.name in values or c.nullable or (c.primary_key and c.autoincrement):
+            continue
+        py = c.type.python_type
+        values[c.name] = (datetime(2026, 1, 1, tzinfo=UTC) if py is datetime else {} if py is dict
+                          else False if py is bool else 0 if py is int else "")
+    with cat.engine.begin() as conn:
+        conn.execute(t.insert().values(**values))
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_migration_0006_keys_existing_records_by_id(backend: str, request: pytest.FixtureRequest,
+                                                    tmp_path: Path) -> None:
+    """A catalog made at revision 0004 with records in it: upgrading fills in the ids from the
+    paths and names; records whose asset or subject is gone, or is a later one of the same name,
+    are not attached to it."""
+    from datetime import UTC, datetime
+
+    from alembic import command
+    from sqlalchemy import MetaData
+
+    from assethub.catalog.db import _alembic_config
+
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp_path / 'old.db'}"
+    else:
+        base = request.getfixturevalue("postgres_url")
+        name = f"m_{uuid.uuid4().hex[:10]}"
+        admin = Catalog(base)
+        with admin.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
+            c.execute(text(f'CREATE DATABASE "{name}"'))
+        admin.dispose()
+        url = base.rsplit("/", 1)[0] + "/" + name
+    cat = Catalog(url)
+    try:
+        cfg = _alembic_config(url)
+        with cat.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "0004")
+        early, late = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 6, 1, tzinfo=UTC)
+        meta = MetaData()
+        meta.reflect(cat.engine)
+
+        def row(table: str, **values: Any) -> None:
+            _old_row(cat, meta, table, **values)
+
+        row("users", id=1, name="ann", created_at=early)
+        row("groups", id=1, name="team", created_at=early)
+        row("groups", id=2, name="late", created_at=late)  # made again after its share
+        row("folders", id=1, owner="ann", kind="model", name="m", created_at=early)
+        row("folders", id=2, owner="ann", kind="dataset", name="d", created_at=early)
+        row("assets", id=1, folder_id=1, name="net", repository="r1", labels=[], created_at=early)
+        row("assets", id=2, folder_id=2, name="pics", repository="r2", labels=[], created_at=early)
+        row("assets", id=3, folder_id=1, name="new", repository="r3", labels=[], created_at=late)
+        m, d = "ann/model/m/net", "ann/dataset/d/pics"
+        row("runs", id="a" * 32, kind="train", model_path=m, dataset_ref=f"{d}:main",
+            base_ref=f"{m}:v1", created_at=late, params={}, metrics={})
+        row("runs", id="b" * 32, kind="train", model_path="ann/model/m/gone", created_at=late,
+            params={}, metrics={})
+        row("runs", id="c" * 32, kind="train", model_path="ann/model/m/new", created_at=early,
+            params={}, metrics={})  # made before "new": an older model of that name
+        row("evaluations", id="e" * 32, model_path=m, model_commit="x", dataset_ref=f"{d}:v2",
+            dataset_commit="y", created_at=late, metrics={})
+        row("evaluations", id="f" * 32, model_path="ann/model/m/gone", model_commit="x",
+            dataset_ref=f"{d}:main", dataset_commit="y", created_at=late, metrics={})
+        row("follows", id=1, model_path=m, dataset_path=d, created_at=late, settings={})
+        row("follows", id=2, model_path="ann/model/m/gone", dataset_path=d, created_at=late,
+            settings={})
+        row("services", id=1, name="s1", model_ref=f"{m}:main", model_commit="x", created_at=late)
+        row("services", id=2, name="s2", model_ref="ann/model/m/gone:main", model_commit="x",
+            created_at=late)
+        for i, (kind, subject) in enumerate([("user", "ann"), ("group", "team"), ("everyone", ""),
+                                             ("group", "late"), ("user", "nobody")], start=1):
+            row("shares", id=i, folder_id=1, subject_type=kind, subject_name=subject, role="view",
+                created_at=datetime(2026, 3, 1, tzinfo=UTC))
+
+        cat.migrate()
+        with cat.engine.connect() as c:
+            def q(sql: str) -> list[tuple[Any, ...]]:
+                return [tuple(r) for r in c.execute(text(sql))]
+
+            assert q("select id, model_id, dataset_id, base_id from runs order by id") == [
+                ("a" * 32, 1, 2, 1), ("b" * 32, None, None, None), ("c" * 32, None, None, None)]
+            assert q("select id, model_id, dataset_id from evaluations order by id") == [
+                ("e" * 32, 1, 2), ("f" * 32, None, 2)]
+            assert q("select id, model_id, dataset_id from follows") == [(1, 1, 2)]
+            assert q("select id, model_id from services order by id") == [(1, 1), (2, None)]
+            assert q("select id, user_id, group_id from shares order by id") == [
+                (1, 1, None), (2, None, 1), (3, None, None)]
+            # the recorded path is kept for display
+            assert q("select model_path from runs where model_id is null order by id") == [
+                ("ann/model/m/gone",), ("ann/model/m/new",)]
+        with cat.engine.begin() as conn:  # and back: the paths are all there still
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, "0004")
+        with cat.engine.connect() as c:
+            assert "model_id" not in {col["name"] for col in inspect(c).get_columns("runs")}
+            assert c.execute(text("select count(*) from runs")).scalar() == 3
+        cat.migrate()
+    finally:
+        cat.dispose()

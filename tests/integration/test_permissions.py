@@ -374,3 +374,50 @@ def test_search_never_returns_what_the_caller_cannot_see(w: World, who: str) -> 
     found = w.api.ok(who, "GET", "/assets", params={"limit": 1000})
     assert {a["path"] for a in found} == {a["path"] for a in everything if visible(a)}
     assert all(a["your_role"] != "none" for a in found)
+
+
+def test_records_keep_to_their_asset_and_shares_to_their_group(w: World) -> None:
+    """Runs and evaluations follow their model through a rename and stay behind when it is
+    deleted: a new model of the same name shows none of them, and the old run cannot be reached
+    through it. A deleted group's share does not pass to a new group of its name."""
+    api = w.api
+    mf, df = w.shared_folder("model"), w.shared_folder("dataset")
+    model, data = f"{mf}/{fresh('m')}", f"{df}/{fresh('d')}"
+    for asset in (model, data):
+        api.ok("ownr", "POST", "/assets", json={"path": asset})
+    run = api.ok("ownr", "POST", "/runs", json={"kind": "train", "model": model,
+                                                "dataset": f"{data}:main"})
+    ev = api.ok("ownr", "POST", f"/assets/{model}/evaluations",
+                json={"ref": "main", "dataset": f"{data}:main", "metrics": {"acc": 0.5}})
+    renamed = f"{mf}/{fresh('m')}"
+    api.ok("ownr", "PATCH", f"/assets/{model}", json={"name": renamed.rsplit("/", 1)[1]})
+    assert [(r["id"], r["model"]) for r in api.ok("viewer", "GET", "/runs", params={"model": renamed})] \
+        == [(run["id"], renamed)]
+    assert api.ok("viewer", "GET", f"/runs/{run['id']}")["model"] == renamed
+    assert [e["id"] for e in api.ok("viewer", "GET", f"/assets/{renamed}/evaluations")] == [ev["id"]]
+    assert [e["id"] for e in api.ok("viewer", "GET", f"/assets/{renamed}/lineage")["evaluations"]] \
+        == [ev["id"]]
+
+    api.ok("editor", "DELETE", f"/assets/{renamed}")
+    api.ok("editor", "POST", "/assets", json={"path": renamed})  # the same path, a new model
+    assert api.ok("viewer", "GET", "/runs", params={"model": renamed}) == []
+    assert api.ok("viewer", "GET", f"/assets/{renamed}/evaluations") == []
+    assert api.ok("viewer", "GET", f"/assets/{renamed}/lineage")["evaluations"] == []
+    assert api.call("viewer", "GET", f"/runs/{run['id']}").status_code == 404
+    r = api.call("editor", "PATCH", f"/runs/{run['id']}", json={"state": "failed"})
+    assert r.status_code == 404, r.text
+    assert api.ok("ownr", "GET", f"/runs/{run['id']}")["model"] == renamed  # its maker keeps it
+
+    member, heir = api.add_user("grpmember"), api.add_user("grpheir")
+    group = fresh("grp")
+    api.admin("POST", "/groups", json={"name": group})
+    api.admin("POST", f"/groups/{group}/members", json={"user": member})
+    w.share(mf, "group", group, "edit")
+    api.ok("grpmember", "GET", f"/assets/{renamed}")
+    api.admin("DELETE", f"/groups/{group}")
+    api.admin("POST", "/groups", json={"name": group})
+    api.admin("POST", f"/groups/{group}/members", json={"user": heir})
+    assert api.call("grpheir", "GET", f"/assets/{renamed}").status_code == 404
+    r = api.call("grpheir", "POST", f"/assets/{renamed}/uploads", json={})
+    assert r.status_code == 404, r.text
+    assert group not in {s["subject_name"] for s in api.ok("ownr", "GET", f"/folders/{mf}/shares")}

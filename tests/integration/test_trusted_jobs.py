@@ -140,6 +140,13 @@ def test_evaluations_stored_before_the_rule_are_kept_untrusted(tmp_path: Path) -
                            "dataset_commit, metrics, run_id, created_by, created_at) values "
                            "('a', 'o/model/f/n', 'c', 'o/dataset/f/d:v1', 'dc', '{\"accuracy\": 1.0}', "
                            "'', 'mallory', '2026-01-01 00:00:00')"))
+            for i, (kind, name) in enumerate((("model", "n"), ("dataset", "d")), start=1):
+                s.execute(text(f"insert into folders (id, owner, kind, name, description, created_at, "
+                               f"created_by) values ({i}, 'o', '{kind}', 'f', '', '2025-01-01 00:00:00', 'o')"))
+                s.execute(text(f"insert into assets (id, folder_id, name, repository, description, "
+                               f"labels, readme, preset, created_at, created_by, updated_at) values "
+                               f"({i}, {i}, '{name}', 'r{i}', '', '[]', '', 0, '2025-01-01 00:00:00', 'o', "
+                               f"'2025-01-01 00:00:00')"))
             s.execute(text("insert into follows (model_path, dataset_path, settings, created_by, "
                            "created_at) values ('o/model/f/n', 'o/dataset/f/d', '{}', 'o', "
                            "'2026-01-01 00:00:00')"))
