@@ -14,6 +14,8 @@ import httpx
 import pytest
 from _api import Api, fresh, message
 
+from tests._clock import Clock
+
 pytestmark = pytest.mark.integration
 
 SCOPE = "a job token may only act on its run"
@@ -224,3 +226,17 @@ def test_a_follows_retrain_is_registered_as_the_follows_owner(w: World) -> None:
             w.api.admin("PATCH", f"/users/{w.o}", json={"disabled": False})
     finally:
         w.api.ok("ownr", "DELETE", f"/follows/{follow['id']}")
+
+
+def test_a_job_token_expires_after_its_maximum_lifetime(w: World, hub_server: Any,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    run = w.open_run()
+    job = w.job(fresh("job"), run["job_token"])
+    clock = Clock()
+    monkeypatch.setattr(hub_server.hub, "clock", clock)  # the server's hub: tokens expire by it
+    clock.advance(hours=hub_server.hub.jobs.job_token_lifetime.total_seconds() / 3600 - 0.1)
+    w.api.ok(job, "GET", f"/runs/{run['id']}")  # still running, still valid
+    clock.advance(hours=0.2)
+    r = w.api.call(job, "GET", f"/runs/{run['id']}")
+    assert r.status_code == 401 and "expired" in message(r)
+    assert w.api.ok("ownr", "GET", f"/runs/{run['id']}")["state"] == "pending"  # the run stays
