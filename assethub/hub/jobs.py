@@ -42,15 +42,15 @@ RUN_TRIGGERS = ("person", "schedule", "event")  # who or what started a job
 RUN_STATES = ("pending", "running", "completed", "failed", "crashed")
 _RUN_FIELDS = ("state", "branch", "base_commit", "dataset_commit", "code_sha", "command", "params",
                "metrics", "result_commit", "mlflow_run_id", "prefect_flow_run_id", "error")
-# What a job needs on each asset it names: it commits to the model it trains, uses the rest.
 #: the user the Prefect worker acts as (not an admin; what it may do are ordinary shares)
 SERVICE_USER = os.environ.get("ASSETHUB_SERVICE_USER", "prefect")
 #: the longest a job token lives, whatever its run does (ASSETHUB_JOB_TOKEN_HOURS)
 JOB_TOKEN_LIFETIME = timedelta(hours=float(os.environ.get("ASSETHUB_JOB_TOKEN_HOURS", "24")))
-# the steps a retrain's job token may open as runs of their own
 # the branch a training writes when it names none: <prefix>-<run id[:8]>
 _NEW_BRANCH = {"train": "train", "continue_train": "continue"}
+# the steps a retrain's job token may open as runs of their own
 _RETRAIN_STEPS = ("train", "continue_train", "evaluate", "merge")
+# What a job needs on each asset it names: it commits to the model it trains, uses the rest.
 _JOB_NEEDS = {"train": "edit", "continue_train": "edit", "evaluate": "run", "merge": "edit",
               "retrain": "edit"}
 
@@ -126,7 +126,7 @@ class Jobs:
         service user claims once with :meth:`claim_run`).
 
         A job token acts as the run's owner on that run only (:mod:`assethub.server.routes.
-        _common` holds what it may call); it is revoked when the run ends and lives at most
+        _job_scope` holds what it may call); it is revoked when the run ends and lives at most
         ``job_token_lifetime``. A retrain's job token may open its steps (train,
         continue-train, evaluate, merge on the same model and dataset commit), each getting
         its own token.
@@ -146,7 +146,7 @@ class Jobs:
             if trigger not in RUN_TRIGGERS:
                 raise InvalidReferenceError(f"unknown trigger {trigger!r}; use one of "
                                             f"{', '.join(RUN_TRIGGERS)}", part="trigger", value=trigger)
-            parent = self._parent_run(who, kind, trigger, owner) if who.job_run_id else None
+            parent = self._parent_run(who, kind, owner) if who.job_run_id else None
             if parent is not None:
                 trigger = parent.trigger or "person"  # a step was started by what started its retrain
             if owner and owner != me:
@@ -195,7 +195,7 @@ class Jobs:
                 s.flush()
                 return _run_view(r), None if deferred else secret
 
-    def _parent_run(self, who: Principal, kind: str, trigger: str, owner: str) -> Run:
+    def _parent_run(self, who: Principal, kind: str, owner: str) -> Run:
         """The retrain whose job token opens a step, if it may; else 403."""
         with self.catalog.session() as s:
             parent = s.get(Run, who.job_run_id)
