@@ -106,14 +106,13 @@ def launch(flow: str, args: Sequence[str], *, deployment: str = "",
         parameters = dict(parameters or {})
         if parameters.get("repo"):
             parameters["repo"] = clean_repo(parameters["repo"])
-        with _client() as hub:  # the worker's job acts for you: your git credentials and code mirror
-            parameters["owner"] = hub.whoami().name
         if "PREFECT_API_URL" not in env:
             typer.echo("error: --deployment needs a Prefect server: `assethub up` (then `assethub "
                        "deploy`) or PREFECT_API_URL", err=True)
             raise typer.Exit(2)
         params = [a for i, a in enumerate(args) if i and args[i - 1] == "--param"]
-        command = [sys.executable, "-m", "deployments.run", deployment, "--parameters",
+        # registered as you first; the worker's job takes that run over, acting for you on it only
+        command = [sys.executable, "-m", "deployments.run", deployment, "--as-me", "--parameters",
                    json.dumps(parameters or {}), *(x for p in params for x in ("--param", p))]
     else:
         command = [sys.executable, "-m", f"flows.{flow}", *args, "--json"]

@@ -772,17 +772,48 @@ class Client:
                    base: str = "", code_url: str = "", code_revision: str = "",
                    code_subpath: str = "", command: str = "",
                    params: Mapping[str, Any] | None = None, trigger: str = "person",
-                   owner: str = "") -> RunView:
+                   owner: str = "", deferred: bool = False) -> RunView:
         """Register a job with the server, which checks every permission it needs first.
 
         ``trigger`` says what started it: ``person``, ``schedule`` or ``event`` (new data);
         ``owner`` whom it acts for (an admin may name another user; default: you). A credential
-        in ``code_url`` is kept by the server for you and the run records the URL without it."""
+        in ``code_url`` is kept by the server for you and the run records the URL without it.
+        :meth:`open_run` also returns the run's job token."""
+        return self.open_run(model, kind=kind, branch=branch, dataset=dataset, base=base,
+                             code_url=code_url, code_revision=code_revision,
+                             code_subpath=code_subpath, command=command, params=params,
+                             trigger=trigger, owner=owner, deferred=deferred)[0]
+
+    def open_run(self, model: AssetLike, *, kind: str, branch: str = "", dataset: str = "",
+                 base: str = "", code_url: str = "", code_revision: str = "",
+                 code_subpath: str = "", command: str = "",
+                 params: Mapping[str, Any] | None = None, trigger: str = "person",
+                 owner: str = "", deferred: bool = False) -> tuple[RunView, str | None]:
+        """:meth:`create_run`, and the run's job token (shown once): it acts for you on that run
+        only and ends with it. ``deferred``: the job runs on the worker, whose service user
+        claims the token (:meth:`claim_run`); none is returned then."""
         body = {"kind": kind, "model": str(_path(model)), "branch": branch, "dataset": dataset,
                 "base": base, "code_url": code_url, "code_revision": code_revision,
                 "code_subpath": code_subpath, "command": command, "params": dict(params or {}),
-                "trigger": trigger, "owner": owner}
-        return _load(RunView, self._call("POST", "/runs", json=body))
+                "trigger": trigger, "owner": owner, "deferred": deferred}
+        data = self._call("POST", "/runs", json=body)
+        return _load(RunView, data), data.get("job_token")
+
+    def claim_run(self, run_id: str) -> tuple[RunView, str]:
+        """A deferred run's job token, once (the service user, for the worker's flow)."""
+        data = self._call("POST", f"/runs/{_q(run_id)}/claim")
+        return _load(RunView, data), str(data["job_token"])
+
+    def open_follow_run(self, follow_id: int, *, trigger: str = "event") -> tuple[RunView, str]:
+        """Register follow ``follow_id``'s retrain as the follow's owner (the service user only);
+        the run and its job token."""
+        data = self._call("POST", f"/follows/{int(follow_id)}/runs", params={"trigger": trigger})
+        return _load(RunView, data), str(data["job_token"])
+
+    def with_token(self, token: str) -> Client:
+        """A client of the same server that authenticates with ``token`` (e.g. a job token)."""
+        return Client(self.url, token, timeout=self.timeout, transport=self._transport,
+                      cache_dir=self.cache.root, max_workers=self.max_workers)
 
     def update_run(self, run_id: str, **changes: Any) -> RunView:
         return _load(RunView, self._call("PATCH", f"/runs/{_q(run_id)}", json=changes))

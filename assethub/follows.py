@@ -30,6 +30,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import select
@@ -210,6 +211,28 @@ def list_follows(hub: Hub, who: Principal, *, model: str | None = None,
             continue
         out.append(f)
     return out
+
+
+def start_follow_run(hub: Hub, who: Principal, follow_id: int, *,
+                     trigger: str = "event") -> tuple[Any, str]:
+    """A follow's retrain, registered for the service user that runs it (an automation or a
+    schedule fired): refused while the follow is paused, and a follow whose owner lost a right
+    since the last trigger is paused now, with the reason, instead of run."""
+    if who.name != hub.jobs.service_user:  # as the hub says it; nobody else may pause through here
+        return hub.open_follow_run(who, follow_id, trigger=trigger)
+    with hub.catalog.session() as s:
+        row = s.get(Follow, follow_id) if 0 < follow_id < 2**31 else None
+        follow = _view(row) if row is not None else None
+    if follow is not None and not follow.paused:
+        why = why_owner_cannot_retrain(hub, follow)
+        if why:
+            _pause(hub, follow, why)
+            follow = replace(follow, paused=why)
+    if follow is not None and follow.paused:
+        raise ForbiddenError(f"follow {follow_id} ({follow.model} <- {follow.dataset}) is paused: "
+                             f"{follow.paused}; its owner resumes it with `assethub resume-follow "
+                             f"{follow_id}` once the rights are back", needed="active follow")
+    return hub.open_follow_run(who, follow_id, trigger=trigger)
 
 
 def resume_follow(hub: Hub, who: Principal, follow_id: int) -> FollowView:

@@ -9,6 +9,37 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import Any
+
+_KINDS = {"train": "train", "continue-train": "continue_train", "evaluate": "evaluate"}
+
+
+def register(flow: str, parameters: dict[str, Any]) -> str:
+    """Register the job as the caller (ASSETHUB_TOKEN / `assethub login`), deferred: the
+    server checks the caller's rights now and keeps the run's token for the worker's service
+    user to claim (no token goes into the parameters, which Prefect shows). The run's id."""
+    from assethub.client import Client
+    from assethub.refs import AssetRef
+
+    kind = _KINDS.get(flow)
+    if kind is None:
+        raise SystemExit(f"error: --as-me registers train, continue-train and evaluate runs, not {flow}")
+    p = parameters
+    if kind == "evaluate":
+        ref = AssetRef.coerce(p["model"])
+        model, base, branch = str(ref.path), str(ref), ref.ref
+    elif kind == "continue_train":
+        ref = AssetRef.coerce(p["base"])
+        model, base, branch = str(p.get("model") or ref.path), str(ref), str(p.get("branch") or "")
+    else:
+        model, base, branch = str(p["model"]), "", str(p.get("branch") or "")
+    with Client() as hub:
+        run = hub.create_run(model, kind=kind, branch=branch, dataset=str(p.get("dataset") or ""),
+                             base=base, code_url=str(p.get("repo") or ""),
+                             code_revision=str(p.get("revision") or "main"),
+                             code_subpath=str(p.get("subpath") or ""), command=str(p.get("command") or ""),
+                             params=dict(p.get("params") or {}), deferred=True)
+    return run.id
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -18,6 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                         help="adds to the flow's `params` (as `python -m flows train --param`)")
     parser.add_argument("--timeout", type=float, default=None, help="seconds to wait (default: forever)")
+    parser.add_argument("--as-me", action="store_true",
+                        help="register the run as you first (train, continue-train, evaluate): the "
+                             "worker's service user takes it over, acting for you on that run only")
     args = parser.parse_args(argv)
     from prefect.deployments import run_deployment
     from prefect.exceptions import ObjectNotFound
@@ -27,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     parameters = json.loads(args.parameters)
     if args.param:
         parameters["params"] = {**(parameters.get("params") or {}), **dict(map(parse_param, args.param))}
+    if args.as_me:
+        parameters["run_id"] = register(args.deployment.split("/")[0], parameters)
     try:
         run = run_deployment(args.deployment, parameters=parameters,
                              timeout=args.timeout)

@@ -38,10 +38,11 @@ def schedule_slug(follow_id: int) -> str:
     return f"assethub-follow-{follow_id}"
 
 
-def retrain_parameters(model: str, dataset: str, settings: Mapping[str, Any]) -> dict[str, Any]:
-    keys = ("repo", "revision", "subpath", "params", "metric", "higher_is_better", "margin", "command",
-            "owner")
-    return {"model": model, "dataset": dataset, **{k: settings[k] for k in keys if k in settings}}
+def retrain_parameters(follow_id: int) -> dict[str, Any]:
+    """The retrain deployment's parameters for a follow: its id only. The flow's service user
+    asks the server to register the run as the follow's owner, with the follow's settings
+    (Prefect shows parameters to anyone with its UI: no user, no settings, no secret here)."""
+    return {"follow_id": follow_id}
 
 
 @contextmanager
@@ -61,7 +62,7 @@ def install_follow(api_url: str, follow_id: int, model: str, dataset: str,
     from prefect.events.actions import RunDeployment
     from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
 
-    params = retrain_parameters(model, dataset, settings)
+    params = retrain_parameters(follow_id)
     out: dict[str, str] = {}
     with _client(api_url) as c:
         deployment = c.read_deployment_by_name(RETRAIN)  # run `assethub deploy` first

@@ -19,7 +19,7 @@ from flows.pipeline import run_training
 @flow(name="continue-train", log_prints=True)
 def continue_train(base: str, dataset: str, repo: str, revision: str = "main", subpath: str = "",
                    params: dict[str, Any] | None = None, branch: str = "", command: str = "",
-                   message: str = "", model: str = "", owner: str = "") -> dict[str, Any]:
+                   message: str = "", model: str = "", run_id: str = "") -> dict[str, Any]:
     """Start from the weights of `base` and train more; the result is a new branch.
 
     Args:
@@ -33,12 +33,12 @@ def continue_train(base: str, dataset: str, repo: str, revision: str = "main", s
         command: the command to run instead of assethub.yaml's `train`
         message: the commit message
         model: the model asset to write (default: the base's own asset)
-        owner: the user the job acts for (admins only; default: whoever runs the flow)
+        run_id: a run registered for the worker to take over (its record says what runs)
     """
     base_ref = AssetRef.coerce(base)
     return run_training("continue_train", model=model or str(base_ref.path), dataset=dataset, repo=repo,
                         revision=revision, subpath=subpath, params=params, branch=branch,
-                        command=command, base=str(base_ref), message=message, owner=owner)
+                        command=command, base=str(base_ref), message=message, run_id=run_id)
 
 
 def cli(argv: list[str] | None = None, prog: str | None = None) -> int:

@@ -21,7 +21,7 @@ from tasks.tracking import close_tracking
 
 @flow(name="evaluate", log_prints=True)
 def evaluate(model: str, dataset: str, repo: str, revision: str = "main", subpath: str = "",
-             params: dict[str, Any] | None = None, command: str = "", owner: str = "") -> dict[str, Any]:
+             params: dict[str, Any] | None = None, command: str = "", run_id: str = "") -> dict[str, Any]:
     """Run the code's `evaluate` command on a model version and a dataset's test split.
 
     The metrics go to the catalog (by model and dataset commit) and, when `model` names a
@@ -35,12 +35,18 @@ def evaluate(model: str, dataset: str, repo: str, revision: str = "main", subpat
         subpath: directory of the code inside the repository
         params: parameters overriding assethub.yaml's defaults
         command: the command to run instead of assethub.yaml's `evaluate`
-        owner: the user the job acts for (admins only; default: whoever runs the flow)
+        run_id: a run registered for the worker to take over (its record says what runs)
     """
     model_ref = AssetRef.coerce(model)
     dataset_ref = AssetRef.coerce(dataset)
+    # the run's branch: where its evaluation may be committed (when it is a branch one may edit)
     run = open_job("evaluate", str(model_ref.path), dataset=str(dataset_ref), base=str(model_ref), repo=repo,
-                   revision=revision, subpath=subpath, params=params, command=command, owner=owner)
+                   revision=revision, subpath=subpath, params=params, command=command,
+                   branch=model_ref.ref, run_id=run_id)
+    if run_id:  # what the run registered is what runs
+        model_ref, dataset_ref = AssetRef.coerce(run.base_ref), AssetRef.coerce(run.dataset_ref)
+        repo, revision, subpath = run.code_url, run.code_revision, run.code_subpath
+        params, command = dict(run.params), run.command
     with JobScope(run) as scope:
         model_commit = resolve_model_commit(str(model_ref.path.at(run.base_commit)))
         ran = run_command(scope, "evaluate", model=str(model_ref.path), dataset=str(dataset_ref),

@@ -12,6 +12,7 @@ from prefect import flow
 
 from assethub.refs import AssetPath
 from flows.cli import run_cli
+from tasks.env import drop_job_token
 from tasks.results import compare_versions, fail_run, merge_branch, open_run, run_trigger, update_run
 
 
@@ -52,6 +53,8 @@ def merge(model: str, source: str, into: str = "main", metric: str = "", higher_
     except BaseException as e:
         fail_run(run.id, e)
         raise
+    finally:
+        drop_job_token(run.id)  # the run ended: so did its token
 
 
 def cli(argv: list[str] | None = None, prog: str | None = None) -> int:

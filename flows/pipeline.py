@@ -15,13 +15,15 @@ from typing import Any
 
 from prefect.futures import wait
 
+from assethub.errors import InvalidReferenceError
 from assethub.refs import AssetPath, AssetRef
 from assethub.wire import RunView
 from tasks.assets import fetch_dataset, fetch_model
 from tasks.code import Code, fetch_code, job_command, job_params
 from tasks.entrypoint import job_contract, run_entrypoint
-from tasks.env import discard_job_dir, job_dir
+from tasks.env import discard_job_dir, drop_job_token, job_dir
 from tasks.results import (
+    claim_run,
     commit_model,
     fail_run,
     flow_run_id,
@@ -51,10 +53,13 @@ class JobScope:
         return self
 
     def __exit__(self, kind: object, error: BaseException | None, tb: object) -> None:
-        if error is not None:
-            fail_run(self.run.id, error)
-            close_tracking(self.tracking, succeeded=False)
-        discard_job_dir(self.work)
+        try:
+            if error is not None:
+                fail_run(self.run.id, error)
+                close_tracking(self.tracking, succeeded=False)
+            discard_job_dir(self.work)
+        finally:
+            drop_job_token(self.run.id)  # the run ended: so did its token
 
 
 @dataclass(frozen=True)
@@ -71,11 +76,20 @@ class Ran:
 
 
 def open_job(kind: str, model: str, *, dataset: str, base: str, repo: str, revision: str, subpath: str,
-             params: dict[str, Any] | None, command: str, branch: str = "", owner: str = "") -> RunView:
-    """Register the job; refused here, before any work, if the caller may not run it."""
+             params: dict[str, Any] | None, command: str, branch: str = "", run_id: str = "") -> RunView:
+    """Register the job; refused here, before any work, if the caller may not run it. With
+    ``run_id``, take over that run instead (registered for the worker, whose service user
+    claims it): the run's record, not the arguments, says what the job does."""
+    if run_id:
+        run = claim_run(run_id)
+        if run.kind != kind:
+            drop_job_token(run.id)
+            raise InvalidReferenceError(f"run {run_id} is a {run.kind} run, not {kind}",
+                                        part="run_id", value=run_id)
+        return run
     return open_run(kind, model, branch=branch, dataset=dataset, base=base, code_url=repo,
                     code_revision=revision, code_subpath=subpath, command=command, params=params,
-                    trigger=run_trigger(), owner=owner)
+                    trigger=run_trigger())
 
 
 def run_command(scope: JobScope, kind: str, *, model: str, dataset: str, base: str, repo: str,
@@ -119,7 +133,7 @@ def run_command(scope: JobScope, kind: str, *, model: str, dataset: str, base: s
 
 def run_training(kind: str, *, model: str, dataset: str, repo: str, revision: str, subpath: str,
                  params: dict[str, Any] | None, branch: str, command: str, base: str = "",
-                 message: str = "", owner: str = "") -> dict[str, Any]:
+                 message: str = "", run_id: str = "") -> dict[str, Any]:
     """Train (or continue training ``base``) into a new commit on ``branch`` of ``model``.
 
     Order matters: refs are parsed and permissions checked (open_run) before anything is
@@ -130,8 +144,12 @@ def run_training(kind: str, *, model: str, dataset: str, repo: str, revision: st
     dataset_ref = AssetRef.coerce(dataset)
     base_ref = str(AssetRef.coerce(base)) if base else ""
     run = open_job(kind, model_path, dataset=str(dataset_ref), base=base_ref, repo=repo, revision=revision,
-                   subpath=subpath, params=params, command=command, branch=branch, owner=owner)
-    branch = branch or f"{BRANCH_PREFIX[kind]}-{run.id[:8]}"
+                   subpath=subpath, params=params, command=command, branch=branch, run_id=run_id)
+    if run_id:  # what the run registered is what runs
+        model_path, dataset_ref, base_ref = run.model, AssetRef.coerce(run.dataset_ref), run.base_ref
+        repo, revision, subpath = run.code_url, run.code_revision, run.code_subpath
+        params, command, branch = dict(run.params), run.command, run.branch
+    branch = run.branch or branch or f"{BRANCH_PREFIX[kind]}-{run.id[:8]}"  # the server names it
     with JobScope(run) as scope:
         ran = run_command(scope, kind, model=model_path, dataset=str(dataset_ref), base=base_ref, repo=repo,
                           revision=revision, subpath=subpath, params=params, command=command,

@@ -14,26 +14,28 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
-from assethub.refs import AssetPath
+from assethub.refs import AssetPath, AssetRef
+from assethub.wire import RunView
 from flows.cli import job_arguments, run_cli
 from flows.continue_train import continue_train
 from flows.evaluate import evaluate
 from flows.merge import merge
 from flows.train import train
-from tasks.results import fail_run, flow_run_id, open_run, run_trigger, update_run
-from tasks.retrain import claim_branch, plan_retrain, release_claim
+from tasks.env import drop_job_token
+from tasks.results import fail_run, flow_run_id, open_follow_run, open_run, run_trigger, update_run
+from tasks.retrain import RetrainPlan, claim_branch, plan_retrain, release_claim
 
 
 @flow(name="retrain", log_prints=True)
-def retrain(model: str, dataset: str, repo: str, revision: str = "main", subpath: str = "",
+def retrain(model: str = "", dataset: str = "", repo: str = "", revision: str = "main", subpath: str = "",
             params: dict[str, Any] | None = None, metric: str = "accuracy", higher_is_better: bool = True,
-            margin: float = 0.0, command: str = "", owner: str = "") -> dict[str, Any]:
+            margin: float = 0.0, command: str = "", follow_id: int = 0) -> dict[str, Any]:
     """If `dataset`'s main is not what `model`'s main was trained on, train on it (continuing from
     main's weights when main has a model), evaluate main on the same data, and merge the new
     version into main only if `metric` improves by more than `margin`.
 
     Args:
-        model: the model asset, `<owner>/model/<folder>/<name>`
+        model: the model asset, `<owner>/model/<folder>/<name>` (not with `follow_id`)
         dataset: the dataset asset followed, `<owner>/dataset/<folder>/<name>` (its `main` is used)
         repo: Git URL (or local path) of the training code
         revision: branch, tag or commit of the code
@@ -43,9 +45,14 @@ def retrain(model: str, dataset: str, repo: str, revision: str = "main", subpath
         higher_is_better: whether a larger metric is better (accuracy) or worse (loss)
         margin: how much the metric must improve by
         command: the training command instead of assethub.yaml's `train`
-        owner: the user the jobs act for (a follow's owner; default: whoever runs the flow)
+        follow_id: a follow whose retrain this is (its automation and schedule pass it): the
+            server registers the run as the follow's owner with the follow's settings, and the
+            job acts with that run's token (the worker's service user only)
     """
     logger = get_run_logger()
+    if follow_id:
+        run = open_follow_run(follow_id, run_trigger())
+        return _retrain_run(run)
     path = str(AssetPath.coerce(model))
     plan = plan_retrain(path, dataset)
     if plan.up_to_date:
@@ -58,23 +65,51 @@ def retrain(model: str, dataset: str, repo: str, revision: str = "main", subpath
         return {"retrained": False, "merged": False, "reason": reason, "branch": branch, "run_id": ""}
     pinned = f"{plan.dataset}:{plan.dataset_commit}"
     base = f"{path}:{plan.main_commit}" if plan.has_model else ""
-    run = open_run("retrain", path, branch=branch, dataset=pinned, base=base, code_url=repo,
-                   code_revision=revision, code_subpath=subpath, command=command, trigger=run_trigger(),
-                   owner=owner,
-                   params={"metric": metric, "higher_is_better": higher_is_better, "margin": margin,
-                           **(params or {})})
+    try:
+        run = open_run("retrain", path, branch=branch, dataset=pinned, base=base, code_url=repo,
+                       code_revision=revision, code_subpath=subpath, command=command, trigger=run_trigger(),
+                       params={"metric": metric, "higher_is_better": higher_is_better, "margin": margin,
+                               **(params or {})})
+    except BaseException:
+        release_claim(path, branch, plan.main_commit)
+        raise
+    return _retrain_run(run, plan, claimed=True)
+
+
+def _retrain_run(run: RunView, plan: RetrainPlan | None = None, claimed: bool = False) -> dict[str, Any]:
+    """The retrain of ``run`` (its job token in use): plan and claim unless done, train,
+    evaluate main, merge if better; the run records the outcome."""
+    logger = get_run_logger()
+    path, settings = run.model, dict(run.params)
+    metric = str(settings.pop("metric", "accuracy"))
+    higher_is_better = bool(settings.pop("higher_is_better", True))
+    margin = float(settings.pop("margin", 0.0))
+    params = settings or None
+    repo, revision, subpath, command = run.code_url, run.code_revision, run.code_subpath, run.command
     trained: dict[str, Any] | None = None
     try:
+        if plan is None:  # a follow's run: the dataset commit is the run's
+            plan = plan_retrain(path, run.dataset_ref, run.dataset_commit)
+            reason = plan.up_to_date
+            if not reason and not claim_branch(path, run.branch, plan.main_commit):
+                reason = (f"branch {run.branch} exists: dataset commit {run.dataset_commit[:12]} "
+                          "is retrained already")
+            claimed = not reason
+            if reason:
+                logger.info("nothing to do: %s", reason)
+                update_run(run.id, state="completed", error=f"nothing to do: {reason}")
+                return {"retrained": False, "merged": False, "reason": reason, "branch": "", "run_id": run.id}
+        branch, pinned = run.branch, run.dataset_ref
+        dataset = str(AssetRef.coerce(pinned).path)
+        base = f"{path}:{plan.main_commit}" if plan.has_model else ""
         update_run(run.id, state="running", prefect_flow_run_id=flow_run_id())
-        repo = run.code_url  # as recorded: without credentials, which the server keeps
         job = dict(dataset=pinned, repo=repo, revision=revision, subpath=subpath, params=params,
-                   branch=branch, command=command, owner=owner,
-                   message=f"Retrain on {plan.dataset} main ({plan.dataset_commit[:12]})")
+                   branch=branch, command=command,
+                   message=f"Retrain on {dataset} main ({run.dataset_commit[:12]})")
         if plan.has_model:
             trained = continue_train(base=base, model=path, **job)
             # main's model on the same data: the comparison is then like for like
-            evaluate(model=base, dataset=pinned, repo=repo, revision=revision, subpath=subpath, params=params,
-                     owner=owner)
+            evaluate(model=base, dataset=pinned, repo=repo, revision=revision, subpath=subpath, params=params)
         else:
             trained = train(model=path, **job)
         merged = merge(model=path, source=branch, into="main", metric=metric,
@@ -87,12 +122,14 @@ def retrain(model: str, dataset: str, repo: str, revision: str = "main", subpath
         logger.info("retrain of %s on %s: %s", path, pinned, why)
         return {"retrained": True, "merged": bool(merged["merged"]), "reason": why, "branch": branch,
                 "run_id": run.id, "commit": trained["commit"], "merge_commit": merged["commit"],
-                "dataset_commit": plan.dataset_commit, "metrics": trained.get("metrics") or {}}
+                "dataset_commit": run.dataset_commit, "metrics": trained.get("metrics") or {}}
     except BaseException as e:
+        if trained is None and claimed and plan is not None:
+            release_claim(path, run.branch, plan.main_commit)  # with the run's token: still live
         fail_run(run.id, e)
-        if trained is None:
-            release_claim(path, branch, plan.main_commit)
         raise
+    finally:
+        drop_job_token(run.id)  # the run ended: so did its token
 
 
 def cli(argv: list[str] | None = None, prog: str | None = None) -> int:

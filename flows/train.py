@@ -18,7 +18,7 @@ from flows.pipeline import run_training
 @flow(name="train", log_prints=True)
 def train(model: str, dataset: str, repo: str, revision: str = "main", subpath: str = "",
           params: dict[str, Any] | None = None, branch: str = "", command: str = "",
-          message: str = "", owner: str = "") -> dict[str, Any]:
+          message: str = "", run_id: str = "") -> dict[str, Any]:
     """Train a new model version on a new branch of `model`, evaluated on the dataset's test split.
 
     Args:
@@ -31,11 +31,11 @@ def train(model: str, dataset: str, repo: str, revision: str = "main", subpath: 
         branch: the model branch to commit to (default: a new `train-<run>` branch)
         command: the command to run instead of assethub.yaml's `train`
         message: the commit message
-        owner: the user the job acts for (admins only; default: whoever runs the flow)
+        run_id: a run registered for the worker to take over (its record says what runs)
     """
     return run_training("train", model=model, dataset=dataset, repo=repo, revision=revision,
                         subpath=subpath, params=params, branch=branch, command=command, message=message,
-                        owner=owner)
+                        run_id=run_id)
 
 
 def cli(argv: list[str] | None = None, prog: str | None = None) -> int:

@@ -4,7 +4,8 @@ and one process worker polling the work pool ``local``.
     python -m infra.prefect start | stop | status
 
 Flow runs started by the worker inherit its environment: ASSETHUB_URL / ASSETHUB_TOKEN (the
-token of whoever started the stack) and MLFLOW_TRACKING_URI.
+service user's token under `assethub up`, never the admin's; each job switches to its run's own
+token) and MLFLOW_TRACKING_URI.
 """
 
 from __future__ import annotations

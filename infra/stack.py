@@ -4,7 +4,8 @@ MLflow, and Prefect (server and a process worker on the pool ``local``).
 Each runs as a :class:`~infra._process.ManagedProcess`: on loopback, with its state and its log
 under ``$ASSETHUB_HOME/<component>``. The server gets the lakeFS credentials through its
 environment, and the secret lakeFS's actions present to its hook (which lakeFS holds in its own
-environment); the CLI gets only the admin's API token.
+environment); the CLI gets only the admin's API token, the Prefect worker only the service
+user's (``prefect``, no admin, no shares by default).
 """
 
 from __future__ import annotations
@@ -67,8 +68,11 @@ def up(port: int = 8780, admin: str = "admin", timeout: float = 60) -> StackInfo
             saved = config.save(config.ClientConfig(url, token_file.read_text().strip()))
     mlflow_url = tracking.wait()
     prefect_api = prefect.wait()
-    # the worker runs jobs as the stack's admin, against this server and MLflow
-    token = token_file.read_text().strip() if token_file.exists() else ""
+    # the worker runs jobs as the service user (never the admin), against this server and MLflow:
+    # a job acts for whoever registered its run with the run's own token; a run started in the
+    # Prefect UI acts as the service user, with what an admin shared with it
+    service_file = SERVER.dir / "service-token"
+    token = service_file.read_text().strip() if service_file.exists() else ""
     prefect.start_worker({"ASSETHUB_URL": url, "ASSETHUB_TOKEN": token, "MLFLOW_TRACKING_URI": mlflow_url,
                           "ASSETHUB_HOME": str(config.home())})
     return StackInfo(url, lake.endpoint, saved, mlflow_url, prefect_api.removesuffix("/api"), log_files())

@@ -69,6 +69,11 @@ $RUN python scripts/demo_steps.py urls "$MODEL:main"
 
 step "deployments: register them, then train through the Prefect worker (the run shows in the Prefect UI)"
 ah deploy
+# the worker acts as the service user `prefect` (no admin token): this run is registered as you
+# and the worker takes it over with the run's own token; runs started from the Prefect UI act as
+# `prefect` itself, which may use only what is shared with it:
+ah share "${MODEL%/*}" --user prefect --role edit
+ah share "${DATASET%/*}" --user prefect --role run
 ah train "$MODEL" --dataset "$DATASET:v1" --repo "$WORK/code" --branch via-worker --deployment
 
 step "data-triggered retraining: follow the dataset, commit new data, the retrain starts by itself"

@@ -16,9 +16,9 @@ from prefect.cache_policies import NO_CACHE
 from assethub.client import Client
 from assethub.config import home
 
-__all__ = ["NETWORK", "SECRET_VARIABLES", "client", "discard_job_dir", "home", "is_transient", "job_dir",
-           "jobs_dir", "make_read_only", "redact_url", "remove_tree", "retry_if_transient",
-           "tracking_uri"]
+__all__ = ["NETWORK", "SECRET_VARIABLES", "client", "current_job_run", "discard_job_dir",
+           "drop_job_token", "home", "is_transient", "job_dir", "jobs_dir", "make_read_only",
+           "redact_url", "remove_tree", "retry_if_transient", "tracking_uri", "use_job_token"]
 
 # Never handed to the training command: it is user code and needs none of these.
 SECRET_VARIABLES = ("ASSETHUB_TOKEN", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
@@ -26,9 +26,33 @@ SECRET_VARIABLES = ("ASSETHUB_TOKEN", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKE
                     "ASSETHUB_HOOK_SECRET", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN")
 
 
+# The job tokens of the runs this process works in, innermost last (a retrain's steps run in
+# its process, each with its own). Process-wide, not per thread: tasks run in worker threads.
+_job_tokens: list[tuple[str, str]] = []
+
+
 def client() -> Client:
-    """The SDK client, configured by ASSETHUB_URL / ASSETHUB_TOKEN or `assethub login`."""
+    """The SDK client: with the job token of the run this process works in, once it opened or
+    claimed one (:func:`use_job_token`); before that, ASSETHUB_URL / ASSETHUB_TOKEN or
+    `assethub login` (the person or the service user that starts the job)."""
+    if _job_tokens:
+        return Client(token=_job_tokens[-1][1], timeout=600.0)
     return Client(timeout=600.0)
+
+
+def use_job_token(run_id: str, token: str) -> None:
+    """From now on :func:`client` acts with run ``run_id``'s job token."""
+    _job_tokens.append((run_id, token))
+
+
+def drop_job_token(run_id: str) -> None:
+    """Forget run ``run_id``'s job token (its run ended): the enclosing run's applies again."""
+    _job_tokens[:] = [(r, t) for r, t in _job_tokens if r != run_id]
+
+
+def current_job_run() -> str:
+    """The run whose job token :func:`client` uses ("" for none)."""
+    return _job_tokens[-1][0] if _job_tokens else ""
 
 
 def jobs_dir() -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import uuid
 from dataclasses import dataclass
@@ -13,8 +14,8 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from assethub.client import AddFile, DeleteFile
-from assethub.errors import AssetHubError, JobFailedError
+from assethub.client import AddFile, Client, DeleteFile
+from assethub.errors import AssetHubError, ForbiddenError, JobFailedError, NotFoundError
 from assethub.lineage import (
     MODEL_COMMIT,
     Lineage,
@@ -24,9 +25,10 @@ from assethub.lineage import (
     evaluation_record,
     model_card,
 )
+from assethub.refs import AssetPath, AssetRef
 from assethub.wire import RunView
 from tasks.code import Code
-from tasks.env import NETWORK, client
+from tasks.env import NETWORK, client, use_job_token
 from tasks.tracking import Tracking
 
 
@@ -44,14 +46,65 @@ class Committed:
 @task(name="open_run", **NETWORK)
 def open_run(kind: str, model: str, *, branch: str = "", dataset: str = "", base: str = "",
              code_url: str = "", code_revision: str = "", code_subpath: str = "", command: str = "",
-             params: dict[str, Any] | None = None, trigger: str = "person", owner: str = "") -> RunView:
-    """Register the job (acting for ``owner``, default the caller); the server refuses it here
-    if the caller may not run it. A credential in ``code_url`` is kept by the server apart
-    from the run, which records the URL without it."""
-    return client().create_run(model, kind=kind, branch=branch, dataset=dataset, base=base,
-                               code_url=code_url, code_revision=code_revision,
-                               code_subpath=code_subpath, command=command, params=params,
-                               trigger=trigger, owner=owner)
+             params: dict[str, Any] | None = None, trigger: str = "person") -> RunView:
+    """Register the job; the server refuses it here if the caller may not run it. From then on
+    every call of this process uses the run's own job token (acting for the caller on this
+    run only), until :func:`tasks.env.drop_job_token`. A credential in ``code_url`` is kept by
+    the server apart from the run, which records the URL without it."""
+    hub = client()
+    try:
+        run, token = hub.open_run(model, kind=kind, branch=branch, dataset=dataset, base=base,
+                                  code_url=code_url, code_revision=code_revision,
+                                  code_subpath=code_subpath, command=command, params=params,
+                                  trigger=trigger)
+    except (ForbiddenError, NotFoundError) as e:
+        raise _grant_hint(hub, e, kind, model, dataset, base) from None
+    if token:  # never in the task's result (results are persisted): kept in this process only
+        use_job_token(run.id, token)
+    return run
+
+
+@task(name="open_follow_run", **NETWORK)
+def open_follow_run(follow_id: int, trigger: str) -> RunView:
+    """Have the server register follow ``follow_id``'s retrain as the follow's owner (this
+    process's caller is the worker's service user); its job token is used from now on."""
+    run, token = client().open_follow_run(follow_id, trigger=trigger)
+    use_job_token(run.id, token)
+    return run
+
+
+@task(name="claim_run", **NETWORK)
+def claim_run(run_id: str) -> RunView:
+    """Take over run ``run_id``, registered for this worker (a follow's retrain, a job handed to
+    a deployment): its job token, claimed once by the service user, is used from now on."""
+    run, token = client().claim_run(run_id)
+    use_job_token(run.id, token)
+    return run
+
+
+def _grant_hint(hub: Client, error: AssetHubError, kind: str, model: str, dataset: str,
+                base: str) -> AssetHubError:
+    """A refusal of the worker's service user (a run started in the Prefect UI acts as it) says
+    which shares an admin grants it; anyone else's refusal is left as it is."""
+    service = os.environ.get("ASSETHUB_SERVICE_USER", "prefect")
+    try:
+        if hub.whoami().name != service:
+            return error
+    except AssetHubError:
+        return error
+    def folder(p: AssetPath) -> str:
+        return f"{p.owner}/{p.kind.value}/{p.folder}"
+
+    folders = {folder(AssetPath.coerce(model)): "run" if kind == "evaluate" else "edit"}
+    for ref in (dataset, base):
+        if ref:
+            folders.setdefault(folder(AssetRef.coerce(ref).path), "run")
+    grants = " and ".join(f"`assethub share {f} --user {service} --role {role}`"
+                          for f, role in folders.items())
+    return ForbiddenError(f"this job runs as the worker's service user {service!r} (it was started "
+                          f"without a run registered by a person, e.g. from the Prefect UI), which "
+                          f"may not do it ({error}); an admin grants it with {grants}",
+                          needed="share for the service user")
 
 
 def update_run(run_id: str, **changes: Any) -> None:

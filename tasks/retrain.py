@@ -32,13 +32,14 @@ class RetrainPlan:
 
 
 @task(name="plan_retrain", **NETWORK)
-def plan_retrain(model: str, dataset: str) -> RetrainPlan:
+def plan_retrain(model: str, dataset: str, at: str = "") -> RetrainPlan:
     """Where ``model``'s main and ``dataset``'s main are, and whether main was trained on that
-    dataset commit already (a ref given with ``dataset`` is ignored: main is what is followed)."""
+    dataset commit already (a ref given with ``dataset`` is ignored: main is what is followed;
+    ``at``: the dataset commit a registered retrain run pinned)."""
     hub = client()
     path = AssetPath.coerce(model)
     data = AssetRef.coerce(dataset).path
-    dataset_commit = hub.resolve(data.at("main"))
+    dataset_commit = at or hub.resolve(data.at("main"))
     main_commit = hub.resolve(path.at("main"))
     has_model = any(o.path == "model/MLmodel"
                     for o in hub.list_objects(path.at(main_commit), prefix="model/"))

@@ -43,6 +43,14 @@ ALLOWED: tuple[Allowed, ...] = (
             r"Flow run '[\w-]+' - (Encountered exception during execution|Engine execution exited with "
             r"unexpected exception)).*CodeFetchError.? ?.?revision 'no-such-revision' not found",
             "the bad revision that test_run_deployment_trains_a_new_model_version sends"),
+    # test_deployments: a Prefect-UI run of the service user on a folder nobody shared with it
+    # must fail before any work, saying which share grants it (the task, the flow, the engine).
+    Allowed("*prefect-worker/server.out",
+            r"^\S+ \| ERROR +\| (Task run 'open_run-\w+' - Finished in state Failed|"
+            r"Flow run '[\w-]+' - (Encountered exception during execution|Engine execution exited with "
+            r"unexpected exception)).*ForbiddenError.? ?.?this job runs as the worker's service user "
+            r"'prefect'.*deployer/model/ungranted/net",
+            "the ungranted model test_a_prefect_ui_run_acts_as_the_service_user_and_needs_a_grant trains"),
     # test_atomicity: a direct S3 put to a protected main must be refused; lakeFS logs the refusal.
     Allowed("*lakefs/lakefs.*",
             r'level=error msg="could not update metadata".* error="cannot write to protected branch".* '

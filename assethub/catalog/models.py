@@ -230,6 +230,26 @@ class Run(Base):
     base: Mapped[Asset | None] = relationship(foreign_keys=[base_id], lazy="selectin")
 
 
+class JobToken(Base):
+    """A run's own API token: only its SHA-256 is stored. It acts as the run's owner, limited
+    to what the run needs, and ends with the run (or at ``expires_at``).
+
+    ``deferred`` tokens were minted for a run that a worker picks up (a follow's retrain, a
+    run handed to a deployment): nobody saw their secret; the service user claims it once.
+    """
+
+    __tablename__ = "job_tokens"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), unique=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+    deferred: Mapped[bool] = mapped_column(Boolean, default=False)
+    claimed_at: Mapped[datetime | None] = mapped_column(default=None)
+    run: Mapped[Run] = relationship()
+
+
 class GitCredential(Base):
     """A user's credential for the Git repositories on one host, encrypted with the server's key.
 

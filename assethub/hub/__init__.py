@@ -151,6 +151,7 @@ class Hub:
     # -- identity ----------------------------------------------------------------------------
     authenticate = _Forward("identity", Identity.authenticate)
     ensure_admin = _Forward("identity", Identity.ensure_admin)
+    ensure_service_user = _Forward("identity", Identity.ensure_service_user)
     whoami = _Forward("identity", Identity.whoami)
     principal_of = _Forward("identity", Identity.principal_of)
     create_user = _Forward("identity", Identity.create_user)
@@ -247,6 +248,10 @@ class Hub:
 
     # -- jobs: runs, evaluations, lineage ----------------------------------------------------
     create_run = _Forward("jobs", Jobs.create_run)
+    open_run = _Forward("jobs", Jobs.open_run)
+    claim_run = _Forward("jobs", Jobs.claim_run)
+    open_follow_run = _Forward("jobs", Jobs.open_follow_run)
+    job_run = _Forward("jobs", Jobs.job_run)
     update_run = _Forward("jobs", Jobs.update_run)
     get_run = _Forward("jobs", Jobs.get_run)
     list_runs = _Forward("jobs", Jobs.list_runs)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from assethub.catalog import ApiToken, Catalog, Group, Membership, User
+from assethub.catalog import ApiToken, Catalog, Group, JobToken, Membership, User
 from assethub.errors import (
     AlreadyExistsError,
     AuthenticationError,
@@ -34,17 +34,20 @@ if TYPE_CHECKING:
     from assethub.hub.audit import AuditLog
 
 _TOKEN_TOUCH = timedelta(minutes=1)
+JOB_TOKEN_PREFIX = "ahj_"  # job tokens (bound to one run) start with it; API tokens with "ah_"
+RUN_ENDED = ("completed", "failed", "crashed")
 _PRINCIPAL_TTL = 5.0  # seconds
 
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who is calling: a user (with their groups) or nobody (``name`` None)."""
+    """Who is calling: a user (with their groups) or nobody (``name`` None); with
+    ``job_run_id``, a job acting for that user on one run only (see :mod:`assethub.hub.jobs`)."""
 
     name: str | None
     is_admin: bool = False
     groups: frozenset[str] = frozenset()
-    #: the run a job token was issued for (None: a user's own token)
+    # set when the caller holds a job token: it acts as the run's owner, limited to that run
     job_run_id: str | None = None
 
     @property
@@ -70,9 +73,17 @@ def require_user(who: Principal) -> str:
     return who.name
 
 
+def refuse_job_token(who: Principal, what: str = "this") -> None:
+    """Refuse ``what`` to a job token (it may only act on its run)."""
+    if who.job_run_id is not None:
+        raise ForbiddenError(f"a job token may only act on its run ({who.job_run_id}): "
+                             f"{what} is not part of it", needed="job scope")
+
+
 def require_admin(who: Principal) -> None:
     """Raise unless the caller is a signed-in admin."""
     require_user(who)
+    refuse_job_token(who)
     if not who.is_admin:
         raise ForbiddenError("only an admin may do this", needed="admin")
 
@@ -99,6 +110,12 @@ def find_group(s: Session, name: str) -> Group:
 
 def _hash_token(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def new_job_token() -> tuple[str, str]:
+    """A fresh job token: (secret, the hash the catalog keeps)."""
+    secret = JOB_TOKEN_PREFIX + secrets.token_urlsafe(32)
+    return secret, _hash_token(secret)
 
 
 def _user_view(s: Session, u: User) -> UserView:
@@ -144,6 +161,8 @@ class Identity:
         """
         if not secret:
             return ANONYMOUS
+        if secret.startswith(JOB_TOKEN_PREFIX):
+            return self._authenticate_job(secret)  # never cached: it ends with its run
         key = _hash_token(secret)
         hit = self._principals.get(key)
         if hit is not None and hit[0] > time.monotonic() and (hit[2] is None or hit[2] > self.clock()):
@@ -175,6 +194,46 @@ class Identity:
                 select(Group.name).join(Membership).where(Membership.user_id == user.id)
             ).all()
             return Principal(user.name, user.is_admin, frozenset(groups)), expires
+
+    def _authenticate_job(self, secret: str) -> Principal:
+        """The principal of a job token: the run's owner, limited to the run (``job_run_id``)."""
+        at = self.clock()
+        with self.catalog.session() as s:
+            token = s.scalar(select(JobToken).where(JobToken.token_hash == _hash_token(secret)))
+            if token is None:
+                raise AuthenticationError("unknown job token")
+            run = token.run
+            if token.revoked_at is not None or run.state in RUN_ENDED:
+                raise AuthenticationError(f"this job token ended with its run {run.id} ({run.state})")
+            expires = aware(token.expires_at)
+            if expires is not None and expires <= at:
+                raise AuthenticationError(f"this job token has expired (run {run.id})")
+            user = find_user(s, run.owner or run.created_by)
+            if user.disabled:
+                raise AuthenticationError(f"user {user.name} is disabled")
+            groups = s.scalars(
+                select(Group.name).join(Membership).where(Membership.user_id == user.id)
+            ).all()
+            return Principal(user.name, user.is_admin, frozenset(groups), job_run_id=run.id)
+
+    def ensure_service_user(self, name: str, *, new_token: bool) -> str | None:
+        """Create the service user ``name`` (not an admin, no shares) if missing; with
+        ``new_token``, or when it was created, a new API token for it (the secret)."""
+        check_user_name(name)
+        with self.catalog.session() as s:
+            user = s.scalar(select(User).where(User.name == name))
+            created = user is None
+            if user is None:
+                user = User(name=name, display_name="Service user (the Prefect worker)")
+                s.add(user)
+                s.flush()
+            elif user.is_admin:
+                raise ForbiddenError(f"the service user {name} must not be an admin", needed="admin")
+            secret = _new_token(s, user, "worker", None) if created or new_token else None
+        if created:
+            self.audit.record(Principal(name), "user.bootstrap", name, "ok")
+        self._principals.clear()
+        return secret
 
     def ensure_admin(self, name: str) -> str | None:
         """Create admin ``name`` with a token if there is no such user; returns the new secret."""

@@ -8,6 +8,7 @@ Lineage reads a model version's commit metadata and the catalog's runs and evalu
 from __future__ import annotations
 
 import math
+import os
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -16,12 +17,20 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from assethub.catalog import Catalog, Evaluation, Run
-from assethub.errors import ForbiddenError, InvalidReferenceError, NotFoundError
+from assethub.catalog import Catalog, Evaluation, Follow, Group, JobToken, Membership, Run
+from assethub.errors import ForbiddenError, InvalidReferenceError, NotFoundError, RefNotFoundError
 from assethub.hub._rows import asset_path, asset_ref, aware
 from assethub.hub.audit import AuditLog
 from assethub.hub.git_credentials import GitCredentials
-from assethub.hub.identity import Principal, find_user, require_admin, require_user
+from assethub.hub.identity import (
+    RUN_ENDED,
+    Principal,
+    find_user,
+    new_job_token,
+    refuse_job_token,
+    require_admin,
+    require_user,
+)
 from assethub.hub.permissions import Permissions, not_found
 from assethub.lineage import Lineage, model_commit_of
 from assethub.refs import AssetKind, AssetPath, AssetRef
@@ -33,6 +42,14 @@ RUN_TRIGGERS = ("person", "schedule", "event")  # who or what started a job
 RUN_STATES = ("pending", "running", "completed", "failed", "crashed")
 _RUN_FIELDS = ("state", "branch", "base_commit", "dataset_commit", "code_sha", "command", "params",
                "metrics", "result_commit", "mlflow_run_id", "prefect_flow_run_id", "error")
+#: the user the Prefect worker acts as (not an admin; what it may do are ordinary shares)
+SERVICE_USER = os.environ.get("ASSETHUB_SERVICE_USER", "prefect")
+#: the longest a job token lives, whatever its run does (ASSETHUB_JOB_TOKEN_HOURS)
+JOB_TOKEN_LIFETIME = timedelta(hours=float(os.environ.get("ASSETHUB_JOB_TOKEN_HOURS", "24")))
+# the branch a training writes when it names none: <prefix>-<run id[:8]>
+_NEW_BRANCH = {"train": "train", "continue_train": "continue"}
+# the steps a retrain's job token may open as runs of their own
+_RETRAIN_STEPS = ("train", "continue_train", "evaluate", "merge")
 # What a job needs on each asset it names: it commits to the model it trains, uses the rest.
 #: the runs whose job may record an evaluation of their model (with a job token)
 EVALUATING_JOBS = ("evaluate", "train", "continue_train")
@@ -82,7 +99,11 @@ class Jobs:
     """Runs, evaluations and lineage, checked against the caller's roles on the assets."""
 
     def __init__(self, catalog: Catalog, storage: Storage, audit: AuditLog,
-                 permissions: Permissions, git_credentials: GitCredentials) -> None:
+                 permissions: Permissions, git_credentials: GitCredentials, *,
+                 service_user: str = SERVICE_USER,
+                 job_token_lifetime: timedelta = JOB_TOKEN_LIFETIME) -> None:
+        self.service_user = service_user
+        self.job_token_lifetime = job_token_lifetime
         self.catalog = catalog
         self.storage = storage
         self.audit = audit
@@ -93,8 +114,27 @@ class Jobs:
                    dataset: str = "", base: str = "", code_url: str = "", code_revision: str = "",
                    code_subpath: str = "", command: str = "",
                    params: dict[str, Any] | None = None, trigger: str = "person",
-                   owner: str = "") -> RunView:
-        """Register a job before it starts: every permission it needs is checked here.
+                   owner: str = "", deferred: bool = False) -> RunView:
+        """:meth:`open_run` without the job token (a deferred run's is claimed later)."""
+        return self.open_run(who, kind=kind, model=model, branch=branch, dataset=dataset, base=base,
+                             code_url=code_url, code_revision=code_revision,
+                             code_subpath=code_subpath, command=command, params=params,
+                             trigger=trigger, owner=owner, deferred=deferred)[0]
+
+    def open_run(self, who: Principal, *, kind: str, model: AssetPath | str, branch: str = "",
+                 dataset: str = "", base: str = "", code_url: str = "", code_revision: str = "",
+                 code_subpath: str = "", command: str = "",
+                 params: dict[str, Any] | None = None, trigger: str = "person",
+                 owner: str = "", deferred: bool = False) -> tuple[RunView, str | None]:
+        """Register a job before it starts: every permission it needs is checked here. Returns
+        the run and its job token (shown once; None for a ``deferred`` run, whose token the
+        service user claims once with :meth:`claim_run`).
+
+        A job token acts as the run's owner on that run only (:mod:`assethub.server.routes.
+        _job_scope` holds what it may call); it is revoked when the run ends and lives at most
+        ``job_token_lifetime``. A retrain's job token may open its steps (train,
+        continue-train, evaluate, merge on the same model and dataset commit), each getting
+        its own token.
 
         The model needs ``edit`` (the job commits to it; ``run`` for an evaluation), the dataset
         and the base model ``run``. A refused job leaves no record but the audit event.
@@ -111,8 +151,11 @@ class Jobs:
             if trigger not in RUN_TRIGGERS:
                 raise InvalidReferenceError(f"unknown trigger {trigger!r}; use one of "
                                             f"{', '.join(RUN_TRIGGERS)}", part="trigger", value=trigger)
+            parent = self._parent_run(who, kind, owner) if who.job_run_id else None
+            if parent is not None:
+                trigger = parent.trigger or "person"  # a step was started by what started its retrain
             if owner and owner != me:
-                if not who.is_admin:
+                if not who.is_admin or who.job_run_id:
                     raise ForbiddenError("only an admin may start a job for another user", needed="admin")
                 with self.catalog.session() as s:
                     find_user(s, owner)
@@ -136,9 +179,15 @@ class Jobs:
             # the refs must exist now: a typo fails before any work starts
             dataset_commit = self.storage.resolve(dataset_ref) if dataset_ref else ""
             base_commit = self.storage.resolve(base_ref) if base_ref else ""
+            if parent is not None:
+                self._check_step(parent, model_path, dataset_ref, dataset_commit, base_ref)
             code_url = self.git_credentials.adopt_url(who, code_url)  # kept apart, never recorded
+            secret, token_hash = new_job_token()
+            run_id = uuid.uuid4().hex
+            if not branch and kind in _NEW_BRANCH:  # named here: a job token writes only it
+                branch = f"{_NEW_BRANCH[kind]}-{run_id[:8]}"
             with self.catalog.session() as s:
-                r = Run(id=uuid.uuid4().hex, kind=kind, state="pending", model_id=model_id,
+                r = Run(id=run_id, kind=kind, state="pending", model_id=model_id,
                         dataset_id=dataset_id, base_id=base_id, model_path=str(model_path),
                         branch=branch, base_ref=str(base_ref or ""), base_commit=base_commit,
                         dataset_ref=str(dataset_ref or ""), dataset_commit=dataset_commit,
@@ -147,7 +196,112 @@ class Jobs:
                         trigger=trigger, owner=owner if owner and owner != me else "")
                 s.add(r)
                 s.flush()
-                return _run_view(r)
+                s.add(JobToken(run_id=r.id, token_hash=token_hash, deferred=deferred,
+                               expires_at=datetime.now(UTC) + self.job_token_lifetime))
+                s.flush()
+                return _run_view(r), None if deferred else secret
+
+    def _parent_run(self, who: Principal, kind: str, owner: str) -> Run:
+        """The retrain whose job token opens a step, if it may; else 403."""
+        with self.catalog.session() as s:
+            parent = s.get(Run, who.job_run_id)
+            if parent is None or parent.kind != "retrain" or kind not in _RETRAIN_STEPS:
+                raise ForbiddenError(f"a job token may only act on its run ({who.job_run_id}): only a "
+                                     "retrain's token opens runs, for its train, continue-train, "
+                                     "evaluate and merge steps", needed="job scope")
+            if owner and owner != who.name:
+                raise ForbiddenError(f"a job token may only act on its run ({who.job_run_id}), for its "
+                                     "owner only", needed="job scope")
+            s.expunge(parent)
+            return parent
+
+    @staticmethod
+    def _check_step(parent: Run, model: AssetPath, dataset: AssetRef | None, dataset_commit: str,
+                    base: AssetRef | None) -> None:
+        """A retrain's step works on the retrain's model and pinned dataset commit only."""
+        same_data = dataset is None or (parent.dataset_ref and str(dataset.path) ==
+                                        str(AssetRef.coerce(parent.dataset_ref).path)
+                                        and dataset_commit == parent.dataset_commit)
+        if str(model) != parent.model_path or not same_data or (
+                base is not None and str(base.path) != parent.model_path):
+            raise ForbiddenError(f"a job token may only act on its run ({parent.id}): a retrain's "
+                                 f"steps use its model {parent.model_path} and dataset commit "
+                                 f"{parent.dataset_commit[:12]}", needed="job scope")
+
+    def open_follow_run(self, who: Principal, follow_id: int, *,
+                        trigger: str = "event") -> tuple[RunView, str]:
+        """Register a follow's retrain as the follow's owner (its rights checked now) on the
+        dataset's main as it is now, for the service user that runs it; the run and its job
+        token. The retrain's branch is ``retrain-<dataset commit[:12]>``."""
+        with self.audit.audited(who, "run.follow", str(follow_id)):
+            me = require_user(who)
+            refuse_job_token(who, "starting a follow's retrain")
+            if me != self.service_user:
+                raise ForbiddenError(f"only the service user {self.service_user} starts a follow's "
+                                     "retrains", needed="service user")
+            with self.catalog.session() as s:
+                follow = s.get(Follow, follow_id) if 0 < follow_id < 2**31 else None
+                if follow is None:
+                    raise NotFoundError("follow", str(follow_id))
+                owner = find_user(s, follow.created_by)
+                if owner.disabled:
+                    raise ForbiddenError(f"the follow's owner {owner.name} is disabled", needed="owner")
+                groups = s.scalars(select(Group.name).join(Membership)
+                                   .where(Membership.user_id == owner.id)).all()
+                acting = Principal(owner.name, owner.is_admin, frozenset(groups))
+                # the follow refers to its assets by id: their paths now, after any rename
+                model, dataset = asset_path(follow.model, ""), asset_path(follow.dataset, "")
+                settings = dict(follow.settings)
+        with self.catalog.session() as s:
+            self.permissions.asset(s, acting, AssetPath.parse(dataset), "run")
+        commit = self.storage.resolve(AssetPath.parse(dataset).at("main"))
+        run, secret = self.open_run(
+            acting, kind="retrain", model=model, branch="retrain-" + commit[:12],
+            dataset=f"{dataset}:{commit}", code_url=str(settings.get("repo") or ""),
+            code_revision=str(settings.get("revision") or "main"),
+            code_subpath=str(settings.get("subpath") or ""), command=str(settings.get("command") or ""),
+            params={"metric": settings.get("metric", "accuracy"),
+                    "higher_is_better": settings.get("higher_is_better", True),
+                    "margin": settings.get("margin", 0.0), **dict(settings.get("params") or {})},
+            trigger=trigger)
+        assert secret is not None
+        return run, secret
+
+    def claim_run(self, who: Principal, run_id: str) -> tuple[RunView, str]:
+        """The job token of a deferred run, once, to the service user that runs it."""
+        with self.audit.audited(who, "run.claim", run_id[:64]):
+            me = require_user(who)
+            refuse_job_token(who, "claiming a run")
+            if me != self.service_user:
+                raise ForbiddenError(f"only the service user {self.service_user} claims runs",
+                                     needed="service user")
+            secret, token_hash = new_job_token()
+            with self.catalog.session() as s:
+                r = s.get(Run, run_id) if len(run_id) <= 32 else None
+                token = s.scalar(select(JobToken).where(JobToken.run_id == run_id)) if r else None
+                if r is None or token is None:
+                    raise NotFoundError("run", run_id[:64])
+                if not token.deferred or token.claimed_at is not None or r.state != "pending":
+                    raise ForbiddenError(f"run {run_id} is not waiting to be claimed (a run is claimed "
+                                         "once, while pending, and only if it was handed to the worker)",
+                                         needed="pending deferred run")
+                token.token_hash, token.claimed_at = token_hash, datetime.now(UTC)
+                s.flush()
+                return _run_view(r), secret
+
+    def job_run(self, run_id: str) -> RunView:
+        """The run a job token is bound to (for the server's check of what the token may do)."""
+        with self.catalog.session() as s:
+            r = s.get(Run, run_id)
+            if r is None:
+                raise NotFoundError("run", run_id)
+            return _run_view(r)
+
+    @staticmethod
+    def _revoke(s: Session, run_id: str) -> None:
+        token = s.scalar(select(JobToken).where(JobToken.run_id == run_id))
+        if token is not None and token.revoked_at is None:
+            token.revoked_at = datetime.now(UTC)
 
     def _find_run(self, s: Session, who: Principal, run_id: str) -> Run:
         r = s.get(Run, run_id) if len(run_id) <= 32 else None
@@ -179,12 +333,17 @@ class Jobs:
                 changes["metrics"] = _check_metrics(dict(changes["metrics"] or {}))
             with self.catalog.session() as s:
                 r = self._find_run(s, who, run_id)
+                if who.job_run_id is not None and (who.job_run_id != r.id or changes.get(
+                        "branch", r.branch) != r.branch):
+                    raise ForbiddenError(f"a job token may only act on its run ({who.job_run_id}), "
+                                         "and not move it to another branch", needed="job scope")
                 if r.created_by != me and not who.is_admin:
                     raise ForbiddenError(f"run {run_id} was started by {r.created_by}", needed="owner")
                 for name, value in changes.items():
                     setattr(r, name, value)
-                if changes.get("state") in ("completed", "failed", "crashed"):
+                if changes.get("state") in RUN_ENDED:
                     r.finished_at = datetime.now(UTC)
+                    self._revoke(s, r.id)  # the job token ends with its run
                 s.flush()
                 return _run_view(r)
 
@@ -245,6 +404,7 @@ class Jobs:
                     if run_id in stale and (r.state != "pending" or r.prefect_flow_run_id):
                         continue  # it started meanwhile
                     r.state, r.error, r.finished_at = "crashed", reason[:10_000], datetime.now(UTC)
+                    self._revoke(s, r.id)
                     s.flush()
                     view = _run_view(r)
                     model_gone = r.model is None  # its path may name a newer model now
@@ -258,8 +418,8 @@ class Jobs:
         keeps it: that work is done)."""
         try:
             head = self.storage.get_commit(AssetPath.parse(run.model).at(run.branch))
-        except NotFoundError:
-            return  # released already
+        except (NotFoundError, RefNotFoundError):
+            return  # released already, or the job never made it
         if Lineage.from_metadata(head.metadata) is None:
             self.storage.delete_branch(run.model, run.branch)
 
@@ -281,6 +441,10 @@ class Jobs:
             clean = _check_metrics(metrics)
             with self.catalog.session() as s:
                 if who.job_run_id is not None:
+                    if run_id and run_id != who.job_run_id:
+                        raise ForbiddenError(f"a job token may only act on its run ({who.job_run_id}): "
+                                             "it records evaluations for that run only",
+                                             needed="job scope")
                     model_id = self.permissions.asset(s, who, ref.path, "run").id
                     run_id = self._evaluating_job(s, who.job_run_id, ref.path, model_id)
                 else:

@@ -202,7 +202,7 @@ class Versions:
             txn = self.storage.begin(r, parent_commit=parent_commit)
             upload_id = uuid.uuid4().hex
             (self.uploads_dir / f"{upload_id}.json").write_text(
-                json.dumps({"user": who.name, "txn": txn.to_dict()}))
+                json.dumps({"user": who.name, "job": who.job_run_id, "txn": txn.to_dict()}))
             return upload_id
 
     def _upload(self, who: Principal, upload_id: str) -> tuple[Path, Transaction]:
@@ -213,8 +213,8 @@ class Versions:
             info = json.loads(f.read_text())
         except FileNotFoundError:
             raise NotFoundError("upload", upload_id) from None
-        if info["user"] != who.name:
-            raise NotFoundError("upload", upload_id)
+        if info["user"] != who.name or info.get("job") != who.job_run_id:
+            raise NotFoundError("upload", upload_id)  # a job's uploads are its own, and only its
         return f, Transaction.from_dict(info["txn"])
 
     async def put_upload_file(self, who: Principal, upload_id: str, path: str,

@@ -148,6 +148,12 @@ def serve(settings: ServerSettings | None = None) -> None:
         token_file.write_text(secret)
         token_file.chmod(0o600)
         print(f"created admin user {settings.admin!r}; its token is in {token_file}", flush=True)
+    # the service user the Prefect worker acts as (not an admin; an admin shares what it may use)
+    service_file = settings.home / "server" / "service-token"
+    service = hub.ensure_service_user(hub.jobs.service_user, new_token=not service_file.exists())
+    if service:
+        service_file.write_text(service)
+        service_file.chmod(0o600)
     # Writers killed mid-upload leave hidden branches behind; sweep old ones once at start.
     threading.Thread(target=hub.cleanup_stale_writes, daemon=True, name="cleanup").start()
     seconds = float(os.environ.get("ASSETHUB_CRASH_CHECK_SECONDS", CRASH_CHECK_SECONDS))

@@ -68,15 +68,25 @@ def deploy_world(hub_server: Any, tracking: str, tmp_path_factory: pytest.TempPa
                     repo, sha)
 
 
+def _worker_env(hub_server: Any, tracking: str) -> dict[str, str]:
+    service = hub_server.hub.ensure_service_user("prefect", new_token=True)
+    return {"ASSETHUB_URL": hub_server.url, "ASSETHUB_TOKEN": service, "MLFLOW_TRACKING_URI": tracking,
+            "ASSETHUB_HOME": os.environ["ASSETHUB_HOME"]}
+
+
 @pytest.fixture(scope="module")  # the worker stops when this module is done: 2 cores
 def prefect_stack(deploy_world: JobWorld, hub_server: Any, tracking: str, prefect_api: str) -> Iterator[str]:
     """The session's Prefect server + a process worker of the embedded stack, deployments registered."""
     from infra import prefect
 
     api = prefect_api
-    # the worker's flow runs act as the deployer, on this session's server and MLflow
-    prefect.start_worker({"ASSETHUB_URL": hub_server.url, "ASSETHUB_TOKEN": deploy_world.token,
-                          "MLFLOW_TRACKING_URI": tracking, "ASSETHUB_HOME": os.environ["ASSETHUB_HOME"]})
+    # the worker holds the service user's token (never the admin's), as `assethub up` gives it:
+    # runs registered by a person or a follow act for them with their run's token; runs started
+    # in the Prefect UI act as the service user, with the shares an admin granted it
+    prefect.start_worker(_worker_env(hub_server, tracking))
+    admin = Client(hub_server.url, hub_server.admin_token)
+    admin.share("deployer/model/digits", role="edit", user="prefect")
+    admin.share("deployer/dataset/images", role="run", user="prefect")
     old = os.environ.get("ASSETHUB_PREFECT_API_URL")
     os.environ["ASSETHUB_PREFECT_API_URL"] = api  # the in-process hub server's hook and follows
     from deployments import deploy_all
@@ -127,6 +137,44 @@ def test_pools_and_deployments_are_registered(prefect_stack: str) -> None:
     assert variables["tolerations"]["default"][0]["key"] == "nvidia.com/gpu"
     token_env = next(e for e in container["env"] if e["name"] == "ASSETHUB_TOKEN")
     assert "value" not in token_env and "secretKeyRef" in token_env["valueFrom"]
+
+
+def test_the_worker_holds_no_admin_token(prefect_stack: str, hub_server: Any) -> None:
+    from infra import prefect
+
+    pid = prefect.WORKER.pid()
+    assert pid is not None
+    raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    environ = dict(e.split(b"=", 1) for e in raw if b"=" in e)
+    token = environ[b"ASSETHUB_TOKEN"].decode()
+    assert hub_server.admin_token.encode() not in b"\0".join(environ.values())
+    me = Client(hub_server.url, token).whoami()
+    assert me.name == "prefect" and not me.is_admin
+
+
+def test_a_prefect_ui_run_acts_as_the_service_user_and_needs_a_grant(
+        prefect_stack: str, deploy_world: JobWorld, hub_server: Any) -> None:
+    from prefect.deployments import run_deployment
+
+    w = deploy_world
+    w.hub.create_folder("deployer/model/ungranted")
+    model = "deployer/model/ungranted/net"
+    w.hub.create_asset(model)
+    parameters = {"model": model, "dataset": w.dataset, "repo": w.repo, "params": FAST, "branch": "ui"}
+    with on_prefect(prefect_stack):
+        refused = run_deployment("train/local", parameters=parameters, timeout=900)
+    assert refused.state is not None and refused.state.is_failed()
+    grant = "assethub share deployer/model/ungranted --user prefect --role edit"
+    said = refused.state.message or ""
+    assert "service user 'prefect'" in said and grant in said, said
+    assert not w.hub.list_runs(model, limit=5), "refused before any work: no run"
+    admin = Client(hub_server.url, hub_server.admin_token)
+    admin.share("deployer/model/ungranted", role="edit", user="prefect")
+    with on_prefect(prefect_stack):
+        done = run_deployment("train/local", parameters=parameters, timeout=900)
+    assert done.state is not None and done.state.is_completed(), done.state
+    [run] = w.hub.list_runs(model, limit=5)
+    assert run.created_by == "prefect" and run.state == "completed" and run.branch == "ui"
 
 
 def test_run_deployment_trains_a_new_model_version(prefect_stack: str, deploy_world: JobWorld) -> None:
@@ -192,8 +240,8 @@ def _finished(hub: Client, dataset_commit: str) -> Any:
     return runs if runs and all(r.state in ("completed", "failed") for r in runs) else None
 
 
-def _event_runs(api: str, since: datetime) -> list[Any]:
-    """The flow runs of the retrain deployment for MODEL that an automation started since ``since``."""
+def _event_runs(api: str, since: datetime, follow_id: int) -> list[Any]:
+    """The flow runs of the retrain deployment for a follow that an automation started since ``since``."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
 
@@ -201,7 +249,7 @@ def _event_runs(api: str, since: datetime) -> list[Any]:
         deployment = c.read_deployment_by_name("retrain/local")
         runs = c.read_flow_runs(deployment_filter=DeploymentFilter(
             id=DeploymentFilterId(any_=[deployment.id])))
-    return [r for r in runs if r.parameters.get("model") == MODEL and r.created is not None
+    return [r for r in runs if r.parameters.get("follow_id") == follow_id and r.created is not None
             and r.created >= since and (r.idempotency_key or "").startswith("automation ")]
 
 
@@ -225,7 +273,7 @@ def test_a_commit_to_a_followed_dataset_retrains_and_merges_only_if_better(
         schedules = c.read_deployment_schedules(c.read_deployment_by_name("retrain/local").id)
     ours = [s for s in schedules if s.slug == f"assethub-follow-{follow.id}"]
     assert len(ours) == 1 and ours[0].schedule.cron == "0 3 * * *"  # type: ignore[union-attr]
-    assert ours[0].parameters["model"] == MODEL and ours[0].parameters["dataset"] == DATASET
+    assert ours[0].parameters == {"follow_id": follow.id}  # no user, no settings, no secret
     # the action file is configuration: not in the dataset's files, nor in a download
     assert not [o for o in hub.list_objects(f"{DATASET}:main") if o.path.startswith("_lakefs")]
     hub.download(f"{DATASET}:main", tmp_path / "data")
@@ -244,6 +292,9 @@ def test_a_commit_to_a_followed_dataset_retrains_and_merges_only_if_better(
     run = runs[0]
     assert run.state == "completed", run.error
     assert run.trigger == "event", "started by the automation that the new data's event fired"
+    # registered by the server as the follow's owner, and so are its steps (each its own token)
+    steps = [r for r in hub.list_runs(MODEL, limit=50) if r.created_at >= run.created_at]
+    assert run.created_by == "deployer" and {r.created_by for r in steps} == {"deployer"}
     branch = f"retrain-{commit[:12]}"
     assert run.branch == branch and branch in {b.name for b in hub.list_branches(MODEL)}
     trained = hub.lineage(f"{MODEL}:{branch}")
@@ -280,7 +331,7 @@ def test_a_commit_to_a_followed_dataset_retrains_and_merges_only_if_better(
     wait_for("the second retrain to finish", lambda: _finished(hub, second), timeout=900, every=2)
     # every flow run the events started has settled: Prefect acted on the one event id once
     started = wait_for("the retrain flow runs started by events to settle",
-                       lambda: _settled(_event_runs(prefect_stack, since)), timeout=300, every=2)
+                       lambda: _settled(_event_runs(prefect_stack, since, follow.id)), timeout=300, every=2)
     assert len(started) == 1, [(r.name, r.state_name) for r in started]
     runs = _retrains(hub, second)
     assert len(runs) == 1 and runs[0].state == "completed", [(r.state, r.error) for r in runs]
@@ -339,7 +390,8 @@ def test_a_follow_schedule_starts_a_retrain_that_runs_to_completion(
                     if s.slug == f"assethub-follow-{follow.id}"]
         planned = c.read_flow_runs(deployment_filter=DeploymentFilter(
             id=DeploymentFilterId(any_=[deployment.id])))
-    assert not [r for r in planned if r.state_name == "Scheduled" and r.parameters.get("model") == model]
+    assert not [r for r in planned
+                if r.state_name == "Scheduled" and r.parameters.get("follow_id") == follow.id]
 
 
 def test_bad_follows_are_refused(prefect_stack: str, deploy_world: JobWorld, hub_server: Any) -> None:
@@ -496,8 +548,7 @@ def test_a_worker_killed_mid_run_leaves_no_commit_and_the_run_can_be_rerun(
     assert {b.name for b in w.hub.list_branches(w.model)} == branches, "no partial commit or branch"
     assert w.hub.get_run(running[0].id).state == "running", "the job died with its worker"
     assert ml.get_run(running[0].mlflow_run_id).info.status == "RUNNING", "nobody closed its MLflow run"
-    prefect.start_worker({"ASSETHUB_URL": hub_server.url, "ASSETHUB_TOKEN": w.token,
-                          "MLFLOW_TRACKING_URI": tracking, "ASSETHUB_HOME": os.environ["ASSETHUB_HOME"]})
+    prefect.start_worker(_worker_env(hub_server, tracking))
     with on_prefect(prefect_stack):
         again = run_deployment("train/local", parameters=parameters, timeout=900)
     assert again.state is not None and again.state.is_completed(), again.state

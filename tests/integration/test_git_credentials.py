@@ -255,9 +255,10 @@ def test_a_follow_keeps_the_clean_url_and_the_credential_apart(private: Private)
     assert follow.settings["repo"] == p.clean
     listed = _get(p, p.alice_token, "/follows")
     assert other not in listed and p.clean in listed
-    # what the follow's automation and schedule would pass to the retrain deployment
-    params = retrain_parameters(follow.model, follow.dataset, {**follow.settings, "owner": p.alice})
-    assert params["repo"] == p.clean and params["owner"] == p.alice
+    # what the follow's automation and schedule pass to the retrain deployment: its id only
+    # (the server registers the run as alice with the follow's clean settings)
+    params = retrain_parameters(follow.id)
+    assert params == {"follow_id": follow.id} and p.secret not in str(params)
     # the credential in the URL replaced alice's kept one (and stays unreadable)
     assert [c.host for c in alice.list_git_credentials()] == [p.host]
     alice.set_git_credential(p.host, p.alice, p.secret)  # as it was, for the other tests

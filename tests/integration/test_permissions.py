@@ -130,6 +130,10 @@ def w(hub_server: Any) -> World:
     api.commit("ownr", world.P, {"weights.bin": b"public"})
     api.ok("ownr", "POST", f"/assets/{world.D}/import",
            content=zip_bytes({"cat/1.txt": b"meow", "dog/1.txt": b"woof"}))
+    # a job token: of ownr's training of M on D (its branch is its own, named by the server)
+    run = api.ok("ownr", "POST", "/runs",
+                  json={"kind": "train", "model": world.M, "dataset": f"{world.D}:main"})
+    api.tokens["job"], api.names["job"] = run["job_token"], o
     return world
 
 
@@ -267,6 +271,33 @@ def test_matrix(w: World, op: str, who: str) -> None:
         actor = w.api.names[who]
         assert any(e["actor"] == actor and e["outcome"] == "denied"
                    for e in w.api.audit_since(last_event)), f"denied {op} as {who} not audited"
+
+
+# What a job token of ownr's training of M on D may do of the matrix: read its model and its
+# dataset's record (as ownr); everything else is refused (403), even what any user may do.
+JOB_ALLOWED = {"whoami", "get-asset", "get-dataset", "role", "get-commit", "log", "diff", "list-branches",
+               "list-tags", "list-objects", "stat", "download"}
+
+
+@pytest.mark.parametrize("op", list(MATRIX))
+def test_matrix_with_a_job_token(w: World, op: str) -> None:
+    want = MATRIX[op][1] if op in JOB_ALLOWED else 403
+    denied_write = want >= 400 and SIMPLE.get(op, ("POST",))[0] != "GET"
+    thunk = request(w, op, "job")
+    before, last_event = (w.snapshot(), w.api.last_audit_id()) if denied_write else (None, 0)
+    r = thunk()
+    assert r.status_code == want, f"{op} with a job token: {r.status_code} {r.text}"
+    if r.is_success:
+        if op == "role":
+            assert r.json() == {"role": "owner"}  # it acts as ownr
+        if op == "whoami":
+            assert r.json()["name"] == w.o
+        return
+    assert "a job token may only act on its run" in r.json()["error"]["message"]
+    if denied_write:
+        assert w.snapshot() == before, f"denied {op} with a job token changed something"
+        assert any(e["actor"] == w.o and e["outcome"] == "denied"
+                   for e in w.api.audit_since(last_event)), f"denied {op} with a job token not audited"
 
 
 def test_public_folder_is_readable_but_not_writable_without_signing_in(w: World) -> None:

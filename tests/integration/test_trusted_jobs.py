@@ -106,8 +106,10 @@ def test_a_job_records_evaluations_only_of_its_own_model_while_it_runs(world: Wo
     evaluate = hub.create_run(runner, kind="evaluate", model=model, base=f"{model}:main",
                               dataset=f"{dataset}:main")
     job = Principal(runner.name, job_run_id=evaluate.id)
-    e = hub.add_evaluation(job, f"{model}:main", dataset=f"{dataset}:main", metrics={"accuracy": 0.7},
-                           run_id="ignored: the job's run is recorded")
+    with pytest.raises(errors.ForbiddenError, match="may only act on its run"):
+        hub.add_evaluation(job, f"{model}:main", dataset=f"{dataset}:main", metrics={"accuracy": 0.7},
+                           run_id="f" * 32)  # a job names no other run
+    e = hub.add_evaluation(job, f"{model}:main", dataset=f"{dataset}:main", metrics={"accuracy": 0.7})
     assert (e.run_id, e.created_by, e.trusted) == (evaluate.id, runner.name, True)
     # a merge run is no evaluation; nor is a run of another model
     editor = Principal(w.api.names["editor"])
@@ -142,7 +144,8 @@ def test_evaluations_stored_before_the_rule_are_kept_untrusted(tmp_path: Path) -
                            "'', 'mallory', '2026-01-01 00:00:00')"))
             for i, (kind, name) in enumerate((("model", "n"), ("dataset", "d")), start=1):
                 s.execute(text(f"insert into folders (id, owner, kind, name, description, created_at, "
-                               f"created_by) values ({i}, 'o', '{kind}', 'f', '', '2025-01-01 00:00:00', 'o')"))
+                               f"created_by) values ({i}, 'o', '{kind}', 'f', '', '2025-01-01 00:00:00', "
+                               "'o')"))
                 s.execute(text(f"insert into assets (id, folder_id, name, repository, description, "
                                f"labels, readme, preset, created_at, created_by, updated_at) values "
                                f"({i}, {i}, '{name}', 'r{i}', '', '[]', '', 0, '2025-01-01 00:00:00', 'o', "

@@ -27,10 +27,8 @@ def test_the_secret_is_not_in_repr_and_redaction_hides_userinfo() -> None:
     assert redact_url("git@github.com:a/b.git") == "git@github.com:a/b.git"
 
 
-def test_retrains_get_the_clean_url_and_the_follows_owner() -> None:
+def test_retrains_get_no_url_and_no_user_in_their_parameters() -> None:
     from deployments.triggers import retrain_parameters
 
-    params = retrain_parameters("a/model/f/m", "a/dataset/f/d",
-                                {"repo": "https://h/x.git", "owner": "alice", "schedule": "0 3 * * *"})
-    assert params == {"model": "a/model/f/m", "dataset": "a/dataset/f/d", "repo": "https://h/x.git",
-                      "owner": "alice"}
+    # the server registers the retrain as the follow's owner, with the follow's clean URL
+    assert retrain_parameters(3) == {"follow_id": 3}

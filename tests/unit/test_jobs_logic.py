@@ -284,7 +284,7 @@ def test_an_evaluation_report_goes_beside_its_record(tmp_path: Path) -> None:
     ("flows.evaluate", "evaluate", {"model", "dataset", "repo"}),
     ("flows.merge", "merge", {"model", "source"}),
     ("flows.reproduce", "reproduce", {"model"}),
-    ("flows.retrain", "retrain", {"model", "dataset", "repo"}),
+    ("flows.retrain", "retrain", set()),  # model, dataset and repo; or a follow's id alone
     ("flows.publish_service", "publish_service", {"model", "name"}),
 ])
 def test_flows_have_typed_described_parameters_for_the_prefect_form(module: str, name: str,

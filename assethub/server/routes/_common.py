@@ -33,7 +33,12 @@ def authenticator(hub: Hub) -> Authenticator:
         scheme, _, token = header.partition(" ")
         if header and scheme.lower() != "bearer":
             raise errors.AuthenticationError("use 'Authorization: Bearer <token>'")
-        return hub.authenticate(token.strip() or None)
+        who = hub.authenticate(token.strip() or None)
+        if who.job_run_id is not None:  # a job token: only what its run needs
+            from assethub.server.routes import _job_scope
+
+            await _job_scope.check(hub, who, request)
+        return who
 
     return principal
 

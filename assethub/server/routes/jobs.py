@@ -4,9 +4,10 @@
 # which name the local ``Who``.
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 from pydantic import Field
 
+from assethub import follows
 from assethub._json import jsonable
 from assethub.hub import Hub, Principal
 from assethub.server.routes._common import ASSET, AssetP, Authenticator, RefQ, StrictBody, json_response
@@ -30,6 +31,8 @@ class RunIn(StrictBody):
         "person", description="what started the job: a person, a follow's schedule, or new data (event)")
     owner: str = Field("", max_length=63, description="the user the job acts for (admins only; "
                        "default: the caller): whose git credentials and code mirror it uses")
+    deferred: bool = Field(False, description="the job runs on the worker: no job token is returned; "
+                           "the service user claims it once (POST /runs/{id}/claim)")
 
 
 class RunPatch(StrictBody):
@@ -62,7 +65,22 @@ def router(hub: Hub, principal: Authenticator) -> APIRouter:
 
     @r.post("/runs", status_code=201)
     def create_run(who: Who, body: RunIn) -> Any:
-        return jsonable(hub.create_run(who, **body.model_dump()))
+        # the job token is shown here once (never for a deferred run: the worker claims it)
+        run, token = hub.open_run(who, **body.model_dump())
+        return {**jsonable(run), **({"job_token": token} if token else {})}
+
+    @r.post("/follows/{follow_id}/runs", status_code=201)
+    def open_follow_run(who: Who, follow_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
+                        trigger: Literal["person", "schedule", "event"] = "event") -> Any:
+        # the service user starts a follow's retrain: registered as the follow's owner
+        run, token = follows.start_follow_run(hub, who, follow_id, trigger=trigger)
+        return {**jsonable(run), "job_token": token}
+
+    @r.post("/runs/{run_id}/claim")
+    def claim_run(who: Who, run_id: str) -> Any:
+        # the service user takes a deferred run's job token, once
+        run, token = hub.claim_run(who, run_id)
+        return {**jsonable(run), "job_token": token}
 
     @r.get("/runs")
     def list_runs(who: Who, model: Annotated[str | None, Query(max_length=600)] = None,
