@@ -186,8 +186,9 @@ def bwrap_argv(inner: Sequence[str], *, bwrap: str = "bwrap", uid: int = DEFAULT
         argv.append("--unshare-net")
     argv += ["--die-with-parent", "--new-session", "--cap-drop", "ALL",
              "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID",
-             "--perms", "1777", "--tmpfs", "/tmp", "--proc", "/proc", "--dev", "/dev"]
-    made: set[Path] = {Path("/"), Path("/tmp"), Path("/proc"), Path("/dev")}
+             "--perms", "1777", "--tmpfs", "/tmp", "--proc", "/proc", "--dev", "/dev",
+             "--perms", "1777", "--tmpfs", "/dev/shm"]  # POSIX semaphores, shared memory (torch)
+    made: set[Path] = {Path("/"), Path("/tmp"), Path("/proc"), Path("/dev"), Path("/dev/shm")}
     bound: list[Path] = []
     binds = [m for m in mounts if isinstance(m, Mount)]
     for link in (m for m in mounts if not isinstance(m, Mount)):
