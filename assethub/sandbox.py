@@ -90,9 +90,9 @@ class Sandbox:
     system: tuple[Mount | tuple[str, str], ...] = field(default_factory=tuple)
 
     def argv(self, inner: Sequence[str], *, mounts: Iterable[Mount], cwd: Path | str,
-             share_net: bool = False) -> list[str]:
+             share_net: bool = False, unset: Sequence[str] = ()) -> list[str]:
         return bwrap_argv(inner, bwrap=self.bwrap, uid=self.uid, gid=self.gid,
-                          mounts=[*self.system, *mounts], cwd=cwd, share_net=share_net)
+                          mounts=[*self.system, *mounts], cwd=cwd, share_net=share_net, unset=unset)
 
     def give(self, *paths: Path) -> None:
         """Make ``paths`` (directories or files, created by the caller) the sandbox user's."""
@@ -174,12 +174,13 @@ def _inside(path: Path, parents: Iterable[Path]) -> bool:
 
 def bwrap_argv(inner: Sequence[str], *, bwrap: str = "bwrap", uid: int = DEFAULT_UID,
                gid: int = DEFAULT_GID, mounts: Iterable[Mount | tuple[str, str]], cwd: Path | str,
-               share_net: bool = False) -> list[str]:
+               share_net: bool = False, unset: Sequence[str] = ()) -> list[str]:
     """bwrap's command line to run ``inner`` as ``uid``/``gid`` seeing only ``mounts``.
 
     A ``(target, link)`` tuple is a symlink. Mounts are bound parents first; the directories
     bwrap creates on the way to them are made 0755 (bwrap's default 0700 would hide them from the
     sandbox user). ``/tmp`` is a private tmpfs, made first so binds under it stay visible.
+    The command gets bwrap's environment less the variables named in ``unset``.
     No value in it is secret: it shows in ``ps``."""
     argv = [bwrap, "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
     if not share_net:
@@ -205,6 +206,8 @@ def bwrap_argv(inner: Sequence[str], *, bwrap: str = "bwrap", uid: int = DEFAULT
         made.add(target)
         if target.is_dir() or m.source.is_dir():
             bound.append(target)
+    for name in unset:
+        argv += ["--unsetenv", name]
     argv += ["--chdir", str(cwd), "--", SETPRIV, f"--reuid={uid}", f"--regid={gid}", "--clear-groups",
              "--inh-caps=-all", "--bounding-set=-all", *inner]
     return argv

@@ -90,7 +90,7 @@ def job_timeout(timeout: float | None = None) -> float | None:
 @dataclass
 class Prepared:
     argv: list[str]
-    env: dict[str, str]
+    env: dict[str, str]  # the supervisor's (and so bwrap's)
     relay: sandbox.MlflowRelay | None = None
     cleanup: tuple[Path, ...] = ()
 
@@ -155,7 +155,11 @@ def prepare_sandboxed(box: sandbox.Sandbox, command: str, cwd: str, contract: Ma
                        "log to it (MLFLOW_TRACKING_URI and MLFLOW_RUN_ID are not set for it)", uri)
         contract.pop("MLFLOW_TRACKING_URI", None)
         contract.pop("MLFLOW_RUN_ID", None)
-    return Prepared(box.argv(inner, mounts=mounts, cwd=cwd), sandbox_environment(contract, home, box.uid),
+    env = sandbox_environment(contract, home, box.uid)
+    # the supervisor (outside) keeps Prefect's ids of the flow run (which processes are the job's);
+    # the command does not get them
+    ids = {k: v for k, v in os.environ.items() if k.startswith("PREFECT__") and k.endswith("_ID")}
+    return Prepared(box.argv(inner, mounts=mounts, cwd=cwd, unset=sorted(ids)), {**env, **ids},
                     relay, tuple(cleanup))
 
 

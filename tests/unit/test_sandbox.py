@@ -49,6 +49,12 @@ def test_argv_shares_the_network_only_when_asked() -> None:
     assert "--unshare-net" not in argv
 
 
+def test_argv_unsets_the_variables_only_the_outside_keeps() -> None:
+    argv = bwrap_argv(["true"], mounts=[], cwd="/", unset=["PREFECT__FLOW_RUN_ID"])
+    sep = argv.index("--")
+    assert argv[argv.index("--unsetenv") + 1] == "PREFECT__FLOW_RUN_ID" and argv.index("--unsetenv") < sep
+
+
 def test_no_parent_dir_is_made_inside_a_bound_directory(tmp_path: Path) -> None:
     (tmp_path / "venv").mkdir()
     argv = bwrap_argv(["true"], cwd="/", mounts=[Mount(tmp_path), Mount(tmp_path / "venv" / "bin")])
@@ -137,3 +143,20 @@ def test_the_time_limit_comes_from_the_argument_or_the_setting(monkeypatch: pyte
     monkeypatch.setenv("ASSETHUB_JOB_TIMEOUT_SECONDS", "an hour")
     with pytest.raises(JobSpecError, match="not a number of seconds"):
         job_timeout()
+
+
+def test_a_replica_without_bwrap_is_not_started_and_the_status_says_why(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    from assethub.serving.supervisor import Supervisor
+
+    monkeypatch.setenv("ASSETHUB_SANDBOX_BWRAP", str(tmp_path / "no-bwrap"))
+    monkeypatch.delenv("ASSETHUB_SANDBOX", raising=False)
+    with socket.create_server(("127.0.0.1", 0)) as sock:
+        sup = Supervisor(tmp_path, sock, {"name": "s", "model_dir": str(tmp_path)}, desired=1)
+        sup.start_replica()
+        sup.write_status()
+    assert sup.replicas == [] and "bwrap" in sup.detail and "ASSETHUB_SANDBOX=off" in sup.detail
+    assert "bwrap" in json.loads((tmp_path / "status.json").read_text())["detail"]
+    assert "cannot start a replica" in (tmp_path / "service.log").read_text()
