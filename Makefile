@@ -4,7 +4,7 @@ export UV_PYTHON_DOWNLOADS := never
 UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 RUN := $(UV) run --frozen
 
-.PHONY: setup lakefs lakefs-stop postgres postgres-stop up down demo test test-unit lint bench bench-cli bench-flow bench-serving clean-stack
+.PHONY: setup bubblewrap lakefs lakefs-stop postgres postgres-stop up down demo test test-unit lint bench bench-cli bench-flow bench-serving clean-stack
 
 setup:  ## install uv (if missing) and the locked environment
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -12,6 +12,10 @@ setup:  ## install uv (if missing) and the locked environment
 	# every CLI command otherwise compiled httpx, rich and typer from source (0.3 of whoami's 0.7 s)
 	UV_COMPILE_BYTECODE=1 $(UV) sync --frozen
 	$(RUN) python -m compileall -q assethub
+
+bubblewrap:  ## install bubblewrap if missing (root or sudo): user code (jobs, replicas) runs in its sandbox
+	@command -v bwrap >/dev/null 2>&1 || { SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$SUDO apt-get update -q && $$SUDO apt-get install -y -q bubblewrap; }
 
 lakefs: setup  ## build (once) and start lakeFS on loopback
 	$(RUN) python -m infra.lakefs start
@@ -25,16 +29,16 @@ postgres: setup  ## install PostgreSQL if missing (root) and start it on loopbac
 postgres-stop:
 	$(RUN) python -m infra.postgres stop
 
-up: setup  ## the embedded stack: lakeFS, the server, MLflow, Prefect + worker; the CLI is logged in as admin
+up: setup bubblewrap  ## the embedded stack: lakeFS, the server, MLflow, Prefect + worker; the CLI is logged in as admin
 	$(RUN) assethub up
 
 down:
 	$(RUN) assethub down
 
-demo: setup  ## through the CLI on the embedded stack: dataset, model, branches, tags, merge, log, diff
+demo: setup bubblewrap  ## through the CLI on the embedded stack: dataset, model, branches, tags, merge, log, diff
 	RUN="$(RUN)" bash scripts/demo.sh
 
-test: setup  ## everything: lint, unit and integration tests (pytest starts its own lakeFS)
+test: setup bubblewrap  ## everything: lint, unit and integration tests (pytest starts its own lakeFS)
 	$(RUN) python -m infra.lakefs build
 	$(RUN) python -m infra.postgres install
 	@test -x /usr/bin/chromium || { SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \

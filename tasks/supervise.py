@@ -2,9 +2,11 @@
 
 ``python supervise.py <parent pid> <command>``: run as the leader of a new process group (the
 job starts it with ``start_new_session``), it runs ``/bin/sh -c <command>`` in that group and
-exits as the command did. When the parent dies, even by SIGKILL, the kernel sends this process
-SIGTERM (``PR_SET_PDEATHSIG``), and it kills the whole group: the command and whatever that
-started. Standard library only: it runs isolated (``python -I``), outside Asset Hub's packages.
+exits as the command did; ``python supervise.py <parent pid> -- <argv...>`` runs ``argv`` instead
+(the sandbox's ``bwrap ...``, whose own processes die with it: ``--die-with-parent``).
+When the parent dies, even by SIGKILL, the kernel sends this process SIGTERM
+(``PR_SET_PDEATHSIG``), and it kills the whole group: the command and whatever that started.
+Standard library only: it runs isolated (``python -I``), outside Asset Hub's packages.
 """
 
 from __future__ import annotations
@@ -24,13 +26,14 @@ def _end_group(*_: Any) -> None:
 
 
 def main(argv: list[str]) -> int:
-    parent, command = int(argv[0]), argv[1]
+    parent = int(argv[0])
+    command = argv[2:] if argv[1] == "--" else ["/bin/sh", "-c", argv[1]]
     signal.signal(signal.SIGTERM, _end_group)
     if ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM) != 0:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG)")
     if os.getppid() != parent:  # it died before the signal was armed
         _end_group()
-    code = subprocess.Popen(["/bin/sh", "-c", command]).wait()
+    code = subprocess.Popen(command).wait()
     if code < 0:  # killed by a signal: so is this process, for the job to read it the same way
         if -code not in (signal.SIGKILL, signal.SIGSTOP):  # these have no handler to reset
             signal.signal(-code, signal.SIG_DFL)

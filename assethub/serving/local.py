@@ -26,14 +26,15 @@ from assethub.serving.supervisor import read_json, write_json
 
 # Never handed to a replica: model code runs there (MLflow models can be code), and the server's
 # environment holds lakeFS and database credentials.
-_SECRET_ENV = re.compile(r"^(ASSETHUB_|AWS_|LAKEFS|LAKECTL)|TOKEN|SECRET|PASSWORD|CREDENTIAL|_KEY\b|"
+_SECRET_ENV = re.compile(r"^(ASSETHUB_|AWS_|LAKEFS|LAKECTL)|TOKEN|SECRET|PASSWORD|CREDENTIAL|AUTH|_KEY\b|"
                          r"_KEY_ID\b|DATABASE_URL", re.IGNORECASE)
 
 
 def child_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment for a service's processes: the server's, less anything secret."""
     source = os.environ if env is None else env
-    return {k: v for k, v in source.items() if not _SECRET_ENV.search(k)}
+    # the sandbox's settings (ASSETHUB_SANDBOX, _UID, _GID, _BWRAP) are for the supervisor
+    return {k: v for k, v in source.items() if not _SECRET_ENV.search(k) or k.startswith("ASSETHUB_SANDBOX")}
 
 
 def bind(host: str, port: int, *, name: str = "") -> socket.socket:

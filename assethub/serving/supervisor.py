@@ -36,6 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from assethub import sandbox
+
 GRACE = 30.0  # seconds a stopping replica gets to finish its requests before SIGKILL
 FAST_CRASH = 10.0  # a replica that dies sooner than this after starting counts as crashing
 MAX_BACKOFF = 30.0
@@ -62,6 +64,7 @@ class Replica:
     ready_file: Path  # the replica writes it once it accepts connections
     was_ready: bool = False
     stopping_since: float | None = None
+    sandboxed: bool = False  # proc is bwrap: the replica is two processes down
 
     @property
     def pid(self) -> int:
@@ -107,35 +110,61 @@ class Supervisor:
         now = time.time()
         write_json(self.dir / "status.json", {
             "pid": os.getpid(), "port": self.sock.getsockname()[1], "desired": self.desired,
-            "replicas": [{"pid": r.pid, "ready": r.ready, "stopping": r.stopping_since is not None,
+            "replicas": [{"pid": r.pid, "id": r.ready_file.name, "ready": r.ready,
+                          "stopping": r.stopping_since is not None,
                           "up_seconds": round(time.monotonic() - r.started, 1)} for r in self.replicas],
             "ready": sum(r.ready for r in self.replicas), "restarts": self.restarts,
             "detail": self.detail, "updated": now})
 
     # -- replicas ----------------------------------------------------------------------------
-    def start_replica(self) -> None:
-        ready_dir = self.dir / "ready"
-        ready_dir.mkdir(exist_ok=True)
+    def replica_command(self, argv: list[str], ready_dir: Path) -> tuple[list[str], dict[str, str], bool]:
+        """The replica's command line and environment: in the sandbox (its own uid, the model
+        read-only, no network but the inherited listening socket, no secrets) unless
+        ASSETHUB_SANDBOX=off. Raises SandboxUnavailableError when it cannot be sandboxed."""
         env = {**os.environ, "__pyfunc_model_path__": str(self.spec["model_dir"]),
                "MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT": str(self.spec.get("request_timeout", 60)),
                "PYTHONUNBUFFERED": "1"}
+        box = sandbox.from_settings()
+        if box is None:
+            return argv, env, False
+        box.give(ready_dir)
+        # the supervisor's environment is already without secrets (local.child_env); inside, HOME
+        # is the private /tmp and nothing names the stack's services
+        env = {k: v for k, v in env.items() if not k.startswith(("PREFECT_", "MLFLOW_TRACKING", "XDG_"))}
+        env.update(HOME="/tmp", PATH=os.pathsep.join([os.path.dirname(sys.executable), "/usr/bin:/bin"]))
+        mounts = [sandbox.Mount(Path(self.spec["model_dir"])), sandbox.Mount(ready_dir, writable=True)]
+        return box.argv(argv, mounts=mounts, cwd="/tmp"), env, True
+
+    def start_replica(self) -> None:
+        ready_dir = self.dir / "ready"
+        ready_dir.mkdir(exist_ok=True)
         fd = self.sock.fileno()
         ready_file = ready_dir / f"replica-{time.monotonic_ns()}"
-        with open(self.log_file, "ab") as out:
-            proc = subprocess.Popen(
+        try:
+            argv, env, sandboxed = self.replica_command(
                 [sys.executable, "-m", self.spec.get("replica_module", "assethub.serving.replica"),
-                 "--fd", str(fd),
-                 "--ready", str(ready_file)],
-                pass_fds=(fd,), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                env=env, cwd=self.dir)
-        self.replicas.append(Replica(proc, time.monotonic(), ready_file))
+                 "--fd", str(fd), "--ready", str(ready_file)], ready_dir)
+        except sandbox.SandboxUnavailableError as exc:
+            self.crashes_in_a_row += 1
+            self.next_start = time.monotonic() + MAX_BACKOFF
+            if self.detail != str(exc):
+                self.log(f"cannot start a replica: {exc}")
+            self.detail = str(exc)
+            return
+        with open(self.log_file, "ab") as out:
+            proc = subprocess.Popen(argv, pass_fds=(fd,), stdin=subprocess.DEVNULL, stdout=out,
+                                    stderr=subprocess.STDOUT, env=env, cwd=self.dir)
+        self.replicas.append(Replica(proc, time.monotonic(), ready_file, sandboxed=sandboxed))
         self.log(f"replica {proc.pid} starting")
 
     def stop_replica(self, r: Replica) -> None:
         if r.stopping_since is None:
             r.stopping_since = time.monotonic()
-            with contextlib.suppress(ProcessLookupError):
-                r.proc.send_signal(signal.SIGTERM)
+            if r.sandboxed:  # to the replica itself: bwrap does not pass signals on
+                sandbox.signal_innermost(r.proc.pid, signal.SIGTERM)
+            else:
+                with contextlib.suppress(ProcessLookupError):
+                    r.proc.send_signal(signal.SIGTERM)
             self.log(f"replica {r.pid} stopping")
 
     def reap(self) -> bool:

@@ -1,6 +1,8 @@
-"""A stand-in replica for the supervisor's tests: answers every request with its pid, at once.
+"""A stand-in replica for the supervisor's tests: answers every request with its pid and its id
+(the name of its ready file: in the sandbox every replica is pid 2 of its own PID namespace), at
+once; ``GET /probe?path=P`` says whether it can read ``P`` (and ``?write=P``: write it).
 
-    python -m tests.integration._fake_replica --fd N --ready FILE [--crash]
+    python -m tests.integration._fake_replica --fd N --ready FILE
 """
 
 from __future__ import annotations
@@ -14,13 +16,37 @@ import sys
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+READY: Path | None = None
+
+
+def _probe(query: dict[str, list[str]]) -> dict[str, object]:
+    out: dict[str, object] = {"uid": os.getuid()}
+    for path in query.get("path", []):
+        try:
+            Path(path).read_bytes() if not Path(path).is_dir() else os.listdir(path)
+            out[path] = "allowed"
+        except OSError as e:
+            out[path] = type(e).__name__
+    for path in query.get("write", []):
+        try:
+            Path(path).write_text("x")
+            out["write:" + path] = "allowed"
+        except OSError as e:
+            out["write:" + path] = type(e).__name__
+    return out
 
 
 class _Handler(BaseHTTPRequestHandler):
     def _answer(self) -> None:
         length = int(self.headers.get("content-length") or 0)
         self.rfile.read(length)
-        body = json.dumps({"pid": os.getpid()}).encode()
+        url = urlsplit(self.path)
+        answer = {"pid": os.getpid(), "replica": READY.name if READY else ""}
+        if url.path == "/probe":
+            answer.update(_probe(parse_qs(url.query)))
+        body = json.dumps(answer).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -38,6 +64,8 @@ def main() -> int:
     parser.add_argument("--fd", type=int, required=True)
     parser.add_argument("--ready", type=Path)
     args = parser.parse_args()
+    global READY
+    READY = args.ready
     if os.environ.get("FAKE_REPLICA_CRASH"):
         return 3  # dies while starting, every time
     server = HTTPServer(("127.0.0.1", 0), _Handler, bind_and_activate=False)

@@ -37,13 +37,21 @@ def _until(handle: LocalService, what: str, done: Callable[[dict[str, Any]], boo
     return wait_for(what, check, timeout)
 
 
+def _model_dir(tmp_path: Path) -> Path:
+    """A directory of its own (the replica, sandboxed, sees only it and its ready files)."""
+    model = tmp_path / "model"
+    model.mkdir(mode=0o755, exist_ok=True)
+    return model
+
+
 @pytest.fixture
 def service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[LocalService, str]]:
     monkeypatch.setenv("PYTHONPATH", str(ROOT))
     handle = LocalService(tmp_path / "svc")
     sock = bind("127.0.0.1", 0)
     port = sock.getsockname()[1]
-    handle.launch(sock, {"name": "fake", "model_dir": str(tmp_path), "host": "127.0.0.1", "port": port,
+    handle.launch(sock, {"name": "fake", "model_dir": str(_model_dir(tmp_path)),
+                         "host": "127.0.0.1", "port": port,
                          "replica_module": FAKE_REPLICA}, 1)
     try:
         yield handle, f"http://127.0.0.1:{port}"
@@ -55,15 +63,20 @@ def _pids(handle: LocalService) -> list[int]:
     return [r["pid"] for r in handle.status().get("replicas", [])]
 
 
+def _ids(handle: LocalService) -> list[str]:
+    """The replicas' ids (a replica in the sandbox has pid 2 of its own PID namespace)."""
+    return [r["id"] for r in handle.status().get("replicas", [])]
+
+
 def test_supervisor_scales_on_one_address_and_answers_503_when_stopped(
         service: tuple[LocalService, str]) -> None:
     handle, url = service
     _until(handle, "one replica ready", lambda st: st.get("ready") == 1)
-    assert httpx.get(url).json()["pid"] in _pids(handle)
+    assert httpx.get(url).json()["replica"] in _ids(handle)
     handle.set_replicas(3)
     _until(handle, "three replicas ready", lambda st: st.get("ready") == 3)
-    seen = {httpx.get(url, headers={"Connection": "close"}).json()["pid"] for _ in range(60)}
-    assert seen <= set(_pids(handle)) and len(seen) >= 2  # the kernel spreads connections
+    seen = {httpx.get(url, headers={"Connection": "close"}).json()["replica"] for _ in range(60)}
+    assert seen <= set(_ids(handle)) and len(seen) >= 2  # the kernel spreads connections
     handle.set_replicas(0)
     stopped_status = _until(handle, "every replica stopped",
                             lambda st: st.get("desired") == 0 and not st.get("replicas"))
@@ -93,7 +106,8 @@ def test_replicas_that_cannot_start_back_off_and_say_so(tmp_path: Path,
     monkeypatch.setenv("FAKE_REPLICA_CRASH", "1")
     handle = LocalService(tmp_path / "svc")
     sock = bind("127.0.0.1", 0)
-    handle.launch(sock, {"name": "broken", "model_dir": str(tmp_path), "host": "127.0.0.1", "port": 0,
+    handle.launch(sock, {"name": "broken", "model_dir": str(_model_dir(tmp_path)),
+                         "host": "127.0.0.1", "port": 0,
                          "replica_module": FAKE_REPLICA}, 1)
     try:
         # the status written when a replica died while starting (none runs until the back-off ends)

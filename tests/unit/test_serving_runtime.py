@@ -36,8 +36,11 @@ def test_replicas_never_see_secrets() -> None:
     env = child_env({"PATH": "/bin", "HOME": "/root", "ASSETHUB_LAKEFS_SECRET_ACCESS_KEY": "s",
                      "ASSETHUB_LAKEFS_ACCESS_KEY_ID": "k", "ASSETHUB_CATALOG_URL": "postgresql://u:p@h/db",
                      "AWS_SECRET_ACCESS_KEY": "s", "MLFLOW_TRACKING_TOKEN": "t", "PGPASSWORD": "p",
-                     "ASSETHUB_TOKEN": "ah_x", "OMP_NUM_THREADS": "1"})
-    assert env == {"PATH": "/bin", "HOME": "/root", "OMP_NUM_THREADS": "1"}
+                     "ASSETHUB_TOKEN": "ah_x", "OMP_NUM_THREADS": "1", "PREFECT_API_AUTH_STRING": "a:b",
+                     "ASSETHUB_SANDBOX": "off", "ASSETHUB_SANDBOX_UID": "2000"})
+    # the sandbox's settings reach the supervisor, which starts the replicas
+    assert env == {"PATH": "/bin", "HOME": "/root", "OMP_NUM_THREADS": "1", "ASSETHUB_SANDBOX": "off",
+                   "ASSETHUB_SANDBOX_UID": "2000"}
 
 
 def test_model_reason_drops_the_echoed_input_and_the_stack_trace() -> None:
