@@ -19,7 +19,7 @@ from assethub.errors import InvalidReferenceError
 from assethub.refs import AssetPath, AssetRef
 from assethub.wire import RunView
 from tasks.assets import fetch_dataset, fetch_model
-from tasks.code import Code, fetch_code, job_command, job_params
+from tasks.code import Code, fetch_code, job_command, job_params, job_time_limit
 from tasks.entrypoint import job_contract, run_entrypoint
 from tasks.env import discard_job_dir, drop_job_token, job_dir
 from tasks.results import (
@@ -103,7 +103,8 @@ def run_command(scope: JobScope, kind: str, *, model: str, dataset: str, base: s
     # the URL as the run recorded it: a credential that was in it is the server's now
     code = fetch_code(run.code_url, revision, subpath, str(work / "code"), run.id,
                       run.owner or run.created_by)
-    cmd = job_command(code, "evaluate" if kind == "evaluate" else "train", command)
+    job = "evaluate" if kind == "evaluate" else "train"
+    cmd = job_command(code, job, command)
     all_params = job_params(code, params)
     prefect_id = flow_run_id()
     update_run(run.id, state="running", code_sha=code.sha, command=cmd, params=all_params,
@@ -126,7 +127,7 @@ def run_command(scope: JobScope, kind: str, *, model: str, dataset: str, base: s
     output, metrics_file = work / "output", work / "metrics.json"
     contract = job_contract(kind, data=data, base=weights, output_dir=str(output), params=all_params,
                             metrics_file=str(metrics_file), tracking=tracking)
-    run_entrypoint(cmd, code.dir, contract)
+    run_entrypoint(cmd, code.dir, contract, timeout=job_time_limit(code, job))
     metrics = read_metrics(str(metrics_file), required=kind == "evaluate")
     return Ran(code, cmd, all_params, prefect_id, tracking, output, metrics)
 

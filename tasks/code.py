@@ -154,6 +154,11 @@ def load_spec(code_dir: Path, where: str) -> dict[str, Any]:
         elif entry is not None and not (isinstance(entry, dict) and isinstance(entry.get("command"), str)
                                         and entry["command"].strip()):
             raise JobSpecError(f"{SPEC_FILE} in {where}: '{job}' needs a 'command' string")
+        limit = spec[job].get("timeout") if isinstance(spec.get(job), dict) else None
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int | float)
+                                  or not 0 < limit < 10**8):
+            raise JobSpecError(f"{SPEC_FILE} in {where}: '{job}.timeout' must be a number of seconds "
+                               f"above 0, not {limit!r}")
     if not isinstance(spec.get("params", {}), dict):
         raise JobSpecError(f"{SPEC_FILE} in {where}: 'params' must be a mapping of defaults")
     return spec
@@ -220,6 +225,14 @@ def job_command(code: Code, job: str, explicit: str = "") -> str:
         raise JobSpecError(f"{SPEC_FILE} in {where} has no '{job}' command; add "
                            f"'{job}: {{command: ...}}' or pass --command")
     return str(entry["command"]).strip()
+
+
+def job_time_limit(code: Code, job: str) -> float | None:
+    """The time limit assethub.yaml sets for ``job`` (``train: {command: ..., timeout: 3600}``),
+    in seconds; None when it sets none."""
+    entry = code.spec.get(job)
+    limit = entry.get("timeout") if isinstance(entry, dict) else None
+    return float(limit) if limit is not None else None
 
 
 def job_params(code: Code, overrides: dict[str, Any] | None) -> dict[str, Any]:

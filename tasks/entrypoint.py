@@ -73,18 +73,18 @@ INSIDE_PATH = "/usr/local/bin:/usr/bin:/bin"
 
 
 def job_timeout(timeout: float | None = None) -> float | None:
-    """The time limit of a job's command in seconds: ``timeout`` if given, else the setting
-    ASSETHUB_JOB_TIMEOUT_SECONDS (none when unset or 0)."""
-    if timeout is not None:
-        return timeout if timeout > 0 else None
+    """The time limit of a job's command in seconds: the setting ASSETHUB_JOB_TIMEOUT_SECONDS
+    (the admin's cap; none when unset or 0), or ``timeout`` (the code's own, assethub.yaml's
+    ``timeout``) when that is shorter."""
     raw = os.environ.get("ASSETHUB_JOB_TIMEOUT_SECONDS", "").strip()
-    if not raw:
-        return None
-    try:
-        value = float(raw)
-    except ValueError:
-        raise JobSpecError(f"ASSETHUB_JOB_TIMEOUT_SECONDS={raw!r} is not a number of seconds") from None
-    return value if value > 0 else None
+    cap: float | None = None
+    if raw:
+        try:
+            cap = float(raw)
+        except ValueError:
+            raise JobSpecError(f"ASSETHUB_JOB_TIMEOUT_SECONDS={raw!r} is not a number of seconds") from None
+    limits = [x for x in (cap, timeout) if x is not None and x > 0]
+    return min(limits) if limits else None
 
 
 @dataclass

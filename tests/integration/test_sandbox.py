@@ -178,6 +178,31 @@ def test_the_time_limit_kills_a_silent_command_and_fails_the_run(
     assert run.state == "failed" and "time limit of 2s" in run.error
 
 
+def test_the_codes_own_time_limit_applies_under_the_admins_cap(
+        boxed: dict[str, Any], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """assethub.yaml's ``timeout`` limits the job; the admin's setting stays the upper bound."""
+    from assethub.errors import JobFailedError
+    from flows.train import train
+    from tests.integration._jobs import git_repo
+
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "assethub.yaml").write_text("train: {command: 'echo sleeping; sleep 600', timeout: 2}\n")
+    repo, _ = git_repo(code, tmp_path / "repo")
+    monkeypatch.setenv("ASSETHUB_JOB_TIMEOUT_SECONDS", "3600")
+    with pytest.raises(JobFailedError, match=r"time limit of 2s and was killed"):
+        train(model=boxed["model"], dataset=boxed["dataset"], repo=repo)
+    (code / "assethub.yaml").write_text("train: {command: 'echo sleeping; sleep 600', timeout: 7200}\n")
+    repo, _ = git_repo(code, tmp_path / "repo2")
+    monkeypatch.setenv("ASSETHUB_JOB_TIMEOUT_SECONDS", "2")  # the code cannot raise the cap
+    with pytest.raises(JobFailedError, match=r"time limit of 2s and was killed"):
+        train(model=boxed["model"], dataset=boxed["dataset"], repo=repo)
+    (code / "assethub.yaml").write_text("train: {command: 'true', timeout: -1}\n")
+    repo, _ = git_repo(code, tmp_path / "repo3")
+    with pytest.raises(Exception, match=r"'train.timeout' must be a number of seconds above 0"):
+        train(model=boxed["model"], dataset=boxed["dataset"], repo=repo)
+
+
 def test_without_bubblewrap_a_job_is_refused_unless_the_sandbox_is_off(
         boxed: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     from assethub.errors import JobFailedError

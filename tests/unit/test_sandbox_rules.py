@@ -137,7 +137,7 @@ def test_the_time_limit_comes_from_the_argument_or_the_setting(monkeypatch: pyte
     monkeypatch.delenv("ASSETHUB_JOB_TIMEOUT_SECONDS", raising=False)
     assert job_timeout() is None and job_timeout(5) == 5
     monkeypatch.setenv("ASSETHUB_JOB_TIMEOUT_SECONDS", "90")
-    assert job_timeout() == 90 and job_timeout(5) == 5
+    assert job_timeout() == 90 and job_timeout(5) == 5 and job_timeout(500) == 90  # the setting caps
     monkeypatch.setenv("ASSETHUB_JOB_TIMEOUT_SECONDS", "0")
     assert job_timeout() is None
     monkeypatch.setenv("ASSETHUB_JOB_TIMEOUT_SECONDS", "an hour")
