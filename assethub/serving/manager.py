@@ -34,6 +34,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from assethub import sandbox
 from assethub.catalog import Run, Service
 from assethub.errors import (
     AlreadyExistsError,
@@ -264,6 +265,8 @@ class ServiceManager:
                                             part="port", value=str(port))
             if target == "local":
                 check_host(host, self.hosts)
+                if replicas:
+                    sandbox.from_settings()  # no sandbox for its code: refused now, not in a status
             ref = AssetRef.coerce(model)
             if ref.path.kind is not AssetKind.MODEL:
                 raise InvalidReferenceError(f"{ref.path} is a dataset: only models are served",
@@ -378,6 +381,7 @@ class ServiceManager:
                         f"(`kubectl scale deployment/{name} --replicas N` to scale it there)")
                 wanted = row.replicas if replicas is None else replicas
                 if wanted > 0:
+                    sandbox.from_settings()  # refused when its code cannot be sandboxed
                     row.replicas = wanted
                 handle = self._local(row)
                 if handle.pid() is None:

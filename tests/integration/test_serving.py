@@ -231,9 +231,18 @@ def test_a_killed_replica_is_restarted(world: World, published: dict[str, Any], 
     assert len(hub.services.predict("digits", {"inputs": world.x_test[:1].tolist()})["predictions"]) == 1
 
 
-def test_refused_before_anything_starts(world: World, published: dict[str, Any]) -> None:
+def test_refused_before_anything_starts(world: World, published: dict[str, Any],
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
     hub = world.hub
     before = {s.name for s in world.admin.services.list()}
+    was = hub.services.get("digits").replicas
+    with monkeypatch.context() as m:  # the server's sandbox cannot run: nothing is started
+        m.setenv("ASSETHUB_SANDBOX_BWRAP", "/nonexistent/bwrap")
+        with pytest.raises(errors.JobError, match=r"`bwrap` is not installed.*ASSETHUB_SANDBOX=off"):
+            hub.services.create(world.model, name="unboxed")
+        with pytest.raises(errors.JobError, match=r"`bwrap` is not installed"):
+            hub.services.scale("digits", was + 1)
+    assert hub.services.get("digits").replicas == was
     with pytest.raises(errors.NotServableError, match="no MLflow model"):
         hub.services.create(world.empty_model, name="empty")
     with pytest.raises(errors.ForbiddenError, match="'run'"):
