@@ -255,8 +255,13 @@ def test_merge_only_when_the_metric_improves(world: JobWorld, trained: dict[str,
     assert not second["merged"] and "not better" in second["reason"]
     # the numbers compared are named by the runs that produced them
     assert second["source_by"].startswith(f"run {worse['run_id']} ")
-    assert second["target_by"].startswith(f"run {trained['run_id']} ")
-    assert worse["run_id"] in second["reason"] and trained["run_id"] in second["reason"]
+    # main's number is the newest trusted evaluation of its commit (its training, or a later
+    # evaluate run of the same version)
+    evaluators = {e.run_id for e in hub.list_evaluations(world.model, commit=trained["commit"])
+                  if e.trusted}
+    target_run = second["target_by"].split()[1]
+    assert second["target_by"].startswith("run ") and target_run in evaluators
+    assert worse["run_id"] in second["reason"] and target_run in second["reason"]
     assert hub.resolve(f"{world.model}:main") == first["commit"]
     assert worse["branch"] in _branches(world)
     run = hub.get_run(second["run_id"])
