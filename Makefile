@@ -4,7 +4,7 @@ export UV_PYTHON_DOWNLOADS := never
 UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 RUN := $(UV) run --frozen
 
-.PHONY: setup bubblewrap lakefs lakefs-stop postgres postgres-stop up down demo test test-unit lint bench bench-cli bench-flow bench-serving clean-stack
+.PHONY: attacks setup bubblewrap lakefs lakefs-stop postgres postgres-stop up down demo test test-unit lint bench bench-cli bench-flow bench-serving clean-stack
 
 setup:  ## install uv (if missing) and the locked environment
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -46,6 +46,11 @@ test: setup bubblewrap  ## everything: lint, unit and integration tests (pytest 
 	$(RUN) ruff check assethub infra tasks flows deployments examples tests bench scripts
 	$(RUN) mypy
 	$(RUN) pytest
+
+attacks: setup bubblewrap  ## the attacks suite: each isolation finding replayed as a non-admin (pytest -m attacks)
+	$(RUN) python -m infra.lakefs build
+	$(RUN) python -m infra.postgres install
+	$(RUN) pytest -m attacks
 
 test-unit: setup
 	$(RUN) pytest tests/unit

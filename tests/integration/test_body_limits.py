@@ -23,7 +23,7 @@ from _api import Api, message, zip_bytes
 from assethub.hub import Limits
 from tests.conftest import RunningServer, start_server
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.attacks]
 
 MiB = 2**20
 CAP = 8 * MiB  # this server's limit on one uploaded file and on one imported archive

@@ -326,6 +326,7 @@ def _service_row(catalog: Catalog, hub: Hub, who: Principal, model: str, name: s
                       target="kubernetes", state="stopped", created_by=who.name or ""))
 
 
+@pytest.mark.attacks
 def test_renamed_model_keeps_its_runs_evaluations_lineage_and_services(
         hub: Hub, catalog: Catalog, tmp_path: Path) -> None:
     """Runs, evaluations and services refer to assets by id: renaming a model (and its folder)
@@ -360,6 +361,7 @@ def test_renamed_model_keeps_its_runs_evaluations_lineage_and_services(
         hub.list_runs(me, model=model)  # the old path names nothing now
 
 
+@pytest.mark.attacks
 def test_a_recreated_asset_starts_clean(hub: Hub, catalog: Catalog, tmp_path: Path) -> None:
     """Deleting a model detaches its runs, evaluations and services and deletes its follows: a
     new model of the same name (here another user's, through a share) shows none of them, and
@@ -406,6 +408,7 @@ def test_a_recreated_asset_starts_clean(hub: Hub, catalog: Catalog, tmp_path: Pa
     create_follow(hub, other, model, data, {"repo": "https://example.org/code.git"})
 
 
+@pytest.mark.attacks
 def test_a_deleted_groups_shares_do_not_pass_to_a_new_group_of_its_name(
         hub: Hub, catalog: Catalog) -> None:
     admin = hub.authenticate(hub.ensure_admin("root"))
@@ -453,6 +456,7 @@ def _old_row(cat: Catalog, meta: Any, table: str, **values: Any) -> None:
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+@pytest.mark.attacks
 def test_migration_0006_keys_existing_records_by_id(backend: str, request: pytest.FixtureRequest,
                                                     tmp_path: Path) -> None:
     """A catalog made at revision 0004 with records in it: upgrading fills in the ids from the

@@ -139,6 +139,7 @@ def test_pools_and_deployments_are_registered(prefect_stack: str) -> None:
     assert "value" not in token_env and "secretKeyRef" in token_env["valueFrom"]
 
 
+@pytest.mark.attacks
 def test_the_worker_holds_no_admin_token(prefect_stack: str, hub_server: Any) -> None:
     from infra import prefect
 
@@ -152,6 +153,7 @@ def test_the_worker_holds_no_admin_token(prefect_stack: str, hub_server: Any) ->
     assert me.name == "prefect" and not me.is_admin
 
 
+@pytest.mark.attacks
 def test_a_prefect_ui_run_acts_as_the_service_user_and_needs_a_grant(
         prefect_stack: str, deploy_world: JobWorld, hub_server: Any) -> None:
     from prefect.deployments import run_deployment
@@ -257,6 +259,7 @@ def _settled(runs: list[Any]) -> list[Any] | None:
     return runs if runs and all(r.state is not None and r.state.is_final() for r in runs) else None
 
 
+@pytest.mark.attacks
 def test_a_commit_to_a_followed_dataset_retrains_and_merges_only_if_better(
         prefect_stack: str, deploy_world: JobWorld, hub_server: Any, tmp_path: Path) -> None:
     from prefect.client.orchestration import get_client
@@ -520,6 +523,7 @@ def _flow_process(job: set[int]) -> list[int]:
     return [p for p in _alive(job) if int(_proc(p, "stat").rsplit(b")", 1)[1].split()[1]) not in job]
 
 
+@pytest.mark.attacks
 def test_a_worker_killed_mid_run_leaves_no_commit_and_the_run_can_be_rerun(
         prefect_stack: str, deploy_world: JobWorld, hub_server: Any, tracking: str) -> None:
     from mlflow.tracking import MlflowClient
@@ -556,6 +560,7 @@ def test_a_worker_killed_mid_run_leaves_no_commit_and_the_run_can_be_rerun(
     assert view.lineage is not None and view.lineage.run_id != running[0].id
 
 
+@pytest.mark.attacks
 def test_a_retrain_whose_flow_process_is_killed_is_recorded_crashed_and_retried(
         prefect_stack: str, deploy_world: JobWorld, hub_server: Any) -> None:
     """SIGKILL of the flow process mid-training: the training command ends with it, the server
@@ -606,6 +611,7 @@ def test_a_retrain_whose_flow_process_is_killed_is_recorded_crashed_and_retried(
     assert [r.state for r in w.hub.list_runs(model, kind="retrain", limit=10)] == ["completed", "crashed"]
 
 
+@pytest.mark.attacks
 def test_a_retrain_whose_worker_dies_is_recorded_crashed_as_worker_lost(
         prefect_stack: str, deploy_world: JobWorld, hub_server: Any, tracking: str) -> None:
     """SIGKILL of the worker and its flow process: Prefect keeps the flow run Running, nobody

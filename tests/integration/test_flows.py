@@ -237,6 +237,7 @@ def test_python_m_flows_runs_the_same_flow(world: JobWorld, prefect_api: str) ->
     assert bad.returncode == 3 and "error: revision 'nope' not found" in bad.stderr, bad.stderr[-3000:]
 
 
+@pytest.mark.attacks
 def test_merge_only_when_the_metric_improves(world: JobWorld, trained: dict[str, Any]) -> None:
     from flows.merge import merge
     from flows.train import train

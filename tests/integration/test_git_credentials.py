@@ -21,7 +21,7 @@ from assethub.client import Client
 from tests.integration._git_http import GitHttpServer
 from tests.integration._jobs import git_repo
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.attacks]
 
 TRAIN = """import json, os, pathlib
 out = pathlib.Path(os.environ["ASSETHUB_OUTPUT_DIR"]) / "model"

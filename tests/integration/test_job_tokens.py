@@ -16,7 +16,7 @@ from _api import Api, fresh, message
 
 from tests._clock import Clock
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.attacks]
 
 SCOPE = "a job token may only act on its run"
 

@@ -24,7 +24,7 @@ from assethub import errors
 from assethub.client import Client
 from tests.conftest import RunningServer, free_port, start_server
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.attacks]
 
 
 @contextmanager

@@ -280,6 +280,7 @@ JOB_ALLOWED = {"whoami", "get-asset", "get-dataset", "role", "get-commit", "log"
 
 
 @pytest.mark.parametrize("op", list(MATRIX))
+@pytest.mark.attacks
 def test_matrix_with_a_job_token(w: World, op: str) -> None:
     want = MATRIX[op][1] if op in JOB_ALLOWED else 403
     denied_write = want >= 400 and SIMPLE.get(op, ("POST",))[0] != "GET"
@@ -407,6 +408,7 @@ def test_search_never_returns_what_the_caller_cannot_see(w: World, who: str) -> 
     assert all(a["your_role"] != "none" for a in found)
 
 
+@pytest.mark.attacks
 def test_records_keep_to_their_asset_and_shares_to_their_group(w: World) -> None:
     """Runs and evaluations follow their model through a rename and stay behind when it is
     deleted: a new model of the same name shows none of them, and the old run cannot be reached

@@ -18,7 +18,7 @@ import pytest
 from assethub.client import Client
 from tests.integration._jobs import git_repo
 
-pytestmark = pytest.mark.integration  # needs bubblewrap: `make test` installs it
+pytestmark = [pytest.mark.integration, pytest.mark.attacks]  # needs bubblewrap: `make test` installs it
 
 # The command: tries each thing, prints what it could and could not do as one JSON line, exits 3
 # (a failed job shows its last lines, so the test reads the result from the failure).

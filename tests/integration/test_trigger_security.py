@@ -23,7 +23,7 @@ from assethub.triggers import HOOK_HEADER
 from tests._wait import wait_for
 from tests.integration._api import Api, fresh, message, zip_bytes
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.attacks]
 
 REPO = "https://example.org/ml/digits.git"
 RESERVED = "'_lakefs_actions/' is reserved"

@@ -20,7 +20,7 @@ from assethub.hub import Principal
 from tests._wait import wait_for
 from tests.integration._api import Api, fresh, message
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.attacks]
 
 REPO = "https://example.org/ml/digits.git"
 
