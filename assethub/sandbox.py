@@ -52,7 +52,7 @@ DEFAULT_UID = DEFAULT_GID = 65534  # nobody / nogroup
 SETPRIV = "/usr/bin/setpriv"
 # /etc files the interpreter and common libraries need; nothing with a secret in it
 ETC_FILES = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "passwd", "group", "nsswitch.conf",
-             "hosts", "localtime", "alternatives", "mime.types")
+             "hosts", "localtime", "alternatives", "mime.types", "fonts")
 
 
 def _asset_hub_error() -> type[Exception]:
