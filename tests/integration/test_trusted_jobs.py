@@ -262,3 +262,35 @@ def test_a_run_whose_job_never_started_is_recorded_crashed(world: World) -> None
     assert hub.get_run(editor, started.id).state == "pending", "it has a flow run: that one decides"
     with pytest.raises(errors.ForbiddenError):
         hub.record_crashes(editor, lambda ids: {}, never_started_after=0)
+
+
+def test_a_scheduled_retrain_re_checks_the_owner_and_pauses_the_follow(world: World) -> None:
+    """A schedule or automation fires: the service user asks for the follow's retrain, which is
+    registered as the follow's owner only while the owner still holds the rights."""
+    from assethub import follows
+
+    w = world
+    hub = w.server.hub
+    service = Principal(hub.jobs.service_user)
+    dataset, model = w.asset(w.dfolder, "sched-data"), w.asset(w.mfolder, "sched-net")
+    f = w.api.ok("editor", "POST", "/follows", json={"model": model, "dataset": dataset,
+                                                     "settings": {"repo": REPO}})
+    # nobody but the service user starts a follow's retrain
+    r = w.api.call("editor", "POST", f"/follows/{f['id']}/runs", params={"trigger": "schedule"})
+    assert r.status_code == 403 and "only the service user" in message(r), r.text
+    w.share(w.mfolder, "editor", "run")  # the owner loses edit on the model
+    try:
+        with pytest.raises(errors.ForbiddenError, match=r"is paused: its owner .* no longer has 'edit'"):
+            follows.start_follow_run(hub, service, f["id"], trigger="schedule")
+        assert "no longer has 'edit'" in _paused(w, "editor", f["id"])
+        assert w.api.admin("GET", "/runs", params={"model": model}) == [], "nothing started"
+        # paused stays paused: the next firing is refused without a new check
+        with pytest.raises(errors.ForbiddenError, match="is paused"):
+            follows.start_follow_run(hub, service, f["id"], trigger="schedule")
+    finally:
+        w.share(w.mfolder, "editor", "edit")
+    w.api.ok("editor", "POST", f"/follows/{f['id']}/resume")
+    run, token = follows.start_follow_run(hub, service, f["id"], trigger="schedule")
+    assert token and (run.kind, run.trigger, run.created_by) == ("retrain", "schedule", w.api.names["editor"])
+    hub.update_run(Principal(w.api.names["editor"]), run.id, state="failed", error="test: not run")
+    w.api.ok("editor", "DELETE", f"/follows/{f['id']}")
