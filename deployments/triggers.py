@@ -127,7 +127,7 @@ def ended_flow_runs(api_url: str, ids: Sequence[str], lost_after: float | None =
 
     With ``lost_after`` (seconds), a Running flow run that sent heartbeats
     (``PREFECT_FLOWS_HEARTBEAT_FREQUENCY`` in its worker's environment) and has sent none for
-    that long, and for twice its heartbeat interval, lost its worker: nobody will report its end,
+    that long, and for one and a half heartbeat intervals, lost its worker: nobody will report its end,
     so it is set Crashed in Prefect here and reported "worker lost". A flow run that never sent
     a heartbeat (heartbeats off) is never judged so."""
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
@@ -162,8 +162,9 @@ def ended_flow_runs(api_url: str, ids: Sequence[str], lost_after: float | None =
 
 
 def _silent_for(c: Any, flow_run_id: str, lost_after: float) -> float | None:
-    """Seconds since the flow run's last heartbeat when that is past ``lost_after`` and twice
-    its heartbeat interval; None while it beats (or never did)."""
+    """Seconds since the flow run's last heartbeat when that is past ``lost_after`` and one
+    and a half of its heartbeat intervals (a beat was missed); None while it beats (or never
+    did)."""
     from prefect.events.filters import EventFilter, EventNameFilter, EventOrder, EventResourceFilter
 
     # the default time window: since 180 days ago, until now
@@ -176,7 +177,7 @@ def _silent_for(c: Any, flow_run_id: str, lost_after: float) -> float | None:
         return None
     interval = (beats[0] - beats[1]).total_seconds() if len(beats) > 1 else _DEFAULT_HEARTBEAT_SECONDS
     silent = (datetime.now(UTC) - beats[0]).total_seconds()
-    return silent if silent > max(lost_after, 2 * interval) else None
+    return silent if silent > max(lost_after, 1.5 * interval) else None
 
 
 def _crash_lost(c: Any, flow_run_id: Any, silent: float) -> str:

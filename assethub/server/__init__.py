@@ -98,9 +98,10 @@ def build_hub(settings: ServerSettings) -> Hub:
 
 #: how often the server looks for runs whose flow run ended without them (ASSETHUB_CRASH_CHECK_SECONDS)
 CRASH_CHECK_SECONDS = 20.0
-#: a running flow run silent this long (no heartbeat) lost its worker (ASSETHUB_WORKER_LOST_SECONDS);
-#: more than the workers' PREFECT_FLOWS_HEARTBEAT_FREQUENCY (30 s as `assethub up` starts them)
-WORKER_LOST_SECONDS = 120.0
+#: a running flow run silent this long (no heartbeat) lost its worker (ASSETHUB_WORKER_LOST_SECONDS):
+#: a beat missed at the workers' PREFECT_FLOWS_HEARTBEAT_FREQUENCY (30 s as `assethub up` starts
+#: them), so with the check every 20 s a lost worker's run is recorded within a minute of its end
+WORKER_LOST_SECONDS = 50.0
 #: a run pending this long with no flow run never started (ASSETHUB_NEVER_STARTED_SECONDS)
 NEVER_STARTED_SECONDS = 3600.0
 
