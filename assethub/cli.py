@@ -78,6 +78,27 @@ class _Commands(PluginCommands):
         super().__init__(*args, **kwargs)
         _skip_typer_coercion(self)
 
+    def list_commands(self, ctx: Any) -> list[str]:
+        names = [n for n in super().list_commands(ctx) if n not in _LAZY_MODULE and n not in _GROUPS]
+        own = [n for n in names if n in self.commands]
+        plugins_ = [n for n in names if n not in self.commands]
+        groups = [n for n in own if hasattr(self.commands[n], "list_commands")]
+        commands = [n for n in own if n not in groups]
+        return [*commands, *(n for _, c, _ in _LAZY.values() for n in c), *groups,
+                *_GROUPS, *(n for _, _, g in _LAZY.values() for n in g), *plugins_]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name not in self.commands:
+            module = _LAZY_MODULE.get(cmd_name)
+            if module is not None:
+                self.commands.update(_lazy_commands(module))
+            elif cmd_name in _GROUPS:
+                group = typer.main.get_group(_GROUPS[cmd_name])
+                group.name = cmd_name
+                _skip_typer_coercion(group)
+                self.commands[cmd_name] = group
+        return super().get_command(ctx, cmd_name)
+
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
@@ -96,9 +117,9 @@ delete_app = typer.Typer(no_args_is_help=True, help="Delete a folder, asset, bra
 user_app = typer.Typer(no_args_is_help=True, help="Manage users (admin).")
 group_app = typer.Typer(no_args_is_help=True, help="Manage groups (admin).")
 token_app = typer.Typer(no_args_is_help=True, help="Manage API tokens.")
-for _sub, _name in ((create_app, "create"), (delete_app, "delete"), (user_app, "user"),
-                    (group_app, "group"), (token_app, "token")):
-    app.add_typer(_sub, name=_name)
+# Built into click commands only when asked for (as the commands of other modules, below).
+_GROUPS = {"create": create_app, "delete": delete_app, "user": user_app, "group": group_app,
+           "token": token_app}
 
 # -- shared argument and option types -----------------------------------------------------------
 _REF_HELP = "<owner>/<model|dataset>/<folder>/<name>[:<branch|tag|commit>] (default ref: main)"
@@ -646,25 +667,32 @@ def token_revoke(token_id: Annotated[int, typer.Argument(metavar="ID")]) -> None
     typer.echo(f"revoked token {token_id}")
 
 
-# -- jobs: train, continue-train, evaluate, runs, lineage, compare, reproduce ---------------------
-def _register_jobs() -> None:
-    from assethub import cli_jobs
-
-    cli_jobs.register(app)
-    cli_jobs.register_git_credentials(app)
-    from assethub import cli_deploy
-
-    cli_deploy.register(app)
-
-
-_register_jobs()
-
-
-def _register_services() -> None:
-    from assethub import cli_services, cli_stack
-
-    cli_services.register(app)
-    cli_stack.register(app)
+# -- commands in other modules, loaded when asked for --------------------------------------------
+# module -> (its register functions, its commands, its command groups), in the order `--help`
+# lists them: this module's commands, these commands, this module's groups, these groups, plugins.
+# Loading a module only for the command that runs keeps `assethub whoami` from importing (and
+# Typer from building) the 30 commands it does not run. tests/unit/test_cli_lazy.py checks the
+# names against what the modules register.
+_LAZY: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {
+    "cli_jobs": (("register", "register_git_credentials"),
+                 ("train", "continue-train", "evaluate", "reproduce", "runs", "lineage", "compare"),
+                 ("git-credentials",)),
+    "cli_deploy": (("register",), ("follow", "unfollow", "resume-follow", "follows"), ()),
+    "cli_services": (("register",), ("serve", "predict"), ("services",)),
+    "cli_stack": (("register",), ("logs",), ()),
+}
+_LAZY_MODULE = {name: module for module, (_, commands, groups) in _LAZY.items()
+                for name in (*commands, *groups)}
 
 
-_register_services()
+def _lazy_commands(module: str) -> dict[str, Any]:
+    """The click commands ``assethub.<module>`` registers, by name."""
+    import importlib
+
+    mod = importlib.import_module(f"assethub.{module}")
+    sub = typer.Typer()
+    for register in _LAZY[module][0]:
+        getattr(mod, register)(sub)
+    group = typer.main.get_group(sub)
+    _skip_typer_coercion(group)
+    return dict(group.commands)
