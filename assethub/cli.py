@@ -32,12 +32,15 @@ from typer.core import TyperGroup
 
 from assethub import config, errors
 from assethub._json import jsonable as _plain
+from assethub.cli_help import defer_markdown_and_tracebacks
 from assethub.cli_plugins import PluginCommands
 from assethub.refs import FolderPath
 
 if TYPE_CHECKING:  # the SDK and the wire types load on the first command that needs them
     from assethub.client import Client
     from assethub.wire import AddFile, DatasetMeta
+
+defer_markdown_and_tracebacks()  # help and usage errors render without loading them
 
 # -- errors: one table from exception classes to exit codes and hints ---------------------------
 EXIT_CODES = errors.EXIT_CODES  # one table, shared with `python -m flows`

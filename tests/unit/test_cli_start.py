@@ -78,3 +78,26 @@ def test_http2_still_works_in_a_process_where_the_client_loaded_httpcore() -> No
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["True"]
+
+
+def test_help_loads_neither_markdown_nor_tracebacks_and_both_still_render() -> None:
+    code = ("import sys\n"
+            "sys.argv = ['assethub', '--help']\n"
+            "from assethub.cli import app\n"
+            "try:\n"
+            "    app()\n"
+            "except SystemExit:\n"
+            "    pass\n"
+            "print(sorted(m for m in sys.modules if m in ('rich.markdown', 'rich.traceback')))\n"
+            "from typer import rich_utils\n"
+            "from typer.models import DeveloperExceptionConfig\n"
+            "try:\n"
+            "    raise ValueError('boom')\n"
+            "except ValueError as exc:\n"
+            "    tb = rich_utils.get_traceback(exc, DeveloperExceptionConfig(), [])\n"
+            "md = rich_utils._make_rich_text(text='**a**', markup_mode='markdown')\n"
+            "print(type(tb).__module__, type(md).__module__)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr
+    assert "whoami" in out.stdout
+    assert out.stdout.splitlines()[-2:] == ["[]", "rich.traceback rich.markdown"]
