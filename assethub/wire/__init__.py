@@ -25,6 +25,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from assethub.lineage import Lineage as Lineage
     from assethub.wire._assets import FORMATS as FORMATS
     from assethub.wire._assets import SPLIT_MODES as SPLIT_MODES
     from assethub.wire._assets import TASK_TYPES as TASK_TYPES
