@@ -32,12 +32,15 @@ from typer.core import TyperGroup
 
 from assethub import config, errors
 from assethub._json import jsonable as _plain
+from assethub.cli_help import defer_markdown_and_tracebacks
 from assethub.cli_plugins import PluginCommands
 from assethub.refs import FolderPath
 
 if TYPE_CHECKING:  # the SDK and the wire types load on the first command that needs them
     from assethub.client import Client
     from assethub.wire import AddFile, DatasetMeta
+
+defer_markdown_and_tracebacks()  # help and usage errors render without loading them
 
 # -- errors: one table from exception classes to exit codes and hints ---------------------------
 EXIT_CODES = errors.EXIT_CODES  # one table, shared with `python -m flows`
@@ -78,6 +81,32 @@ class _Commands(PluginCommands):
         super().__init__(*args, **kwargs)
         _skip_typer_coercion(self)
 
+    def list_commands(self, ctx: Any) -> list[str]:
+        own = _own_commands()
+        plugins_ = [n for n in super().list_commands(ctx)
+                    if n not in own and n not in _LAZY_MODULE and n not in _GROUPS]
+        return [*own, *(n for _, c, _ in _LAZY.values() for n in c),
+                *_GROUPS, *(n for _, _, g in _LAZY.values() for n in g), *plugins_]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name not in self.commands:
+            module = _LAZY_MODULE.get(cmd_name)
+            info = _own_commands().get(cmd_name)
+            if info is not None:
+                command = typer.main.get_command_from_info(
+                    info, pretty_exceptions_short=app.pretty_exceptions_short,
+                    rich_markup_mode=app.rich_markup_mode)
+                _skip_typer_coercion(command)
+                self.commands[cmd_name] = command
+            elif module is not None:
+                self.commands.update(_lazy_commands(module))
+            elif cmd_name in _GROUPS:
+                group = typer.main.get_group(_GROUPS[cmd_name])
+                group.name = cmd_name
+                _skip_typer_coercion(group)
+                self.commands[cmd_name] = group
+        return super().get_command(ctx, cmd_name)
+
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
@@ -91,14 +120,21 @@ class _Commands(PluginCommands):
 
 app = typer.Typer(cls=_Commands, no_args_is_help=True, add_completion=False,
                   help="Asset Hub: versioned datasets and models.")
+# This module's commands; `app` builds each into a click command only when it is asked for.
+_commands = typer.Typer()
+
+
+@app.callback()
+def _main() -> None:
+    """(Makes `app` a group whose commands all come from `_Commands.get_command`.)"""
 create_app = typer.Typer(no_args_is_help=True, help="Create a folder, asset, branch or tag.")
 delete_app = typer.Typer(no_args_is_help=True, help="Delete a folder, asset, branch or tag.")
 user_app = typer.Typer(no_args_is_help=True, help="Manage users (admin).")
 group_app = typer.Typer(no_args_is_help=True, help="Manage groups (admin).")
 token_app = typer.Typer(no_args_is_help=True, help="Manage API tokens.")
-for _sub, _name in ((create_app, "create"), (delete_app, "delete"), (user_app, "user"),
-                    (group_app, "group"), (token_app, "token")):
-    app.add_typer(_sub, name=_name)
+# Built into click commands only when asked for (as the commands of other modules, below).
+_GROUPS = {"create": create_app, "delete": delete_app, "user": user_app, "group": group_app,
+           "token": token_app}
 
 # -- shared argument and option types -----------------------------------------------------------
 _REF_HELP = "<owner>/<model|dataset>/<folder>/<name>[:<branch|tag|commit>] (default ref: main)"
@@ -184,7 +220,7 @@ def _dataset_meta(task_type: str | None, data_format: str | None, split_ratio: f
 
 
 # -- session and stack ------------------------------------------------------------------------
-@app.command()
+@_commands.command()
 def login(url: Annotated[str | None, typer.Option(help="Server URL.")] = None,
           token: Annotated[str | None, typer.Option(help="API token (asked for if not given).")] = None,
           ) -> None:
@@ -199,7 +235,7 @@ def login(url: Annotated[str | None, typer.Option(help="Server URL.")] = None,
     typer.echo(f"logged in to {url} as {me.name}; saved to {saved}")
 
 
-@app.command()
+@_commands.command()
 def whoami(as_json: JsonOpt = False) -> None:
     """Show who your token signs you in as."""
     with _hub() as hub:
@@ -207,7 +243,7 @@ def whoami(as_json: JsonOpt = False) -> None:
     _show([me], as_json, USER_COLS, data=me)
 
 
-@app.command()
+@_commands.command()
 def up(port: Annotated[int, typer.Option(help="Server port.")] = 8780,
        admin: Annotated[str, typer.Option(help="Name of the first admin.")] = "admin") -> None:
     """Start lakeFS, MLflow and the Asset Hub server on this machine (or find them running)."""
@@ -223,7 +259,7 @@ def up(port: Annotated[int, typer.Option(help="Server port.")] = 8780,
         typer.echo(f"signed in as {admin}; saved to {info.config_file}")
 
 
-@app.command()
+@_commands.command()
 def down() -> None:
     """Stop the server, lakeFS, MLflow and Prefect started by `assethub up`."""
     from infra import stack
@@ -232,7 +268,7 @@ def down() -> None:
     typer.echo(f"stopped {', '.join(stopped)}" if stopped else "nothing was running")
 
 
-@app.command()
+@_commands.command()
 def server() -> None:
     """Run the Asset Hub server in the foreground (settings from ASSETHUB_* variables)."""
     from assethub.server import serve
@@ -282,7 +318,7 @@ def create_tag(asset: AssetArg, name: str,
 
 
 # -- read ---------------------------------------------------------------------------------------
-@app.command("ls")
+@_commands.command("ls")
 def ls(path: Annotated[str | None, typer.Argument(
            help="Nothing, OWNER, OWNER/KIND, FOLDER, ASSET or ASSET:REF; or branches|tags|commits|shares "
                 "followed by an asset (or folder)")] = None,
@@ -314,7 +350,7 @@ def ls(path: Annotated[str | None, typer.Argument(
                   data={"branches": branches, "tags": tags})
 
 
-@app.command()
+@_commands.command()
 def log(ref: RefArg, limit: LimitOpt = 20,
         file: Annotated[str | None, typer.Option(help="Only commits that changed this file.")] = None,
         as_json: JsonOpt = False) -> None:
@@ -324,7 +360,7 @@ def log(ref: RefArg, limit: LimitOpt = 20,
     _show(commits, as_json, COMMIT_COLS)
 
 
-@app.command()
+@_commands.command()
 def diff(left: RefArg, right: Annotated[str, typer.Argument(help="A REF, or a ref of LEFT's asset.")],
          prefix: Annotated[str, typer.Option(help="Only paths under this prefix.")] = "",
          as_json: JsonOpt = False) -> None:
@@ -335,7 +371,7 @@ def diff(left: RefArg, right: Annotated[str, typer.Argument(help="A REF, or a re
                              "size": lambda d: "" if d.size is None else decimal(d.size)})
 
 
-@app.command()
+@_commands.command()
 def search(query: Annotated[str, typer.Argument(help="Words of the name or description.")] = "",
            label: Annotated[str | None, typer.Option("--label", "-l")] = None,
            kind: Annotated[str | None, typer.Option(help="model or dataset")] = None,
@@ -348,7 +384,7 @@ def search(query: Annotated[str, typer.Argument(help="Words of the name or descr
     _show(found, as_json, ASSET_COLS)
 
 
-@app.command()
+@_commands.command()
 def audit(actor: Annotated[str | None, typer.Option()] = None,
           action: Annotated[str | None, typer.Option(help="e.g. commit, merge, asset.create")] = None,
           target: Annotated[str | None, typer.Option(help="Part of the target's name.")] = None,
@@ -369,7 +405,7 @@ def _add_op(spec: str) -> "AddFile":
     return AddFile(p, remote if sep else ("" if p.is_file() else p.name))
 
 
-@app.command()
+@_commands.command()
 def commit(ref: RefArg, message: Annotated[str, typer.Option("--message", "-m")],
            add: Annotated[list[str] | None, typer.Option(
                "--add", "-a", metavar="LOCAL[:REMOTE]",
@@ -388,7 +424,7 @@ def commit(ref: RefArg, message: Annotated[str, typer.Option("--message", "-m")]
     typer.echo(f"committed {c.id[:12]} to {ref}")
 
 
-@app.command()
+@_commands.command()
 def upload(ref: RefArg, local: LocalArg,
            path: Annotated[str, typer.Option(help="Where in the asset (default: file name / root).")] = "",
            message: MessageOpt = None) -> None:
@@ -398,7 +434,7 @@ def upload(ref: RefArg, local: LocalArg,
     typer.echo(f"committed {c.id[:12]} to {ref}")
 
 
-@app.command()
+@_commands.command()
 def download(ref: RefArg, dest: Annotated[Path, typer.Argument(help="Local directory.")],
              prefix: Annotated[str, typer.Option(help="Only this file or directory.")] = "") -> None:
     """Download a version (or part of it); files already in the local cache are not transferred."""
@@ -409,7 +445,7 @@ def download(ref: RefArg, dest: Annotated[Path, typer.Argument(help="Local direc
           f"transferred, {decimal(cached)} from the local cache) at commit {r.commit_id[:12]} to {dest}")
 
 
-@app.command()
+@_commands.command()
 def merge(asset: AssetArg, source: Annotated[str, typer.Argument(help="Branch to merge.")],
           into: Annotated[str, typer.Option(help="Branch to merge into.")] = "main",
           strategy: Annotated[str | None, typer.Option(
@@ -440,7 +476,7 @@ def merge(asset: AssetArg, source: Annotated[str, typer.Argument(help="Branch to
     typer.echo(f"merged {source} into {into}: {c.id[:12]}")
 
 
-@app.command()
+@_commands.command()
 def update(path: Annotated[str, typer.Argument(metavar="ASSET|FOLDER")],
            rename: Annotated[str | None, typer.Option(help="New name.")] = None,
            description: DescriptionOpt = None, label: LabelOpt = None,
@@ -461,7 +497,7 @@ def update(path: Annotated[str, typer.Argument(metavar="ASSET|FOLDER")],
     typer.echo(f"updated {done.path}")
 
 
-@app.command()
+@_commands.command()
 def publish(dataset: AssetArg, tag: str,
             ref: Annotated[str, typer.Option(help="Version to publish.")] = "main") -> None:
     """Publish a dataset version as an immutable tag."""
@@ -470,7 +506,7 @@ def publish(dataset: AssetArg, tag: str,
     typer.echo(f"published {dataset}:{t.name} ({t.commit_id[:12]})")
 
 
-@app.command("import")
+@_commands.command("import")
 def import_archive(dataset: AssetArg,
                    archive: Annotated[Path, typer.Argument(exists=True, dir_okay=False, metavar="ZIP")],
                    message: MessageOpt = None) -> None:
@@ -482,7 +518,7 @@ def import_archive(dataset: AssetArg,
 
 
 # -- sharing ------------------------------------------------------------------------------------
-@app.command()
+@_commands.command()
 def share(folder: FolderArg, role: RoleOpt, user: UserOpt = None, group: GroupOpt = None,
           everyone: EveryoneOpt = False) -> None:
     """Give a user, a group or everyone a role on a folder."""
@@ -491,7 +527,7 @@ def share(folder: FolderArg, role: RoleOpt, user: UserOpt = None, group: GroupOp
     typer.echo(f"shared {s.folder} with {s.subject_type} {s.subject_name} as {s.role}".replace("  ", " "))
 
 
-@app.command()
+@_commands.command()
 def unshare(folder: FolderArg, user: UserOpt = None, group: GroupOpt = None,
             everyone: EveryoneOpt = False) -> None:
     """Take back a share of a folder."""
@@ -646,25 +682,38 @@ def token_revoke(token_id: Annotated[int, typer.Argument(metavar="ID")]) -> None
     typer.echo(f"revoked token {token_id}")
 
 
-# -- jobs: train, continue-train, evaluate, runs, lineage, compare, reproduce ---------------------
-def _register_jobs() -> None:
-    from assethub import cli_jobs
-
-    cli_jobs.register(app)
-    cli_jobs.register_git_credentials(app)
-    from assethub import cli_deploy
-
-    cli_deploy.register(app)
-
-
-_register_jobs()
-
-
-def _register_services() -> None:
-    from assethub import cli_services, cli_stack
-
-    cli_services.register(app)
-    cli_stack.register(app)
+# -- commands in other modules, loaded when asked for --------------------------------------------
+# module -> (its register functions, its commands, its command groups), in the order `--help`
+# lists them: this module's commands, these commands, this module's groups, these groups, plugins.
+# Loading a module only for the command that runs keeps `assethub whoami` from importing (and
+# Typer from building) the 30 commands it does not run. tests/unit/test_cli_lazy.py checks the
+# names against what the modules register.
+_LAZY: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {
+    "cli_jobs": (("register", "register_git_credentials"),
+                 ("train", "continue-train", "evaluate", "reproduce", "runs", "lineage", "compare"),
+                 ("git-credentials",)),
+    "cli_deploy": (("register",), ("follow", "unfollow", "resume-follow", "follows"), ()),
+    "cli_services": (("register",), ("serve", "predict"), ("services",)),
+    "cli_stack": (("register",), ("logs",), ()),
+}
+_LAZY_MODULE = {name: module for module, (_, commands, groups) in _LAZY.items()
+                for name in (*commands, *groups)}
 
 
-_register_services()
+def _own_commands() -> dict[str, Any]:
+    """This module's commands (Typer's CommandInfo), by name, in the order they are defined."""
+    return {info.name or typer.main.get_command_name(getattr(info.callback, "__name__", "")): info
+            for info in _commands.registered_commands}
+
+
+def _lazy_commands(module: str) -> dict[str, Any]:
+    """The click commands ``assethub.<module>`` registers, by name."""
+    import importlib
+
+    mod = importlib.import_module(f"assethub.{module}")
+    sub = typer.Typer()
+    for register in _LAZY[module][0]:
+        getattr(mod, register)(sub)
+    group = typer.main.get_group(sub)
+    _skip_typer_coercion(group)
+    return dict(group.commands)

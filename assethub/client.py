@@ -22,6 +22,7 @@ import hashlib
 import json
 import os
 import ssl
+import sys
 import threading
 import types
 import typing
@@ -34,41 +35,25 @@ from urllib.parse import quote
 
 import httpx
 
-from assethub import config, errors
+from assethub import config, errors, wire
 from assethub._cache import BlobCache, RemoteObject, place_all, run_parallel
 from assethub.gitcred import GitSecret, split_credentials
 from assethub.refs import AssetPath, AssetRef, FolderPath, validate_object_path
-from assethub.wire import (
-    AddFile,
-    AssetView,
-    AuditView,
-    BranchInfo,
-    CommitInfo,
-    CreatedToken,
-    DatasetMeta,
-    DatasetSummary,
-    DeleteFile,
-    DiffEntry,
-    DownloadResult,
-    EvaluationView,
-    FolderView,
-    FollowView,
-    GitCredentialView,
-    GroupView,
-    ImportResult,
-    LineageView,
-    ObjectInfo,
-    RunView,
-    ShareView,
-    TagInfo,
-    TokenView,
-    UserView,
-)
 
 if typing.TYPE_CHECKING:
     from assethub._services_client import Services
+    from assethub.wire import AddFile, CreatedToken, DeleteFile, GroupView, ImportResult
 
 __all__ = ["AddFile", "Client", "CreatedToken", "DeleteFile", "GroupView", "ImportResult"]
+_WIRE_NAMES = ("AddFile", "CreatedToken", "DeleteFile", "GroupView", "ImportResult")
+
+
+def __getattr__(name: str) -> Any:
+    """The wire types this module has always offered, loaded (with their section of
+    :mod:`assethub.wire`) when asked for."""
+    if name in _WIRE_NAMES:
+        return getattr(wire, name)
+    raise AttributeError(f"module 'assethub.client' has no attribute {name!r}")
 
 API = "/api/v1"
 _CHUNK = 1024 * 1024
@@ -186,7 +171,7 @@ def _folder_url(folder: FolderPath | str) -> str:
     return "/folders/" + "/".join(map(_q, (f.owner, f.kind.value, f.name)))
 
 
-def _meta_json(meta: DatasetMeta | None) -> dict[str, Any] | None:
+def _meta_json(meta: wire.DatasetMeta | None) -> dict[str, Any] | None:
     if meta is None:
         return None
     out = {"task_type": meta.task_type, "format": meta.data_format, "split_mode": meta.split_mode,
@@ -300,6 +285,35 @@ def _tls_verification(url: str) -> ssl.SSLContext | bool:
     return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies certificates and host names
 
 
+_HTTP2_MODULES = ("h2", "httpcore._sync.http2", "httpcore._async.http2")
+
+
+class _WithoutH2:
+    """An import hook that makes ``h2`` look missing, installed only while httpcore first loads.
+
+    The client speaks HTTP/1.1 (it never passes ``http2=True``), but ``import httpcore`` loads
+    its HTTP/2 connection classes, and with them h2, hpack and hyperframe, when h2 is installed:
+    a third of a CLI command's import time. Seeing h2 missing, httpcore leaves those out of its
+    package namespace only; its connections import them when a connection negotiates HTTP/2,
+    so an ``httpx.Client(http2=True)`` elsewhere in the process still works."""
+
+    @staticmethod
+    def find_spec(name: str, path: object = None, target: object = None) -> None:
+        if name in _HTTP2_MODULES or name.startswith("h2."):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+
+def _load_httpcore() -> None:
+    """Import httpcore (which httpx defers to the first client) without h2, unless already loaded."""
+    if "httpcore" in sys.modules or "h2" in sys.modules:
+        return
+    sys.meta_path.insert(0, _WithoutH2)
+    try:
+        import httpcore  # noqa: F401
+    finally:
+        sys.meta_path.remove(_WithoutH2)
+
+
 class Client:
     """A connection to one Asset Hub server, as one user (or anonymously, without a token).
 
@@ -341,6 +355,7 @@ class Client:
     def _http(self) -> httpx.Client:
         with self._lock:
             if self._client is None:
+                _load_httpcore()
                 headers = {"User-Agent": "assethub-client/0.1"}
                 if self._token:
                     headers["Authorization"] = f"Bearer {self._token}"
@@ -382,29 +397,29 @@ class Client:
         return Services(self)
 
     # -- identity and admin ------------------------------------------------------------------
-    def whoami(self) -> UserView:
-        return _load(UserView, self._call("GET", "/whoami"))
+    def whoami(self) -> wire.UserView:
+        return _load(wire.UserView, self._call("GET", "/whoami"))
 
-    def list_users(self) -> list[UserView]:
-        return _loads(UserView, self._call("GET", "/users"))
+    def list_users(self) -> list[wire.UserView]:
+        return _loads(wire.UserView, self._call("GET", "/users"))
 
     def create_user(self, name: str, *, display_name: str = "", email: str = "",
-                    is_admin: bool = False) -> UserView:
-        return _load(UserView, self._call("POST", "/users", json={
+                    is_admin: bool = False) -> wire.UserView:
+        return _load(wire.UserView, self._call("POST", "/users", json={
             "name": name, "display_name": display_name, "email": email, "is_admin": is_admin}))
 
     def update_user(self, name: str, *, is_admin: bool | None = None, disabled: bool | None = None,
-                    display_name: str | None = None, email: str | None = None) -> UserView:
+                    display_name: str | None = None, email: str | None = None) -> wire.UserView:
         body = {"is_admin": is_admin, "disabled": disabled, "display_name": display_name,
                 "email": email}
-        return _load(UserView, self._call("PATCH", f"/users/{_q(name)}",
+        return _load(wire.UserView, self._call("PATCH", f"/users/{_q(name)}",
                                           json={k: v for k, v in body.items() if v is not None}))
 
-    def list_groups(self) -> list[GroupView]:
-        return [GroupView(g, tuple(m)) for g, m in self._call("GET", "/groups").items()]
+    def list_groups(self) -> list[wire.GroupView]:
+        return [wire.GroupView(g, tuple(m)) for g, m in self._call("GET", "/groups").items()]
 
-    def create_group(self, name: str) -> GroupView:
-        return GroupView(self._call("POST", "/groups", json={"name": name})["name"])
+    def create_group(self, name: str) -> wire.GroupView:
+        return wire.GroupView(self._call("POST", "/groups", json={"name": name})["name"])
 
     def delete_group(self, name: str) -> None:
         self._call("DELETE", f"/groups/{_q(name)}")
@@ -416,54 +431,54 @@ class Client:
         self._call("DELETE", f"/groups/{_q(group)}/members/{_q(user)}")
 
     def create_token(self, user: str | None = None, *, name: str = "",
-                     expires_in_days: float | None = None) -> CreatedToken:
+                     expires_in_days: float | None = None) -> wire.CreatedToken:
         """A new API token for ``user`` (default: yourself); its secret is returned only now."""
         user = user or self.whoami().name
         data = self._call("POST", f"/users/{_q(user)}/tokens",
                           json={"name": name, "expires_in_days": expires_in_days})
-        return CreatedToken(_load(TokenView, data), data["token"])
+        return wire.CreatedToken(_load(wire.TokenView, data), data["token"])
 
-    def list_tokens(self, user: str | None = None) -> list[TokenView]:
+    def list_tokens(self, user: str | None = None) -> list[wire.TokenView]:
         user = user or self.whoami().name
-        return _loads(TokenView, self._call("GET", f"/users/{_q(user)}/tokens"))
+        return _loads(wire.TokenView, self._call("GET", f"/users/{_q(user)}/tokens"))
 
     def revoke_token(self, token_id: int) -> None:
         self._call("DELETE", f"/tokens/{int(token_id)}")
 
     def audit(self, *, actor: str | None = None, action: str | None = None,
               target: str | None = None, since: datetime | None = None,
-              limit: int = 100) -> list[AuditView]:
+              limit: int = 100) -> list[wire.AuditView]:
         """Audit events, newest first: everyone's for an admin, your own otherwise."""
         params = {"actor": actor, "action": action, "target": target, "limit": limit,
                   "since": since.astimezone(UTC).isoformat() if since else None}  # naive: local
-        return _loads(AuditView, self._call("GET", "/audit", params=params))
+        return _loads(wire.AuditView, self._call("GET", "/audit", params=params))
 
     # -- folders and shares ------------------------------------------------------------------
-    def create_folder(self, folder: FolderPath | str, *, description: str = "") -> FolderView:
+    def create_folder(self, folder: FolderPath | str, *, description: str = "") -> wire.FolderView:
         body = {"path": str(FolderPath.coerce(folder)), "description": description}
-        return _load(FolderView, self._call("POST", "/folders", json=body))
+        return _load(wire.FolderView, self._call("POST", "/folders", json=body))
 
-    def list_folders(self, *, owner: str | None = None, kind: str | None = None) -> list[FolderView]:
-        return _loads(FolderView, self._call("GET", "/folders",
+    def list_folders(self, *, owner: str | None = None, kind: str | None = None) -> list[wire.FolderView]:
+        return _loads(wire.FolderView, self._call("GET", "/folders",
                                              params={"owner": owner, "kind": kind}))
 
-    def get_folder(self, folder: FolderPath | str) -> FolderView:
-        return _load(FolderView, self._call("GET", _folder_url(folder)))
+    def get_folder(self, folder: FolderPath | str) -> wire.FolderView:
+        return _load(wire.FolderView, self._call("GET", _folder_url(folder)))
 
     def update_folder(self, folder: FolderPath | str, *, new_name: str | None = None,
-                      description: str | None = None) -> FolderView:
+                      description: str | None = None) -> wire.FolderView:
         body = {k: v for k, v in (("name", new_name), ("description", description)) if v is not None}
-        return _load(FolderView, self._call("PATCH", _folder_url(folder), json=body))
+        return _load(wire.FolderView, self._call("PATCH", _folder_url(folder), json=body))
 
     def delete_folder(self, folder: FolderPath | str) -> None:
         """Delete a folder and every asset in it."""
         self._call("DELETE", _folder_url(folder))
 
     def share(self, folder: FolderPath | str, *, role: str, user: str | None = None,
-              group: str | None = None, everyone: bool = False) -> ShareView:
+              group: str | None = None, everyone: bool = False) -> wire.ShareView:
         """Give a user, a group or everyone a role (view, run, edit) on a folder."""
         kind, name = _subject(user, group, everyone)
-        return _load(ShareView, self._call("POST", f"{_folder_url(folder)}/shares", json={
+        return _load(wire.ShareView, self._call("POST", f"{_folder_url(folder)}/shares", json={
             "subject_type": kind, "subject_name": name, "role": role}))
 
     def unshare(self, folder: FolderPath | str, *, user: str | None = None,
@@ -472,27 +487,27 @@ class Client:
         self._call("DELETE", f"{_folder_url(folder)}/shares",
                    params={"subject_type": kind, "subject_name": name})
 
-    def list_shares(self, folder: FolderPath | str) -> list[ShareView]:
-        return _loads(ShareView, self._call("GET", f"{_folder_url(folder)}/shares"))
+    def list_shares(self, folder: FolderPath | str) -> list[wire.ShareView]:
+        return _loads(wire.ShareView, self._call("GET", f"{_folder_url(folder)}/shares"))
 
     # -- assets ------------------------------------------------------------------------------
     def create_asset(self, asset: AssetLike, *, description: str = "", labels: Iterable[str] = (),
-                     readme: str = "", dataset: DatasetMeta | None = None) -> AssetView:
+                     readme: str = "", dataset: wire.DatasetMeta | None = None) -> wire.AssetView:
         body = {"path": str(_path(asset)), "description": description, "labels": list(labels),
                 "readme": readme, "dataset": _meta_json(dataset)}
-        return _load(AssetView, self._call("POST", "/assets", json=body))
+        return _load(wire.AssetView, self._call("POST", "/assets", json=body))
 
-    def get_asset(self, asset: AssetLike) -> AssetView:
-        return _load(AssetView, self._call("GET", _asset_url(_path(asset))))
+    def get_asset(self, asset: AssetLike) -> wire.AssetView:
+        return _load(wire.AssetView, self._call("GET", _asset_url(_path(asset))))
 
     def update_asset(self, asset: AssetLike, *, new_name: str | None = None,
                      description: str | None = None, labels: Iterable[str] | None = None,
-                     readme: str | None = None, dataset: DatasetMeta | None = None,
-                     preset: bool | None = None) -> AssetView:
+                     readme: str | None = None, dataset: wire.DatasetMeta | None = None,
+                     preset: bool | None = None) -> wire.AssetView:
         body = {"name": new_name, "description": description, "readme": readme, "preset": preset,
                 "labels": list(labels) if labels is not None else None,
                 "dataset": _meta_json(dataset)}
-        return _load(AssetView, self._call("PATCH", _asset_url(_path(asset)),
+        return _load(wire.AssetView, self._call("PATCH", _asset_url(_path(asset)),
                                            json={k: v for k, v in body.items() if v is not None}))
 
     def delete_asset(self, asset: AssetLike) -> None:
@@ -500,56 +515,56 @@ class Client:
 
     def search(self, query: str = "", *, label: str | None = None, kind: str | None = None,
                owner: str | None = None, folder: str | None = None,
-               limit: int = 100) -> list[AssetView]:
+               limit: int = 100) -> list[wire.AssetView]:
         """Assets you may see, matching words of their name or description and the filters."""
         params = {"q": query, "label": label, "kind": kind, "owner": owner, "folder": folder,
                   "limit": limit}
-        return _loads(AssetView, self._call("GET", "/assets", params=params))
+        return _loads(wire.AssetView, self._call("GET", "/assets", params=params))
 
     def role(self, asset: AssetLike) -> str:
         """Your role on an asset: view, run, edit or owner."""
         return str(self._call("GET", f"{_asset_url(_path(asset))}/role")["role"])
 
     # -- versions ----------------------------------------------------------------------------
-    def get_commit(self, ref: AssetLike) -> CommitInfo:
+    def get_commit(self, ref: AssetLike) -> wire.CommitInfo:
         r = AssetRef.coerce(ref)
-        return _load(CommitInfo, self._call("GET", f"{_asset_url(r.path)}/commit",
+        return _load(wire.CommitInfo, self._call("GET", f"{_asset_url(r.path)}/commit",
                                             params={"ref": r.ref}))
 
     def resolve(self, ref: AssetLike) -> str:
         """The commit id a branch, tag or commit reference points at now."""
         return self.get_commit(ref).id
 
-    def log(self, ref: AssetLike, *, limit: int = 100, path: str | None = None) -> list[CommitInfo]:
+    def log(self, ref: AssetLike, *, limit: int = 100, path: str | None = None) -> list[wire.CommitInfo]:
         r = AssetRef.coerce(ref)
-        return _loads(CommitInfo, self._call("GET", f"{_asset_url(r.path)}/log",
+        return _loads(wire.CommitInfo, self._call("GET", f"{_asset_url(r.path)}/log",
                                              params={"ref": r.ref, "limit": limit, "file": path}))
 
-    def diff(self, left: AssetLike, right: AssetLike, *, prefix: str = "") -> list[DiffEntry]:
+    def diff(self, left: AssetLike, right: AssetLike, *, prefix: str = "") -> list[wire.DiffEntry]:
         """What changed from ``left`` to ``right``; ``right`` may be a bare ref of left's asset."""
         a = AssetRef.coerce(left)
         b = AssetRef.coerce(right) if not isinstance(right, str) or "/" in right else a.path.at(right)
         if b.path != a.path:
             raise errors.InvalidReferenceError(f"diff compares versions of one asset, not {a.path} "
                                                f"and {b.path}", part="ref", value=str(b))
-        return _loads(DiffEntry, self._call("GET", f"{_asset_url(a.path)}/diff",
+        return _loads(wire.DiffEntry, self._call("GET", f"{_asset_url(a.path)}/diff",
                                             params={"left": a.ref, "right": b.ref, "prefix": prefix}))
 
-    def list_branches(self, asset: AssetLike) -> list[BranchInfo]:
-        return _loads(BranchInfo, self._call("GET", f"{_asset_url(_path(asset))}/branches"))
+    def list_branches(self, asset: AssetLike) -> list[wire.BranchInfo]:
+        return _loads(wire.BranchInfo, self._call("GET", f"{_asset_url(_path(asset))}/branches"))
 
-    def create_branch(self, asset: AssetLike, name: str, *, source: str = "main") -> BranchInfo:
-        return _load(BranchInfo, self._call("POST", f"{_asset_url(_path(asset))}/branches",
+    def create_branch(self, asset: AssetLike, name: str, *, source: str = "main") -> wire.BranchInfo:
+        return _load(wire.BranchInfo, self._call("POST", f"{_asset_url(_path(asset))}/branches",
                                             json={"name": name, "source": source}))
 
     def delete_branch(self, asset: AssetLike, name: str) -> None:
         self._call("DELETE", f"{_asset_url(_path(asset))}/branches/{_q(name)}")
 
-    def list_tags(self, asset: AssetLike) -> list[TagInfo]:
-        return _loads(TagInfo, self._call("GET", f"{_asset_url(_path(asset))}/tags"))
+    def list_tags(self, asset: AssetLike) -> list[wire.TagInfo]:
+        return _loads(wire.TagInfo, self._call("GET", f"{_asset_url(_path(asset))}/tags"))
 
-    def create_tag(self, asset: AssetLike, name: str, *, ref: str = "main") -> TagInfo:
-        return _load(TagInfo, self._call("POST", f"{_asset_url(_path(asset))}/tags",
+    def create_tag(self, asset: AssetLike, name: str, *, ref: str = "main") -> wire.TagInfo:
+        return _load(wire.TagInfo, self._call("POST", f"{_asset_url(_path(asset))}/tags",
                                          json={"name": name, "ref": ref}))
 
     def delete_tag(self, asset: AssetLike, name: str) -> None:
@@ -557,30 +572,30 @@ class Client:
 
     def merge(self, asset: AssetLike, source: str, *, into: str = "main",
               strategy: str | None = None, message: str | None = None,
-              metadata: Mapping[str, str] | None = None) -> CommitInfo:
+              metadata: Mapping[str, str] | None = None) -> wire.CommitInfo:
         """Merge branch ``source`` into ``into``; on conflicts, ``strategy`` picks a side."""
         body = {"source": source, "into": into, "strategy": strategy, "message": message,
                 "metadata": dict(metadata or {})}
-        return _load(CommitInfo, self._call("POST", f"{_asset_url(_path(asset))}/merge", json=body))
+        return _load(wire.CommitInfo, self._call("POST", f"{_asset_url(_path(asset))}/merge", json=body))
 
-    def publish(self, dataset: AssetLike, tag: str, *, ref: str = "main") -> TagInfo:
+    def publish(self, dataset: AssetLike, tag: str, *, ref: str = "main") -> wire.TagInfo:
         """Publish a dataset version as an immutable tag."""
-        return _load(TagInfo, self._call("POST", f"{_asset_url(_path(dataset))}/publish",
+        return _load(wire.TagInfo, self._call("POST", f"{_asset_url(_path(dataset))}/publish",
                                          json={"tag": tag, "ref": ref}))
 
     # -- files -------------------------------------------------------------------------------
-    def list_objects(self, ref: AssetLike, *, prefix: str = "") -> list[ObjectInfo]:
+    def list_objects(self, ref: AssetLike, *, prefix: str = "") -> list[wire.ObjectInfo]:
         r = AssetRef.coerce(ref)
-        return _loads(ObjectInfo, self._call("GET", f"{_asset_url(r.path)}/objects",
+        return _loads(wire.ObjectInfo, self._call("GET", f"{_asset_url(r.path)}/objects",
                                              params={"ref": r.ref, "prefix": prefix}))
 
-    def stat(self, ref: AssetLike, path: str) -> ObjectInfo:
+    def stat(self, ref: AssetLike, path: str) -> wire.ObjectInfo:
         r = AssetRef.coerce(ref)
-        return _load(ObjectInfo, self._call("GET", f"{_asset_url(r.path)}/stat",
+        return _load(wire.ObjectInfo, self._call("GET", f"{_asset_url(r.path)}/stat",
                                             params={"ref": r.ref, "file": path}))
 
     def download(self, ref: AssetLike, dest: Path | str, *, prefix: str = "",
-                 progress: bool = False) -> DownloadResult:
+                 progress: bool = False) -> wire.DownloadResult:
         """Download a version (or the files under ``prefix``) into ``dest``.
 
         Files land at their path relative to ``prefix``. Content already in the local cache
@@ -610,7 +625,7 @@ class Client:
                           *(functools.partial(self._fetch, at, o, advance) for o in single)],
                          self.max_workers)
         place_all((self.cache.blob_path(obj), target) for obj, target in plan)
-        return DownloadResult(at.ref, len(plan), sum(o.size for o, _ in plan), total)
+        return wire.DownloadResult(at.ref, len(plan), sum(o.size for o, _ in plan), total)
 
     def _fetch_ranges(self, url: str, at: AssetRef, obj: RemoteObject, tmp: Path,
                       advance: Advance) -> None:
@@ -701,9 +716,9 @@ class Client:
         finally:
             tmp.unlink(missing_ok=True)
 
-    def create_commit(self, ref: AssetLike, operations: Iterable[AddFile | DeleteFile], *,
+    def create_commit(self, ref: AssetLike, operations: Iterable[wire.AddFile | wire.DeleteFile], *,
                       message: str, metadata: Mapping[str, str] | None = None,
-                      parent_commit: str | None = None, progress: bool = False) -> CommitInfo:
+                      parent_commit: str | None = None, progress: bool = False) -> wire.CommitInfo:
         """Apply file operations to a branch as one commit: all of them, or none.
 
         ``AddFile(local, path)`` with a directory adds every file under it below ``path``.
@@ -713,7 +728,7 @@ class Client:
         adds: dict[str, Path] = {}
         deletes: list[str] = []
         for op in operations:
-            if isinstance(op, DeleteFile):
+            if isinstance(op, wire.DeleteFile):
                 deletes.append(validate_object_path(op.path))
                 continue
             for local, remote in _local_files(Path(op.local), op.path):
@@ -735,7 +750,7 @@ class Client:
             with suppress(errors.AssetHubError):
                 self._call("DELETE", f"/uploads/{upload_id}")
             raise
-        return _load(CommitInfo, data)
+        return _load(wire.CommitInfo, data)
 
     def _put(self, upload_id: str, remote: str, local: Path, advance: Advance) -> None:
         size = local.stat().st_size
@@ -749,30 +764,32 @@ class Client:
     def upload(self, ref: AssetLike, local: Path | str, *, path: str = "",
                message: str | None = None, metadata: Mapping[str, str] | None = None,
                delete: Iterable[str] = (), parent_commit: str | None = None,
-               progress: bool = False) -> CommitInfo:
+               progress: bool = False) -> wire.CommitInfo:
         """Commit a local file (at ``path``, default its name) or a directory's files (under
         ``path``, default the root) to a branch, deleting ``delete`` in the same commit."""
         local = Path(local)
-        ops: list[AddFile | DeleteFile] = [AddFile(local, path), *(DeleteFile(d) for d in delete)]
+        ops: list[wire.AddFile | wire.DeleteFile] = [wire.AddFile(local, path),
+                                                     *(wire.DeleteFile(d) for d in delete)]
         return self.create_commit(ref, ops, message=message or f"Upload {local.name}",
                                   metadata=metadata, parent_commit=parent_commit, progress=progress)
 
     def import_archive(self, dataset: AssetLike, archive: Path | str, *,
-                       message: str = "") -> ImportResult:
+                       message: str = "") -> wire.ImportResult:
         """Import a zip archive into a dataset's ``main``, after the server checks its layout."""
         archive = Path(archive)
         data = self._call("POST", f"{_asset_url(_path(dataset))}/import", params={"message": message},
                           content=_chunks(archive), timeout=httpx.Timeout(self.timeout, read=None),
                           headers={"Content-Length": str(archive.stat().st_size),
                                    "Content-Type": "application/zip"})
-        return ImportResult(_load(CommitInfo, data["commit"]), _load(DatasetSummary, data["summary"]))
+        return wire.ImportResult(_load(wire.CommitInfo, data["commit"]),
+                                 _load(wire.DatasetSummary, data["summary"]))
 
     # -- jobs: runs, evaluations, lineage ----------------------------------------------------
     def create_run(self, model: AssetLike, *, kind: str, branch: str = "", dataset: str = "",
                    base: str = "", code_url: str = "", code_revision: str = "",
                    code_subpath: str = "", command: str = "",
                    params: Mapping[str, Any] | None = None, trigger: str = "person",
-                   owner: str = "", deferred: bool = False) -> RunView:
+                   owner: str = "", deferred: bool = False) -> wire.RunView:
         """Register a job with the server, which checks every permission it needs first.
 
         ``trigger`` says what started it: ``person``, ``schedule`` or ``event`` (new data);
@@ -788,7 +805,7 @@ class Client:
                  base: str = "", code_url: str = "", code_revision: str = "",
                  code_subpath: str = "", command: str = "",
                  params: Mapping[str, Any] | None = None, trigger: str = "person",
-                 owner: str = "", deferred: bool = False) -> tuple[RunView, str | None]:
+                 owner: str = "", deferred: bool = False) -> tuple[wire.RunView, str | None]:
         """:meth:`create_run`, and the run's job token (shown once): it acts for you on that run
         only and ends with it. ``deferred``: the job runs on the worker, whose service user
         claims the token (:meth:`claim_run`); none is returned then."""
@@ -797,55 +814,55 @@ class Client:
                 "code_subpath": code_subpath, "command": command, "params": dict(params or {}),
                 "trigger": trigger, "owner": owner, "deferred": deferred}
         data = self._call("POST", "/runs", json=body)
-        return _load(RunView, data), data.get("job_token")
+        return _load(wire.RunView, data), data.get("job_token")
 
-    def claim_run(self, run_id: str) -> tuple[RunView, str]:
+    def claim_run(self, run_id: str) -> tuple[wire.RunView, str]:
         """A deferred run's job token, once (the service user, for the worker's flow)."""
         data = self._call("POST", f"/runs/{_q(run_id)}/claim")
-        return _load(RunView, data), str(data["job_token"])
+        return _load(wire.RunView, data), str(data["job_token"])
 
-    def open_follow_run(self, follow_id: int, *, trigger: str = "event") -> tuple[RunView, str]:
+    def open_follow_run(self, follow_id: int, *, trigger: str = "event") -> tuple[wire.RunView, str]:
         """Register follow ``follow_id``'s retrain as the follow's owner (the service user only);
         the run and its job token."""
         data = self._call("POST", f"/follows/{int(follow_id)}/runs", params={"trigger": trigger})
-        return _load(RunView, data), str(data["job_token"])
+        return _load(wire.RunView, data), str(data["job_token"])
 
     def with_token(self, token: str) -> Client:
         """A client of the same server that authenticates with ``token`` (e.g. a job token)."""
         return Client(self.url, token, timeout=self.timeout, transport=self._transport,
                       cache_dir=self.cache.root, max_workers=self.max_workers)
 
-    def update_run(self, run_id: str, **changes: Any) -> RunView:
-        return _load(RunView, self._call("PATCH", f"/runs/{_q(run_id)}", json=changes))
+    def update_run(self, run_id: str, **changes: Any) -> wire.RunView:
+        return _load(wire.RunView, self._call("PATCH", f"/runs/{_q(run_id)}", json=changes))
 
-    def get_run(self, run_id: str) -> RunView:
-        return _load(RunView, self._call("GET", f"/runs/{_q(run_id)}"))
+    def get_run(self, run_id: str) -> wire.RunView:
+        return _load(wire.RunView, self._call("GET", f"/runs/{_q(run_id)}"))
 
     def list_runs(self, model: AssetLike | None = None, *, state: str | None = None,
-                  kind: str | None = None, limit: int = 50) -> list[RunView]:
+                  kind: str | None = None, limit: int = 50) -> list[wire.RunView]:
         """Runs newest first: of ``model``, or (without one) those you started."""
         params = {"model": str(_path(model)) if model else None, "state": state, "kind": kind,
                   "limit": limit}
-        return _loads(RunView, self._call("GET", "/runs", params=params))
+        return _loads(wire.RunView, self._call("GET", "/runs", params=params))
 
     def add_evaluation(self, ref: AssetLike, *, dataset: str, metrics: Mapping[str, float],
-                       run_id: str = "", evaluation_id: str | None = None) -> EvaluationView:
+                       run_id: str = "", evaluation_id: str | None = None) -> wire.EvaluationView:
         """Record how the model version ``ref`` scored on the dataset version ``dataset``."""
         r = AssetRef.coerce(ref)
         body = {"ref": r.ref, "dataset": dataset, "metrics": dict(metrics), "run_id": run_id,
                 "id": evaluation_id}
-        return _load(EvaluationView, self._call("POST", f"{_asset_url(r.path)}/evaluations", json=body))
+        return _load(wire.EvaluationView, self._call("POST", f"{_asset_url(r.path)}/evaluations", json=body))
 
-    def list_evaluations(self, model: AssetLike, *, commit: str | None = None) -> list[EvaluationView]:
-        return _loads(EvaluationView, self._call("GET", f"{_asset_url(_path(model))}/evaluations",
+    def list_evaluations(self, model: AssetLike, *, commit: str | None = None) -> list[wire.EvaluationView]:
+        return _loads(wire.EvaluationView, self._call("GET", f"{_asset_url(_path(model))}/evaluations",
                                                  params={"commit": commit}))
 
     # -- git credentials: kept by the server, used by your jobs, never returned --------------
-    def set_git_credential(self, host: str, username: str, password: str = "") -> GitCredentialView:
+    def set_git_credential(self, host: str, username: str, password: str = "") -> wire.GitCredentialView:
         """Keep a credential for the Git repositories on ``host`` (``git.example.org`` or
         ``host:port``); a token alone goes in ``username``. Your jobs use it through git's
         credential helper; no API returns it."""
-        return _load(GitCredentialView, self._call("PUT", f"/git-credentials/{_q(host)}",
+        return _load(wire.GitCredentialView, self._call("PUT", f"/git-credentials/{_q(host)}",
                                                    json={"username": username, "password": password}))
 
     def adopt_git_url(self, url: str) -> str:
@@ -856,9 +873,9 @@ class Client:
             self.set_git_credential(secret.host, secret.username, secret.password)
         return clean
 
-    def list_git_credentials(self) -> list[GitCredentialView]:
+    def list_git_credentials(self) -> list[wire.GitCredentialView]:
         """The hosts you keep a credential for (never the credentials)."""
-        return _loads(GitCredentialView, self._call("GET", "/git-credentials"))
+        return _loads(wire.GitCredentialView, self._call("GET", "/git-credentials"))
 
     def delete_git_credential(self, host: str) -> None:
         self._call("DELETE", f"/git-credentials/{_q(host)}")
@@ -875,32 +892,32 @@ class Client:
     def follow(self, model: AssetLike, dataset: AssetLike, *, repo: str, revision: str = "main",
                subpath: str = "", metric: str = "accuracy", higher_is_better: bool = True,
                margin: float = 0.0, schedule: str = "", params: Mapping[str, Any] | None = None,
-               command: str = "") -> FollowView:
+               command: str = "") -> wire.FollowView:
         """Retrain ``model`` when ``dataset``'s main moves (and on the cron ``schedule``); the
         result is merged into the model's main only if ``metric`` improves by ``margin``."""
         settings = {"repo": repo, "revision": revision, "subpath": subpath, "metric": metric,
                     "higher_is_better": higher_is_better, "margin": margin, "schedule": schedule,
                     "params": dict(params or {}), "command": command}
         body = {"model": str(_path(model)), "dataset": str(_path(dataset)), "settings": settings}
-        return _load(FollowView, self._call("POST", "/follows", json=body))
+        return _load(wire.FollowView, self._call("POST", "/follows", json=body))
 
     def list_follows(self, *, model: AssetLike | None = None,
-                     dataset: AssetLike | None = None) -> list[FollowView]:
+                     dataset: AssetLike | None = None) -> list[wire.FollowView]:
         params = {"model": str(_path(model)) if model else None,
                   "dataset": str(_path(dataset)) if dataset else None}
-        return _loads(FollowView, self._call("GET", "/follows", params=params))
+        return _loads(wire.FollowView, self._call("GET", "/follows", params=params))
 
-    def resume_follow(self, follow_id: int) -> FollowView:
+    def resume_follow(self, follow_id: int) -> wire.FollowView:
         """Let a paused follow retrain again (its owner only, once they hold the rights a
         retrain needs: ``edit`` on the model, ``run`` on the dataset)."""
-        return _load(FollowView, self._call("POST", f"/follows/{int(follow_id)}/resume"))
+        return _load(wire.FollowView, self._call("POST", f"/follows/{int(follow_id)}/resume"))
 
     def unfollow(self, follow_id: int) -> None:
         self._call("DELETE", f"/follows/{int(follow_id)}")
 
-    def lineage(self, ref: AssetLike) -> LineageView:
+    def lineage(self, ref: AssetLike) -> wire.LineageView:
         """The model version at ``ref``: the job behind it (dataset, code, params, base model,
         MLflow and Prefect runs) and its evaluations."""
         r = AssetRef.coerce(ref)
-        return _load(LineageView, self._call("GET", f"{_asset_url(r.path)}/lineage",
+        return _load(wire.LineageView, self._call("GET", f"{_asset_url(r.path)}/lineage",
                                              params={"ref": r.ref}))

@@ -1,0 +1,143 @@
+"""Every value that crosses the HTTP API, as the server sends it and the SDK returns it.
+
+The server builds these from its catalog and storage and sends them as JSON; the SDK
+(:mod:`assethub.client`) turns the JSON back into the same frozen dataclasses. Both import them
+from here, so this module imports only the standard library and the other stdlib-only modules
+(:mod:`assethub.refs`, :mod:`assethub.errors`, :mod:`assethub.lineage`): importing the SDK must
+not load the server's dependencies. The modules that used to define these (``storage``,
+``service``, ``follows``, ``serving``, ``dataset_formats``, ``client``) re-export them.
+
+- versions and files: :class:`CommitInfo`, :class:`BranchInfo`, :class:`TagInfo`,
+  :class:`ObjectInfo`, :class:`DiffEntry`, :class:`DownloadResult`; write operations
+  :class:`AddFile` / :class:`DeleteFile`
+- identity and sharing: :class:`UserView`, :class:`GroupView`, :class:`TokenView`,
+  :class:`CreatedToken`, :class:`FolderView`, :class:`ShareView`, :class:`AuditView`
+- assets and datasets: :class:`AssetView`, :class:`DatasetMeta`, :class:`DatasetSummary`,
+  :class:`ImportResult`
+- jobs: :class:`RunView`, :class:`EvaluationView`, :class:`LineageView` (with
+  :class:`~assethub.lineage.Lineage`, whose home is :mod:`assethub.lineage` because it is also the
+  commit-metadata format), :class:`FollowView`
+- services: :class:`ServiceView`
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from assethub.lineage import Lineage as Lineage
+    from assethub.wire._assets import FORMATS as FORMATS
+    from assethub.wire._assets import SPLIT_MODES as SPLIT_MODES
+    from assethub.wire._assets import TASK_TYPES as TASK_TYPES
+    from assethub.wire._assets import AssetView as AssetView
+    from assethub.wire._assets import DatasetMeta as DatasetMeta
+    from assethub.wire._assets import DatasetSummary as DatasetSummary
+    from assethub.wire._assets import ImportResult as ImportResult
+    from assethub.wire._identity import AuditView as AuditView
+    from assethub.wire._identity import CreatedToken as CreatedToken
+    from assethub.wire._identity import FolderView as FolderView
+    from assethub.wire._identity import GroupView as GroupView
+    from assethub.wire._identity import ShareView as ShareView
+    from assethub.wire._identity import TokenView as TokenView
+    from assethub.wire._identity import UserView as UserView
+    from assethub.wire._jobs import EvaluationView as EvaluationView
+    from assethub.wire._jobs import FollowView as FollowView
+    from assethub.wire._jobs import GitCredentialView as GitCredentialView
+    from assethub.wire._jobs import LineageView as LineageView
+    from assethub.wire._jobs import RunView as RunView
+    from assethub.wire._services import ServiceView as ServiceView
+    from assethub.wire._versions import AddFile as AddFile
+    from assethub.wire._versions import BranchInfo as BranchInfo
+    from assethub.wire._versions import CommitInfo as CommitInfo
+    from assethub.wire._versions import DeleteFile as DeleteFile
+    from assethub.wire._versions import DiffEntry as DiffEntry
+    from assethub.wire._versions import DownloadResult as DownloadResult
+    from assethub.wire._versions import ObjectInfo as ObjectInfo
+    from assethub.wire._versions import Operation as Operation
+    from assethub.wire._versions import TagInfo as TagInfo
+
+__all__ = [
+    "FORMATS",
+    "SPLIT_MODES",
+    "TASK_TYPES",
+    "AddFile",
+    "AssetView",
+    "AuditView",
+    "BranchInfo",
+    "CommitInfo",
+    "CreatedToken",
+    "DatasetMeta",
+    "DatasetSummary",
+    "DeleteFile",
+    "DiffEntry",
+    "DownloadResult",
+    "EvaluationView",
+    "FolderView",
+    "FollowView",
+    "GitCredentialView",
+    "GroupView",
+    "ImportResult",
+    "Lineage",
+    "LineageView",
+    "ObjectInfo",
+    "Operation",
+    "RunView",
+    "ServiceView",
+    "ShareView",
+    "TagInfo",
+    "TokenView",
+    "UserView",
+]
+
+# Each section is a module of its own, loaded with the first of its names that is used: making
+# the 25 frozen dataclasses took 20 ms, and a command needs one or two sections.
+_SECTION = {
+    "CommitInfo": "_versions",
+    "BranchInfo": "_versions",
+    "TagInfo": "_versions",
+    "ObjectInfo": "_versions",
+    "DiffEntry": "_versions",
+    "DownloadResult": "_versions",
+    "AddFile": "_versions",
+    "DeleteFile": "_versions",
+    "Operation": "_versions",
+    "UserView": "_identity",
+    "GroupView": "_identity",
+    "TokenView": "_identity",
+    "CreatedToken": "_identity",
+    "FolderView": "_identity",
+    "ShareView": "_identity",
+    "AuditView": "_identity",
+    "DatasetMeta": "_assets",
+    "AssetView": "_assets",
+    "DatasetSummary": "_assets",
+    "ImportResult": "_assets",
+    "FORMATS": "_assets",
+    "TASK_TYPES": "_assets",
+    "SPLIT_MODES": "_assets",
+    "RunView": "_jobs",
+    "EvaluationView": "_jobs",
+    "LineageView": "_jobs",
+    "FollowView": "_jobs",
+    "GitCredentialView": "_jobs",
+    "ServiceView": "_services",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Lineage":
+        from assethub.lineage import Lineage
+
+        return Lineage
+    section = _SECTION.get(name)
+    if section is None:
+        raise AttributeError(f"module 'assethub.wire' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f"assethub.wire.{section}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
