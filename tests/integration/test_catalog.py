@@ -28,20 +28,23 @@ from tests._clock import Clock
 pytestmark = pytest.mark.integration
 
 
+def _empty_database(request: pytest.FixtureRequest, tmp_path: Path, backend: str, filename: str) -> str:
+    """The URL of an empty database: a SQLite file, or a fresh database on the session's
+    PostgreSQL server."""
+    if backend == "sqlite":
+        return f"sqlite:///{tmp_path / filename}"
+    base = request.getfixturevalue("postgres_url")
+    name = f"t_{uuid.uuid4().hex[:10]}"
+    admin = Catalog(base)
+    with admin.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
+        c.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return base.rsplit("/", 1)[0] + "/" + name
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def catalog(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Catalog]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'catalog.db'}"
-    else:
-        base = request.getfixturevalue("postgres_url")
-        # a fresh database per test, on the session's server
-        name = f"t_{uuid.uuid4().hex[:10]}"
-        admin = Catalog(base)
-        with admin.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
-            c.execute(text(f'CREATE DATABASE "{name}"'))
-        admin.dispose()
-        url = base.rsplit("/", 1)[0] + "/" + name
-    cat = Catalog(url)
+    cat = Catalog(_empty_database(request, tmp_path, request.param, "catalog.db"))
     cat.migrate()
     yield cat
     cat.dispose()
@@ -469,16 +472,7 @@ def test_migration_0006_keys_existing_records_by_id(backend: str, request: pytes
 
     from assethub.catalog.db import _alembic_config
 
-    if backend == "sqlite":
-        url = f"sqlite:///{tmp_path / 'old.db'}"
-    else:
-        base = request.getfixturevalue("postgres_url")
-        name = f"m_{uuid.uuid4().hex[:10]}"
-        admin = Catalog(base)
-        with admin.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
-            c.execute(text(f'CREATE DATABASE "{name}"'))
-        admin.dispose()
-        url = base.rsplit("/", 1)[0] + "/" + name
+    url = _empty_database(request, tmp_path, backend, "old.db")
     cat = Catalog(url)
     try:
         cfg = _alembic_config(url)

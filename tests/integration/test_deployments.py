@@ -560,6 +560,11 @@ def test_a_worker_killed_mid_run_leaves_no_commit_and_the_run_can_be_rerun(
     assert view.lineage is not None and view.lineage.run_id != running[0].id
 
 
+def _both_crashed(w: Any, model: str) -> list[Any]:
+    """The model's crashed runs once there are two (a retrain and its train run), else []."""
+    runs = [r for r in w.hub.list_runs(model, limit=10) if r.state == "crashed"]
+    return runs if len(runs) == 2 else []
+
 @pytest.mark.attacks
 def test_a_retrain_whose_flow_process_is_killed_is_recorded_crashed_and_retried(
         prefect_stack: str, deploy_world: JobWorld, hub_server: Any) -> None:
@@ -593,12 +598,8 @@ def test_a_retrain_whose_flow_process_is_killed_is_recorded_crashed_and_retried(
     checker = threading.Thread(target=record_crashes_every, args=(hub_server.hub, 0.5, stop), daemon=True)
     checker.start()
     try:
-        def both_crashed() -> list[Any]:
-            runs = [r for r in w.hub.list_runs(model, limit=10) if r.state == "crashed"]
-            return runs if len(runs) == 2 else []
-
-        crashed = wait_for("the retrain and its train run to be recorded crashed", both_crashed,
-                           timeout=120, every=0.5)
+        crashed = wait_for("the retrain and its train run to be recorded crashed",
+                           lambda: _both_crashed(w, model), timeout=120, every=0.5)
     finally:
         stop.set()
         checker.join()
@@ -666,12 +667,8 @@ def test_a_retrain_whose_worker_dies_is_recorded_crashed_as_worker_lost(
         assert [r.state for r in w.hub.list_runs(model, kind="retrain")] == ["running"]
         checker.start()
 
-        def both_crashed() -> list[Any]:
-            runs = [r for r in w.hub.list_runs(model, limit=10) if r.state == "crashed"]
-            return runs if len(runs) == 2 else []
-
-        crashed = wait_for("the retrain and its train run to be recorded crashed", both_crashed,
-                           timeout=300, every=0.5)
+        crashed = wait_for("the retrain and its train run to be recorded crashed",
+                           lambda: _both_crashed(w, model), timeout=300, every=0.5)
     finally:
         stop.set()
         if checker.is_alive():
