@@ -16,6 +16,12 @@ from pathlib import Path
 DEFAULT_URL = "http://127.0.0.1:8780"
 
 
+def service_user() -> str:
+    """The user the Prefect worker acts as (runs started from the Prefect UI act as it):
+    ASSETHUB_SERVICE_USER, default ``prefect``."""
+    return os.environ.get("ASSETHUB_SERVICE_USER", "prefect")
+
+
 def home() -> Path:
     """The Asset Hub home, ``$ASSETHUB_HOME`` (default ``~/.assethub``): the server's and the
     embedded stack's state, the download cache, job directories. The one definition of it."""

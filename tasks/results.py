@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import uuid
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from assethub.client import AddFile, Client, DeleteFile
+from assethub.config import service_user
 from assethub.errors import AssetHubError, ForbiddenError, JobFailedError, NotFoundError
 from assethub.lineage import (
     MODEL_COMMIT,
@@ -86,7 +86,7 @@ def _grant_hint(hub: Client, error: AssetHubError, kind: str, model: str, datase
                 base: str) -> AssetHubError:
     """A refusal of the worker's service user (a run started in the Prefect UI acts as it) says
     which shares an admin grants it; anyone else's refusal is left as it is."""
-    service = os.environ.get("ASSETHUB_SERVICE_USER", "prefect")
+    service = service_user()
     try:
         if hub.whoami().name != service:
             return error

@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from assethub.catalog import Catalog, Evaluation, Follow, Group, JobToken, Membership, Run
+from assethub.config import service_user
 from assethub.errors import ForbiddenError, InvalidReferenceError, NotFoundError, RefNotFoundError
 from assethub.hub._rows import asset_path, asset_ref, aware
 from assethub.hub.audit import AuditLog
@@ -43,7 +44,7 @@ RUN_STATES = ("pending", "running", "completed", "failed", "crashed")
 _RUN_FIELDS = ("state", "branch", "base_commit", "dataset_commit", "code_sha", "command", "params",
                "metrics", "result_commit", "mlflow_run_id", "prefect_flow_run_id", "error")
 #: the user the Prefect worker acts as (not an admin; what it may do are ordinary shares)
-SERVICE_USER = os.environ.get("ASSETHUB_SERVICE_USER", "prefect")
+SERVICE_USER = service_user()
 #: the longest a job token lives, whatever its run does (ASSETHUB_JOB_TOKEN_HOURS)
 JOB_TOKEN_LIFETIME = timedelta(hours=float(os.environ.get("ASSETHUB_JOB_TOKEN_HOURS", "24")))
 # the branch a training writes when it names none: <prefix>-<run id[:8]>
