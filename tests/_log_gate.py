@@ -62,6 +62,16 @@ ALLOWED: tuple[Allowed, ...] = (
             r'level=error msg="could not write request body to block adapter".* error="unexpected EOF'
             r'.* path=data/part-\d{4}\.bin ref=_tx-',
             "test_killed_upload_leaves_main_untouched kills the uploader while its PUTs are in flight"),
+    # test_deployments kills the Prefect worker (worker lost, worker killed mid-run): the
+    # Prefect server's end of the worker's websocket channel fails on the dead connection.
+    Allowed("*prefect/server.out",
+            r"\| ERROR +\| (prefect\.server\.api\.workers - Worker channel setup failed|"
+            r"uvicorn\.error - Exception in ASGI application).*starlette\.websockets\.WebSocketDisconnected",
+            "the worker-killing tests in test_deployments.py close the worker's channel abruptly"),
+    Allowed("*prefect/server.out",
+            r"\| ERROR +\| asyncio - Task exception was never retrieved \| future: <Task .*"
+            r"WorkerChannelConnection\._send_loop\(\).*(ClientDisconnected|WebSocketDisconnect)",
+            "the same: the channel's send loop to the killed worker"),
     # Not provoked by a test: on an overloaded machine (the suite with other work beside it) the
     # Prefect server's SQLite write lock can be held longer than a background task's five tries.
     # The task only records that a worker polled its queue (the queue's "ready" status and
@@ -101,6 +111,9 @@ def _entries(path: Path) -> Iterator[Entry]:
         first = i
         text = [line.strip()]
         i += 1
+        if i < len(lines) and lines[i].startswith("future: <Task"):
+            text.append(lines[i].strip()[:300])  # asyncio's "never retrieved": which task it was
+            i += 1
         # the traceback that is (or follows) the hit, up to its exception line(s), chained ones too
         if starts_traceback or (i < len(lines) and lines[i].strip() == _TRACEBACK):
             while i < len(lines):
