@@ -70,7 +70,7 @@ ALLOWED: tuple[Allowed, ...] = (
             "the worker-killing tests in test_deployments.py close the worker's channel abruptly"),
     Allowed("*prefect/server.out",
             r"\| ERROR +\| asyncio - Task exception was never retrieved \| future: <Task .*"
-            r"WorkerChannelConnection\._send_loop\(\).*(ClientDisconnected|WebSocketDisconnect)",
+            r"WorkerChannelConnection\._(send|receive)_loop\(\).*(ClientDisconnected|WebSocketDisconnect)",
             "the same: the channel's send loop to the killed worker"),
     # Not provoked by a test: on an overloaded machine (the suite with other work beside it) the
     # Prefect server's SQLite write lock can be held longer than a background task's five tries.
