@@ -514,11 +514,11 @@ class Client:
         self._call("DELETE", _asset_url(_path(asset)))
 
     def search(self, query: str = "", *, label: str | None = None, kind: str | None = None,
-               owner: str | None = None, folder: str | None = None,
+               owner: str | None = None, folder: str | None = None, task_type: str | None = None,
                limit: int = 100) -> list[wire.AssetView]:
         """Assets you may see, matching words of their name or description and the filters."""
         params = {"q": query, "label": label, "kind": kind, "owner": owner, "folder": folder,
-                  "limit": limit}
+                  "task_type": task_type, "limit": limit}
         return _loads(wire.AssetView, self._call("GET", "/assets", params=params))
 
     def role(self, asset: AssetLike) -> str:

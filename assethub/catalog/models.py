@@ -250,6 +250,22 @@ class JobToken(Base):
     run: Mapped[Run] = relationship()
 
 
+class ConsoleSession(Base):
+    """A web console sign-in: the cookie's secret (SHA-256 only) bound to the API token the
+    person signed in with. It ends at sign-out, at ``expires_at``, and with its token (revoked,
+    expired, its user disabled): each request re-checks the token."""
+
+    __tablename__ = "console_sessions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    session_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    token_id: Mapped[int] = mapped_column(ForeignKey("api_tokens.id", ondelete="CASCADE"), index=True)
+    csrf: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+    ended_at: Mapped[datetime | None] = mapped_column(default=None)
+    token: Mapped[ApiToken] = relationship()
+
+
 class GitCredential(Base):
     """A user's credential for the Git repositories on one host, encrypted with the server's key.
 

@@ -14,6 +14,7 @@ The work is done by components, each given what it needs when it is made:
 - :mod:`~assethub.hub.versions`: history, branches, tags, merge, publish, files, uploads, import
 - :mod:`~assethub.hub.jobs`: runs, evaluations, lineage
 - :mod:`~assethub.hub.git_credentials`: users' git credentials, released only to their jobs
+- :mod:`~assethub.hub.sessions`: web console sign-ins (a cookie standing on an API token)
 
 :class:`Hub` builds them and forwards each public method to the one that owns it, so a caller
 needs one object; code that uses a single part may take that component instead.
@@ -37,6 +38,7 @@ from assethub.hub.git_credentials import GitCredentials
 from assethub.hub.identity import ANONYMOUS, Identity, Principal, now, require_admin, require_user
 from assethub.hub.jobs import RUN_KINDS, RUN_STATES, RUN_TRIGGERS, Jobs
 from assethub.hub.permissions import ROLES, Permissions
+from assethub.hub.sessions import ConsoleLogin, Sessions
 from assethub.hub.versions import BUNDLE_MAX_FILES, Limits, Versions
 from assethub.refs import AssetPath, FolderPath
 from assethub.storage import Storage
@@ -57,11 +59,39 @@ from assethub.wire import (  # the values on the wire; defined there, re-exporte
 _log = logging.getLogger("assethub.hub")
 
 __all__ = [
-    "ANONYMOUS", "BUNDLE_MAX_FILES", "ROLES", "RUN_KINDS", "RUN_STATES", "RUN_TRIGGERS",
-    "SUBJECT_TYPES", "AssetView", "Assets", "AuditLog", "AuditView", "CatalogLocator", "DatasetMeta",
-    "EvaluationView", "FolderView", "Folders", "GitCredentials", "Hub", "Identity", "Jobs", "Limits",
-    "LineageView", "Permissions", "Principal", "RunView", "ShareView", "TokenView", "UserView", "Versions",
-    "require_admin", "require_user",
+    "ANONYMOUS",
+    "BUNDLE_MAX_FILES",
+    "ROLES",
+    "RUN_KINDS",
+    "RUN_STATES",
+    "RUN_TRIGGERS",
+    "SUBJECT_TYPES",
+    "AssetView",
+    "Assets",
+    "AuditLog",
+    "AuditView",
+    "CatalogLocator",
+    "ConsoleLogin",
+    "DatasetMeta",
+    "EvaluationView",
+    "FolderView",
+    "Folders",
+    "GitCredentials",
+    "Hub",
+    "Identity",
+    "Jobs",
+    "Limits",
+    "LineageView",
+    "Permissions",
+    "Principal",
+    "RunView",
+    "Sessions",
+    "ShareView",
+    "TokenView",
+    "UserView",
+    "Versions",
+    "require_admin",
+    "require_user",
 ]
 
 _P = ParamSpec("_P")
@@ -116,6 +146,7 @@ class Hub:
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
         self.audit_log = AuditLog(catalog)
         self.identity = Identity(catalog, self.audit_log, clock or now)
+        self.sessions = Sessions(catalog, self.audit_log, self.identity)
         self.permissions = Permissions(catalog)
         self.folders = Folders(catalog, storage, self.audit_log)
         self.assets = Assets(catalog, storage, self.audit_log, self.permissions)

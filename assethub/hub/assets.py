@@ -130,8 +130,9 @@ class Assets:
 
     def search(self, who: Principal, *, query: str = "", label: str | None = None,
                kind: str | None = None, owner: str | None = None, folder: str | None = None,
-               limit: int = 100) -> list[AssetView]:
-        """Assets the caller may see, by name/description words, label, type, owner, folder."""
+               task_type: str | None = None, limit: int = 100) -> list[AssetView]:
+        """Assets the caller may see, by name/description words, label, type, owner, folder,
+        dataset task type."""
         with self.catalog.session() as s:
             q = select(Asset).join(Folder).order_by(Folder.owner, Folder.kind, Folder.name,
                                                     Asset.name)
@@ -141,6 +142,8 @@ class Assets:
                 q = q.where(Folder.owner == owner)
             if folder:
                 q = q.where(Folder.name == folder)
+            if task_type:
+                q = q.where(Asset.task_type == task_type)
             out: list[AssetView] = []
             needle = query.casefold().strip()
             for a in s.scalars(q):

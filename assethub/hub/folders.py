@@ -21,7 +21,8 @@ SUBJECT_TYPES = ("user", "group", "everyone")
 def _folder_view(who: Principal, f: Folder) -> FolderView:
     return FolderView(FolderPath(f.owner, AssetKind(f.kind), f.name), f.description,
                       aware(f.created_at) or f.created_at, f.created_by,
-                      role_name(who, f), len(f.assets))
+                      role_name(who, f), len(f.assets),
+                      any(sh.subject_type == "everyone" for sh in f.shares))
 
 
 class Folders:

@@ -16,7 +16,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -173,35 +173,52 @@ class _Guard:
             await error_response(known)(scope, upstream, send)
 
 
-def _add_error_handlers(app: FastAPI) -> None:
+def _is_api(request: Request) -> bool:
+    return request.url.path.startswith(API + "/") or request.url.path == API
+
+
+def _add_error_handlers(app: FastAPI, hub: Hub | None) -> None:
+    def answer(request: Request, exc: Exception) -> Response:
+        """The error protocol's JSON under the API; the console's error page elsewhere."""
+        if _is_api(request):
+            return error_response(exc)
+        from assethub.console import error_page
+
+        return error_page(hub, request, exc)
+
     @app.exception_handler(errors.AssetHubError)
-    async def _domain_error(_: Request, exc: errors.AssetHubError) -> JSONResponse:
-        return error_response(exc)
+    async def _domain_error(request: Request, exc: errors.AssetHubError) -> Response:
+        return answer(request, exc)
 
     @app.exception_handler(DBAPIError)
     @app.exception_handler(DisconnectionError)
     @app.exception_handler(SQLAlchemyTimeoutError)
-    async def _catalog_error(_: Request, exc: Exception) -> JSONResponse:
+    async def _catalog_error(request: Request, exc: Exception) -> Response:
         known = catalog_unavailable(exc)
         if known is None:
             raise exc  # the Guard's: logged, a 500
-        return error_response(known)
+        return answer(request, known)
 
     @app.exception_handler(FileNotFoundError)
-    async def _missing_file(_: Request, exc: FileNotFoundError) -> JSONResponse:
-        return error_response(errors.NotFoundError("file", str(exc)))
+    async def _missing_file(request: Request, exc: FileNotFoundError) -> Response:
+        return answer(request, errors.NotFoundError("file", str(exc)))
 
     @app.exception_handler(RequestValidationError)
-    async def _bad_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _bad_request(request: Request, exc: RequestValidationError) -> Response:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in exc.errors()
         )
+        if not _is_api(request):
+            return answer(request, errors.InvalidReferenceError(f"invalid request: {problems}",
+                                                                  part="request", value=""))
         return JSONResponse({"error": {"type": "RequestValidationError",
                                        "message": f"invalid request: {problems}"}},
                             status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if not _is_api(request) and exc.status_code == 404:
+            return answer(request, errors.NotFoundError("page", request.url.path))
         kind = {404: "NotFoundError", 405: "MethodNotAllowed"}.get(exc.status_code, "HTTPError")
         return JSONResponse({"error": {"type": kind, "message": f"{exc.detail}: no such API route"
                                        if exc.status_code == 404 else str(exc.detail)}},
@@ -217,9 +234,13 @@ def create_app(hub: Hub) -> FastAPI:
         openapi_url=f"{API}/openapi.json",
         docs_url=f"{API}/docs",
     )
-    _add_error_handlers(app)
+    _add_error_handlers(app, hub)
     principal = authenticator(hub)
     for section in SECTIONS:
         app.include_router(section.router(hub, principal), prefix=API)
+    if hub is not None:
+        from assethub import console
+
+        console.mount(app, hub)  # the web console: every path outside the API
     app.add_middleware(_Guard, streamed=_streamed(hub))
     return app

@@ -62,6 +62,7 @@ class FolderView:
     created_by: str
     your_role: str
     assets: int
+    public: bool = False  # shared with everyone
 
 
 @dataclass(frozen=True, slots=True)

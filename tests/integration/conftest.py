@@ -9,6 +9,9 @@ from typing import Any
 
 import pytest
 
+# the web console's browser fixtures (Chromium per module, a `console` per test)
+from tests.integration._console import browser, console  # noqa: F401
+
 
 @pytest.fixture(scope="session")
 def mlflow_uri(lakefs_server: Any) -> Iterator[str]:

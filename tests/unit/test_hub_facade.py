@@ -30,10 +30,11 @@ def test_every_facade_method_is_a_component_method_with_its_signature() -> None:
 def test_the_public_exports_are_pinned() -> None:
     assert sorted(assethub.hub.__all__) == [
         "ANONYMOUS", "AssetView", "Assets", "AuditLog", "AuditView", "BUNDLE_MAX_FILES",
-        "CatalogLocator", "DatasetMeta", "EvaluationView", "FolderView", "Folders", "GitCredentials", "Hub",
+        "CatalogLocator", "ConsoleLogin", "DatasetMeta", "EvaluationView",
+        "FolderView", "Folders", "GitCredentials", "Hub",
         "Identity", "Jobs",
         "Limits", "LineageView", "Permissions", "Principal", "ROLES", "RUN_KINDS", "RUN_STATES",
-        "RUN_TRIGGERS", "RunView", "SUBJECT_TYPES", "ShareView", "TokenView", "UserView",
+        "RUN_TRIGGERS", "RunView", "SUBJECT_TYPES", "Sessions", "ShareView", "TokenView", "UserView",
         "Versions", "require_admin", "require_user"]
     assert all(getattr(assethub.hub, n) is not None for n in assethub.hub.__all__)
 

@@ -128,9 +128,10 @@ def router(hub: Hub, principal: Authenticator) -> APIRouter:
     def search(who: Who, q: Annotated[str, Query(max_length=200)] = "",
                label: str | None = None, kind: Literal["model", "dataset"] | None = None,
                owner: str | None = None, folder: str | None = None,
+               task_type: Annotated[str | None, Query(max_length=64)] = None,
                limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> Any:
         return json_response(hub.search(who, query=q, label=label, kind=kind, owner=owner,
-                                           folder=folder, limit=limit))
+                                           folder=folder, task_type=task_type, limit=limit))
 
     @r.post("/assets", status_code=201)
     def create_asset(who: Who, body: AssetIn) -> Any:
