@@ -7,7 +7,8 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlalchemy.orm import contains_eager, selectinload
 
 from assethub import _repo_names
 from assethub.catalog import Asset, Catalog, Folder
@@ -134,8 +135,12 @@ class Assets:
         """Assets the caller may see, by name/description words, label, type, owner, folder,
         dataset task type."""
         with self.catalog.session() as s:
-            q = select(Asset).join(Folder).order_by(Folder.owner, Folder.kind, Folder.name,
-                                                    Asset.name)
+            # the folder comes with each asset (one join), its shares and the assets'
+            # publications in one query each: no query per asset
+            q = (select(Asset).join(Folder)
+                 .options(contains_eager(Asset.folder).selectinload(Folder.shares),
+                          selectinload(Asset.publications))
+                 .order_by(Folder.owner, Folder.kind, Folder.name, Asset.name))
             if kind:
                 q = q.where(Folder.kind == AssetKind(kind).value)
             if owner:
@@ -146,7 +151,14 @@ class Assets:
                 q = q.where(Asset.task_type == task_type)
             out: list[AssetView] = []
             needle = query.casefold().strip()
-            for a in s.scalars(q):
+            if needle and needle.isascii():
+                # narrowed in SQL (lower() agrees with casefold on ASCII); the exact test below
+                like = "%" + needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+                q = q.where(func.lower(Asset.name).like(like, escape="\\")
+                            | func.lower(Asset.description).like(like, escape="\\"))
+            # read in batches (each with its folders' shares and its publications), so that a
+            # search stops reading once it has ``limit`` assets the caller may see
+            for a in s.scalars(q.execution_options(yield_per=max(min(limit, 500), 50))):
                 if needle and needle not in a.name.casefold() \
                         and needle not in a.description.casefold():
                     continue
