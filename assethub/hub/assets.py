@@ -131,9 +131,10 @@ class Assets:
 
     def search(self, who: Principal, *, query: str = "", label: str | None = None,
                kind: str | None = None, owner: str | None = None, folder: str | None = None,
-               task_type: str | None = None, limit: int = 100) -> list[AssetView]:
+               task_type: str | None = None, preset: bool | None = None,
+               limit: int = 100) -> list[AssetView]:
         """Assets the caller may see, by name/description words, label, type, owner, folder,
-        dataset task type."""
+        dataset task type, preset or not."""
         with self.catalog.session() as s:
             # the folder comes with each asset (one join), its shares and the assets'
             # publications in one query each: no query per asset
@@ -149,6 +150,8 @@ class Assets:
                 q = q.where(Folder.name == folder)
             if task_type:
                 q = q.where(Asset.task_type == task_type)
+            if preset is not None:
+                q = q.where(Asset.preset.is_(preset))
             out: list[AssetView] = []
             needle = query.casefold().strip()
             if needle and needle.isascii():
