@@ -297,3 +297,50 @@ def test_audit_pages_older_events(console: Console) -> None:
     assert "action=folder.create" in page.url
     page.get_by_role("link", name="Newest").click()
     expect(rows).to_have_count(100)
+
+
+def test_folder_list_and_search_take_a_fixed_number_of_queries(hub_server: Any) -> None:
+    """The home and search pages' hub calls: a few catalog queries whatever the number of
+    folders, shares, assets and publications (no query per folder or asset)."""
+    from sqlalchemy import event
+
+    from assethub.hub import Principal
+
+    admin = Client(hub_server.url, hub_server.admin_token)
+    owner = f"nq{uuid.uuid4().hex[:6]}"
+    admin.create_user(owner)
+    admin.create_user(f"{owner}b")
+    for i in range(12):
+        folder = f"{owner}/dataset/d{i:02d}"
+        admin.create_folder(folder)
+        admin.share(folder, role="view", user=f"{owner}b")
+        if i % 2:
+            admin.share(folder, role="view", everyone=True)
+        for j in range(3):
+            admin.create_asset(f"{folder}/a{j}", description=f"number {i}-{j}")
+    hub = hub_server.hub
+    reader = Principal(f"{owner}b")
+    statements: list[str] = []
+
+    def count(*args: Any) -> None:
+        statements.append(str(args[2])[:80])
+
+    event.listen(hub.catalog.engine, "before_cursor_execute", count)
+    try:
+        folders = [f for f in hub.list_folders(reader) if f.path.owner == owner]
+        listed = len(statements)
+        statements.clear()
+        found = hub.search(reader, owner=owner, limit=1000)
+        searched = len(statements)
+        statements.clear()
+        words = hub.search(reader, query="NUMBER 1", owner=owner)
+    finally:
+        event.remove(hub.catalog.engine, "before_cursor_execute", count)
+    assert len(folders) == 12 and {f.assets for f in folders} == {3}
+    assert {f.public for f in folders} == {True, False}
+    assert len(found) == 36 and {a.your_role for a in found} == {"view"}
+    assert {str(a.path).rsplit("/", 2)[1] for a in words} == {"d01", "d10", "d11"}
+    # 1 for the folders with their counts + 1 for their shares (with users and groups);
+    # 1 for the assets with their folders + shares + publications (a session may add its own)
+    assert listed <= 3, statements
+    assert searched <= 4, statements
