@@ -71,6 +71,9 @@ bench-flow: setup  ## flows.train against the same training script run directly 
 bench-serving: setup  ## a served model against `mlflow models serve` (requests/s, p50/p99, ratios)
 	$(RUN) python bench/serving.py
 
+bench-console: setup  ## console pages against the REST calls carrying the same data (1,000 assets, 10k files)
+	$(RUN) python bench/console.py
+
 clean-stack: lakefs-stop  ## stop lakeFS and remove its data (the built binaries stay cached)
 	$(RUN) python -m infra.postgres destroy
 	rm -rf "$${ASSETHUB_HOME:-$$HOME/.assethub}"
