@@ -4,7 +4,7 @@ export UV_PYTHON_DOWNLOADS := never
 UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 RUN := $(UV) run --frozen
 
-.PHONY: attacks setup bubblewrap lakefs lakefs-stop postgres postgres-stop up down demo test test-unit lint bench bench-cli bench-flow bench-serving clean-stack
+.PHONY: attacks setup bubblewrap lakefs lakefs-stop postgres postgres-stop up down demo test test-unit lint bench bench-cli bench-flow bench-serving bench-console clean-stack
 
 setup:  ## install uv (if missing) and the locked environment
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv

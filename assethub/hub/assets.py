@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import contains_eager, selectinload
+from sqlalchemy import ColumnElement, LargeBinary, cast, func, select
+from sqlalchemy.orm import Session, contains_eager, selectinload
 
 from assethub import _repo_names
 from assethub.catalog import Asset, Catalog, Folder
@@ -38,6 +39,13 @@ def _asset_view(who: Principal, a: Asset) -> AssetView:
         tuple(a.labels or ()), a.readme, aware(a.created_at) or a.created_at, a.created_by,
         aware(a.updated_at) or a.updated_at, role_name(who, f, a), ds,
         a.preset, tuple((p.tag, p.commit_id) for p in a.publications))
+
+def _not_ascii(s: Session, column: Any) -> ColumnElement[bool]:
+    """SQL: ``column`` holds a character beyond ASCII (more bytes than characters)."""
+    if s.get_bind().dialect.name == "sqlite":
+        return func.length(cast(column, LargeBinary)) != func.length(column)
+    return func.octet_length(column) != func.length(column)
+
 
 def _labels(labels: Iterable[str]) -> list[str]:
     out = []
@@ -155,10 +163,13 @@ class Assets:
             out: list[AssetView] = []
             needle = query.casefold().strip()
             if needle and needle.isascii():
-                # narrowed in SQL (lower() agrees with casefold on ASCII); the exact test below
+                # narrowed in SQL: lower() agrees with casefold on ASCII text; a name or
+                # description with other characters (whose casefold may be ASCII: 'ß' is 'ss')
+                # goes through to the exact test below
                 like = "%" + needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
                 q = q.where(func.lower(Asset.name).like(like, escape="\\")
-                            | func.lower(Asset.description).like(like, escape="\\"))
+                            | func.lower(Asset.description).like(like, escape="\\")
+                            | _not_ascii(s, Asset.name) | _not_ascii(s, Asset.description))
             # read in batches (each with its folders' shares and its publications), so that a
             # search stops reading once it has ``limit`` assets the caller may see
             for a in s.scalars(q.execution_options(yield_per=max(min(limit, 500), 50))):

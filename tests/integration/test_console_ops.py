@@ -19,6 +19,7 @@ from playwright.sync_api import expect
 
 from assethub.client import Client
 from tests.integration._console import Console
+from tests.integration.test_catalog import catalog, hub  # noqa: F401  (fixtures: both databases)
 
 pytestmark = pytest.mark.integration
 
@@ -65,10 +66,10 @@ def world(hub_server: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     token = _user(admin, owner)
     viewer_token = _user(admin, f"opsview{suffix}")
     stranger_token = _user(admin, f"opsother{suffix}")
-    hub = Client(hub_server.url, token)
-    hub.create_folder(f"{owner}/model/tiny")
-    hub.share(f"{owner}/model/tiny", role="view", user=f"opsview{suffix}")
-    hub.create_asset(f"{owner}/model/tiny/doubler")
+    pub = Client(hub_server.url, token)
+    pub.create_folder(f"{owner}/model/tiny")
+    pub.share(f"{owner}/model/tiny", role="view", user=f"opsview{suffix}")
+    pub.create_asset(f"{owner}/model/tiny/doubler")
     work = tmp_path_factory.mktemp("model")
     (work / "code.py").write_text(MODEL_CODE)
     out = work / "out"
@@ -76,7 +77,7 @@ def world(hub_server: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator
                              input_example=np.array([[1.0, 2.0, 3.0]]))
     for extra in ("uv.lock", "pyproject.toml"):  # MLflow copies the project's; not needed
         (out / "model" / extra).unlink(missing_ok=True)
-    hub.upload(f"{owner}/model/tiny/doubler:main", out, message="a model that doubles its input")
+    pub.upload(f"{owner}/model/tiny/doubler:main", out, message="a model that doubles its input")
     try:
         yield World(owner, token, viewer_token, stranger_token, f"{owner}/model/tiny/doubler:main")
     finally:
@@ -318,24 +319,24 @@ def test_folder_list_and_search_take_a_fixed_number_of_queries(hub_server: Any) 
             admin.share(folder, role="view", everyone=True)
         for j in range(3):
             admin.create_asset(f"{folder}/a{j}", description=f"number {i}-{j}")
-    hub = hub_server.hub
+    server_hub = hub_server.hub
     reader = Principal(f"{owner}b")
     statements: list[str] = []
 
     def count(*args: Any) -> None:
         statements.append(str(args[2])[:80])
 
-    event.listen(hub.catalog.engine, "before_cursor_execute", count)
+    event.listen(server_hub.catalog.engine, "before_cursor_execute", count)
     try:
-        folders = [f for f in hub.list_folders(reader) if f.path.owner == owner]
+        folders = [f for f in server_hub.list_folders(reader) if f.path.owner == owner]
         listed = len(statements)
         statements.clear()
-        found = hub.search(reader, owner=owner, limit=1000)
+        found = server_hub.search(reader, owner=owner, limit=1000)
         searched = len(statements)
         statements.clear()
-        words = hub.search(reader, query="NUMBER 1", owner=owner)
+        words = server_hub.search(reader, query="NUMBER 1", owner=owner)
     finally:
-        event.remove(hub.catalog.engine, "before_cursor_execute", count)
+        event.remove(server_hub.catalog.engine, "before_cursor_execute", count)
     assert len(folders) == 12 and {f.assets for f in folders} == {3}
     assert {f.public for f in folders} == {True, False}
     assert len(found) == 36 and {a.your_role for a in found} == {"view"}
@@ -344,3 +345,26 @@ def test_folder_list_and_search_take_a_fixed_number_of_queries(hub_server: Any) 
     # 1 for the assets with their folders + shares + publications (a session may add its own)
     assert listed <= 3, statements
     assert searched <= 4, statements
+
+
+def test_search_words_match_as_before_on_both_databases(hub: Any) -> None:  # noqa: F811
+    """Words narrowed in SQL find what the exact (casefold) test finds: any case, characters
+    whose casefold is ASCII ('ß' is 'ss'), and '%' / '_' as themselves, not as wildcards."""
+    from assethub.hub import Principal
+
+    admin = Principal("admin", is_admin=True)
+    hub.create_folder(admin, "alice/dataset/words")
+    for name, description in (("plain", "Big STREET map"), ("german", "Große Straße"),
+                              ("percent", "100% a_b"), ("other", "axb 1000 ab")):
+        hub.create_asset(admin, f"alice/dataset/words/{name}", description=description)
+
+    def found(words: str) -> set[str]:
+        return {a.path.name for a in hub.search(admin, query=words, folder="words")}
+
+    assert found("street") == {"plain"}
+    assert found("STRASSE") == {"german"}
+    assert found("große") == {"german"}
+    assert found("0%") == {"percent"}
+    assert found("a_b") == {"percent"}
+    assert found("PLAIN") == {"plain"}
+    assert found("nothing") == set()
