@@ -8,10 +8,12 @@ lines of text files or the head of a table. Nothing reads the whole dataset.
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -30,7 +32,7 @@ from assethub.storage import ObjectInfo
 
 ASSET = "/a/{owner}/{kind}/{folder}/{name}"
 #: files listed at most to count classes and pick samples
-LIST_CAP = 20_000
+LIST_CAP = 10_000
 #: thumbnails per class, classes with thumbnails, text samples
 THUMBS_PER_CLASS = 4
 MAX_CLASSES_SHOWN = 24
@@ -105,8 +107,78 @@ def _table(text: str, suffix: str) -> list[list[str]] | None:
     return [r[:20] for r in rows[:HEAD_LINES]]
 
 
+@dataclass(frozen=True)
+class Summary:
+    """What the dataset page shows of one commit (a commit never changes: kept in a small cache)."""
+
+    files: int
+    total_bytes: int
+    capped: bool
+    counts: tuple[tuple[str, int], ...]  # examples per class (dir format)
+    splits: tuple[tuple[str, int], ...]  # examples per split (dir format)
+    images: tuple[tuple[str, tuple[str, ...]], ...]  # a few image paths per class
+    samples: tuple[Mapping[str, Any], ...]  # {label, path, lines, rows}
+
+
+class _Summaries:
+    """The last few summaries by (asset, commit, format): who may see them is checked on every
+    request before this is asked."""
+
+    def __init__(self, size: int = 64) -> None:
+        self.size = size
+        self.items: OrderedDict[tuple[str, str, str], Summary] = OrderedDict()
+
+    def get(self, key: tuple[str, str, str]) -> Summary | None:
+        found = self.items.get(key)
+        if found is not None:
+            self.items.move_to_end(key)
+        return found
+
+    def put(self, key: tuple[str, str, str], summary: Summary) -> None:
+        self.items[key] = summary
+        self.items.move_to_end(key)
+        while len(self.items) > self.size:
+            self.items.popitem(last=False)
+
+
+async def summarize(hub: Hub, who: Principal, at: AssetRef, data_format: str) -> Summary:
+    """Class counts and samples of a version from one capped listing and a few ranged reads."""
+    objects = await run_in_threadpool(lambda: hub.list_objects(who, at, limit=LIST_CAP + 1))
+    capped = len(objects) > LIST_CAP
+    objects = objects[:LIST_CAP]
+    counts: list[tuple[str, int]] = []
+    images: list[tuple[str, tuple[str, ...]]] = []
+    splits: Counter[str] = Counter()
+    picks: list[tuple[str, str]] = []  # (label, path) of text files to show the head of
+    if data_format == "dir":
+        by_class, splits = classes_of(objects)
+        counts = [(c, len(files)) for c, files in by_class.items()]
+        for cls, files in list(by_class.items())[:MAX_CLASSES_SHOWN]:
+            found = [f for f in files if PurePosixPath(f).suffix.lower() in IMAGE_TYPES]
+            if found:
+                images.append((cls, tuple(found[:THUMBS_PER_CLASS])))
+        if not images:  # text classes: the first lines of one file of each of a few classes
+            picks = [(c, f[0]) for c, f in by_class.items()
+                     if f[0].lower().endswith(TEXT_SUFFIXES)][:TEXT_SAMPLES]
+    else:
+        picks = [("", o.path) for o in objects if not _is_meta(o.path)
+                 and o.path.lower().endswith(TEXT_SUFFIXES)][:2]
+    heads = await asyncio.gather(*(_head(hub, who, at, f) for _, f in picks))
+    samples = []
+    for (label, f), text in zip(picks, heads, strict=True):
+        suffix = PurePosixPath(f).suffix.lower()
+        rows = _table(text, suffix) if suffix in (".csv", ".tsv") and not label else None
+        samples.append({"label": label, "path": f, "rows": rows,
+                        "lines": text.splitlines()[:HEAD_LINES]})
+    order = {s: i for i, s in enumerate(SPLIT_ORDER)}
+    return Summary(len(objects), sum(o.size for o in objects), capped, tuple(counts),
+                   tuple(sorted(splits.items(), key=lambda kv: order[kv[0]])), tuple(images),
+                   tuple(samples))
+
+
 def router(hub: Hub) -> APIRouter:
     r = APIRouter()
+    cache = _Summaries()
 
     @r.get(ASSET + "/dataset")
     async def dataset(request: Request, owner: str, kind: str, folder: str, name: str,
@@ -115,52 +187,25 @@ def router(hub: Hub) -> APIRouter:
         path = _dataset_path(owner, kind, folder, name, request)
         ref = ref or DEFAULT_BRANCH
         at = AssetRef.parse(f"{path}:{ref}")
-        asset = await run_in_threadpool(hub.get_asset, who, path)
-        objects = await run_in_threadpool(lambda: hub.list_objects(who, at, limit=LIST_CAP + 1))
-        capped = len(objects) > LIST_CAP
-        objects = objects[:LIST_CAP]
+        asset = await run_in_threadpool(hub.get_asset, who, path)  # may they see it at all
+        commit = (await run_in_threadpool(hub.get_commit, who, at)).id
         meta = asset.dataset
         data_format = (meta.data_format if meta else None) or "dir"
-        task = (meta.task_type if meta else None) or ""
-        counts: list[tuple[str, float]] = []
-        thumbs: list[tuple[str, list[tuple[str, str]]]] = []
-        samples: list[dict[str, Any]] = []
-        splits: Mapping[str, int] = {}
-        by_class: dict[str, list[str]] = {}
-        if data_format == "dir":
-            by_class, splits = classes_of(objects)
-            counts = [(c, float(len(files))) for c, files in by_class.items()]
-            for cls, files in list(by_class.items())[:MAX_CLASSES_SHOWN]:
-                images = [f for f in files if PurePosixPath(f).suffix.lower() in IMAGE_TYPES]
-                if images:
-                    thumbs.append((cls, [(f, asset_url(path, "dataset/thumb", ref=ref, file=f))
-                                         for f in images[:THUMBS_PER_CLASS]]))
-            if not thumbs:  # text classes: the first lines of one file of each of a few classes
-                picks = [(c, f[0]) for c, f in by_class.items()
-                         if f[0].lower().endswith(TEXT_SUFFIXES)][:TEXT_SAMPLES]
-                for cls, f in picks:
-                    text = await _head(hub, who, at, f)
-                    samples.append({"label": cls, "path": f,
-                                    "lines": text.splitlines()[:HEAD_LINES], "rows": None})
-        else:
-            data = [o.path for o in objects if not _is_meta(o.path)
-                    and o.path.lower().endswith(TEXT_SUFFIXES)][:2]
-            for f in data:
-                text = await _head(hub, who, at, f)
-                suffix = PurePosixPath(f).suffix.lower()
-                rows = _table(text, suffix) if suffix in (".csv", ".tsv") else None
-                samples.append({"label": "", "path": f, "rows": rows,
-                                "lines": text.splitlines()[:HEAD_LINES]})
-        chart = bar_chart(counts, title="Examples per class") if counts else None
+        key = (str(path), commit, data_format)
+        summary = cache.get(key)
+        if summary is None:
+            summary = await summarize(hub, who, path.at(commit), data_format)
+            cache.put(key, summary)
+        thumbs = [(cls, [(f, asset_url(path, "dataset/thumb", ref=commit, file=f)) for f in files])
+                  for cls, files in summary.images]
+        chart = (bar_chart([(c, float(n)) for c, n in summary.counts], title="Examples per class")
+                 if summary.counts else None)
         return render_page(
-            hub, request, "dataset_view.html", asset=asset, ref=ref, tab="dataset",
-            meta=meta, data_format=data_format, task=task, files=len(objects), capped=capped,
-            cap=LIST_CAP, total_bytes=sum(o.size for o in objects), human_size=human_size,
-            classes=len(by_class), splits=dict(splits), chart=chart,
-            splits_text=", ".join(f"{s}: {n:,}" for s, n in sorted(
-                splits.items(), key=lambda kv: SPLIT_ORDER.index(kv[0]))), thumbs=thumbs,
-            samples=samples, published=list(asset.published),
-            can_edit=asset.your_role in ("edit", "owner"))
+            hub, request, "dataset_view.html", asset=asset, ref=ref, commit=commit, tab="dataset",
+            meta=meta, data_format=data_format, task=(meta.task_type if meta else None) or "",
+            summary=summary, cap=LIST_CAP, human_size=human_size, chart=chart, thumbs=thumbs,
+            splits_text=", ".join(f"{s}: {n:,}" for s, n in summary.splits),
+            published=list(asset.published), can_edit=asset.your_role in ("edit", "owner"))
 
     @r.get(ASSET + "/dataset/thumb")
     async def thumbnail(request: Request, owner: str, kind: str, folder: str, name: str,
