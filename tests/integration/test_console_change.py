@@ -367,3 +367,31 @@ def test_a_merge_conflict_shows_the_file_names(console: Console) -> None:
     r = console.call(token, "GET", f"/assets/{model}/files/weights/model.bin")
     assert r.content == b"exp"
     assert dialogs == []
+
+
+def test_an_admin_marks_a_preset_and_renames_others_cannot_mark(console: Console) -> None:
+    name, token = console.user("presets")
+    asset = _asset(console, token, name, "dataset", dataset={"format": "dir"})
+    # not an admin: no preset box, and posting it anyway changes nothing
+    page = console.page(token)
+    page.goto(_url(asset, "settings"))
+    expect(page.get_by_label("Preset")).to_have_count(0)
+    client, csrf = _session(console, token)
+    r = client.post(_url(asset, "settings"), data={"csrf": csrf, "preset": "on", "format": "dir",
+                                                   "name": asset.rsplit("/", 1)[1]})
+    assert r.status_code == 303, r.text
+    assert console.call(token, "GET", f"/assets/{asset}").json()["preset"] is False
+    # an admin: marks it, and renames it
+    admin = console.page(console.admin_token)
+    admin.goto(_url(asset, "settings"))
+    admin.get_by_label("Preset").check()
+    new = fresh("renamed")
+    admin.get_by_label("Name", exact=True).fill(new)
+    admin.get_by_role("button", name="Save").click()
+    expect(admin.get_by_role("status")).to_have_text("Settings saved")
+    renamed = asset.rsplit("/", 1)[0] + "/" + new
+    assert admin.url.endswith(_url(renamed, "settings"))
+    expect(admin.get_by_label("Preset")).to_be_checked()
+    console.shot(admin, "change-settings-admin")
+    assert console.call(token, "GET", f"/assets/{renamed}").json()["preset"] is True
+    assert console.call(token, "GET", f"/assets/{asset}").status_code == 404

@@ -131,10 +131,16 @@ def test_a_table_dataset_shows_the_head_of_its_file(console: Console) -> None:
 def test_publish_a_version_of_main(console: Console) -> None:
     name, token = console.user("pub")
     path = _dataset(console, token, name, format="dir")
-    _import(console, token, path, _zip({"cat/1.txt": b"meow", "dog/1.txt": b"woof"}))
+    _import(console, token, path, _zip({"cat/1.txt": b"meow", "dog/1.txt": b"woof",
+                                        f"{XSS}/1.txt": b"odd class name"}))
     head = _log(console, token, path)[0]["id"]
     page = console.page(token)
+    dialogs = _dialogs(page)
     page.goto(f"/a/{path}/dataset")
+    chart = page.locator("figure.class-chart svg")
+    expect(chart.locator("g.bar")).to_have_count(3)
+    expect(chart).to_contain_text(XSS[:20])  # the class name as text (shortened in the chart)
+    expect(page.locator("main")).to_contain_text(f"{XSS}: {XSS}/1.txt")  # a sample heading
     expect(page.get_by_role("complementary")).to_contain_text("None yet.")
     page.get_by_label("Publish main as").fill("v1")
     page.get_by_role("button", name="Publish").click()
@@ -149,6 +155,7 @@ def test_publish_a_version_of_main(console: Console) -> None:
     page.get_by_label("Publish main as").fill("v1")
     page.get_by_role("button", name="Publish").click()
     expect(page.locator("section.error")).to_contain_text("already exists")
+    assert dialogs == []
 
 
 def test_import_a_bad_archive_shows_the_format_errors_a_good_one_commits(console: Console) -> None:
