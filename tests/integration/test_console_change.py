@@ -168,6 +168,32 @@ def test_an_upload_needs_a_commit_message(console: Console) -> None:
     assert r.status_code == 403 and "CSRF" in r.json()["error"]["message"]
 
 
+def test_a_refused_file_fails_its_row_and_nothing_is_committed(console: Console,
+                                                                tmp_path: Path) -> None:
+    name, token = console.user("fail")
+    asset = _asset(console, token, name)
+    before = _log(console, token, asset)
+    hooks = tmp_path / "_lakefs_actions"  # reserved: the server refuses files under it
+    hooks.mkdir()
+    (hooks / "hook.yaml").write_bytes(b"name: sneaky")
+    page = console.page(token)
+    page.goto(_url(asset, "upload"))
+    page.get_by_label("Files", exact=True).set_input_files(
+        [{"name": "fine.txt", "mimeType": "text/plain", "buffer": b"fine"}])
+    page.get_by_label("A folder").set_input_files(str(hooks))
+    page.get_by_label("Commit message").fill("should not land")
+    page.get_by_role("button", name="Upload and commit").click()
+    expect(page.locator("#up-status")).to_have_text(
+        "1 file(s) failed: nothing was committed. Fix them and upload again.")
+    rows = page.locator("#up-rows tbody tr")
+    expect(rows.filter(has_text="fine.txt").locator(".state")).to_have_text("sent")
+    expect(rows.filter(has_text="hook.yaml").locator(".state")).to_contain_text(
+        "reserved for lakeFS actions")
+    console.shot(page, "change-upload-failed-row")
+    assert _log(console, token, asset) == before
+    assert "fine.txt" not in _files(console, token, asset)
+
+
 @pytest.fixture(scope="module")
 def small_server(lakefs_server: Any, tmp_path_factory: pytest.TempPathFactory
                  ) -> Iterator[RunningServer]:
