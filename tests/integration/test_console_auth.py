@@ -64,6 +64,8 @@ def test_session_cookie_flags_and_security_headers(console: Console) -> None:
     csp = page.headers["content-security-policy"]
     assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp
     assert page.headers["x-content-type-options"] == "nosniff"
+    assert page.headers["server-timing"].startswith("app;dur=")  # what bench/console.py reads
+    assert "server-timing" not in console.call(token, "GET", "/whoami").headers  # the API is untouched
     # an open redirect through ?next= is not possible
     r = httpx.post(console.url + "/signin", data={"token": token, "next": "//evil.example/x"})
     assert r.headers["location"] == "/"
