@@ -245,6 +245,6 @@ def create_app(hub: Hub) -> FastAPI:
     if hub is not None:
         from assethub import console
 
-        console.mount(app, hub)  # the web console: every path outside the API
+        console.mount(app, hub, api_prefix=API + "/")  # the web console: every path outside the API
     app.add_middleware(_Guard, streamed=_streamed(hub))
     return app
