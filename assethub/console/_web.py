@@ -154,7 +154,7 @@ def safe_next(target: str | None) -> str:
     return target
 
 
-def _same_origin(request: Request) -> bool:
+def same_origin(request: Request) -> bool:
     """A browser's own say on where a POST came from (Fetch metadata, then Origin)."""
     site = request.headers.get("sec-fetch-site")
     if site and site not in ("same-origin", "none"):
@@ -175,7 +175,7 @@ async def form_of(hub: Hub, request: Request) -> tuple[ConsoleLogin, Mapping[str
         raise errors.AuthenticationError("sign in first")
     form = await request.form()
     presented = request.headers.get("x-csrf-token") or str(form.get("csrf") or "")
-    if not hub.sessions.csrf_matches(login, presented) or not _same_origin(request):
+    if not hub.sessions.csrf_matches(login, presented) or not same_origin(request):
         hub.record(login.principal, "console.csrf", request.url.path, "denied",
                    "missing or wrong CSRF token, or a cross-site request")
         raise errors.ForbiddenError("this form is out of date or was not sent from the console "

@@ -24,12 +24,12 @@ from starlette.concurrency import run_in_threadpool
 from assethub import errors
 from assethub._json import jsonable
 from assethub.console._web import (
-    _same_origin,
     asset_url,
     field,
     form_of,
     login_of,
     redirect,
+    same_origin,
     viewer,
 )
 from assethub.console._web import render as render_page
@@ -85,7 +85,7 @@ def script_login(hub: Hub, request: Request) -> ConsoleLogin:
     if login is None:
         raise errors.AuthenticationError("sign in first")
     if not hub.sessions.csrf_matches(login, request.headers.get("x-csrf-token") or "") \
-            or not _same_origin(request):
+            or not same_origin(request):
         hub.record(login.principal, "console.csrf", request.url.path, "denied",
                    "missing or wrong CSRF token, or a cross-site request")
         raise errors.ForbiddenError("this page is out of date or the request was not sent from "
