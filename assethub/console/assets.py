@@ -323,7 +323,7 @@ def router(hub: Hub) -> APIRouter:
     # -- history ---------------------------------------------------------------------------------
     @r.get(A + "/history")
     def history(request: Request, owner: str, kind: str, folder: str, name: str, ref: str = "",
-                after: str = "", path: str = "") -> Response:
+                after: str = "", path: str = "", limit: int = HISTORY_PAGE) -> Response:
         who = viewer(hub, request)
         apath = asset_path(owner, kind, folder, name)
         asset = hub.get_asset(who, apath)
@@ -331,10 +331,12 @@ def router(hub: Hub) -> APIRouter:
         file = path.lstrip("/")
         if file:
             _file(file.rstrip("/"))  # a file, or a directory ("d/": what lies under it)
-        commits = hub.log(who, at, limit=HISTORY_PAGE + 1, after=after, path=file or None)
-        more = commits[HISTORY_PAGE - 1].id if len(commits) > HISTORY_PAGE else ""
+        size = max(1, min(limit, 500))
+        commits = hub.log(who, at, limit=size + 1, after=after, path=file or None)
+        more = commits[size - 1].id if len(commits) > size else ""
         return render(hub, request, "asset_history.html", asset=asset, ref=ref, tab="history",
-                      at=at.ref, commits=commits[:HISTORY_PAGE], more=more, after=after,
+                      at=at.ref, commits=commits[:size], more=more, after=after,
+                      limit="" if size == HISTORY_PAGE else size,
                       file=file, refs=picker(who, apath), page_name="history", file_path="")
 
     # -- compare ---------------------------------------------------------------------------------

@@ -329,6 +329,7 @@ def test_a_dataset_form_keeps_its_input_on_a_refusal(console: Console) -> None:
     r = console.call(token, "POST", "/folders", json={"path": f"{name}/dataset/{folder}"})
     assert r.status_code == 201
     page = console.page(token)
+    alerts = watch_dialogs(page)
     page.goto(f"/f/{name}/dataset/{folder}")
     page.locator("summary", has_text="New dataset").click()
     page.get_by_label("Name", exact=True).fill("digits")
@@ -349,6 +350,13 @@ def test_a_dataset_form_keeps_its_input_on_a_refusal(console: Console) -> None:
     page.goto(f"/a/{name}/dataset/{folder}/digits/refs")
     expect(page.get_by_text("New branch")).to_have_count(0)
     expect(page.get_by_text("New tag")).to_be_visible()
+    # the folder goes when its name is typed
+    page.goto(f"/f/{name}/dataset/{folder}")
+    page.get_by_label(re.compile("Type the name")).fill(folder)
+    page.get_by_role("button", name="Delete folder").click()
+    expect(page.get_by_text(f"Folder {name}/dataset/{folder} deleted")).to_be_visible()
+    assert console.call(token, "GET", f"/folders/{name}/dataset/{folder}").status_code == 404
+    assert alerts == []
 
 
 def test_a_large_directory_is_listed_a_page_at_a_time(console: Console) -> None:
@@ -372,6 +380,35 @@ def test_a_large_directory_is_listed_a_page_at_a_time(console: Console) -> None:
         more.click()
         expect(page.get_by_role("link", name="Back to the first page")).to_be_visible()
     assert seen == [f"f{i:03d}.txt" for i in range(25)]
-    # the history of that directory, paged by commit
+    # history, a commit per page: each commit once, newest first, then the end
+    commit(console, token, asset, {"d/f000.txt": b"y"}, "touch d")
+    commit(console, token, asset, {"top.txt": b"u"}, "touch top")
+    page.goto(f"/a/{asset}/history?limit=1")
+    messages: list[str] = []
+    for _ in range(10):
+        messages += page.locator("table.commits td.msg").all_inner_texts()
+        more = page.get_by_role("link", name="Older commits")
+        if more.count() == 0:
+            break
+        more.click()
+        expect(page.get_by_role("link", name="Newest commits")).to_be_visible()
+    assert messages[:3] == ["touch top", "touch d", "many files"]
+    assert len(messages) == len(set(messages))  # no commit twice
+    # the history of the directory: only the commits that touch it
     page.goto(f"/a/{asset}/history?path=d/")
-    expect(page.locator("table.commits")).to_contain_text("many files")
+    expect(page.locator("table.commits td.msg")).to_have_text(["touch d", "many files"])
+
+    # shared with everyone: an anonymous visitor browses it, with no write control
+    r = console.call(token, "POST", f"/folders/{name}/model/{folder}/shares",
+                     json={"subject_type": "everyone", "role": "view"})
+    assert r.status_code == 201, r.text
+    anonymous = console.page()
+    for url in (f"/f/{name}/model/{folder}", f"/a/{asset}", f"/a/{asset}/files?path=d/",
+                f"/a/{asset}/blob?path=top.txt", f"/a/{asset}/history", f"/a/{asset}/refs",
+                f"/a/{asset}/compare?base=main~1&head=main"):
+        response = anonymous.goto(url)
+        assert response is not None and response.status == 200, url
+        assert anonymous.locator("form[method=post]").count() == 0, url
+    console.shot(anonymous, "browse-compare-anonymous")
+    r = httpx.post(f"{console.url}/a/{asset}/tags", data={"name": "anon"})
+    assert r.status_code == 401
