@@ -412,3 +412,32 @@ def test_a_large_directory_is_listed_a_page_at_a_time(console: Console) -> None:
     console.shot(anonymous, "browse-compare-anonymous")
     r = httpx.post(f"{console.url}/a/{asset}/tags", data={"name": "anon"})
     assert r.status_code == 401
+
+
+def test_bad_input_on_asset_pages_gets_a_clear_error(console: Console) -> None:
+    name, token = console.user("typo")
+    folder = fresh("m")
+    asset = f"{name}/model/{folder}/net"
+    assert console.call(token, "POST", "/folders", json={"path": f"{name}/model/{folder}"}).status_code == 201
+    assert console.call(token, "POST", "/assets", json={"path": asset}).status_code == 201
+    commit(console, token, asset, {"a.txt": b"a"}, "one")
+    client, _ = session(console, token)
+    base = f"/a/{asset}"
+    cases = {
+        f"{base}/files?ref=no-such-branch": (404, "no-such-branch"),
+        f"{base}/files?ref=a:b": (400, "ref"),
+        f"{base}/files?path=../etc": (400, "object path"),
+        f"{base}/files?path=nowhere/": (404, "nowhere"),
+        f"{base}/blob?path=missing.txt": (404, "missing.txt"),
+        f"{base}/blob?path=/abs": (400, "object path"),
+        f"{base}/raw?path=missing.txt": (404, "missing.txt"),
+        f"{base}/history?after=not-a-commit!": (400, "after"),
+        f"{base}/compare?base=main&head=nope": (404, "nope"),
+        f"/a/{name}/widget/{folder}/net": (400, "asset type"),
+        f"/f/{name}/widget/{folder}": (400, "widget"),
+    }
+    for url, (status, text) in cases.items():
+        r = client.get(url)
+        assert r.status_code == status, (url, r.status_code, r.text[-600:])
+        message = r.text.split('<p class="message">')[1].split("</p>")[0]
+        assert text in message.replace("&#39;", "'"), (url, message)
