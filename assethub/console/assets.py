@@ -42,6 +42,8 @@ from assethub.refs import DEFAULT_BRANCH, AssetPath, AssetRef, FolderPath, valid
 #: a directory page's entries; a version of any size is listed a page at a time
 PAGE = 200
 HISTORY_PAGE = 50
+#: branches and tags the ref picker lists (each; the refs page lists all)
+PICKER_REFS = 100
 #: what a file view reads of a file (the rest is behind "download")
 HEAD_BYTES = 1 << 20
 #: compare: line diffs only for this many text files of at most this size
@@ -212,7 +214,8 @@ def router(hub: Hub) -> APIRouter:
         branches, tags, commits = await asyncio.gather(
             run_in_threadpool(hub.list_branches, who, path),
             run_in_threadpool(hub.list_tags, who, path), recent())
-        return {"branches": branches, "tags": tags, "recent": commits}
+        return {"branches": branches[:PICKER_REFS], "tags": tags[:PICKER_REFS], "recent": commits,
+                "cut": len(branches) > PICKER_REFS or len(tags) > PICKER_REFS}
 
     def may_edit(asset: AssetView) -> bool:
         return asset.your_role in ("edit", "owner")
