@@ -291,6 +291,12 @@ def test_a_model_from_folder_to_files_history_compare_refs_and_delete(console: C
         assert r.status_code == 403, (url, r.status_code, r.text[:300])
     assert [t["name"] for t in console.call(token, "GET", f"/assets/{asset}/tags").json()] == ["v1"]
     assert viewer_alerts == []
+    # unshared: bob's next look finds nothing there
+    page.goto(folder_base)
+    page.get_by_role("button", name=f"Unshare user {bob}").click()
+    expect(page.get_by_text(f"no longer shared with user {bob}")).to_be_visible()
+    assert client.get(folder_base).status_code == 404
+    assert client.get(base).status_code == 404
 
     # a stranger: every asset page is the page of a path that does not exist
     _, stranger_token = console.user("eve")
