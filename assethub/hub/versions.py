@@ -155,8 +155,9 @@ class Versions:
                 return info
 
     def list_objects(self, who: Principal, ref: AssetRef | str, *,
-                     prefix: str = "") -> list[ObjectInfo]:
-        return self.storage.list_objects(self.permissions.ref(who, ref, "view"), prefix=prefix)
+                     prefix: str = "", limit: int | None = None) -> list[ObjectInfo]:
+        return self.storage.list_objects(self.permissions.ref(who, ref, "view"), prefix=prefix,
+                                         limit=limit)
 
     def list_directory(self, who: Principal, ref: AssetRef | str, *, prefix: str = "",
                        after: str = "", limit: int = 200) -> Listing:

@@ -539,8 +539,10 @@ class Storage(Transactions):
         self.cache.save_listing(repo, commit, objects)  # a commit never changes
         return objects
 
-    def list_objects(self, ref: AssetRef | str, *, prefix: str = "") -> list[ObjectInfo]:
-        """Files in a version (recursively under ``prefix``)."""
+    def list_objects(self, ref: AssetRef | str, *, prefix: str = "",
+                     limit: int | None = None) -> list[ObjectInfo]:
+        """Files in a version (recursively under ``prefix``); the first ``limit`` only when
+        given (the listing's pages after those are not fetched)."""
         r = AssetRef.coerce(ref)
         if prefix:
             _policy.user_path(prefix, "list")
@@ -548,7 +550,7 @@ class Storage(Transactions):
         return [
             ObjectInfo(o["path"], int(o.get("size_bytes") or 0), o["checksum"],
                        _sha256_of(o.get("metadata")), timestamp(o["mtime"]), o.get("content_type"))
-            for o in self._objects(repo, r.ref, prefix)
+            for o in itertools.islice(self._objects(repo, r.ref, prefix), limit)
         ]
 
     def list_directory(self, ref: AssetRef | str, *, prefix: str = "", after: str = "",
