@@ -21,12 +21,13 @@ from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import RedirectResponse, Response, StreamingResponse
 from markupsafe import Markup
 
 from assethub import errors
 from assethub.console import render as md
 from assethub.console._web import (
+    SECURITY_HEADERS,
     asset_url,
     env,
     field,
@@ -79,6 +80,11 @@ def file_url(asset: Any, page: str, ref: str = "", path: str = "", **more: Any) 
 @lru_cache(maxsize=256)
 def _page_url(asset: Any, page: str) -> str:
     return asset_url(asset, page)
+
+
+def resolve_base(asset: AssetPath, ref: str) -> str:
+    """The base of a README's relative links at ``ref``: ``.../resolve/<ref>/`` (see the route)."""
+    return f"{_page_url(asset, 'resolve')}/{quote(ref, safe='')}/"
 
 
 def crumbs(path: str) -> list[tuple[str, str]]:
@@ -249,7 +255,8 @@ def router(hub: Hub) -> APIRouter:
         commit, refs, (readme_text, readme_file) = await asyncio.gather(
             latest(), picker(who, path), card())
         front, _ = md.split_front_matter(readme_text)
-        readme = md.markdown(readme_text) if readme_text.strip() else Markup("")
+        readme = md.markdown(readme_text, link_base=resolve_base(path, at.ref)) \
+            if readme_text.strip() else Markup("")
         return render(hub, request, "asset_overview.html", asset=asset, ref=ref, tab="",
                       at=at.ref, commit=commit, readme=readme, readme_file=readme_file,
                       front=front, refs=refs, page_name="", file_path="",
@@ -304,7 +311,9 @@ def router(hub: Hub) -> APIRouter:
             if text is not None:
                 view = {"kind": "text", "text": text, "truncated": truncated}
                 if ext in ("md", "markdown") and not truncated:
-                    view = {"kind": "markdown", "html": md.markdown(text), "text": text}
+                    folder_of = file.rsplit("/", 1)[0] + "/" if "/" in file else ""
+                    html = md.markdown(text, link_base=resolve_base(apath, at.ref) + folder_of)
+                    view = {"kind": "markdown", "html": html, "text": text}
                 elif ext in ("csv", "tsv", "json", "jsonl"):
                     table = table_of(text, ext)
                     if table is not None:
@@ -346,6 +355,17 @@ def router(hub: Hub) -> APIRouter:
         if obj.etag:
             headers["ETag"] = obj.etag
         return StreamingResponse(obj.chunks, headers=headers, media_type=media)
+
+    @r.get(A + "/resolve/{at}/{file:path}")
+    def resolve(request: Request, owner: str, kind: str, folder: str, name: str, at: str,
+                file: str) -> Response:
+        """Where a README's relative link or image points: an image's bytes, any other file's
+        view (a redirect; the pages it leads to check who may see them)."""
+        apath = asset_path(owner, kind, folder, name)
+        ref, target = _ref(apath, at).ref, _file(file)
+        page = "raw" if _ext(target) in IMAGES else "blob"
+        return RedirectResponse(file_url(apath, page, ref=ref, path=target), status_code=302,
+                                headers=SECURITY_HEADERS)
 
     # -- history ---------------------------------------------------------------------------------
     @r.get(A + "/history")

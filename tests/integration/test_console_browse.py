@@ -28,7 +28,8 @@ tags: [vision, "<script>alert(1)</script>"]
 ---
 # Digits net
 
-A small classifier. **Bold** and a [link](https://example.org).
+A small classifier. **Bold** and a [link](https://example.org); [the notes](notes.txt).
+![a red pixel](img/pixel.png)
 
 <script>alert("script")</script>
 <img src=x onerror="alert('onerror')">
@@ -142,7 +143,13 @@ def test_a_model_from_folder_to_files_history_compare_refs_and_delete(console: C
     expect(page.get_by_text(f"Digits {XSS}").first).to_be_visible()
     expect(page.get_by_label("CLI")).to_have_value(f"assethub download {asset}:main net/")
     expect(page.locator(".commit-line")).to_contain_text("second")
+    # relative links and images of the README lead to the asset's files at the same ref
+    page.wait_for_function("document.querySelector('.markdown-body img[alt=\"a red pixel\"]')"
+                           ".naturalWidth === 8")
     console.shot(page, "browse-overview")
+    page.locator(".markdown-body").get_by_role("link", name="the notes").click()
+    expect(page.locator("pre.blob")).to_have_text("one\n2\nthree\nfour\n")
+    assert "/blob?" in page.url and "path=notes.txt" in page.url
 
     # files at main: one level at a time, the hostile name as text
     page.get_by_role("navigation", name="Asset").get_by_role("link", name="Files").click()
