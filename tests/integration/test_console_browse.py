@@ -393,6 +393,19 @@ def test_a_large_directory_is_listed_a_page_at_a_time(console: Console) -> None:
         more.click()
         expect(page.get_by_role("link", name="Back to the first page")).to_be_visible()
     assert seen == [f"f{i:03d}.txt" for i in range(25)]
+    # the ref picker by keyboard alone: open, filter, pick a tag; the directory is kept
+    assert console.call(token, "POST", f"/assets/{asset}/tags", json={"name": "t1"}).status_code == 201
+    page.goto(f"/a/{asset}/files?path=d/")
+    page.locator(".ref-picker summary").focus()
+    page.keyboard.press("Enter")
+    page.keyboard.press("Tab")
+    expect(page.get_by_label("Filter branches, tags and commits")).to_be_focused()
+    page.keyboard.type("t1")
+    page.keyboard.press("Tab")
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r"ref=t1"))
+    assert "path=d%2F" in page.url
+    expect(page.locator(".ref-picker summary")).to_contain_text("t1")
     # history, a commit per page: each commit once, newest first, then the end
     commit(console, token, asset, {"d/f000.txt": b"y"}, "touch d")
     commit(console, token, asset, {"top.txt": b"u"}, "touch top")
