@@ -223,14 +223,15 @@ def test_a_model_from_folder_to_files_history_compare_refs_and_delete(console: C
     expect(page.locator(".summary")).to_contain_text("1 added")
     expect(page.locator(".summary")).to_contain_text("1 changed")
     expect(page.locator("table.diff tr.diff-add", has_text="four")).to_be_visible()
-    expect(page.get_by_role("button", name="Merge main into v1")).to_be_visible()
+    merge = page.get_by_role("link", name="Merge main into v1…")
+    expect(merge).to_have_attribute("href", re.compile(r"/merge\?source=main&target=v1$"))
     console.shot(page, "browse-compare")
     page.get_by_role("link", name="Swap").click()
     assert "base=main" in page.url and "head=v1" in page.url
     expect(page.locator(".summary")).to_contain_text("1 removed")
     page.goto(f"{base}/compare?base=main&head={second['id']}")
     expect(page.get_by_text("Nothing to compare")).to_be_visible()
-    expect(page.get_by_role("button", name=re.compile("^Merge"))).to_have_count(0)
+    expect(page.get_by_role("link", name=re.compile("^Merge"))).to_have_count(0)
 
     # branches and tags: create and delete, with confirmation; a refusal shows by its form
     page.goto(f"{base}/refs")
