@@ -43,18 +43,22 @@ BIG = f"{OWNER}/model/bulk/big"  # the asset of many files
 FOLDER0 = f"{OWNER}/dataset/f00"  # a folder of the benchmark (20 assets)
 ASSET0 = f"{FOLDER0}/asset-0000"
 
-#: (name, console page URL, REST URL carrying the same data): one line per page
-ROWS: list[tuple[str, str, str]] = [
-    ("home", "/", "/api/v1/folders"),
-    ("search 'asset-00'", "/search?q=asset-00", "/api/v1/assets?q=asset-00&limit=200"),
-    ("search (all)", "/search?kind=dataset", "/api/v1/assets?kind=dataset&limit=200"),
-    ("tokens", "/tokens", f"/api/v1/users/{OWNER}/tokens"),
-    ("audit", "/audit", "/api/v1/audit?limit=101"),
-    ("services", "/services", "/api/v1/services"),
-    ("folder", folder_url(FOLDER0), f"/api/v1/folders/{FOLDER0}"),
-    ("asset", asset_url(ASSET0), f"/api/v1/assets/{ASSET0}"),
-    ("asset files (10k root)", asset_url(BIG, "files"), f"/api/v1/assets/{BIG}/objects?prefix=f000"),
-    ("asset history", asset_url(BIG, "history"), f"/api/v1/assets/{BIG}/log?ref=main&limit=50"),
+#: (name, console page URL, REST URLs carrying the same data: their times add up): one line
+#: per page. An asset page also shows the ref picker (branches and tags).
+A0, BIGA = f"/api/v1/assets/{ASSET0}", f"/api/v1/assets/{BIG}"
+PICKER = (f"{BIGA}/branches", f"{BIGA}/tags")
+ROWS: list[tuple[str, str, tuple[str, ...]]] = [
+    ("home", "/", ("/api/v1/folders",)),  # + presets: the API has no preset filter
+    ("search 'asset-00'", "/search?q=asset-00", ("/api/v1/assets?q=asset-00&limit=200",)),
+    ("search (all)", "/search?kind=dataset", ("/api/v1/assets?kind=dataset&limit=200",)),
+    ("tokens", "/tokens", (f"/api/v1/users/{OWNER}/tokens",)),
+    ("audit", "/audit", ("/api/v1/audit?limit=101",)),
+    ("services", "/services", ("/api/v1/services",)),
+    ("folder", folder_url(FOLDER0), (f"/api/v1/folders/{FOLDER0}", f"/api/v1/folders/{FOLDER0}/shares",
+                                     "/api/v1/assets?owner=admin&kind=dataset&folder=f00")),
+    ("asset", asset_url(ASSET0), (A0, f"{A0}/log?ref=main&limit=1", f"{A0}/branches", f"{A0}/tags")),
+    ("asset files (10k root)", asset_url(BIG, "files"), (f"{BIGA}/objects?prefix=f000", *PICKER)),
+    ("asset history", asset_url(BIG, "history"), (f"{BIGA}/log?ref=main&limit=50", *PICKER)),
 ]
 
 
@@ -139,14 +143,15 @@ def main() -> int:
                 continue
             for _ in range(3):
                 browser.get(page).raise_for_status()
-                api.get(rest).raise_for_status()
+                for call in rest:
+                    api.get(call).raise_for_status()
             page_walls, renders, rest_walls = [], [], []
             for _ in range(args.n):  # alternating, so that both see the same machine
                 wall, render = measure(browser, page)
                 page_walls.append(wall)
                 if render is not None:
                     renders.append(render)
-                rest_walls.append(measure(api, rest)[0])
+                rest_walls.append(sum(measure(api, call)[0] for call in rest))
             renders = renders or [float("nan")]
             ratio = statistics.median(page_walls) / statistics.median(rest_walls)
             results.append((name, statistics.median(page_walls), ratio))
