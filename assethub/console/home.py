@@ -24,8 +24,7 @@ def router(hub: Hub) -> APIRouter:
         mine = [f for f in folders if who.name and f.path.owner == who.name]
         shared = [f for f in folders if f not in mine and not f.public]
         public = [f for f in folders if f not in mine and f.public]
-        presets = hub.search(who, kind="dataset", limit=1000)
-        presets = [a for a in presets if a.preset]
+        presets = hub.search(who, kind="dataset", preset=True, limit=1000)
         return render(hub, request, "home.html", mine=mine, shared=shared, public=public,
                       presets=presets, kinds=KINDS)
 

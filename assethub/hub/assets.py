@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, LargeBinary, cast, func, select
+from sqlalchemy.orm import Session, contains_eager, selectinload
 
 from assethub import _repo_names
 from assethub.catalog import Asset, Catalog, Folder
@@ -37,6 +39,13 @@ def _asset_view(who: Principal, a: Asset) -> AssetView:
         tuple(a.labels or ()), a.readme, aware(a.created_at) or a.created_at, a.created_by,
         aware(a.updated_at) or a.updated_at, role_name(who, f, a), ds,
         a.preset, tuple((p.tag, p.commit_id) for p in a.publications))
+
+def _not_ascii(s: Session, column: Any) -> ColumnElement[bool]:
+    """SQL: ``column`` holds a character beyond ASCII (more bytes than characters)."""
+    if s.get_bind().dialect.name == "sqlite":
+        return func.length(cast(column, LargeBinary)) != func.length(column)
+    return func.octet_length(column) != func.length(column)
+
 
 def _labels(labels: Iterable[str]) -> list[str]:
     out = []
@@ -130,12 +139,17 @@ class Assets:
 
     def search(self, who: Principal, *, query: str = "", label: str | None = None,
                kind: str | None = None, owner: str | None = None, folder: str | None = None,
-               task_type: str | None = None, limit: int = 100) -> list[AssetView]:
+               task_type: str | None = None, preset: bool | None = None,
+               limit: int = 100) -> list[AssetView]:
         """Assets the caller may see, by name/description words, label, type, owner, folder,
-        dataset task type."""
+        dataset task type, preset or not."""
         with self.catalog.session() as s:
-            q = select(Asset).join(Folder).order_by(Folder.owner, Folder.kind, Folder.name,
-                                                    Asset.name)
+            # the folder comes with each asset (one join), its shares and the assets'
+            # publications in one query each: no query per asset
+            q = (select(Asset).join(Folder)
+                 .options(contains_eager(Asset.folder).selectinload(Folder.shares),
+                          selectinload(Asset.publications))
+                 .order_by(Folder.owner, Folder.kind, Folder.name, Asset.name))
             if kind:
                 q = q.where(Folder.kind == AssetKind(kind).value)
             if owner:
@@ -144,9 +158,21 @@ class Assets:
                 q = q.where(Folder.name == folder)
             if task_type:
                 q = q.where(Asset.task_type == task_type)
+            if preset is not None:
+                q = q.where(Asset.preset.is_(preset))
             out: list[AssetView] = []
             needle = query.casefold().strip()
-            for a in s.scalars(q):
+            if needle and needle.isascii():
+                # narrowed in SQL: lower() agrees with casefold on ASCII text; a name or
+                # description with other characters (whose casefold may be ASCII: 'ß' is 'ss')
+                # goes through to the exact test below
+                like = "%" + needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+                q = q.where(func.lower(Asset.name).like(like, escape="\\")
+                            | func.lower(Asset.description).like(like, escape="\\")
+                            | _not_ascii(s, Asset.name) | _not_ascii(s, Asset.description))
+            # read in batches (each with its folders' shares and its publications), so that a
+            # search stops reading once it has ``limit`` assets the caller may see
+            for a in s.scalars(q.execution_options(yield_per=max(min(limit, 500), 50))):
                 if needle and needle not in a.name.casefold() \
                         and needle not in a.description.casefold():
                     continue

@@ -55,8 +55,10 @@ class AuditLog:
 
     def query(self, who: Principal, *, actor: str | None = None, action: str | None = None,
               target: str | None = None, since: datetime | None = None,
+              outcome: str | None = None, before: int | None = None,
               limit: int = 100) -> list[AuditView]:
-        """Audit events, newest first: all for admins, a user's own otherwise."""
+        """Audit events, newest first: all for admins, a user's own otherwise. ``before``: only
+        events older than the event of that id (the next page after it)."""
         me = require_user(who)
         with self.catalog.session() as s:
             q = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(min(limit, 1000))
@@ -73,5 +75,9 @@ class AuditLog:
                 q = q.where(AuditEvent.target.contains(target))
             if since:
                 q = q.where(AuditEvent.at >= since)
+            if outcome:
+                q = q.where(AuditEvent.outcome == outcome)
+            if before is not None:
+                q = q.where(AuditEvent.id < before)
             return [AuditView(e.id, aware(e.at) or e.at, e.actor, e.action, e.target,
                               e.outcome, e.detail) for e in s.scalars(q)]

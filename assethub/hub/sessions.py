@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
+from sqlalchemy.orm import joinedload
 
 from assethub.catalog import ApiToken, Catalog, ConsoleSession, Group, Membership
 from assethub.errors import AuthenticationError
@@ -93,7 +94,10 @@ class Sessions:
             return None
         at = self.clock()
         with self.catalog.session() as s:
-            row = s.scalar(select(ConsoleSession).where(ConsoleSession.session_hash == _hash(secret)))
+            # the session with its token and the token's user in one query (every page asks)
+            row = s.scalar(select(ConsoleSession)
+                           .options(joinedload(ConsoleSession.token).joinedload(ApiToken.user))
+                           .where(ConsoleSession.session_hash == _hash(secret)))
             if row is None or row.ended_at is not None:
                 return None
             if (aware(row.expires_at) or at) <= at:
@@ -117,7 +121,10 @@ class Sessions:
             return
         login = self.check(secret)
         with self.catalog.session() as s:
-            row = s.scalar(select(ConsoleSession).where(ConsoleSession.session_hash == _hash(secret)))
+            # the session with its token and the token's user in one query (every page asks)
+            row = s.scalar(select(ConsoleSession)
+                           .options(joinedload(ConsoleSession.token).joinedload(ApiToken.user))
+                           .where(ConsoleSession.session_hash == _hash(secret)))
             if row is not None and row.ended_at is None:
                 row.ended_at = self.clock()
         if login is not None:

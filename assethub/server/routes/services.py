@@ -46,10 +46,11 @@ def router(hub: Hub, principal: Callable[..., Awaitable[Principal]],
     services = manager or (ServiceManager(hub) if hub is not None else cast(ServiceManager, None))
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if services is None:
             yield
             return
+        app.state.services = services  # the console's pages use the same manager
         services.open()
         yield
         await services.aclose()
