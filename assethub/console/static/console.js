@@ -36,6 +36,15 @@
       }
       try {
         const r = await fetch(url, { headers: { "X-Requested-With": "assethub-console" } });
+        if (r.redirected && new URL(r.url).pathname === "/signin") {
+          // the session ended: stop, and say so instead of swapping the sign-in page in
+          const note = document.createElement("p");
+          note.className = "error-text";
+          note.setAttribute("role", "alert");
+          note.textContent = "Your session ended: sign in again to follow this.";
+          el.replaceWith(note);
+          return;
+        }
         if (r.ok) {
           const html = await r.text();
           const box = document.createElement("div");
