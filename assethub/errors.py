@@ -28,7 +28,8 @@ the fields a caller needs, not only a message::
     ├── JobError                               a train / evaluate / merge job cannot run
     │   ├── CodeFetchError (LookupError)       repository URL, revision or subpath unusable; .url
     │   ├── JobSpecError (ValueError)          no assethub.yaml / no command / bad params
-    │   └── JobFailedError                     the job's command failed; .exit_code, .tail
+    │   ├── JobFailedError                     the job's command failed; .exit_code, .tail
+    │   └── OrchestratorUnavailableError (ConnectionError) the server cannot reach Prefect
     └── ServiceError                           a model service cannot be published or used; .name
         ├── NotServableError (ValueError)      the version holds no MLflow model; .ref, .reason
         ├── PortInUseError (OSError)           the address asked for is taken; .port
@@ -69,6 +70,7 @@ __all__ = [
     "NotServableError",
     "NothingToCommitError",
     "ObjectNotFoundError",
+    "OrchestratorUnavailableError",
     "PayloadTooLargeError",
     "PortInUseError",
     "PredictionError",
@@ -249,6 +251,11 @@ class JobFailedError(JobError):
         self.tail = tail
 
 
+class OrchestratorUnavailableError(JobError, ConnectionError):
+    """The server cannot start or ask about a job: its orchestrator (Prefect) is not there,
+    not set up (no deployment) or failing; the message names it and what to start or set."""
+
+
 class ServiceError(AssetHubError):
     """A model service cannot be published, changed or used."""
 
@@ -329,6 +336,7 @@ WIRE_ERRORS: tuple[WireError, ...] = (
     _row(CodeFetchError, 422, url="", transient=False),
     _row(JobSpecError, 400),
     _row(JobFailedError, 422, exit_code=None, tail=""),
+    _row(OrchestratorUnavailableError, 503),
     _row(ServiceError, 422, name=""),
     _row(NotServableError, 400, name="", ref="", reason=""),
     _row(PortInUseError, 409, name="", port=0),

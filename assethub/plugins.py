@@ -10,6 +10,9 @@ up here by group name only when it is needed::
     [project.entry-points."assethub.follow_triggers"]  # what starts a follow's retrains
     prefect = "deployments.triggers:PrefectFollowTriggers"
 
+    [project.entry-points."assethub.job_launchers"]    # what starts a person's job from the server
+    prefect = "deployments.launcher:PrefectJobLauncher"
+
 Entry points rather than ``importlib.import_module("deployments...")`` in the core: the core
 names no module above it (a test walks its imports), another orchestrator or a build without
 Prefect plugs in by installing a different package, and nothing is imported until used (the
@@ -21,6 +24,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+from assethub.launcher import JobLauncher, NoJobLauncher
 from assethub.triggers import FollowTriggers, NoFollowTriggers
 
 if TYPE_CHECKING:
@@ -28,6 +32,7 @@ if TYPE_CHECKING:
 
 COMMANDS = "assethub.commands"
 FOLLOW_TRIGGERS = "assethub.follow_triggers"
+JOB_LAUNCHERS = "assethub.job_launchers"
 
 log = logging.getLogger("assethub.plugins")
 
@@ -61,4 +66,21 @@ def follow_triggers(name: str = "") -> FollowTriggers:
     ep = found[name] if name else next(iter(found.values()))
     log.info("follow triggers: %s (%s)", ep.name, ep.value)
     made: FollowTriggers = ep.load()()
+    return made
+
+
+def job_launcher(name: str = "") -> JobLauncher:
+    """The job launcher named ``name`` (default: the first installed), made with no arguments;
+    :class:`NoJobLauncher` saying why when there is none (or ``name`` is "none")."""
+    if name == "none":
+        return NoJobLauncher("starting jobs from the server is turned off (ASSETHUB_JOB_LAUNCHER=none)")
+    found = available(JOB_LAUNCHERS)
+    if name and name not in found:
+        return NoJobLauncher(f"no job launcher named {name!r} is installed (installed: "
+                             f"{', '.join(found) or 'none'})")
+    if not found:
+        return NoJobLauncher(f"no job launcher is installed (entry point group {JOB_LAUNCHERS!r})")
+    ep = found[name] if name else next(iter(found.values()))
+    log.info("job launcher: %s (%s)", ep.name, ep.value)
+    made: JobLauncher = ep.load()()
     return made

@@ -45,8 +45,15 @@ def retrain_parameters(follow_id: int) -> dict[str, Any]:
     return {"follow_id": follow_id}
 
 
+def configured_api_url(api_url: str = "") -> str:
+    """The Prefect API the server talks to: ``api_url``, else ``ASSETHUB_PREFECT_API_URL`` or
+    ``PREFECT_API_URL`` as they are now (``assethub up`` sets the first); "" when none is set."""
+    return api_url or os.environ.get("ASSETHUB_PREFECT_API_URL") or os.environ.get("PREFECT_API_URL") or ""
+
+
 @contextmanager
-def _client(api_url: str) -> Iterator[Any]:
+def prefect_client(api_url: str) -> Iterator[Any]:
+    """A synchronous Prefect client of the API at ``api_url``, whatever this process's settings."""
     from prefect.client.orchestration import get_client
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
@@ -64,7 +71,7 @@ def install_follow(api_url: str, follow_id: int, model: str, dataset: str,
 
     params = retrain_parameters(follow_id)
     out: dict[str, str] = {}
-    with _client(api_url) as c:
+    with prefect_client(api_url) as c:
         deployment = c.read_deployment_by_name(RETRAIN)  # run `assethub deploy` first
         _remove(c, follow_id, deployment.id)
         automation = AutomationCore(
@@ -92,7 +99,7 @@ def _remove(c: Any, follow_id: int, deployment_id: Any) -> None:
 
 
 def remove_follow(api_url: str, follow_id: int) -> dict[str, str]:
-    with _client(api_url) as c:
+    with prefect_client(api_url) as c:
         _remove(c, follow_id, c.read_deployment_by_name(RETRAIN).id)
     return {"removed": str(follow_id)}
 
@@ -139,7 +146,7 @@ def ended_flow_runs(api_url: str, ids: Sequence[str], lost_after: float | None =
     if not wanted:
         return {}
     out: dict[str, str] = {}
-    with _client(api_url) as c:
+    with prefect_client(api_url) as c:
         for run in c.read_flow_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=wanted))):
             current, parent = run, ""
             for _ in range(4):  # a retrain's sub-flows are one level down
@@ -200,7 +207,7 @@ class PrefectFollowTriggers:
         self._api_url = api_url
 
     def api_url(self) -> str:
-        url = self._api_url or os.environ.get("ASSETHUB_PREFECT_API_URL") or os.environ.get("PREFECT_API_URL")
+        url = configured_api_url(self._api_url)
         if not url:
             raise TriggersUnavailable("the server has no Prefect API (set PREFECT_API_URL)")
         return url

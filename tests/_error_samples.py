@@ -40,6 +40,8 @@ SAMPLES: dict[type[errors.AssetHubError], errors.AssetHubError] = {
                                                  transient=True),
     errors.JobSpecError: errors.JobSpecError("no assethub.yaml"),
     errors.JobFailedError: errors.JobFailedError("exit 3", exit_code=3, tail="Traceback..."),
+    errors.OrchestratorUnavailableError: errors.OrchestratorUnavailableError(
+        "cannot reach Prefect at http://127.0.0.1:4200/api"),
     errors.ServiceError: errors.ServiceError("cannot", name="digits"),
     errors.NotServableError: errors.NotServableError("no model", name="digits", ref="a/model/f/n:v1",
                                                      reason="no MLmodel"),

@@ -40,6 +40,7 @@ from assethub.hub.jobs import RUN_KINDS, RUN_STATES, RUN_TRIGGERS, Jobs
 from assethub.hub.permissions import ROLES, Permissions
 from assethub.hub.sessions import ConsoleLogin, Sessions
 from assethub.hub.versions import BUNDLE_MAX_FILES, Limits, Versions
+from assethub.launcher import JobLauncher, NoJobLauncher
 from assethub.refs import AssetPath, FolderPath
 from assethub.storage import Storage
 from assethub.triggers import FollowTriggers, LakeFSHook, NoFollowTriggers
@@ -131,13 +132,17 @@ class Hub:
     def __init__(self, catalog: Catalog, storage: Storage, *, work_dir: Path,
                  limits: Limits | None = None, follow_triggers: FollowTriggers | None = None,
                  lakefs_hook: LakeFSHook | None = None,
-                 clock: Callable[[], datetime] | None = None) -> None:
+                 clock: Callable[[], datetime] | None = None,
+                 job_launcher: JobLauncher | None = None) -> None:
         self.catalog = catalog
         self.storage = storage
         self.limits = limits or Limits()
         # what starts follows' retrains (assethub.follows); the server's composition root wires it
         self.follow_triggers: FollowTriggers = follow_triggers or NoFollowTriggers(
             "the server was started without follow triggers")
+        # what starts a person's job from the server (assethub.launcher.start_job; the console)
+        self.job_launcher: JobLauncher = job_launcher or NoJobLauncher(
+            "the server was started without a job launcher")
         # where lakeFS's actions call the server and the secret they present (server settings)
         self.lakefs_hook = lakefs_hook or LakeFSHook()
         self.uploads_dir = work_dir / "uploads"

@@ -3,7 +3,8 @@
 :func:`build_hub` is the composition root: it makes the catalog and storage and wires the
 protocols the core defines to their implementations, which live above the core and are found
 through entry points (:mod:`assethub.plugins`) — the follow triggers to Prefect's
-(``deployments.triggers``) unless ``ASSETHUB_FOLLOW_TRIGGERS`` names another (or ``none``).
+(``deployments.triggers``) unless ``ASSETHUB_FOLLOW_TRIGGERS`` names another (or ``none``), and
+the job launcher to Prefect's (``deployments.launcher``) unless ``ASSETHUB_JOB_LAUNCHER`` does.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ class ServerSettings:
     port: int = 8780
     admin: str = "admin"
     follow_triggers: str = ""  # an ``assethub.follow_triggers`` entry point; "" the installed one
+    job_launcher: str = ""  # an ``assethub.job_launchers`` entry point; "" the installed one
     # the most one uploaded file / one imported archive may hold (ASSETHUB_MAX_UPLOAD_BYTES,
     # ASSETHUB_MAX_ARCHIVE_BYTES, ASSETHUB_MAX_ARCHIVE_FILES)
     limits: Limits = field(default_factory=Limits)
@@ -71,6 +73,7 @@ class ServerSettings:
             port=int(os.environ.get("ASSETHUB_PORT", "8780")),
             admin=os.environ.get("ASSETHUB_ADMIN", "admin"),
             follow_triggers=os.environ.get("ASSETHUB_FOLLOW_TRIGGERS", ""),
+            job_launcher=os.environ.get("ASSETHUB_JOB_LAUNCHER", ""),
             limits=Limits(**{name: int(os.environ[f"ASSETHUB_{name.upper()}"])
                              for name in ("max_upload_bytes", "max_archive_bytes", "max_archive_files")
                              if os.environ.get(f"ASSETHUB_{name.upper()}")}),
@@ -93,7 +96,8 @@ def build_hub(settings: ServerSettings) -> Hub:
                       locate=CatalogLocator(catalog))  # the catalog owns path -> repository
     return Hub(catalog, storage, work_dir=work, limits=settings.limits,
                follow_triggers=plugins.follow_triggers(settings.follow_triggers),
-               lakefs_hook=LakeFSHook(settings.hook_base_url(), settings.hook_secret))
+               lakefs_hook=LakeFSHook(settings.hook_base_url(), settings.hook_secret),
+               job_launcher=plugins.job_launcher(settings.job_launcher))
 
 
 #: how often the server looks for runs whose flow run ended without them (ASSETHUB_CRASH_CHECK_SECONDS)

@@ -36,7 +36,8 @@ def test_the_sdk_and_cli_load_no_server_side_package(statement: str) -> None:
 
 def test_the_stdlib_only_modules_import_only_the_standard_library() -> None:
     statement = ("from assethub.wire import *; "
-                 "import assethub.wire, assethub.errors, assethub.refs, assethub.lineage, assethub._cache")
+                 "import assethub.wire, assethub.errors, assethub.refs, assethub.lineage, assethub._cache, "
+                 "assethub.launcher, assethub.triggers, assethub.plugins")
     at_start = loaded_after("pass")  # __main__, and whatever site-packages' .pth files load
     third_party = loaded_after(statement) - at_start - set(sys.stdlib_module_names) - {"assethub"}
     assert sorted(third_party) == []

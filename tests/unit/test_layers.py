@@ -62,15 +62,17 @@ def test_the_core_never_imports_prefect_flows_or_deployments() -> None:
 
 
 def test_the_cli_and_the_server_load_no_layer_above_the_core() -> None:
-    """Importing the CLI and the server, and wiring the follow triggers, imports no Prefect;
-    the plugins' modules load only when the wiring asks for them."""
+    """Importing the CLI and the server, and wiring the follow triggers and the job launcher,
+    imports no Prefect; the plugins' modules load only when the wiring asks for them."""
     script = ("import sys\nimport assethub.cli, assethub.server\n"
               f"above = lambda: sorted({{m.split('.')[0] for m in sys.modules}} & {set(ABOVE_THE_CORE)})\n"
               "print(above())\n"
               "from assethub import plugins\n"
-              "print(type(plugins.follow_triggers()).__name__, above())\n")
+              "print(type(plugins.follow_triggers()).__name__, above())\n"
+              "print(type(plugins.job_launcher()).__name__, above())\n")
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
-    assert out.splitlines() == ["[]", "PrefectFollowTriggers ['deployments']"]
+    assert out.splitlines() == ["[]", "PrefectFollowTriggers ['deployments']",
+                                "PrefectJobLauncher ['deployments']"]
 
 
 def test_deploy_is_a_plugin_command_of_the_cli() -> None:
