@@ -82,9 +82,10 @@ class LogLine:
     message: str
 
 
-class LauncherUnavailable(Exception):
+class LauncherUnavailable(OrchestratorUnavailableError):
     """The launcher cannot act here (no orchestrator configured, not reachable, not deployed);
-    says what to set or start."""
+    says what to set or start. An :class:`~assethub.errors.OrchestratorUnavailableError`, so
+    one that reaches the server's error handler (a runs page asking for a state) is a 503 too."""
 
 
 class JobLauncher(Protocol):

@@ -1,5 +1,7 @@
 """Session fixtures shared by the integration tests of jobs and services: a real MLflow tracking
-server and the stack's real Prefect server (one of each per session, logs under ASSETHUB_HOME)."""
+server and the stack's real Prefect server (one of each per session, logs under ASSETHUB_HOME);
+for the tests of deployments (test_deployments, test_launcher), the user ``deployer``'s world and
+a process worker with the deployments registered."""
 
 from __future__ import annotations
 
@@ -9,8 +11,12 @@ from typing import Any
 
 import pytest
 
+from assethub.client import Client
+
 # the web console's browser fixtures (Chromium per module, a `console` per test)
 from tests.integration._console import browser, console  # noqa: F401
+from tests.integration._jobs import EXAMPLES, JobWorld, git_repo
+from tests.integration._prefect_world import DATASET, MODEL, on_prefect, worker_env
 
 
 @pytest.fixture(scope="session")
@@ -43,3 +49,64 @@ def prefect_api(lakefs_server: Any) -> Iterator[str]:
     with temporary_settings({PREFECT_API_URL: api}):
         yield api
     prefect.stop()
+
+
+@pytest.fixture(scope="session")
+def tracking(lakefs_server: Any) -> Iterator[str]:
+    from infra import mlflow
+
+    ours = mlflow.status() is None
+    url = mlflow.start()
+    yield url
+    if ours:
+        mlflow.stop()
+
+
+@pytest.fixture(scope="session")
+def deploy_world(hub_server: Any, tracking: str, tmp_path_factory: pytest.TempPathFactory) -> JobWorld:
+    from assethub.hub import DatasetMeta
+    from examples.datasets import write_digits
+
+    admin = Client(hub_server.url, hub_server.admin_token)
+    admin.create_user("deployer")
+    token = admin.create_token("deployer", name="worker").secret
+    hub = Client(hub_server.url, token)
+    hub.create_folder("deployer/dataset/images")
+    hub.create_folder("deployer/model/digits")
+    hub.create_asset(DATASET, dataset=DatasetMeta("image_classification", "dir", "test_set", None, "test"))
+    data = tmp_path_factory.mktemp("deploy-digits")
+    write_digits(data)
+    hub.upload(f"{DATASET}:main", data, message="digits")
+    commit = hub.resolve(f"{DATASET}:main")
+    hub.create_asset("deployer/model/digits/cnn")
+    hub.create_asset(MODEL)
+    repo, sha = git_repo(EXAMPLES / "digits-classifier", tmp_path_factory.mktemp("deploy-code") / "repo")
+    return JobWorld(hub, "deployer", token, "deployer/model/digits/cnn", f"{DATASET}:{commit}", commit,
+                    repo, sha)
+
+
+@pytest.fixture(scope="module")  # the worker stops when this module is done: 2 cores
+def prefect_stack(deploy_world: JobWorld, hub_server: Any, tracking: str, prefect_api: str) -> Iterator[str]:
+    """The session's Prefect server + a process worker of the embedded stack, deployments registered."""
+    from infra import prefect
+
+    api = prefect_api
+    # the worker holds the service user's token (never the admin's), as `assethub up` gives it:
+    # runs registered by a person or a follow act for them with their run's token; runs started
+    # in the Prefect UI act as the service user, with the shares an admin granted it
+    prefect.start_worker(worker_env(hub_server, tracking))
+    admin = Client(hub_server.url, hub_server.admin_token)
+    admin.share("deployer/model/digits", role="edit", user="prefect")
+    admin.share("deployer/dataset/images", role="run", user="prefect")
+    old = os.environ.get("ASSETHUB_PREFECT_API_URL")
+    os.environ["ASSETHUB_PREFECT_API_URL"] = api  # the in-process hub server's hook and follows
+    from deployments import deploy_all
+
+    with on_prefect(api):
+        deploy_all()
+    yield api
+    prefect.WORKER.stop()
+    if old is None:
+        os.environ.pop("ASSETHUB_PREFECT_API_URL", None)
+    else:
+        os.environ["ASSETHUB_PREFECT_API_URL"] = old

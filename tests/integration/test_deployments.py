@@ -1,13 +1,12 @@
 """Prefect deployments, work pools and data-triggered retraining, end to end: a real Prefect
 server and a real process worker (under this session's ASSETHUB_HOME), real lakeFS with its
-actions calling the real Asset Hub server's hook, real MLflow, real (one-epoch) training."""
+actions calling the real Asset Hub server's hook, real MLflow, real (one-epoch) training.
+The fixtures (deploy_world, prefect_stack, tracking) are in conftest.py."""
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,88 +16,12 @@ import pytest
 
 from assethub.client import Client
 from tests._wait import wait_for
-from tests.integration._jobs import EXAMPLES, JobWorld, git_repo
+from tests.integration._jobs import JobWorld
+from tests.integration._prefect_world import DATASET, MODEL, on_prefect, worker_env
 
 pytestmark = pytest.mark.integration
 
 FAST = {"epochs": 1, "seed": 1}
-DATASET = "deployer/dataset/images/digits"
-MODEL = "deployer/model/digits/followed"
-
-
-@contextmanager
-def on_prefect(api: str) -> Iterator[None]:
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    with temporary_settings({PREFECT_API_URL: api}):
-        yield
-
-
-@pytest.fixture(scope="session")
-def tracking(lakefs_server: Any) -> Iterator[str]:
-    from infra import mlflow
-
-    ours = mlflow.status() is None
-    url = mlflow.start()
-    yield url
-    if ours:
-        mlflow.stop()
-
-
-@pytest.fixture(scope="session")
-def deploy_world(hub_server: Any, tracking: str, tmp_path_factory: pytest.TempPathFactory) -> JobWorld:
-    from assethub.hub import DatasetMeta
-    from examples.datasets import write_digits
-
-    admin = Client(hub_server.url, hub_server.admin_token)
-    admin.create_user("deployer")
-    token = admin.create_token("deployer", name="worker").secret
-    hub = Client(hub_server.url, token)
-    hub.create_folder("deployer/dataset/images")
-    hub.create_folder("deployer/model/digits")
-    hub.create_asset(DATASET, dataset=DatasetMeta("image_classification", "dir", "test_set", None, "test"))
-    data = tmp_path_factory.mktemp("deploy-digits")
-    write_digits(data)
-    hub.upload(f"{DATASET}:main", data, message="digits")
-    commit = hub.resolve(f"{DATASET}:main")
-    hub.create_asset("deployer/model/digits/cnn")
-    hub.create_asset(MODEL)
-    repo, sha = git_repo(EXAMPLES / "digits-classifier", tmp_path_factory.mktemp("deploy-code") / "repo")
-    return JobWorld(hub, "deployer", token, "deployer/model/digits/cnn", f"{DATASET}:{commit}", commit,
-                    repo, sha)
-
-
-def _worker_env(hub_server: Any, tracking: str) -> dict[str, str]:
-    service = hub_server.hub.ensure_service_user("prefect", new_token=True)
-    return {"ASSETHUB_URL": hub_server.url, "ASSETHUB_TOKEN": service, "MLFLOW_TRACKING_URI": tracking,
-            "ASSETHUB_HOME": os.environ["ASSETHUB_HOME"]}
-
-
-@pytest.fixture(scope="module")  # the worker stops when this module is done: 2 cores
-def prefect_stack(deploy_world: JobWorld, hub_server: Any, tracking: str, prefect_api: str) -> Iterator[str]:
-    """The session's Prefect server + a process worker of the embedded stack, deployments registered."""
-    from infra import prefect
-
-    api = prefect_api
-    # the worker holds the service user's token (never the admin's), as `assethub up` gives it:
-    # runs registered by a person or a follow act for them with their run's token; runs started
-    # in the Prefect UI act as the service user, with the shares an admin granted it
-    prefect.start_worker(_worker_env(hub_server, tracking))
-    admin = Client(hub_server.url, hub_server.admin_token)
-    admin.share("deployer/model/digits", role="edit", user="prefect")
-    admin.share("deployer/dataset/images", role="run", user="prefect")
-    old = os.environ.get("ASSETHUB_PREFECT_API_URL")
-    os.environ["ASSETHUB_PREFECT_API_URL"] = api  # the in-process hub server's hook and follows
-    from deployments import deploy_all
-
-    with on_prefect(api):
-        deploy_all()
-    yield api
-    prefect.WORKER.stop()
-    if old is None:
-        os.environ.pop("ASSETHUB_PREFECT_API_URL", None)
-    else:
-        os.environ["ASSETHUB_PREFECT_API_URL"] = old
 
 
 def test_pools_and_deployments_are_registered(prefect_stack: str) -> None:
@@ -552,7 +475,7 @@ def test_a_worker_killed_mid_run_leaves_no_commit_and_the_run_can_be_rerun(
     assert {b.name for b in w.hub.list_branches(w.model)} == branches, "no partial commit or branch"
     assert w.hub.get_run(running[0].id).state == "running", "the job died with its worker"
     assert ml.get_run(running[0].mlflow_run_id).info.status == "RUNNING", "nobody closed its MLflow run"
-    prefect.start_worker(_worker_env(hub_server, tracking))
+    prefect.start_worker(worker_env(hub_server, tracking))
     with on_prefect(prefect_stack):
         again = run_deployment("train/local", parameters=parameters, timeout=900)
     assert again.state is not None and again.state.is_completed(), again.state

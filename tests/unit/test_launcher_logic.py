@@ -130,6 +130,9 @@ def test_an_orchestrator_that_is_away_is_a_503_and_the_run_is_marked_crashed(lau
                   {"model": MODEL, "dataset": DATASET, "repo": CLEAN_REPO})
     assert errors.wire_error(raised.value).status == 503
     assert isinstance(raised.value, ConnectionError)
+    # the same unavailability met elsewhere (a runs page asking for a state) answers 503 as well
+    status, body = errors.to_wire(LauncherUnavailable("cannot reach Prefect at http://127.0.0.1:9/api"))
+    assert (status, body["type"]) == (503, "OrchestratorUnavailableError") and "Prefect" in body["message"]
     [(who, run_id, changes)] = hub.updated
     assert (who, run_id, changes["state"]) == (ALICE, "run1", "crashed")
     assert changes["error"].startswith("its job was not started: ") and "Prefect" in changes["error"]
