@@ -250,7 +250,9 @@ def up(port: Annotated[int, typer.Option(help="Server port.")] = 8780,
     from infra import stack
 
     info = stack.up(port=port, admin=admin)
-    typer.echo(f"Asset Hub: {info.url}\nlakeFS:    {info.lakefs_url}\nMLflow:    {info.mlflow_url}\n"
+    admin_token = config.home() / "server" / "admin-token"
+    typer.echo(f"Asset Hub: {info.url}/ (web console: sign in with an API token, e.g. the admin's "
+               f"in {admin_token})\nlakeFS:    {info.lakefs_url}\nMLflow:    {info.mlflow_url}\n"
                f"Prefect UI: {info.prefect_url}")
     typer.echo("logs (`assethub logs COMPONENT`):")
     for component, log in info.logs.items():

@@ -46,7 +46,7 @@ def log_files() -> dict[str, Path]:
 
 def up(port: int = 8780, admin: str = "admin", timeout: float = 60) -> StackInfo:
     """Start every component (or find it running) and point the CLI at the server."""
-    tracking.start(wait=False)  # it takes a while: let it come up while lakeFS and the server do
+    mlflow_ui = tracking.start(wait=False)  # it takes a while: let it come up while lakeFS and the server do
     prefect.start_server(wait=False)
     lake = lakefs.start()
     env = {
@@ -58,6 +58,9 @@ def up(port: int = 8780, admin: str = "admin", timeout: float = 60) -> StackInfo
         "ASSETHUB_LAKEFS_SECRET_ACCESS_KEY": lake.secret_access_key,
         "ASSETHUB_HOOK_SECRET": lake.hook_secret,  # lakeFS has it in its environment too
         "ASSETHUB_PREFECT_API_URL": prefect.api_url(),  # follows' triggers
+        # where the web console links to (runs' pages in the other products' UIs)
+        "ASSETHUB_MLFLOW_UI_URL": mlflow_ui,
+        "ASSETHUB_PREFECT_UI_URL": prefect.api_url().removesuffix("/api"),
     }
     url = SERVER.start([sys.executable, "-m", "assethub.server"], env=env, timeout=timeout, port=port)
     saved = None

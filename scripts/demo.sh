@@ -91,3 +91,6 @@ $RUN python -c "import json; from examples.datasets import digits_test_arrays as
 ah services scale digits 2
 ah services show digits
 ah predict digits --input "$WORK/three.json"
+
+step "the web console: the same hub in a browser (open these pages)"
+$RUN python scripts/demo_steps.py console "$MODEL" "$DATASET" digits

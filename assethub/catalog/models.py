@@ -127,7 +127,7 @@ class Asset(Base):
     created_by: Mapped[str] = mapped_column(String(63), default="")
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     folder: Mapped[Folder] = relationship(back_populates="assets")
-    publications: Mapped[list[Publication]] = relationship(cascade="all, delete-orphan",
+    publications: Mapped[list[Publication]] = relationship(cascade="all, delete-orphan", lazy="selectin",
                                                            order_by="Publication.id")
 
 

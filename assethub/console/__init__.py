@@ -19,6 +19,9 @@ is ``static/console.js``; there is no Node build and no third-party code.
 
 from __future__ import annotations
 
+import time
+from typing import Any
+
 from fastapi import APIRouter, FastAPI
 from fastapi.staticfiles import StaticFiles
 
@@ -30,12 +33,36 @@ __all__ = ["PAGES", "error_page", "mount"]
 
 #: the sections in the order their routes are matched
 PAGES = (auth, home, folders, assets, change, datasets, jobs, services, audit)
-#: URL prefixes that belong to the console (the rest is the API's)
-PREFIXES = ("/", )
 
 
-def mount(app: FastAPI, hub: Hub) -> None:
+class _ServerTiming:
+    """Adds ``Server-Timing: app;dur=<ms>`` to every console response: the time from the
+    request's arrival to its response head (data look-ups and rendering), what the console's
+    benchmark and the demo report. API routes are left untouched (and unwrapped)."""
+
+    def __init__(self, app: Any, api_prefix: str) -> None:
+        self.app = app
+        self.api_prefix = api_prefix
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope.get("path", "").startswith(self.api_prefix):
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+
+        async def timed(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                took = (time.perf_counter() - started) * 1000
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"server-timing", f"app;dur={took:.1f}".encode())]
+            await send(message)
+
+        await self.app(scope, receive, timed)
+
+
+def mount(app: FastAPI, hub: Hub, api_prefix: str = "/api/") -> None:
     """Add the console's pages and its static files to ``app``."""
+    app.add_middleware(_ServerTiming, api_prefix=api_prefix)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="console-static")
     root = APIRouter(include_in_schema=False)
     for page in PAGES:

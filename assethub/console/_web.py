@@ -9,7 +9,7 @@ change anything.
 
 from __future__ import annotations
 
-import time
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -79,6 +79,17 @@ env.globals.update(asset_url=asset_url, folder_url=folder_url, url=_url)
 env.filters.update(short=_short, when=_when)
 
 
+def other_uis() -> dict[str, str]:
+    """The other products' web UIs the console links to (server settings: ``assethub up`` sets
+    ``ASSETHUB_PREFECT_UI_URL`` and ``ASSETHUB_MLFLOW_UI_URL``); only http(s) addresses."""
+    found = {"Prefect": os.environ.get("ASSETHUB_PREFECT_UI_URL", ""),
+             "MLflow": os.environ.get("ASSETHUB_MLFLOW_UI_URL", "")}
+    return {k: v.rstrip("/") for k, v in found.items() if v.startswith(("http://", "https://"))}
+
+
+env.globals.update(other_uis=other_uis)
+
+
 def cookie_secret(request: Request) -> str | None:
     return request.cookies.get(COOKIE)
 
@@ -105,7 +116,6 @@ def render(hub: Hub, request: Request, template: str, status: int = 200,
            **context: Any) -> HTMLResponse:
     """A full page from ``template`` with the layout's context (who, CSRF token, flash,
     navigation) and the console's security headers."""
-    started = time.perf_counter()
     login = login_of(hub, request)
     flash = request.cookies.get(FLASH_COOKIE, "")
     html = env.get_template(template).render(
@@ -115,7 +125,6 @@ def render(hub: Hub, request: Request, template: str, status: int = 200,
     response = HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
     if flash:
         response.delete_cookie(FLASH_COOKIE, path="/")
-    response.headers["Server-Timing"] = f"render;dur={(time.perf_counter() - started) * 1000:.1f}"
     return response
 
 
@@ -145,7 +154,7 @@ def safe_next(target: str | None) -> str:
     return target
 
 
-def _same_origin(request: Request) -> bool:
+def same_origin(request: Request) -> bool:
     """A browser's own say on where a POST came from (Fetch metadata, then Origin)."""
     site = request.headers.get("sec-fetch-site")
     if site and site not in ("same-origin", "none"):
@@ -166,7 +175,7 @@ async def form_of(hub: Hub, request: Request) -> tuple[ConsoleLogin, Mapping[str
         raise errors.AuthenticationError("sign in first")
     form = await request.form()
     presented = request.headers.get("x-csrf-token") or str(form.get("csrf") or "")
-    if not hub.sessions.csrf_matches(login, presented) or not _same_origin(request):
+    if not hub.sessions.csrf_matches(login, presented) or not same_origin(request):
         hub.record(login.principal, "console.csrf", request.url.path, "denied",
                    "missing or wrong CSRF token, or a cross-site request")
         raise errors.ForbiddenError("this form is out of date or was not sent from the console "

@@ -3,7 +3,7 @@
 A session cookie (HttpOnly, SameSite=Lax, Secure under HTTPS) stands on the API token the
 person signed in with (:mod:`assethub.hub.sessions`): revoking that token ends the session.
 An admin gives a new user their first token on the users page (shown once), or with
-``assethub tokens create --user NAME``.
+``assethub token create --user NAME``.
 """
 
 from __future__ import annotations

@@ -247,7 +247,8 @@ def bar_chart(
     scale_max = top if top > 0 else 1.0
     bar_h, gap, head = 18, 6, 24
     label_w = round(width * 0.3)
-    value_w = 80
+    # Room for the longest value text right of the longest bar (about 7 px a character).
+    value_w = 7 * max(len(_num(v) + suffix) for _, v in rows) + 8
     bar_space = max(width - label_w - value_w - 8, 10)
     height = head + len(rows) * (bar_h + gap) + (20 if hidden else 0)
     label_chars = max(label_w // 7, 4)
@@ -334,7 +335,7 @@ def line_chart(
         return _empty(title, "no data")
     ticks = nice_ticks(min(values), max(values))
     y_lo, y_hi = ticks[0], ticks[-1]
-    left, right, top = 56, 12, 24
+    left, right, top = 56, 24, 24
     legend_rows = math.ceil(len(series) / 4)
     bottom = 28 + legend_rows * 18
     plot_w, plot_h = max(width - left - right, 10), max(height - top - bottom, 10)
@@ -360,7 +361,8 @@ def line_chart(
     # At most ~10 x labels, so long version lists stay legible.
     every = max(1, math.ceil(n / 10))
     for x, i in categories.items():
-        if i % every == 0 or i == n - 1:
+        # The last category is labelled too, unless that would crowd the one before it.
+        if i % every == 0 or (i == n - 1 and i % every > every / 2):
             parts.append(
                 Markup(
                     '<text class="x-label" x="{}" y="{}" text-anchor="middle"><title>{}</title>{}</text>'

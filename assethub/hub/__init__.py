@@ -271,6 +271,7 @@ class Hub:
     merge = _Forward("versions", Versions.merge)
     publish = _Forward("versions", Versions.publish)
     list_objects = _Forward("versions", Versions.list_objects)
+    list_directory = _Forward("versions", Versions.list_directory)
     stat = _Forward("versions", Versions.stat)
     open_file = _Forward("versions", Versions.open_file)
     open_bundle = _Forward("versions", Versions.open_bundle)

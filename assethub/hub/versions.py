@@ -45,6 +45,7 @@ from assethub.storage import (
     BranchInfo,
     CommitInfo,
     DiffEntry,
+    Listing,
     ObjectInfo,
     Storage,
     Strategy,
@@ -83,10 +84,15 @@ class Versions:
         return self.storage.get_commit(self.permissions.ref(who, ref, "view"))
 
     def log(self, who: Principal, ref: AssetRef | str, *, limit: int | None = 100,
-            path: str | None = None) -> list[CommitInfo]:
+            path: str | None = None, after: str = "") -> list[CommitInfo]:
+        """Commits reachable from ``ref``, newest first; ``after`` (a commit id of this log)
+        pages on from that commit."""
         if path:
             validate_object_path(path.rstrip("/"))  # a file or a directory prefix
-        return list(self.storage.log(self.permissions.ref(who, ref, "view"), limit=limit, path=path))
+        if after and not (len(after) <= 64 and after.isalnum()):
+            raise InvalidReferenceError("after must be a commit id", part="after", value=after[:20])
+        return list(self.storage.log(self.permissions.ref(who, ref, "view"), limit=limit, path=path,
+                                     after=after))
 
     def diff(self, who: Principal, left: AssetRef | str, right: AssetRef | str, *,
              prefix: str = "") -> list[DiffEntry]:
@@ -149,8 +155,19 @@ class Versions:
                 return info
 
     def list_objects(self, who: Principal, ref: AssetRef | str, *,
-                     prefix: str = "") -> list[ObjectInfo]:
-        return self.storage.list_objects(self.permissions.ref(who, ref, "view"), prefix=prefix)
+                     prefix: str = "", limit: int | None = None) -> list[ObjectInfo]:
+        return self.storage.list_objects(self.permissions.ref(who, ref, "view"), prefix=prefix,
+                                         limit=limit)
+
+    def list_directory(self, who: Principal, ref: AssetRef | str, *, prefix: str = "",
+                       after: str = "", limit: int = 200) -> Listing:
+        """One page of one directory level of a version (sub-directories and files), for
+        browsing a version of any size; ``after`` is the previous page's ``next_after``."""
+        if len(after) > 1024:
+            raise InvalidReferenceError("after is over 1024 characters", part="after",
+                                        value=after[:20])
+        return self.storage.list_directory(self.permissions.ref(who, ref, "view"), prefix=prefix,
+                                           after=after, limit=limit)
 
     def stat(self, who: Principal, ref: AssetRef | str, path: str) -> ObjectInfo:
         return self.storage.stat(self.permissions.ref(who, ref, "view"), path)

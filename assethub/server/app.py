@@ -72,8 +72,12 @@ def _streamed(hub: Hub) -> _Streamed:
     """The routes that stream their body, as (method, path pattern, limit)."""
     if hub is None:
         return []
-    return [(method, compile_path(API + path)[0], limit)
-            for method, path, limit in assets.streamed_bodies(hub)]
+    from assethub.console import change  # the console's uploads and imports stream theirs too
+
+    return ([(method, compile_path(API + path)[0], limit)
+             for method, path, limit in assets.streamed_bodies(hub)]
+            + [(method, compile_path(path)[0], limit)
+               for method, path, limit in change.streamed_bodies(hub)])
 
 
 class _Guard:
@@ -241,6 +245,6 @@ def create_app(hub: Hub) -> FastAPI:
     if hub is not None:
         from assethub import console
 
-        console.mount(app, hub)  # the web console: every path outside the API
+        console.mount(app, hub, api_prefix=API + "/")  # the web console: every path outside the API
     app.add_middleware(_Guard, streamed=_streamed(hub))
     return app

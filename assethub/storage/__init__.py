@@ -115,6 +115,7 @@ __all__ = [
     "DeleteFile",
     "DiffEntry",
     "DownloadResult",
+    "Listing",
     "Locator",
     "ObjectInfo",
     "Storage",
@@ -151,6 +152,17 @@ class StreamedObject:
     etag: str | None
     chunks: AsyncIterator[bytes]
     close: Callable[[], Awaitable[None]] | None = None  # for a stream left unread
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """One page of one directory level of a version: its sub-directories (``a/b/``) and files,
+    in path order; ``next_after`` continues the listing (None: this was the last page)."""
+
+    prefix: str
+    dirs: tuple[str, ...]
+    files: tuple[ObjectInfo, ...]
+    next_after: str | None
 
 
 ACTIONS_PREFIX = _policy.ACTIONS_PREFIX  # reserved: only install_action() writes there
@@ -383,8 +395,8 @@ class Storage(Transactions):
 
     # -- refs and history ------------------------------------------------------------------
     def _log(self, repo: str, r: AssetRef, *, amount: int, prefixes: list[str] | None = None,
-             limit: bool = False) -> Iterator[dict[str, Any]]:
-        params: dict[str, Any] = {"amount": amount}
+             limit: bool = False, after: str = "") -> Iterator[dict[str, Any]]:
+        params: dict[str, Any] = {"amount": amount, "start": after}
         if limit:
             params["limit"] = "true"
         if prefixes:
@@ -408,13 +420,14 @@ class Storage(Transactions):
         return commit_from_json(first)
 
     def log(self, ref: AssetRef | str, *, limit: int | None = None,
-            path: str | None = None) -> Iterator[CommitInfo]:
-        """Commits reachable from ``ref``, newest first (only those touching ``path`` if given)."""
+            path: str | None = None, after: str = "") -> Iterator[CommitInfo]:
+        """Commits reachable from ``ref``, newest first (only those touching ``path`` if given;
+        only those after the commit ``after`` in that order, to page on)."""
         r = AssetRef.coerce(ref)
         if path:
             _policy.user_path(path, "show the history of")
         pages = self._log(self.repository(r.path), r, amount=min(PAGE, limit or PAGE),
-                          prefixes=[path] if path else None)
+                          prefixes=[path] if path else None, after=after)
         yield from (commit_from_json(c) for c in itertools.islice(pages, limit))
 
     def diff(self, left: AssetRef | str, right: AssetRef | str, *,
@@ -526,8 +539,10 @@ class Storage(Transactions):
         self.cache.save_listing(repo, commit, objects)  # a commit never changes
         return objects
 
-    def list_objects(self, ref: AssetRef | str, *, prefix: str = "") -> list[ObjectInfo]:
-        """Files in a version (recursively under ``prefix``)."""
+    def list_objects(self, ref: AssetRef | str, *, prefix: str = "",
+                     limit: int | None = None) -> list[ObjectInfo]:
+        """Files in a version (recursively under ``prefix``); the first ``limit`` only when
+        given (the listing's pages after those are not fetched)."""
         r = AssetRef.coerce(ref)
         if prefix:
             _policy.user_path(prefix, "list")
@@ -535,8 +550,42 @@ class Storage(Transactions):
         return [
             ObjectInfo(o["path"], int(o.get("size_bytes") or 0), o["checksum"],
                        _sha256_of(o.get("metadata")), timestamp(o["mtime"]), o.get("content_type"))
-            for o in self._objects(repo, r.ref, prefix)
+            for o in itertools.islice(self._objects(repo, r.ref, prefix), limit)
         ]
+
+    def list_directory(self, ref: AssetRef | str, *, prefix: str = "", after: str = "",
+                       limit: int = 200) -> Listing:
+        """One page of the entries directly under ``prefix`` (``""`` or ending in ``/``):
+        one lakeFS call, whatever the size of the version (for browsing)."""
+        r = AssetRef.coerce(ref)
+        if prefix:
+            _policy.user_path(validate_object_path(prefix.rstrip("/")), "list")
+            prefix = prefix.rstrip("/") + "/"
+        if not 1 <= limit <= PAGE:
+            raise InvalidReferenceError(f"a page holds 1 to {PAGE} entries", part="limit",
+                                        value=str(limit))
+        repo = self.repository(r.path)
+        params: dict[str, Any] = {"delimiter": "/", "amount": limit, "after": after,
+                                  "user_metadata": "true"}
+        if prefix:
+            params["prefix"] = prefix
+        with self.lakefs.translate(asset=r.path, ref=str(r), what="ref"):
+            page = self.lakefs.json_page(
+                f"/repositories/{repo}/refs/{quote(r.ref, safe='')}/objects/ls", **params)
+        dirs: list[str] = []
+        files: list[ObjectInfo] = []
+        for o in page.results:
+            path = str(o.get("path", ""))
+            if _policy.is_reserved(path):  # lakeFS actions are configuration, not content
+                continue
+            if o.get("path_type") == "common_prefix":
+                dirs.append(path)
+            else:
+                files.append(ObjectInfo(path, int(o.get("size_bytes") or 0), o["checksum"],
+                                        _sha256_of(o.get("metadata")), timestamp(o["mtime"]),
+                                        o.get("content_type")))
+        more = page.pagination.next_offset if page.pagination.has_more else None
+        return Listing(prefix, tuple(dirs), tuple(files), more or None)
 
     def stat(self, ref: AssetRef | str, path: str) -> ObjectInfo:
         r = AssetRef.coerce(ref)

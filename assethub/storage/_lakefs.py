@@ -204,7 +204,7 @@ class LakeFS:
         ``call`` is an SDK list method or :meth:`json_page`; ``amount`` defaults to a full page.
         """
         kwargs.setdefault("amount", PAGE)
-        after = ""
+        after = str(kwargs.pop("start", "") or "")  # where a caller pages on from
         while True:
             with self.translate(asset=asset, ref=ref, what=what):
                 page = call(*args, after=after, **kwargs)

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from sqlalchemy import inspect, select, text
 
-from assethub.catalog import ApiToken, Asset, AuditEvent, Catalog, Folder, Share
+from assethub.catalog import ApiToken, Asset, AuditEvent, Catalog, ConsoleSession, Folder, Share
 from assethub.errors import (
     AlreadyExistsError,
     AssetNotFoundError,
@@ -90,6 +90,51 @@ def test_migrations_create_every_table_and_are_idempotent(catalog: Catalog) -> N
         assert c.execute(text("select version_num from alembic_version")).scalar() == head
         # the migrations build exactly the tables the models describe
         assert compare_metadata(MigrationContext.configure(c), Base.metadata) == []
+
+
+def test_console_sessions_stand_on_their_token(hub: Hub, catalog: Catalog) -> None:
+    """A console session: only its hash is stored; it ends at sign-out, after its hours, when its
+    token expires or is revoked, and when its user is disabled; job tokens cannot sign in."""
+    hub.clock = clock = Clock()
+    admin = hub.authenticate(hub.ensure_admin("root"))
+    hub.create_user(admin, "carol")
+    _, token = hub.create_token(admin, "carol", expires_in_days=30)
+    secret, login = hub.sessions.sign_in(token)
+    assert login.principal.name == "carol" and len(login.csrf) > 20
+    with catalog.session() as s:
+        assert s.scalars(select(ConsoleSession.session_hash)).all() == [
+            hashlib.sha256(secret.encode()).hexdigest()]
+    checked = hub.sessions.check(secret)
+    assert checked is not None and checked.principal.name == "carol"
+    assert hub.sessions.csrf_matches(checked, login.csrf)
+    assert not hub.sessions.csrf_matches(checked, "") and not hub.sessions.csrf_matches(checked, "x")
+    assert hub.sessions.check("ahs_not-a-session") is None and hub.sessions.check(None) is None
+    clock.advance(hours=12, seconds=1)
+    assert hub.sessions.check(secret) is None  # a session lasts 12 hours
+    # ... or less, when its token expires first
+    _, short = hub.create_token(admin, "carol", expires_in_days=0.25)
+    secret, login = hub.sessions.sign_in(short)
+    assert login.expires_at == clock() + timedelta(hours=6)
+    clock.advance(hours=6)
+    assert hub.sessions.check(secret) is None
+    # revoked token, disabled user, sign-out: over
+    view, token = hub.create_token(admin, "carol")
+    first, _ = hub.sessions.sign_in(token)
+    second, _ = hub.sessions.sign_in(token)
+    hub.sessions.sign_out(first)
+    assert hub.sessions.check(first) is None and hub.sessions.check(second) is not None
+    hub.update_user(admin, "carol", disabled=True)
+    assert hub.sessions.check(second) is None
+    hub.update_user(admin, "carol", disabled=False)
+    assert hub.sessions.check(second) is not None
+    hub.revoke_token(admin, view.id)
+    assert hub.sessions.check(second) is None
+    with pytest.raises(AuthenticationError, match="revoked"):
+        hub.sessions.sign_in(token)
+    with pytest.raises(AuthenticationError, match="job token"):
+        hub.sessions.sign_in("ahj_anything")
+    actions = [e.action for e in hub.audit(admin, actor="carol")]
+    assert "session.create" in actions and "session.end" in actions
 
 
 def test_tokens_are_stored_hashed_and_expire_and_revoke(hub: Hub, catalog: Catalog) -> None:

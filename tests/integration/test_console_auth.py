@@ -64,6 +64,8 @@ def test_session_cookie_flags_and_security_headers(console: Console) -> None:
     csp = page.headers["content-security-policy"]
     assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp
     assert page.headers["x-content-type-options"] == "nosniff"
+    assert page.headers["server-timing"].startswith("app;dur=")  # what bench/console.py reads
+    assert "server-timing" not in console.call(token, "GET", "/whoami").headers  # the API is untouched
     # an open redirect through ?next= is not possible
     r = httpx.post(console.url + "/signin", data={"token": token, "next": "//evil.example/x"})
     assert r.headers["location"] == "/"
@@ -172,3 +174,28 @@ def test_search_by_name_kind_task_type_and_owner(console: Console, hub_server: A
     other = console.page(stranger)
     other.goto(f"/search?q=flowers&owner={name}")
     expect(other.get_by_text("No asset you may see matches.")).to_be_visible()
+
+
+def test_keyboard_only_sign_in_and_new_folder(console: Console) -> None:
+    """No mouse: the token field has focus, Enter signs in; Tab reaches the skip link and the
+    "New folder" dialog, which opens with Enter and submits with Enter."""
+    name, token = console.user("keys")
+    page = console.page(viewport=(1366, 768))
+    page.goto("/signin")
+    page.keyboard.type(token)  # the token field is focused on arrival
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+    for _ in range(40):  # on to the dialog's button
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.textContent.trim()") == "New folder":
+            break
+    else:
+        raise AssertionError("Tab never reached 'New folder'")
+    page.keyboard.press("Enter")
+    expect(page.get_by_label("Name", exact=True)).to_be_visible()
+    page.get_by_label("Name", exact=True).focus()
+    page.keyboard.type("by-keys")
+    page.keyboard.press("Enter")
+    expect(page.get_by_text(f"Folder {name}/model/by-keys created")).to_be_visible()
