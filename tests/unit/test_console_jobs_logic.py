@@ -66,3 +66,33 @@ def test_the_live_part_stops_once_the_run_and_its_flow_run_ended_and_the_log_had
     assert not _terminal(_run("completed", now), True)  # its last log lines may still come
     assert _terminal(_run("completed", long_ago), True)
     assert _terminal(_run("failed", now, flow_run=""), None)  # no flow run: nothing to wait for
+
+
+def test_lineage_nodes_link_each_step_and_the_services_of_the_version() -> None:
+    from assethub.console.jobs import lineage_nodes
+    from assethub.lineage import Lineage
+    from assethub.wire import EvaluationView, LineageView
+
+    d, m, sha = "d" * 64, "m" * 64, "c" * 40
+    lin = Lineage(job="train", run_id="r" * 32, dataset=f"o/dataset/f/digits:{d}", dataset_commit=d,
+                  code_url="https://git.example.org/x.git", code_sha=sha, command="python train.py")
+    ev = EvaluationView("e" * 32, "o/model/f/net", m, f"o/dataset/f/digits:{d}", d, {"accuracy": 0.9},
+                        "v" * 32, "o", datetime.now(UTC))
+    view = LineageView("o/model/f/net:main", "h" * 64, m, lin, (ev,), None)
+    nodes, edges, table = lineage_nodes(view, [("digits-api", "running")])
+    links = {n.kind + ":" + n.id: n.href for n in nodes}
+    assert links == {
+        "dataset:dataset": f"/a/o/dataset/f/digits?ref={d}",
+        "code:code": "https://git.example.org/x.git",
+        "run:run": f"/runs/{'r' * 32}",
+        "model:model": f"/a/o/model/f/net/files?ref={m}",
+        f"evaluation:eval-{'e' * 32}": f"/runs/{'v' * 32}",
+        "service:svc-digits-api": "/services/digits-api",
+    }
+    assert set(edges) == {("dataset", "run"), ("code", "run"), ("run", "model"),
+                          ("model", f"eval-{'e' * 32}"), ("model", "svc-digits-api")}
+    assert [row[0] for row in table] == ["dataset commit", "code sha", "run", "model commit", "evaluation",
+                                         "service"]
+    # a code URL that is not http(s) is no link
+    local = LineageView(view.ref, view.commit, m, replace(lin, code_url="/srv/code"), (), None)
+    assert {n.id: n.href for n in lineage_nodes(local, [])[0]}["code"] == ""
