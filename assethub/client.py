@@ -447,9 +447,12 @@ class Client:
 
     def audit(self, *, actor: str | None = None, action: str | None = None,
               target: str | None = None, since: datetime | None = None,
+              outcome: str | None = None, before: int | None = None,
               limit: int = 100) -> list[wire.AuditView]:
-        """Audit events, newest first: everyone's for an admin, your own otherwise."""
+        """Audit events, newest first: everyone's for an admin, your own otherwise; ``outcome``
+        (ok, denied, error) and ``before`` (older than the event of that id: the next page)."""
         params = {"actor": actor, "action": action, "target": target, "limit": limit,
+                  "outcome": outcome, "before": before,
                   "since": since.astimezone(UTC).isoformat() if since else None}  # naive: local
         return _loads(wire.AuditView, self._call("GET", "/audit", params=params))
 

@@ -104,6 +104,13 @@ def test_forms_without_the_csrf_token_are_refused(console: Console) -> None:
     assert client.post("/signout", data={}).status_code == 403
     events = console.call(console.admin_token, "GET", "/audit", params={"actor": name}).json()
     assert any(e["action"] == "console.csrf" and e["outcome"] == "denied" for e in events)
+    # the REST API filters by outcome and pages with `before` (what the console's audit page uses)
+    denied = console.call(token, "GET", "/audit", params={"outcome": "denied"}).json()
+    assert len(denied) == 6 and {e["outcome"] for e in denied} == {"denied"}
+    older = console.call(token, "GET", "/audit", params={"outcome": "denied", "before": denied[2]["id"]})
+    assert [e["id"] for e in older.json()] == [e["id"] for e in denied[3:]]
+    bad = console.call(token, "GET", "/audit", params={"outcome": "maybe"})
+    assert bad.status_code == 422 and "outcome" in bad.json()["error"]["message"]
 
 
 def test_a_session_ends_when_its_token_is_revoked(console: Console) -> None:
