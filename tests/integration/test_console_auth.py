@@ -189,7 +189,8 @@ def test_keyboard_only_sign_in_and_new_folder(console: Console) -> None:
     name, token = console.user("keys")
     page = console.page(viewport=(1366, 768))
     page.goto("/signin")
-    page.keyboard.type(token)  # the token field is focused on arrival
+    expect(page.get_by_label("API token")).to_be_focused()  # on arrival (autofocus)
+    page.keyboard.type(token)
     page.keyboard.press("Enter")
     expect(page.get_by_role("button", name="Sign out")).to_be_visible()
     page.keyboard.press("Tab")

@@ -6,6 +6,7 @@ process worker, real lakeFS and MLflow, one real (one-epoch) training as the non
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import httpx
@@ -120,12 +121,13 @@ def test_a_user_starts_no_job_on_what_they_may_not_change_and_nothing_reaches_pr
     with pytest.raises(errors.AssetNotFoundError):
         start_job(hub, hub.job_launcher, onlooker, "evaluate", {"model": f"{hidden}:main", **job})
     deployer = hub.authenticate(w.token)
+    never = f"never-{uuid.uuid4().hex[:8]}"  # (test_deployments' Prefect-UI run uses "never")
     with pytest.raises(errors.RefNotFoundError, match="no-such-tag"):  # a typo fails before any work
         start_job(hub, hub.job_launcher, deployer, "train",
-                  {**job, "model": w.model, "dataset": f"{DATASET}:no-such-tag", "branch": "never"})
+                  {**job, "model": w.model, "dataset": f"{DATASET}:no-such-tag", "branch": never})
     assert _train_flow_runs(prefect_stack) == before, "nothing was handed to Prefect"
     assert hub.list_runs(onlooker) == []
-    assert not [r for r in hub.list_runs(deployer, model=w.model, limit=100) if r.branch == "never"]
+    assert not [r for r in hub.list_runs(deployer, model=w.model, limit=100) if r.branch == never]
 
 
 def test_with_prefect_unreachable_starting_a_job_is_a_503_and_its_run_is_not_left_pending(
