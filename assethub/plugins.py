@@ -52,35 +52,33 @@ def load(group: str, name: str) -> Any | None:
     return ep.load() if ep is not None else None
 
 
+def _installed(group: str, name: str, what: str, are: str, setting: str, turned_off: str) -> Any:
+    """The entry point ``name`` of ``group`` (default: the first installed), made with no
+    arguments; else the reason (a str) that there is none: turned off (``name`` "none"), not
+    installed under that name, or nothing installed. ``what``/``are``: how messages name it."""
+    if name == "none":
+        return f"{turned_off} ({setting}=none)"
+    found = available(group)
+    if name and name not in found:
+        return f"no {what} named {name!r} {are} installed (installed: {', '.join(found) or 'none'})"
+    if not found:
+        return f"no {what} {are} installed (entry point group {group!r})"
+    ep = found[name] if name else next(iter(found.values()))
+    log.info("%s: %s (%s)", what, ep.name, ep.value)
+    return ep.load()()
+
+
 def follow_triggers(name: str = "") -> FollowTriggers:
     """The follow triggers named ``name`` (default: the first installed), made with no
     arguments; :class:`NoFollowTriggers` saying why when there are none (or ``name`` is "none")."""
-    if name == "none":
-        return NoFollowTriggers("follow triggers are turned off (ASSETHUB_FOLLOW_TRIGGERS=none)")
-    found = available(FOLLOW_TRIGGERS)
-    if name and name not in found:
-        return NoFollowTriggers(f"no follow triggers named {name!r} are installed (installed: "
-                                f"{', '.join(found) or 'none'})")
-    if not found:
-        return NoFollowTriggers(f"no follow triggers are installed (entry point group {FOLLOW_TRIGGERS!r})")
-    ep = found[name] if name else next(iter(found.values()))
-    log.info("follow triggers: %s (%s)", ep.name, ep.value)
-    made: FollowTriggers = ep.load()()
-    return made
+    made = _installed(FOLLOW_TRIGGERS, name, "follow triggers", "are", "ASSETHUB_FOLLOW_TRIGGERS",
+                      "follow triggers are turned off")
+    return NoFollowTriggers(made) if isinstance(made, str) else made
 
 
 def job_launcher(name: str = "") -> JobLauncher:
     """The job launcher named ``name`` (default: the first installed), made with no arguments;
     :class:`NoJobLauncher` saying why when there is none (or ``name`` is "none")."""
-    if name == "none":
-        return NoJobLauncher("starting jobs from the server is turned off (ASSETHUB_JOB_LAUNCHER=none)")
-    found = available(JOB_LAUNCHERS)
-    if name and name not in found:
-        return NoJobLauncher(f"no job launcher named {name!r} is installed (installed: "
-                             f"{', '.join(found) or 'none'})")
-    if not found:
-        return NoJobLauncher(f"no job launcher is installed (entry point group {JOB_LAUNCHERS!r})")
-    ep = found[name] if name else next(iter(found.values()))
-    log.info("job launcher: %s (%s)", ep.name, ep.value)
-    made: JobLauncher = ep.load()()
-    return made
+    made = _installed(JOB_LAUNCHERS, name, "job launcher", "is", "ASSETHUB_JOB_LAUNCHER",
+                      "starting jobs from the server is turned off")
+    return NoJobLauncher(made) if isinstance(made, str) else made
