@@ -49,6 +49,7 @@ class Console:
         self.browser = browser
         self.admin_token = server.admin_token
         self.contexts: list[Any] = []
+        self.clients: list[httpx.Client] = []
         self.api = httpx.Client(base_url=server.url + "/api/v1", timeout=120)
 
     def call(self, token: str | None, method: str, path: str, **kw: Any) -> httpx.Response:
@@ -83,6 +84,18 @@ class Console:
         page.get_by_role("button", name="Sign in").click()
         expect(page.get_by_role("button", name="Sign out")).to_be_visible()
 
+    def session(self, token: str) -> tuple[httpx.Client, str]:
+        """A plain HTTP client signed in like a browser, and its session's CSRF token (for what a
+        browser would hide: direct POSTs, headers, status codes)."""
+        client = httpx.Client(base_url=self.url, timeout=60)
+        r = client.post("/signin", data={"token": token})
+        assert r.status_code == 303, r.text
+        page = client.get("/tokens").text
+        csrf = page.split('name="csrf-token" content="')[1].split('"')[0]
+        assert len(csrf) > 20
+        self.clients.append(client)
+        return client, csrf
+
     def csrf(self, page: Any) -> str:
         """The CSRF token of the page's session (what its forms carry)."""
         return str(page.locator('meta[name="csrf-token"]').get_attribute("content") or "")
@@ -97,6 +110,8 @@ class Console:
     def close(self) -> None:
         for c in self.contexts:
             c.close()
+        for client in self.clients:
+            client.close()
         self.api.close()
 
 

@@ -71,24 +71,13 @@ def test_session_cookie_flags_and_security_headers(console: Console) -> None:
     assert r.headers["location"] == "/"
 
 
-def _session(c: Console, token: str) -> tuple[httpx.Client, str]:
-    """A plain HTTP client signed in like a browser, and its CSRF token."""
-    client = httpx.Client(base_url=c.url)
-    r = client.post("/signin", data={"token": token})
-    assert r.status_code == 303, r.text
-    page = client.get("/tokens").text
-    csrf = page.split('name="csrf-token" content="')[1].split('"')[0]
-    assert len(csrf) > 20
-    return client, csrf
-
-
 def test_forms_without_the_csrf_token_are_refused(console: Console) -> None:
     name, token = console.user("csrf")
-    client, csrf = _session(console, token)
+    client, csrf = console.session(token)
     folder = fresh("f")
     # no token, a wrong token, another session's token, a cross-site origin: all refused, nothing made
     _, other_token = console.user("other")
-    _, other_csrf = _session(console, other_token)
+    _, other_csrf = console.session(other_token)
     for data, headers in (({}, {}), ({"csrf": "wrong"}, {}), ({"csrf": other_csrf}, {}),
                           ({"csrf": csrf}, {"Origin": "http://evil.example"}),
                           ({"csrf": csrf}, {"Sec-Fetch-Site": "cross-site"})):
@@ -156,7 +145,7 @@ def test_an_admin_gives_a_new_user_their_first_token(console: Console) -> None:
     assert console.call(secret, "GET", "/whoami").json()["name"] == newcomer
     # a non-admin cannot see the page nor post to it
     _, token = console.user("plain")
-    client, csrf = _session(console, token)
+    client, csrf = console.session(token)
     assert client.get("/admin/users").status_code == 403
     r = client.post("/admin/users", data={"csrf": csrf, "name": fresh("sneak")})
     assert r.status_code == 403

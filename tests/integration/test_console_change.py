@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from playwright.sync_api import expect
 
@@ -77,15 +76,6 @@ def _url(asset: str, page: str = "") -> str:
     return f"/a/{asset}" + (f"/{page}" if page else "")
 
 
-def _session(c: Console, token: str) -> tuple[httpx.Client, str]:
-    """A plain HTTP client signed in like a browser, and its CSRF token."""
-    client = httpx.Client(base_url=c.url, timeout=60)
-    r = client.post("/signin", data={"token": token})
-    assert r.status_code == 303, r.text
-    page = client.get("/tokens").text
-    return client, page.split('name="csrf-token" content="')[1].split('"')[0]
-
-
 # -- upload ---------------------------------------------------------------------------------
 def test_upload_three_files_and_a_folder_in_one_commit(console: Console, tmp_path: Path) -> None:
     name, token = console.user("up")
@@ -150,7 +140,7 @@ def test_an_upload_needs_a_commit_message(console: Console) -> None:
     console.shot(page, "change-upload-no-message")
     assert starts == [] and _log(console, token, asset) == before
     # and the server's: a commit without a message is refused, the upload left open to retry
-    client, csrf = _session(console, token)
+    client, csrf = console.session(token)
     h = {"X-CSRF-Token": csrf}
     r = client.post(_url(asset, "upload/start"), json={"branch": "main"}, headers=h)
     assert r.status_code == 201, r.text
@@ -229,7 +219,7 @@ def test_a_file_over_the_limit_is_refused_in_the_browser(small_server: RunningSe
         assert sent == []  # nothing left the browser
         assert _log(c, token, asset) == before
         # the server holds the same line: a body over the limit is refused unread
-        client, csrf = _session(c, token)
+        client, csrf = c.session(token)
         h = {"X-CSRF-Token": csrf}
         upload = client.post(_url(asset, "upload/start"), json={}, headers=h).json()["upload_id"]
         r = client.put(_url(asset, f"upload/{upload}/files/huge.bin"), content=b"h" * 1001, headers=h)
@@ -265,7 +255,7 @@ def test_a_viewer_sees_no_change_controls_and_is_refused_a_stranger_sees_nothing
         expect(page.get_by_role("heading", name="Not allowed")).to_be_visible()
     before = _log(console, owner_token, asset)
     for token, status in ((viewer_token, 403), (stranger_token, 404)):
-        client, csrf = _session(console, token)
+        client, csrf = console.session(token)
         h = {"X-CSRF-Token": csrf}
         form = {"csrf": csrf}
         assert client.get(_url(asset, "upload")).status_code == status
@@ -402,7 +392,7 @@ def test_an_admin_marks_a_preset_and_renames_others_cannot_mark(console: Console
     page = console.page(token)
     page.goto(_url(asset, "settings"))
     expect(page.get_by_label("Preset")).to_have_count(0)
-    client, csrf = _session(console, token)
+    client, csrf = console.session(token)
     r = client.post(_url(asset, "settings"), data={"csrf": csrf, "preset": "on", "format": "dir",
                                                    "name": asset.rsplit("/", 1)[1]})
     assert r.status_code == 303, r.text

@@ -39,15 +39,6 @@ def _no_dialogs(page: Any) -> list[str]:
     return fired
 
 
-def _session(c: Console, token: str, probe: str = "/runs") -> tuple[httpx.Client, str]:
-    """A plain HTTP client signed in like a browser, and its CSRF token."""
-    client = httpx.Client(base_url=c.url, timeout=60)
-    r = client.post("/signin", data={"token": token})
-    assert r.status_code == 303, r.text
-    text = client.get(probe).text
-    return client, text.split('name="csrf-token" content="')[1].split('"')[0]
-
-
 def _new_model(w: JobWorld) -> str:
     model = f"deployer/model/digits/{fresh('console')}"
     w.hub.create_asset(model)
@@ -211,7 +202,7 @@ def test_a_viewer_sees_no_train_tab_and_may_not_start_a_job_a_stranger_sees_noth
     page.goto(f"/runs/{run_id}")
     expect(page.locator("#run-state")).to_have_text("failed")
     expect(page.get_by_role("link", name="Run again with these inputs")).to_have_count(0)
-    client, csrf = _session(console, viewer_token)
+    client, csrf = console.session(viewer_token)
     assert client.get(_url(model, "train")).status_code == 403
     for job in ("train", "continue-train", "evaluate"):
         r = client.post(_url(model, job), data={"csrf": csrf, "dataset": w.dataset, "repo": w.repo,
@@ -219,13 +210,13 @@ def test_a_viewer_sees_no_train_tab_and_may_not_start_a_job_a_stranger_sees_noth
         assert r.status_code == 403, (job, r.status_code, r.text[:300])
     assert [r.id for r in w.hub.list_runs(model, limit=10)] == [run_id], "nothing was started"
     # the owner's POST without the CSRF token is refused too
-    owner, _ = _session(console, w.token)
+    owner, _ = console.session(w.token)
     r = owner.post(_url(model, "train"), data={"dataset": w.dataset, "repo": w.repo})
     assert r.status_code == 403 and "CSRF" in r.text
 
     # a stranger: the run and the model answer exactly as missing ones
     _, stranger_token = console.user("stranger")
-    stranger, stranger_csrf = _session(console, stranger_token)
+    stranger, stranger_csrf = console.session(stranger_token)
     missing_run = uuid.uuid4().hex
     for hidden, absent in ((f"/runs/{run_id}", f"/runs/{missing_run}"),
                            (f"/runs/{run_id}/live", f"/runs/{missing_run}/live"),
