@@ -15,6 +15,7 @@ The runner (``tasks.run_entrypoint``) sets these variables; nothing here talks t
 ``ASSETHUB_OUTPUT_DIR``     where the job writes the model (train) or its report (evaluate)
 ``ASSETHUB_BASE_MODEL_DIR`` the model version to continue from or to evaluate (may be unset)
 ``ASSETHUB_PARAMS``         every parameter as a JSON object
+``EPOCHS``, ``LR``, ...     each parameter also as an upper-case variable (``batch-size``: ``BATCH_SIZE``)
 ``ASSETHUB_SPLIT``          a training ratio (``0.9``) or the independent test set's path
 ``ASSETHUB_METRICS_FILE``   where the job writes its metrics as a JSON object
 ``MLFLOW_TRACKING_URI``     with ``MLFLOW_RUN_ID``: the job's MLflow run, for the code's own logging
@@ -31,6 +32,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
+
+from assethub.params import env_vars
 
 __all__ = ["JOBS", "ContractError", "JobContext", "Split", "context", "environment"]
 
@@ -177,6 +180,7 @@ def environment(ctx: JobContext) -> dict[str, str]:
            "ASSETHUB_OUTPUT_DIR": str(ctx.output_dir),
            "ASSETHUB_PARAMS": json.dumps(dict(ctx.params), sort_keys=True),
            "ASSETHUB_SPLIT": str(ctx.split), "ASSETHUB_METRICS_FILE": str(ctx.metrics_file)}
+    env = {**env_vars(ctx.params), **env}
     if ctx.base_model_dir is not None:
         env["ASSETHUB_BASE_MODEL_DIR"] = str(ctx.base_model_dir)
     if ctx.mlflow_tracking_uri:

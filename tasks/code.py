@@ -22,6 +22,7 @@ from prefect import get_run_logger, task
 
 from assethub.errors import CodeFetchError, JobSpecError
 from assethub.gitcred import credential_host
+from assethub.params import declare, resolve
 from tasks.env import NETWORK, client, home, redact_url
 
 SPEC_FILE = "assethub.yaml"
@@ -159,8 +160,9 @@ def load_spec(code_dir: Path, where: str) -> dict[str, Any]:
                                   or not 0 < limit < 10**8):
             raise JobSpecError(f"{SPEC_FILE} in {where}: '{job}.timeout' must be a number of seconds "
                                f"above 0, not {limit!r}")
-    if not isinstance(spec.get("params", {}), dict):
-        raise JobSpecError(f"{SPEC_FILE} in {where}: 'params' must be a mapping of defaults")
+    if not isinstance(spec.get("params") or {}, dict):
+        raise JobSpecError(f"{SPEC_FILE} in {where}: 'params' must be a mapping of name: declaration")
+    declare(spec.get("params"), f"{SPEC_FILE} in {where}")  # typed declarations, checked here
     return spec
 
 
@@ -236,7 +238,8 @@ def job_time_limit(code: Code, job: str) -> float | None:
 
 
 def job_params(code: Code, overrides: dict[str, Any] | None) -> dict[str, Any]:
-    """assethub.yaml's defaults overridden by the run's parameters."""
-    params = dict(code.spec.get("params") or {})
-    params.update(overrides or {})
-    return params
+    """The run's parameters checked against assethub.yaml's declarations (see
+    :mod:`assethub.params`) over their defaults; refused, before any data is fetched, when a
+    name is unknown or a value does not fit. Without declarations they pass as given."""
+    where = f"{SPEC_FILE} of {code.url}@{code.sha[:12]}" + (f"/{code.subpath}" if code.subpath else "")
+    return resolve(declare(code.spec.get("params"), where), overrides, where=where)
