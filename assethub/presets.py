@@ -30,7 +30,7 @@ PRESETS: tuple[Preset, ...] = (
     Preset("image-classification/digits-cnn", "digits-classifier", "image_classification",
            "a `dir` dataset of images in one folder per class (scikit-learn's digits)"),
     Preset("text-classification/ngram-mlp", "text-classifier", "text_classification",
-           "a `dir` dataset of text files in one folder per class"),
+           'a `json` dataset of {"id", "text", "label"} records'),
     Preset("tabular-classification/sklearn-forest", "tabular-classifier", "tabular",
            "a CSV table with a label column (scikit-learn's iris or wine)"),
 )
