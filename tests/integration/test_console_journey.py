@@ -2,10 +2,16 @@
 real stack (server, lakeFS, Prefect server + worker, MLflow, the sandboxed scoring server):
 
 sign in; make a dataset folder, a dataset and upload digits from the browser; publish v1; make a
-model; train it from the form and watch the run finish; evaluate it; merge it into main through
-the metric gate; train a second version and compare the two; a merge the gate refuses shows its
-figures; serve main and test it online; its lineage reaches the service. Then a second user sees
-exactly what was shared with them (and cannot change it), and a stranger sees nothing.
+model; the training form refuses bad input at its fields (input kept, nothing started); train it
+from the form and watch the run page until the run ends (its log, links to Prefect and MLflow);
+evaluate it from the prefilled form; the evaluations table and charts, two versions side by side,
+the lineage graph's links, the runs list; merge it into main through the metric gate; train a
+second version and compare the two; a merge the gate refuses shows its figures; serve main and
+test it online; its lineage reaches the service. Then a second user sees exactly what was shared
+with them (and cannot change it), and a stranger sees nothing.
+
+The one test here that trains from the console (trainings are the suite's dearest steps): the
+jobs pages' other tests (test_console_jobs) need no finished job.
 """
 
 from __future__ import annotations
@@ -18,24 +24,14 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from tests.integration._console import Console, fresh
+from assethub.client import Client
+from tests.integration._console import Console, fresh, small_digits
 from tests.integration._jobs import EXAMPLES, git_repo
 
 pytestmark = pytest.mark.integration
 
 JOB = 900_000  # ms: a one-epoch training on 2 busy cores, with the worker's start
 READY = 300_000  # ms: a scoring server's start in its sandbox
-
-
-def _small_digits(root: Path) -> None:
-    """scikit-learn's digits in class folders, 30 training and 8 test images per class."""
-    from examples.datasets import write_digits
-
-    write_digits(root)
-    for split, keep in (("train", 30), ("test", 8)):
-        for cls in (root / split).iterdir():
-            for extra in sorted(cls.iterdir())[keep:]:
-                extra.unlink()
 
 
 def _no_dialogs(page: Any) -> list[str]:
@@ -67,7 +63,35 @@ def _train(page: Any, model: str, dataset: str, repo: str, branch: str, seed: in
     form.get_by_label("Parameters").fill(f"epochs=1\nseed={seed}")
     form.get_by_label("New branch").fill(branch)
     form.get_by_role("button", name="Start training").click()
+    expect(page.get_by_text(re.compile(r"Started train run [0-9a-f]{8}"))).to_be_visible()
+    expect(page.locator("#run-live")).to_have_attribute("data-poll", re.compile(r"/live$"))
     return _run_to_end(page)
+
+
+def _train_form_refuses_bad_input(page: Any, sdk: Client, model: str, dataset: str, repo: str) -> None:
+    """Bad input on the training form: the error at its field, what was typed kept, nothing started."""
+    page.goto(f"/a/{model}/train")
+    expect(page.get_by_role("heading", name="Train a new version")).to_be_visible()
+    train = page.locator("#form-train")
+    # a bad params line
+    train.get_by_label("Dataset version").fill(dataset)
+    train.get_by_label("Code repository").fill(repo)
+    train.get_by_label("Parameters").fill("epochs=1\nnot a pair")
+    train.get_by_label("New branch").fill("first")
+    train.get_by_role("button", name="Start training").click()
+    train = page.locator("#form-train")
+    expect(train.locator("#train-params-err")).to_contain_text("params line 2: write key=value")
+    expect(train.get_by_label("Parameters")).to_have_value("epochs=1\nnot a pair")
+    expect(train.get_by_label("Code repository")).to_have_value(repo)
+    # a dataset version that does not exist: refused by the hub before anything runs, at its field
+    missing = dataset.split(":")[0] + ":no-such-tag"
+    train.get_by_label("Dataset version").fill(missing)
+    train.get_by_label("Parameters").fill("epochs=1\nseed=1")
+    train.get_by_role("button", name="Start training").click()
+    train = page.locator("#form-train")
+    expect(train.locator("#train-dataset-err")).to_contain_text("no-such-tag")
+    expect(train.get_by_label("Dataset version")).to_have_value(missing)
+    assert sdk.list_runs(model, limit=5) == []
 
 
 def test_the_whole_story_in_the_browser(prefect_stack: str, tracking: str, console: Console,
@@ -77,9 +101,10 @@ def test_the_whole_story_in_the_browser(prefect_stack: str, tracking: str, conso
     ann, token = console.user("ann")
     bob, bob_token = console.user("bob")
     _, stranger_token = console.user("carl")
+    sdk = Client(console.url, token)
     data = tmp_path / "digits"
-    _small_digits(data)
-    repo, _ = git_repo(EXAMPLES / "digits-classifier", tmp_path / "code")
+    small_digits(data)  # 30 training and 8 test images per class
+    repo, sha = git_repo(EXAMPLES / "digits-classifier", tmp_path / "code")
 
     page = console.page(token)
     fired = _no_dialogs(page)
@@ -129,14 +154,98 @@ def test_the_whole_story_in_the_browser(prefect_stack: str, tracking: str, conso
     page.get_by_label("Name", exact=True).fill("cnn")
     page.get_by_role("button", name="Create model").click()
     model = f"{ann}/model/nets/cnn"
+    _train_form_refuses_bad_input(page, sdk, model, f"{dataset}:v1", repo)
+    console.shot(page, "jobs-train-form-error")
     first = _train(page, model, f"{dataset}:v1", repo, "first", 1)
+    # the run page: its log; links to Prefect and MLflow. It goes on polling a while for the rest
+    # of the log: a second tab keeps watching it (checked below) while the story goes on here
     expect(page.locator("#run-log")).to_contain_text("epoch 1/1", timeout=120_000)
+    watcher = page.context.new_page()
+    watcher_fired = _no_dialogs(watcher)
+    watcher.goto(f"/runs/{first}")
+    run = sdk.get_run(first)
+    assert (run.created_by, run.kind, run.branch) == (ann, "train", "first")
+    assert run.params["epochs"] == 1 and run.params["seed"] == 1  # (with the code's defaults)
+    expect(page.get_by_role("link", name="Prefect flow run")).to_have_attribute(
+        "href", re.compile(re.escape(run.prefect_flow_run_id) + "$"))
+    expect(page.locator("main")).to_contain_text(run.result_commit[:12])
+    expect(page.get_by_role("link", name="MLflow run")).to_have_attribute(
+        "href", f"{tracking}/#/runs/{run.mlflow_run_id}")
     console.shot(page, "journey-run")
+
+    # evaluate that version from the form, prefilled from the model's latest run
     page.goto(f"/a/{model}/train?ref=first")
-    page.locator("#form-evaluate").get_by_role("button", name="Start evaluation").click()
+    evaluate = page.locator("#form-evaluate")
+    expect(evaluate.get_by_label("Version to evaluate")).to_have_value("first")
+    expect(evaluate.get_by_label("Dataset version")).to_have_value(f"{dataset}:v1")
+    expect(evaluate.get_by_label("Code repository")).to_have_value(repo)
+    evaluate.get_by_role("button", name="Start evaluation").click()
     evaluation = _run_to_end(page)
     runs = {r["id"]: r for r in console.call(token, "GET", "/runs", params={"model": model}).json()}
     assert runs[first]["created_by"] == ann and runs[evaluation]["kind"] == "evaluate"
+    # the training's own evaluation, and this one's
+    evaluations = sdk.list_evaluations(model)
+    assert sorted(e.run_id for e in evaluations) == sorted([first, evaluation])
+    [evaluated] = [e for e in evaluations if e.run_id == evaluation]
+    assert evaluated.model_commit == run.result_commit
+
+    # the evaluations tab: the table and a chart per metric
+    page.goto(f"/a/{model}/evaluations")
+    table = page.locator("#evaluations")
+    expect(table.locator("tbody tr")).to_have_count(2)
+    expect(table).to_contain_text("first")
+    expect(table.get_by_role("link", name=evaluation[:8])).to_have_attribute("href", f"/runs/{evaluation}")
+    expect(table).to_contain_text("trusted")
+    metric = sorted(evaluated.metrics)[0]
+    expect(page.locator(".jobs-chart svg").first).to_be_visible()
+    expect(page.locator(".jobs-charts")).to_contain_text(f"{metric} across versions")
+    console.shot(page, "jobs-evaluations")
+
+    # two versions side by side: main (no job made it) and first; differences only
+    page.goto(f"/a/{model}/versions?a=main&b=first")
+    compare = page.locator("#compare")
+    expect(compare.locator("tr.differs").first).to_be_visible()
+    expect(compare).to_contain_text("epochs")
+    expect(compare).to_contain_text(sha)
+    console.shot(page, "jobs-versions")
+    page.get_by_label("Differences only").check()
+    page.get_by_role("button", name="Compare").click()
+    expect(page).to_have_url(re.compile(r"diff=1"))
+    expect(compare.locator("tr.same")).to_have_count(0)
+    # the same model version by its branch and by its commit: nothing differs
+    page.goto(f"/a/{model}/versions?a=first&b={run.result_commit}&diff=1")
+    expect(page.locator("#compare")).to_contain_text("The two versions do not differ.")
+
+    # the lineage graph of first: each node links where it says
+    page.goto(f"/a/{model}/lineage?ref=first")
+    graph = page.locator("svg.lineage")
+    expect(graph.locator("a.node-dataset")).to_have_attribute(
+        "href", f"/a/{dataset}?ref={sdk.resolve(f'{dataset}:v1')}")
+    expect(graph.locator("a.node-run")).to_have_attribute("href", f"/runs/{first}")
+    expect(graph.locator("a.node-model")).to_have_attribute(
+        "href", f"/a/{model}/files?ref={run.result_commit}")
+    # both evaluations of that model commit: the training's own, and the evaluate run's
+    expect(graph.locator("a.node-evaluation")).to_have_count(2)
+    for evaluated_by in (first, evaluation):
+        expect(graph.locator(f'a.node-evaluation[href="/runs/{evaluated_by}"]')).to_have_count(1)
+    steps = page.get_by_role("table").filter(has_text="Step")
+    expect(steps.get_by_role("link", name=re.compile(f"train run {first[:8]}"))).to_be_visible()
+    console.shot(page, "jobs-lineage")
+    graph.locator("a.node-run").click()
+    expect(page).to_have_url(re.compile(f"/runs/{first}$"))
+
+    # the runs list: mine, filtered
+    page.goto("/runs?kind=evaluate")
+    listed = page.locator("#runs")
+    expect(listed.get_by_role("link", name=evaluation[:8])).to_be_visible()
+    expect(listed.get_by_role("link", name=first[:8])).to_have_count(0)
+    console.shot(page, "jobs-runs")
+    # the first run's page, left open: its live part stopped polling by itself, the log complete
+    expect(watcher.locator("#run-live")).not_to_have_attribute("data-poll", re.compile("."),
+                                                               timeout=120_000)
+    expect(watcher.locator("#run-log")).to_contain_text("epoch 1/1")
+    watcher.close()
+    assert watcher_fired == []
 
     # merge first into main through the gate (main has no evaluation yet: it merges)
     page.goto(f"/a/{model}/compare?base=main&head=first")
