@@ -30,7 +30,8 @@ if TYPE_CHECKING:
 
 DatasetOpt = Annotated[str, typer.Option("--dataset", "-D", help="Dataset version <path>:<ref>.")]
 RepoOpt = Annotated[str, typer.Option("--repo", help="Git URL or path of the training code.")]
-RevisionOpt = Annotated[str, typer.Option("--revision", help="Branch, tag or commit of the code.")]
+RevisionOpt = Annotated[str, typer.Option(
+    "--revision", help="Branch, tag or commit of the code (default: the repository's default branch).")]
 SubpathOpt = Annotated[str, typer.Option("--subpath", help="Directory of the code in the repository.")]
 ParamOpt = Annotated[list[str] | None, typer.Option("--param", "-p", help="KEY=VALUE (repeatable).")]
 CommandOpt = Annotated[str, typer.Option("--command", help="Command instead of assethub.yaml's.")]
@@ -150,7 +151,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def train(model: Annotated[str, typer.Argument(help="Model asset <owner>/model/<folder>/<name>.")],
-              dataset: DatasetOpt, repo: RepoOpt, revision: RevisionOpt = "main", subpath: SubpathOpt = "",
+              dataset: DatasetOpt, repo: RepoOpt, revision: RevisionOpt = "", subpath: SubpathOpt = "",
               param: ParamOpt = None, branch: BranchOpt = "", command: CommandOpt = "",
               as_json: JsonOpt = False, deployment: DeploymentOpt = False, pool: PoolOpt = "local") -> None:
         """Train a new model version (on a new branch) from a dataset version and training code."""
@@ -163,7 +164,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command("continue-train")
     def continue_train(base: Annotated[str, typer.Argument(help="Model version to continue, <path>:<ref>.")],
-                       dataset: DatasetOpt, repo: RepoOpt, revision: RevisionOpt = "main",
+                       dataset: DatasetOpt, repo: RepoOpt, revision: RevisionOpt = "",
                        subpath: SubpathOpt = "", param: ParamOpt = None, branch: BranchOpt = "",
                        command: CommandOpt = "", as_json: JsonOpt = False,
                        deployment: DeploymentOpt = False, pool: PoolOpt = "local") -> None:
@@ -177,7 +178,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def evaluate(model: Annotated[str, typer.Argument(help="Model version <path>:<ref>.")],
-                 dataset: DatasetOpt, repo: RepoOpt, revision: RevisionOpt = "main", subpath: SubpathOpt = "",
+                 dataset: DatasetOpt, repo: RepoOpt, revision: RevisionOpt = "", subpath: SubpathOpt = "",
                  param: ParamOpt = None, command: CommandOpt = "", as_json: JsonOpt = False,
                  deployment: DeploymentOpt = False) -> None:
         """Evaluate a model version on a dataset version's test split; kept with the model."""

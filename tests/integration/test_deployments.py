@@ -37,7 +37,7 @@ def test_pools_and_deployments_are_registered(prefect_stack: str) -> None:
         schema = train.parameter_openapi_schema
         assert set(schema["required"]) == {"model", "dataset", "repo"}
         assert "asset to write" in schema["properties"]["model"]["description"]
-        assert schema["properties"]["revision"]["default"] == "main"
+        assert schema["properties"]["revision"]["default"] == ""  # the repository's default branch
         retrain = names["retrain/local"].parameter_openapi_schema["properties"]
         assert retrain["margin"]["default"] == 0.0 and retrain["metric"]["default"] == "accuracy"
         assert names["train/gpu"].work_pool_name == "gpu"
