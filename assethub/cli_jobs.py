@@ -317,6 +317,14 @@ def _best_metrics(view: "LineageView") -> dict[str, float]:
     return out
 
 
+_MODEL_FORMATS = {
+    "mlflow": "MLflow model in model/ (servable)",
+    "mlflow-logged": "MLflow model logged to the job's run, committed as model/ (servable)",
+    "files": "the code's own files, no MLflow model: not servable (write one to $ASSETHUB_OUTPUT_DIR/model "
+             "with mlflow.<flavor>.save_model, or log one with mlflow.<flavor>.log_model)",
+}
+
+
 def _lineage_rows(view: "LineageView") -> list[tuple[str, object]]:
     rows: list[tuple[str, object]] = [("model commit", view.model_commit)]
     lin = view.lineage
@@ -326,13 +334,15 @@ def _lineage_rows(view: "LineageView") -> list[tuple[str, object]]:
         rows += [("job", lin.job), ("dataset", f"{lin.dataset} (commit {lin.dataset_commit})"),
                  ("code", f"{lin.code_url} @ {lin.code_sha}" + (f" /{lin.code_subpath}" if lin.code_subpath
                                                                   else "")),
-                 ("command", lin.command)]
+                 ("code revision", lin.code_revision), ("command", lin.command)]
         if lin.base_model:
             rows.append(("base model", f"{lin.base_model} (commit {lin.base_model_commit})"))
         rows += [(f"param {k}", v) for k, v in sorted(lin.params.items())]
         rows += [(f"metric {k}", f"{v:.6g}") for k, v in sorted(lin.metrics.items())]
         rows += [("MLflow run", lin.mlflow_run_id), ("Prefect flow run", lin.prefect_flow_run_id),
                  ("Asset Hub run", lin.run_id)]
+    if view.model_format:
+        rows.append(("model", _MODEL_FORMATS.get(view.model_format, view.model_format)))
     for e in view.evaluations:
         scores = ", ".join(f"{k}={v:.6g}" for k, v in sorted(e.metrics.items()))
         trust = "" if e.trusted else ", untrusted: merges ignore it"
