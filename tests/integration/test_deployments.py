@@ -60,6 +60,7 @@ def test_pools_and_deployments_are_registered(prefect_stack: str) -> None:
     assert variables["tolerations"]["default"][0]["key"] == "nvidia.com/gpu"
     token_env = next(e for e in container["env"] if e["name"] == "ASSETHUB_TOKEN")
     assert "value" not in token_env and "secretKeyRef" in token_env["valueFrom"]
+    assert {"name": "ASSETHUB_DEVICE", "value": "cuda"} in container["env"]  # the jobs' DEVICE on this pool
 
 
 @pytest.mark.attacks
