@@ -26,7 +26,8 @@ def register(app: typer.Typer) -> None:
     def follow(model: Annotated[str, typer.Argument(help="Model asset to retrain.")],
                dataset: Annotated[str, typer.Argument(help="Dataset asset whose main it follows.")],
                repo: Annotated[str, typer.Option("--repo", help="Git URL or path of the training code.")],
-               revision: Annotated[str, typer.Option(help="Branch, tag or commit of the code.")] = "main",
+               revision: Annotated[str, typer.Option(
+                   help="Branch, tag or commit of the code (default: the repository's default one).")] = "",
                subpath: Annotated[str, typer.Option(help="Directory of the code in the repository.")] = "",
                metric: Annotated[str, typer.Option(help="Merge only if this metric improves.")] = "accuracy",
                lower_is_better: Annotated[bool, typer.Option(help="The metric is a loss.")] = False,

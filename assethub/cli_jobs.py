@@ -30,7 +30,8 @@ if TYPE_CHECKING:
 
 DatasetOpt = Annotated[str, typer.Option("--dataset", "-D", help="Dataset version <path>:<ref>.")]
 RepoOpt = Annotated[str, typer.Option("--repo", help="Git URL or path of the training code.")]
-RevisionOpt = Annotated[str, typer.Option("--revision", help="Branch, tag or commit of the code.")]
+RevisionOpt = Annotated[str, typer.Option(
+    "--revision", help="Branch, tag or commit of the code (default: the repository's default branch).")]
 SubpathOpt = Annotated[str, typer.Option("--subpath", help="Directory of the code in the repository.")]
 ParamOpt = Annotated[list[str] | None, typer.Option("--param", "-p", help="KEY=VALUE (repeatable).")]
 CommandOpt = Annotated[str, typer.Option("--command", help="Command instead of assethub.yaml's.")]
@@ -150,7 +151,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def train(model: Annotated[str, typer.Argument(help="Model asset <owner>/model/<folder>/<name>.")],
-              dataset: DatasetOpt, repo: RepoOpt, revision: RevisionOpt = "main", subpath: SubpathOpt = "",
+              dataset: DatasetOpt, repo: RepoOpt, revision: RevisionOpt = "", subpath: SubpathOpt = "",
               param: ParamOpt = None, branch: BranchOpt = "", command: CommandOpt = "",
               as_json: JsonOpt = False, deployment: DeploymentOpt = False, pool: PoolOpt = "local") -> None:
         """Train a new model version (on a new branch) from a dataset version and training code."""
@@ -163,7 +164,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command("continue-train")
     def continue_train(base: Annotated[str, typer.Argument(help="Model version to continue, <path>:<ref>.")],
-                       dataset: DatasetOpt, repo: RepoOpt, revision: RevisionOpt = "main",
+                       dataset: DatasetOpt, repo: RepoOpt, revision: RevisionOpt = "",
                        subpath: SubpathOpt = "", param: ParamOpt = None, branch: BranchOpt = "",
                        command: CommandOpt = "", as_json: JsonOpt = False,
                        deployment: DeploymentOpt = False, pool: PoolOpt = "local") -> None:
@@ -177,7 +178,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def evaluate(model: Annotated[str, typer.Argument(help="Model version <path>:<ref>.")],
-                 dataset: DatasetOpt, repo: RepoOpt, revision: RevisionOpt = "main", subpath: SubpathOpt = "",
+                 dataset: DatasetOpt, repo: RepoOpt, revision: RevisionOpt = "", subpath: SubpathOpt = "",
                  param: ParamOpt = None, command: CommandOpt = "", as_json: JsonOpt = False,
                  deployment: DeploymentOpt = False) -> None:
         """Evaluate a model version on a dataset version's test split; kept with the model."""
@@ -316,6 +317,14 @@ def _best_metrics(view: "LineageView") -> dict[str, float]:
     return out
 
 
+_MODEL_FORMATS = {
+    "mlflow": "MLflow model in model/ (servable)",
+    "mlflow-logged": "MLflow model logged to the job's run, committed as model/ (servable)",
+    "files": "the code's own files, no MLflow model: not servable (write one to $ASSETHUB_OUTPUT_DIR/model "
+             "with mlflow.<flavor>.save_model, or log one with mlflow.<flavor>.log_model)",
+}
+
+
 def _lineage_rows(view: "LineageView") -> list[tuple[str, object]]:
     rows: list[tuple[str, object]] = [("model commit", view.model_commit)]
     lin = view.lineage
@@ -325,13 +334,15 @@ def _lineage_rows(view: "LineageView") -> list[tuple[str, object]]:
         rows += [("job", lin.job), ("dataset", f"{lin.dataset} (commit {lin.dataset_commit})"),
                  ("code", f"{lin.code_url} @ {lin.code_sha}" + (f" /{lin.code_subpath}" if lin.code_subpath
                                                                   else "")),
-                 ("command", lin.command)]
+                 ("code revision", lin.code_revision), ("command", lin.command)]
         if lin.base_model:
             rows.append(("base model", f"{lin.base_model} (commit {lin.base_model_commit})"))
         rows += [(f"param {k}", v) for k, v in sorted(lin.params.items())]
         rows += [(f"metric {k}", f"{v:.6g}") for k, v in sorted(lin.metrics.items())]
         rows += [("MLflow run", lin.mlflow_run_id), ("Prefect flow run", lin.prefect_flow_run_id),
                  ("Asset Hub run", lin.run_id)]
+    if view.model_format:
+        rows.append(("model", _MODEL_FORMATS.get(view.model_format, view.model_format)))
     for e in view.evaluations:
         scores = ", ".join(f"{k}={v:.6g}" for k, v in sorted(e.metrics.items()))
         trust = "" if e.trusted else ", untrusted: merges ignore it"

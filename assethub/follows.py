@@ -58,7 +58,7 @@ HOOK_PATH = "/api/v1/hooks/lakefs"  # the server's route (assethub.server.routes
 INTERNAL = "assethub.internal"  # commit metadata of commits the hub makes for itself
 _SETTINGS = {"repo": str, "revision": str, "subpath": str, "command": str, "metric": str,
              "higher_is_better": bool, "margin": float, "params": dict, "schedule": str}
-DEFAULTS: dict[str, Any] = {"revision": "main", "subpath": "", "command": "", "metric": "accuracy",
+DEFAULTS: dict[str, Any] = {"revision": "", "subpath": "", "command": "", "metric": "accuracy",
                             "higher_is_better": True, "margin": 0.0, "params": {}, "schedule": ""}
 
 

@@ -200,13 +200,13 @@ def start_job(hub: Hub, launcher: JobLauncher, who: Principal, flow: str, parame
     else:
         model, base, branch = p["model"], "", p["branch"]
     run = hub.create_run(who, kind=kind, model=model, branch=branch, dataset=p["dataset"], base=base,
-                         code_url=p["repo"], code_revision=p["revision"] or "main",
+                         code_url=p["repo"], code_revision=p["revision"],
                          code_subpath=p["subpath"], command=p["command"], params=p["params"],
                          deferred=True)
     # what the run registered is what runs (the flow reads its run); the parameters show it in
     # the orchestrator's UI, with the URL as recorded: without a credential
     flow_parameters = {name: value for name, value in p.items() if value or name in _REQUIRED[flow]}
-    flow_parameters.update(repo=run.code_url, revision=p["revision"] or "main", run_id=run.id)
+    flow_parameters.update(repo=run.code_url, revision=p["revision"], run_id=run.id)
     deployment = f"{flow}/{pool}"
     try:
         flow_run_id = launcher.submit(deployment, flow_parameters)

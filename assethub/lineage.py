@@ -22,15 +22,21 @@ from typing import Any, Protocol
 from assethub.errors import JobSpecError
 from assethub.refs import AssetPath, AssetRef
 
-__all__ = ["MODEL_COMMIT", "PREFIX", "TRAINING_JOBS", "EvaluatedVersion", "Evaluation", "Lineage",
-           "MergeDecision", "Rerun", "decide_merge", "evaluation_metadata", "evaluation_record",
-           "metric_differences", "model_card", "model_commit_of", "rerun_of"]
+__all__ = ["MODEL_COMMIT", "MODEL_FORMATS", "PREFIX", "SERVABLE_FORMATS", "TRAINING_JOBS", "EvaluatedVersion",
+           "Evaluation", "Lineage", "MergeDecision", "Rerun", "decide_merge", "evaluation_metadata",
+           "evaluation_record", "metric_differences", "model_card", "model_commit_of", "model_use",
+           "rerun_of"]
 
 PREFIX = "assethub."
 _JSON_FIELDS = ("params", "metrics")
 # Commits that hold no new model (an evaluation's report, a merge) name the commit that does.
 MODEL_COMMIT = PREFIX + "model_commit"
 TRAINING_JOBS = ("train", "continue_train")
+#: what a training's output holds (``assethub.model_format``): an MLflow model the code wrote to
+#: model/; one it logged to its MLflow run, committed as model/; or only its own files (stored,
+#: not servable)
+MODEL_FORMATS = ("mlflow", "mlflow-logged", "files")
+SERVABLE_FORMATS = ("mlflow", "mlflow-logged")
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +59,14 @@ class Lineage:
     mlflow_run_id: str = ""
     mlflow_experiment_id: str = ""
     prefect_flow_run_id: str = ""
+    #: one of MODEL_FORMATS; "" on commits made before it was recorded (those hold model/MLmodel:
+    #: a job could commit nothing else then)
+    model_format: str = ""
+
+    @property
+    def servable(self) -> bool:
+        """Whether the version holds an MLflow model that ``assethub serve`` can serve."""
+        return self.model_format in SERVABLE_FORMATS or (not self.model_format and self.job in TRAINING_JOBS)
 
     def to_metadata(self) -> dict[str, str]:
         """lakeFS commit metadata (string values; params and metrics as JSON)."""
@@ -121,6 +135,7 @@ def model_card(model: str, lineage: Lineage, mlflow_uri: str) -> str:
     base = (f"- Base model: `{lineage.base_model}` (commit `{lineage.base_model_commit}`)\n"
             if lineage.base_model else "")
     sub = f" (subpath `{lineage.code_subpath}`)" if lineage.code_subpath else ""
+    revision = f" (`{lineage.code_revision}`)" if lineage.code_revision else ""
     return f"""# {AssetPath.parse(model).name}
 
 Trained by Asset Hub ({lineage.job}). Edit this card freely; the lineage below is also kept in
@@ -128,7 +143,7 @@ the commit's metadata (`assethub lineage {model}:<ref>`).
 
 ## Lineage
 - Dataset: `{lineage.dataset}` (commit `{lineage.dataset_commit}`)
-- Code: {lineage.code_url} at `{lineage.code_sha}`{sub}
+- Code: {lineage.code_url} at `{lineage.code_sha}`{revision}{sub}
 - Command: `{lineage.command}`
 {base}- MLflow run: `{lineage.mlflow_run_id}` ({mlflow_uri})
 - Prefect flow run: `{lineage.prefect_flow_run_id}`
@@ -144,9 +159,23 @@ the commit's metadata (`assethub lineage {model}:<ref>`).
 {scores}
 
 ## Use
-`model/` is an MLflow model: `mlflow.pyfunc.load_model("model")`, or serve it with
-`assethub serve {model}:<ref>`.
+{model_use(model, lineage.model_format or "mlflow")}
 """
+
+
+def model_use(model: str, model_format: str) -> str:
+    """The model card's "Use" section: what the version holds and how to use (or serve) it."""
+    if model_format == "files":
+        return f"""This version holds the files the training code wrote, as they are: it is **not servable**
+(there is no MLflow model). To make the next version servable, have the code write an MLflow
+model to `$ASSETHUB_OUTPUT_DIR/model` (`mlflow.<flavor>.save_model`, e.g.
+`mlflow.sklearn.save_model(model, os.environ["ASSETHUB_OUTPUT_DIR"] + "/model")`) or log one to
+the job's MLflow run (`mlflow.<flavor>.log_model`; `MLFLOW_RUN_ID` is set), then train again and
+`assethub serve {model}:<ref>`."""
+    how = ("the training code logged it to its MLflow run and Asset Hub committed it here"
+           if model_format == "mlflow-logged" else "the training code wrote it")
+    return f"""`model/` is an MLflow model ({how}): `mlflow.pyfunc.load_model("model")`, or serve it
+with `assethub serve {model}:<ref>`."""
 
 
 # -- merge decisions ------------------------------------------------------------------------------

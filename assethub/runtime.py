@@ -19,6 +19,8 @@ The runner (``tasks.run_entrypoint``) sets these variables; nothing here talks t
 ``ASSETHUB_SPLIT``          a training ratio (``0.9``) or the independent test set's path
 ``ASSETHUB_METRICS_FILE``   where the job writes its metrics as a JSON object
 ``MLFLOW_TRACKING_URI``     with ``MLFLOW_RUN_ID``: the job's MLflow run, for the code's own logging
+``DEVICE``                  ``cuda`` or ``cpu``, from the work pool (also ``ASSETHUB_DEVICE``)
+``ASSETHUB_GPUS``           how many GPUs the job may use (``0`` on ``cpu``)
 ==========================  ==================================================================
 """
 
@@ -35,9 +37,10 @@ from typing import Any, TypeVar
 
 from assethub.params import env_vars
 
-__all__ = ["JOBS", "ContractError", "JobContext", "Split", "context", "environment"]
+__all__ = ["DEVICES", "JOBS", "ContractError", "JobContext", "Split", "context", "environment"]
 
 JOBS = ("train", "continue_train", "evaluate")
+DEVICES = ("cuda", "cpu")
 DEFAULT_SPLIT_RATIO = 0.8  # when a dataset declares no split
 T = TypeVar("T")
 
@@ -115,6 +118,8 @@ class JobContext:
     mlflow_tracking_uri: str = ""
     mlflow_run_id: str = ""
     extra: Mapping[str, str] = field(default_factory=dict)
+    device: str = "cpu"  # cuda | cpu: what the work pool runs the job on
+    gpus: int = 0
 
     def param(self, name: str, default: T) -> T:
         """A parameter converted to the type of ``default`` (ints stay ints, "3" becomes 3)."""
@@ -165,13 +170,20 @@ def context(env: Mapping[str, str] | None = None) -> JobContext:
     if not isinstance(params, dict):
         raise ContractError("ASSETHUB_PARAMS must be a JSON object")
     base = env.get("ASSETHUB_BASE_MODEL_DIR", "")
+    device = (env.get("ASSETHUB_DEVICE") or env.get("DEVICE") or "cpu").strip().lower()
+    if device not in DEVICES:
+        raise ContractError(f"ASSETHUB_DEVICE={device!r}; expected one of {', '.join(DEVICES)}")
+    try:
+        gpus = int(env.get("ASSETHUB_GPUS") or (1 if device == "cuda" else 0))
+    except ValueError:
+        raise ContractError(f"ASSETHUB_GPUS={env.get('ASSETHUB_GPUS')!r} is not a number") from None
     metrics = env.get("ASSETHUB_METRICS_FILE") or str(output_dir / "metrics.json")
     return JobContext(
         job=job, dataset_dir=dataset_dir, output_dir=output_dir,
         base_model_dir=Path(base) if base else None, params=params,
         split=Split.parse(env.get("ASSETHUB_SPLIT", ""), dataset_dir),
         metrics_file=Path(metrics), mlflow_tracking_uri=env.get("MLFLOW_TRACKING_URI", ""),
-        mlflow_run_id=env.get("MLFLOW_RUN_ID", ""))
+        mlflow_run_id=env.get("MLFLOW_RUN_ID", ""), device=device, gpus=gpus)
 
 
 def environment(ctx: JobContext) -> dict[str, str]:
@@ -180,7 +192,9 @@ def environment(ctx: JobContext) -> dict[str, str]:
            "ASSETHUB_OUTPUT_DIR": str(ctx.output_dir),
            "ASSETHUB_PARAMS": json.dumps(dict(ctx.params), sort_keys=True),
            "ASSETHUB_SPLIT": str(ctx.split), "ASSETHUB_METRICS_FILE": str(ctx.metrics_file)}
-    env = {**env_vars(ctx.params), **env}
+    # DEVICE first: a declared param named ``device`` is the code's own choice and wins there
+    env = {"DEVICE": ctx.device, **env_vars(ctx.params), **env,
+           "ASSETHUB_DEVICE": ctx.device, "ASSETHUB_GPUS": str(ctx.gpus)}
     if ctx.base_model_dir is not None:
         env["ASSETHUB_BASE_MODEL_DIR"] = str(ctx.base_model_dir)
     if ctx.mlflow_tracking_uri:

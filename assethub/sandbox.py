@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["DEFAULT_GID", "DEFAULT_UID", "Mount", "Sandbox", "SandboxUnavailableError", "bwrap_argv",
-           "from_settings", "python_mounts", "signal_innermost", "system_mounts"]
+           "from_settings", "gpu_mounts", "python_mounts", "signal_innermost", "system_mounts"]
 
 DEFAULT_UID = DEFAULT_GID = 65534  # nobody / nogroup
 SETPRIV = "/usr/bin/setpriv"
@@ -74,6 +74,7 @@ class Mount:
     source: Path
     dest: Path | None = None
     writable: bool = False
+    device: bool = False  # a device node (or a directory of them): bound with --dev-bind
 
     @property
     def target(self) -> Path:
@@ -168,6 +169,14 @@ def python_mounts() -> list[Mount]:
     return [Mount(p) for p in sorted(paths) if p.exists()]
 
 
+def gpu_mounts(dev: Path = Path("/dev")) -> list[Mount]:
+    """The NVIDIA devices (``/dev/nvidia*``, ``/dev/nvidia-caps``), for a job whose DEVICE is
+    cuda: bwrap's own ``/dev`` holds only the basic nodes."""
+    with contextlib.suppress(OSError):
+        return [Mount(p, device=True) for p in sorted(dev.glob("nvidia*"))]
+    return []
+
+
 def _inside(path: Path, parents: Iterable[Path]) -> bool:
     return any(path == p or p in path.parents for p in parents)
 
@@ -202,7 +211,8 @@ def bwrap_argv(inner: Sequence[str], *, bwrap: str = "bwrap", uid: int = DEFAULT
                 continue
             argv += ["--perms", "0755", "--dir", str(parent)]
             made.add(parent)
-        argv += ["--bind" if m.writable else "--ro-bind", str(m.source), str(target)]
+        argv += ["--dev-bind" if m.device else "--bind" if m.writable else "--ro-bind", str(m.source),
+                 str(target)]
         made.add(target)
         if target.is_dir() or m.source.is_dir():
             bound.append(target)
@@ -274,23 +284,33 @@ def forward(port: int, unix_path: str, command: Sequence[str]) -> int:
 class MlflowRelay:
     """Outside the sandbox: a Unix-socket HTTP server that passes to the tracking server at
     ``upstream`` only the MLflow REST calls about run ``run_id`` (get it, log metrics, params,
-    tags, batches and inputs to it, update its status, read its metric history, its artifacts);
+    tags, batches, inputs and outputs to it, update its status, read its metric history, its
+    artifacts) and about the models logged from it (MLflow 3's ``log_model``: create a logged
+    model whose ``source_run_id`` is the run, in the run's experiment; then, for the ids the
+    relay saw created, upload its artifacts, finalize it, tag it, log its params, read it);
     anything else is answered 403. Credentials for the tracking server (MLFLOW_TRACKING_TOKEN,
     _USERNAME/_PASSWORD in this process's environment) are added here, never seen inside."""
 
     RUN_CALLS = frozenset({"runs/get", "runs/log-metric", "runs/log-batch", "runs/log-parameter",
                            "runs/set-tag", "runs/delete-tag", "runs/update", "runs/log-inputs",
-                           "runs/log-model", "metrics/get-history", "artifacts/list"})
+                           "runs/outputs", "runs/log-model", "metrics/get-history", "artifacts/list"})
+    CREATE_MODEL = "logged-models"
+    # (method, what follows logged-models/<id>) of the calls on a model the relay saw created
+    MODEL_CALLS = frozenset({("GET", ""), ("PATCH", ""), ("PATCH", "tags"), ("POST", "params"),
+                             ("DELETE", "tags"), ("GET", "artifacts")})
 
-    def __init__(self, upstream: str, run_id: str, socket_path: Path) -> None:
+    def __init__(self, upstream: str, run_id: str, socket_path: Path, experiment_id: str = "") -> None:
         self.upstream = upstream.rstrip("/")
         self.run_id = run_id
+        self.experiment_id = experiment_id  # the run's; asked of the server when first needed
         self.socket_path = socket_path
+        self.models: dict[str, str] = {}  # logged model id -> its experiment, created from the run
+        self._lock = threading.Lock()
         self._server: Any = None
         self._thread: threading.Thread | None = None
 
     def allowed(self, method: str, path: str, query: Mapping[str, list[str]], body: bytes) -> bool:
-        """Whether the call concerns this relay's run (and only it)."""
+        """Whether the call concerns this relay's run (and only it), or a model logged from it."""
         import json
         from urllib.parse import unquote
 
@@ -304,22 +324,72 @@ class MlflowRelay:
         else:
             for prefix in ("/api/2.0/mlflow-artifacts/artifacts/",
                            "/ajax-api/2.0/mlflow-artifacts/artifacts/"):
-                if path.startswith(prefix):  # <experiment>/<run>/artifacts/...
-                    parts = path[len(prefix):].split("/")
+                if path.startswith(prefix):  # <experiment>/<run>/artifacts/... or
+                    parts = path[len(prefix):].split("/")  # <experiment>/models/<model>/artifacts/...
+                    if len(parts) >= 4 and parts[1] == "models":
+                        return (parts[3] == "artifacts" and parts[2] in self.models
+                                and self.models[parts[2]] == parts[0])
                     return len(parts) >= 3 and parts[1] == self.run_id and parts[2] == "artifacts"
             return False
-        if call not in self.RUN_CALLS:
-            return False
-        ids: list[Any] = [*query.get("run_id", []), *query.get("run_uuid", [])]
-        if method == "POST":
+        data: Any = {}
+        if method in ("POST", "PATCH"):
             try:
                 data = json.loads(body or b"{}")
             except ValueError:
                 return False
             if not isinstance(data, dict):
                 return False
-            ids += [data[k] for k in ("run_id", "run_uuid") if k in data]
+        if call.startswith(self.CREATE_MODEL + "/") or call == self.CREATE_MODEL:
+            return self._model_call(method, call, query, data)
+        if call not in self.RUN_CALLS:
+            return False
+        ids: list[Any] = [*query.get("run_id", []), *query.get("run_uuid", [])]
+        ids += [data[k] for k in ("run_id", "run_uuid") if k in data]
+        models = data.get("models", [])  # inputs / outputs naming logged models: only the run's
+        if not isinstance(models, list) or not all(
+                isinstance(m, dict) and m.get("model_id") in self.models for m in models):
+            return False
         return bool(ids) and all(i == self.run_id for i in ids)
+
+    def _model_call(self, method: str, call: str, query: Mapping[str, list[str]], data: Any) -> bool:
+        parts = call.split("/")
+        if len(parts) == 1:  # create: from this run, in its experiment
+            return (method == "POST" and data.get("source_run_id") == self.run_id
+                    and bool(self.experiment_id) and data.get("experiment_id") == self.experiment_id)
+        model_id, rest = parts[1], parts[2] if len(parts) > 2 else ""
+        if model_id not in self.models or (method, rest) not in self.MODEL_CALLS:
+            return False
+        if rest == "tags" and method == "DELETE" and len(parts) != 4:
+            return False
+        if rest not in ("tags", "artifacts") and len(parts) > 3:
+            return False
+        return data.get("model_id", model_id) == model_id if isinstance(data, dict) else False
+
+    def needs_experiment(self, method: str, path: str) -> bool:
+        """Whether :meth:`allowed` needs the run's experiment (a model is being created) and
+        it is not known yet: the caller asks the server (:meth:`learn_experiment`) first."""
+        return not self.experiment_id and method == "POST" and path.rstrip("/").endswith(
+            "/mlflow/" + self.CREATE_MODEL)
+
+    def learn_experiment(self, run_json: bytes) -> None:
+        """The run's experiment, from the server's ``runs/get`` answer."""
+        import json
+
+        with contextlib.suppress(ValueError, AttributeError, TypeError):
+            self.experiment_id = str(json.loads(run_json)["run"]["info"]["experiment_id"])
+
+    def remember(self, method: str, path: str, status: int, response: bytes) -> None:
+        """After the server answered an allowed call: the id of a model created from the run
+        (from the answer) is the run's; calls on it are let through from now on."""
+        import json
+
+        if method != "POST" or status != 200 or not path.rstrip("/").endswith("/mlflow/" + self.CREATE_MODEL):
+            return
+        with contextlib.suppress(ValueError, KeyError, TypeError):
+            info = json.loads(response)["model"]["info"]
+            if str(info.get("source_run_id", "")) == self.run_id:
+                with self._lock:
+                    self.models[str(info["model_id"])] = str(info.get("experiment_id", ""))
 
     def start(self) -> MlflowRelay:
         import http.server
@@ -348,6 +418,12 @@ class MlflowRelay:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 url = urlsplit(self.path)
+                if relay.needs_experiment(self.command, url.path):
+                    with contextlib.suppress(httpx.HTTPError):
+                        run = client.get(f"{relay.upstream}/api/2.0/mlflow/runs/get",
+                                         params={"run_id": relay.run_id}, headers=auth)
+                        if run.status_code == 200:
+                            relay.learn_experiment(run.content)
                 if not relay.allowed(self.command, url.path, parse_qs(url.query), body):
                     self._reply(403, b'{"error_code": "PERMISSION_DENIED", "message": "a sandboxed '
                                      b'job may only use its own MLflow run"}', "application/json")
@@ -362,6 +438,7 @@ class MlflowRelay:
                                      f'"MLflow is unavailable: {type(exc).__name__}"}}'.encode(),
                                 "application/json")
                     return
+                relay.remember(self.command, url.path, r.status_code, r.content)
                 self._reply(r.status_code, r.content, r.headers.get("content-type", "application/json"))
 
             def _reply(self, status: int, body: bytes, kind: str) -> None:

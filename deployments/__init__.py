@@ -85,6 +85,8 @@ def gpu_job_template() -> dict[str, Any]:
         "env": [
             {"name": "ASSETHUB_URL", "value": _var("assethub_url")},
             {"name": "MLFLOW_TRACKING_URI", "value": _var("mlflow_tracking_uri")},
+            # the jobs' DEVICE: this pool's pods run on GPU nodes (tasks.entrypoint.job_device)
+            {"name": "ASSETHUB_DEVICE", "value": "cuda"},
             # never inline: the token is read from a Secret in the job's namespace
             {"name": "ASSETHUB_TOKEN", "valueFrom": {"secretKeyRef": {
                 "name": _var("token_secret_name"), "key": _var("token_secret_key")}}},

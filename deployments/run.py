@@ -36,7 +36,7 @@ def register(flow: str, parameters: dict[str, Any]) -> str:
     with Client() as hub:
         run = hub.create_run(model, kind=kind, branch=branch, dataset=str(p.get("dataset") or ""),
                              base=base, code_url=str(p.get("repo") or ""),
-                             code_revision=str(p.get("revision") or "main"),
+                             code_revision=str(p.get("revision") or ""),
                              code_subpath=str(p.get("subpath") or ""), command=str(p.get("command") or ""),
                              params=dict(p.get("params") or {}), deferred=True)
     return run.id

@@ -63,7 +63,8 @@ def job_arguments(parser: argparse.ArgumentParser, *, code_required: bool = True
     parser.add_argument("--dataset", required=True, help="dataset reference <path>:<tag|branch|commit>")
     parser.add_argument("--repo", required=code_required, default="",
                         help="Git URL or path of the training code")
-    parser.add_argument("--revision", default="main", help="branch, tag or commit of the code")
+    parser.add_argument("--revision", default="",
+                        help="branch, tag or commit of the code (default: the repository's default branch)")
     parser.add_argument("--subpath", default="", help="directory of the code inside the repository")
     parser.add_argument("--param", action="append", type=parse_param, default=[], metavar="KEY=VALUE",
                         help="override a parameter of assethub.yaml (repeatable)")

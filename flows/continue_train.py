@@ -17,7 +17,7 @@ from flows.pipeline import run_training
 
 
 @flow(name="continue-train", log_prints=True)
-def continue_train(base: str, dataset: str, repo: str, revision: str = "main", subpath: str = "",
+def continue_train(base: str, dataset: str, repo: str, revision: str = "", subpath: str = "",
                    params: dict[str, Any] | None = None, branch: str = "", command: str = "",
                    message: str = "", model: str = "", run_id: str = "") -> dict[str, Any]:
     """Start from the weights of `base` and train more; the result is a new branch.
@@ -26,7 +26,7 @@ def continue_train(base: str, dataset: str, repo: str, revision: str = "main", s
         base: the model version to continue from, `<owner>/model/<folder>/<name>:<ref>`
         dataset: the dataset version, `<owner>/dataset/<folder>/<name>:<tag|branch|commit>`
         repo: Git URL (or local path) of the training code
-        revision: branch, tag or commit of the code
+        revision: branch, tag or commit of the code ("": the repository's default branch)
         subpath: directory of the code inside the repository
         params: parameters overriding assethub.yaml's defaults
         branch: the branch to create (default: `continue-<run>`), from the base version

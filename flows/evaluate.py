@@ -20,7 +20,7 @@ from tasks.tracking import close_tracking
 
 
 @flow(name="evaluate", log_prints=True)
-def evaluate(model: str, dataset: str, repo: str, revision: str = "main", subpath: str = "",
+def evaluate(model: str, dataset: str, repo: str, revision: str = "", subpath: str = "",
              params: dict[str, Any] | None = None, command: str = "", run_id: str = "") -> dict[str, Any]:
     """Run the code's `evaluate` command on a model version and a dataset's test split.
 
@@ -31,7 +31,7 @@ def evaluate(model: str, dataset: str, repo: str, revision: str = "main", subpat
         model: the model version, `<owner>/model/<folder>/<name>:<branch|tag|commit>`
         dataset: the dataset version, `<owner>/dataset/<folder>/<name>:<tag|branch|commit>`
         repo: Git URL (or local path) of the code with the `evaluate` command
-        revision: branch, tag or commit of the code
+        revision: branch, tag or commit of the code ("": the repository's default branch)
         subpath: directory of the code inside the repository
         params: parameters overriding assethub.yaml's defaults
         command: the command to run instead of assethub.yaml's `evaluate`

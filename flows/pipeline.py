@@ -24,6 +24,7 @@ from tasks.entrypoint import job_contract, run_entrypoint
 from tasks.env import discard_job_dir, drop_job_token, job_dir
 from tasks.results import (
     claim_run,
+    collect_model,
     commit_model,
     fail_run,
     flow_run_id,
@@ -155,9 +156,10 @@ def run_training(kind: str, *, model: str, dataset: str, repo: str, revision: st
         ran = run_command(scope, kind, model=model_path, dataset=str(dataset_ref), base=base_ref, repo=repo,
                           revision=revision, subpath=subpath, params=params, command=command,
                           tags={"assethub.branch": branch}, progress={"branch": branch})
+        model_format = collect_model(str(ran.output), ran.tracking)  # before Asset Hub adds its files
         lineage = job_lineage(kind, run, ran.code, ran.command, ran.params, ran.tracking,
                               dataset=str(dataset_ref), base=base_ref, metrics=ran.metrics,
-                              prefect_flow_run_id=ran.prefect_flow_run_id)
+                              prefect_flow_run_id=ran.prefect_flow_run_id, model_format=model_format)
         evaluation_id = write_model_files(str(ran.output), model_path, lineage, ran.tracking.uri)
         what = "Continue training" if base_ref else "Train"
         committed = commit_model(
@@ -166,7 +168,9 @@ def run_training(kind: str, *, model: str, dataset: str, repo: str, revision: st
         if evaluation_id:
             record_evaluation(committed.ref, str(dataset_ref.path.at(run.dataset_commit)), ran.metrics,
                               run.id, evaluation_id)
-        close_tracking(ran.tracking, succeeded=True, metrics=ran.metrics, model_dir=str(ran.output / "model"),
+        # a model the code logged to the run is there already: not logged a second time
+        close_tracking(ran.tracking, succeeded=True, metrics=ran.metrics,
+                       model_dir=str(ran.output / "model") if model_format == "mlflow" else "",
                        tags={"assethub.lakefs_commit": committed.commit, "assethub.model_ref": committed.ref})
         update_run(run.id, state="completed", metrics=ran.metrics, result_commit=committed.commit)
         return {"run_id": run.id, "model_ref": f"{model_path}:{branch}", "branch": branch,

@@ -27,7 +27,7 @@ from tasks.retrain import RetrainPlan, claim_branch, plan_retrain, release_claim
 
 
 @flow(name="retrain", log_prints=True)
-def retrain(model: str = "", dataset: str = "", repo: str = "", revision: str = "main", subpath: str = "",
+def retrain(model: str = "", dataset: str = "", repo: str = "", revision: str = "", subpath: str = "",
             params: dict[str, Any] | None = None, metric: str = "accuracy", higher_is_better: bool = True,
             margin: float = 0.0, command: str = "", follow_id: int = 0) -> dict[str, Any]:
     """If `dataset`'s main is not what `model`'s main was trained on, train on it (continuing from
@@ -38,7 +38,7 @@ def retrain(model: str = "", dataset: str = "", repo: str = "", revision: str = 
         model: the model asset, `<owner>/model/<folder>/<name>` (not with `follow_id`)
         dataset: the dataset asset followed, `<owner>/dataset/<folder>/<name>` (its `main` is used)
         repo: Git URL (or local path) of the training code
-        revision: branch, tag or commit of the code
+        revision: branch, tag or commit of the code ("": the repository's default branch)
         subpath: directory of the code inside the repository
         params: parameters overriding assethub.yaml's defaults
         metric: the evaluation metric that must improve for the merge

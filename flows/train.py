@@ -1,7 +1,7 @@
 """Train a model from a dataset version and a Git repository of training code.
 
     python -m flows.train --model alice/model/cls/net --dataset alice/dataset/img/digits:v1 \\
-        --repo https://example.org/code.git --revision main --param epochs=3
+        --repo https://example.org/code.git --revision master --param epochs=3
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from flows.pipeline import run_training
 
 
 @flow(name="train", log_prints=True)
-def train(model: str, dataset: str, repo: str, revision: str = "main", subpath: str = "",
+def train(model: str, dataset: str, repo: str, revision: str = "", subpath: str = "",
           params: dict[str, Any] | None = None, branch: str = "", command: str = "",
           message: str = "", run_id: str = "") -> dict[str, Any]:
     """Train a new model version on a new branch of `model`, evaluated on the dataset's test split.
@@ -25,7 +25,7 @@ def train(model: str, dataset: str, repo: str, revision: str = "main", subpath: 
         model: the model asset to write, `<owner>/model/<folder>/<name>`
         dataset: the dataset version, `<owner>/dataset/<folder>/<name>:<tag|branch|commit>`
         repo: Git URL (or local path) of the training code
-        revision: branch, tag or commit of the code
+        revision: branch, tag or commit of the code ("": the repository's default branch)
         subpath: directory of the code inside the repository
         params: parameters overriding assethub.yaml's defaults
         branch: the model branch to commit to (default: a new `train-<run>` branch)

@@ -85,9 +85,11 @@ def _git_env(url: str, run_id: str, private: Path) -> Iterator[dict[str, str]]:
 
 
 def _mirror(url: str, refresh: bool, *, owner: str = "", run_id: str = "",
-            private: Path | None = None) -> git.Repo:
+            private: Path | None = None, default_branch: bool = False) -> git.Repo:
     """``owner``'s bare mirror of ``url`` under the Asset Hub home, cloned once and fetched when
-    needed (with the credential the run may use, see :func:`_git_env`)."""
+    needed (with the credential the run may use, see :func:`_git_env`). A clone's HEAD is the
+    remote's default branch, but a fetch does not move it: with ``default_branch`` a refresh also
+    asks the remote which branch its HEAD is now and points the mirror's HEAD there."""
     path = mirror_path(url, owner)
     safe = redact_url(url)
     private = private or path.parent
@@ -107,6 +109,8 @@ def _mirror(url: str, refresh: bool, *, owner: str = "", run_id: str = "",
         if refresh:
             with _git_env(url, run_id, private) as env:
                 repo.git.fetch("--prune", "--force", "origin", "+refs/*:refs/*", env=env)
+                if default_branch:
+                    _follow_remote_head(repo, env)
         return repo
     except git.GitCommandError as e:
         # GitPython wraps git's stderr as "\n  stderr: '...'": git's own last words are inside
@@ -124,6 +128,28 @@ def _mirror(url: str, refresh: bool, *, owner: str = "", run_id: str = "",
                     f"`assethub git-credentials set {host}`, or the URL with it once)")
         raise CodeFetchError(f"cannot fetch the code repository {safe}: {why}", url=safe,
                              transient=network) from None
+
+
+def _follow_remote_head(repo: git.Repo, env: dict[str, str]) -> None:
+    """Point the mirror's HEAD at the branch the remote's HEAD names now (``git ls-remote
+    --symref origin HEAD``: ``ref: refs/heads/<b>\tHEAD``); left as it is when the remote names
+    none (a server that does not advertise it)."""
+    listing = str(repo.git.ls_remote("--symref", "origin", "HEAD", env=env))
+    for line in listing.splitlines():
+        target, _, name = line.partition("\t")
+        if name.strip() == "HEAD" and target.startswith("ref: refs/heads/"):
+            branch = target.removeprefix("ref: ").strip()
+            if repo.git.symbolic_ref("HEAD") != branch:
+                repo.git.symbolic_ref("HEAD", branch)
+            return
+
+
+def default_branch(repo: git.Repo) -> str:
+    """The branch the mirror's HEAD names (the remote's default branch), "" when detached."""
+    try:
+        return str(repo.git.symbolic_ref("--short", "HEAD")).strip()
+    except git.GitCommandError:
+        return ""
 
 
 def _resolve(repo: git.Repo, revision: str) -> str | None:
@@ -171,6 +197,8 @@ def fetch_code(repo: str, revision: str, subpath: str, dest: str, run_id: str = 
                owner: str = "") -> Code:
     """Check out ``repo`` at ``revision`` into ``dest``; the code dir is ``dest/subpath``.
 
+    ``revision`` "" (or ``HEAD``) is the repository's default branch (the remote's HEAD, asked
+    again each time: it may change); the code's ``revision`` is then that branch's name.
     A local bare mirror per URL and ``owner`` (the user the run ``run_id`` acts for) is reused:
     a commit sha already in it needs no network. Git gets the owner's credential for the host,
     if any, from the server (see :func:`_git_env`).
@@ -180,6 +208,7 @@ def fetch_code(repo: str, revision: str, subpath: str, dest: str, run_id: str = 
     if not repo.strip():
         raise CodeFetchError("no code repository given (--repo URL or path)", url="")
     revision = revision.strip() or "HEAD"
+    default = revision == "HEAD"
     sub = PurePosixPath(subpath.strip("/")) if subpath.strip("/") else PurePosixPath()
     if ".." in sub.parts or sub.is_absolute():
         raise CodeFetchError(f"subpath {subpath!r} must stay inside the repository", url=safe)
@@ -189,10 +218,15 @@ def fetch_code(repo: str, revision: str, subpath: str, dest: str, run_id: str = 
     is_sha = len(revision) >= 7 and all(c in "0123456789abcdef" for c in revision.lower())
     if sha is None or not (is_sha and sha.startswith(revision.lower())):
         # branches and tags move: ask the remote
-        mirror = _mirror(repo, refresh=True, owner=owner, run_id=run_id, private=private)
+        mirror = _mirror(repo, refresh=True, owner=owner, run_id=run_id, private=private,
+                         default_branch=default)
         sha = _resolve(mirror, revision)
     if sha is None:
-        raise CodeFetchError(f"revision {revision!r} not found in {safe}", url=safe)
+        raise CodeFetchError(f"revision {revision!r} not found in {safe}" if not default else
+                             f"the default branch of {safe} has no commit (an empty repository?)",
+                             url=safe)
+    if default:
+        revision = default_branch(mirror) or revision  # recorded by name: e.g. master
     out = Path(dest)
     out.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()

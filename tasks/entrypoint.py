@@ -60,10 +60,37 @@ def job_contract(kind: str, *, data: Fetched, base: Fetched | None, output_dir: 
     out = Path(output_dir)
     out.mkdir(parents=True)
     data_dir = Path(data.dir)
+    device, gpus = job_device()
     return environment(JobContext(
         job=kind, dataset_dir=data_dir, output_dir=out, base_model_dir=Path(base.dir) if base else None,
         params=params, split=Split.parse(data.split, data_dir), metrics_file=Path(metrics_file),
-        mlflow_tracking_uri=tracking.uri, mlflow_run_id=tracking.run_id))
+        mlflow_tracking_uri=tracking.uri, mlflow_run_id=tracking.run_id, device=device, gpus=gpus))
+
+
+def _visible_gpus(environ: Mapping[str, str], dev: Path) -> int:
+    """How many NVIDIA GPUs this machine shows: CUDA_VISIBLE_DEVICES when set (``""`` or ``-1``:
+    none), else the ``/dev/nvidia<N>`` devices. Without importing torch (seconds, and GPU
+    memory) in the flow's process."""
+    visible = environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        ids = [v.strip() for v in visible.split(",") if v.strip()]
+        return 0 if not ids or ids[0].startswith("-") else len(ids)
+    with contextlib.suppress(OSError):
+        return sum(1 for p in dev.glob("nvidia*") if p.name[len("nvidia"):].isdigit())
+    return 0
+
+
+def job_device(environ: Mapping[str, str] | None = None, dev: Path = Path("/dev")) -> tuple[str, int]:
+    """The job's ``DEVICE`` and GPU count, from the work pool: the worker's setting
+    ``ASSETHUB_DEVICE`` (``cuda`` / ``cpu``; the ``gpu`` pool's job template sets ``cuda``) when
+    set, else ``cuda`` when the machine has an NVIDIA GPU, else ``cpu``."""
+    environ = os.environ if environ is None else environ
+    setting = environ.get("ASSETHUB_DEVICE", "").strip().lower()
+    if setting not in ("", "cuda", "cpu"):
+        raise JobSpecError(f"ASSETHUB_DEVICE={setting!r} (the worker's setting): use cuda or cpu")
+    gpus = _visible_gpus(environ, dev)
+    device = setting or ("cuda" if gpus else "cpu")
+    return device, (max(gpus, 1) if device == "cuda" else 0)
 
 
 # harmless settings of this process that the sandboxed command gets too (nothing secret)
@@ -135,6 +162,8 @@ def prepare_sandboxed(box: sandbox.Sandbox, command: str, cwd: str, contract: Ma
     for name in ("ASSETHUB_DATASET_DIR", "ASSETHUB_BASE_MODEL_DIR"):
         if contract.get(name):
             mounts.append(sandbox.Mount(Path(contract[name])))
+    if contract.get("ASSETHUB_DEVICE") == "cuda":  # the GPUs, as devices (bwrap's /dev has none)
+        mounts += sandbox.gpu_mounts()
     inner = ["/bin/sh", "-c", command]
     relay, cleanup = None, [metrics] if created_metrics else []
     uri, run_id = contract.get("MLFLOW_TRACKING_URI", ""), contract.get("MLFLOW_RUN_ID", "")

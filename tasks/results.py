@@ -157,13 +157,88 @@ def run_trigger() -> str:
 
 def job_lineage(kind: str, run: RunView, code: Code, command: str, params: dict[str, Any],
                 tracking: Tracking, *, dataset: str, base: str, metrics: dict[str, float],
-                prefect_flow_run_id: str) -> Lineage:
+                prefect_flow_run_id: str, model_format: str = "") -> Lineage:
     """The lineage of a training job's model commit, from what its steps returned."""
     return Lineage(job=kind, run_id=run.id, dataset=dataset, dataset_commit=run.dataset_commit,
                    code_url=code.url, code_revision=code.revision, code_subpath=code.subpath,
                    code_sha=code.sha, command=command, base_model=base, base_model_commit=run.base_commit,
                    params=params, metrics=metrics, mlflow_run_id=tracking.run_id,
-                   mlflow_experiment_id=tracking.experiment_id, prefect_flow_run_id=prefect_flow_run_id)
+                   mlflow_experiment_id=tracking.experiment_id, prefect_flow_run_id=prefect_flow_run_id,
+                   model_format=model_format)
+
+
+# What Asset Hub itself adds to a training's output (the model card, the metrics and evaluation
+# records): an output holding only these holds nothing the job wrote.
+ADDED_FILES = ("README.md", "metrics.json")
+ADDED_DIRS = ("eval",)
+NOTHING_WRITTEN = "the job wrote nothing to $ASSETHUB_OUTPUT_DIR; nothing was committed"
+
+
+def written_files(out: Path) -> list[Path]:
+    """The files of the output directory ``out`` that the job wrote (not Asset Hub's own)."""
+    return [p for p in out.rglob("*") if p.is_file()
+            and p.relative_to(out).as_posix() not in ADDED_FILES
+            and p.relative_to(out).parts[0] not in ADDED_DIRS]
+
+
+def _logged_model_dir(tracking: Tracking, dest: Path) -> Path | None:
+    """Download the MLflow model the job's code logged to its run into ``dest``; its directory,
+    or None when it logged none. MLflow 3's logged models whose ``source_run_id`` is the run
+    (the newest ready one), else a run artifact directory holding an ``MLmodel`` (MLflow 2)."""
+    from mlflow.artifacts import download_artifacts
+    from mlflow.entities import LoggedModelStatus
+    from mlflow.tracking import MlflowClient
+
+    mlflow = MlflowClient(tracking_uri=tracking.uri)
+    models = [m for m in mlflow.search_logged_models(
+        experiment_ids=[tracking.experiment_id], filter_string=f"source_run_id = '{tracking.run_id}'")
+        if m.status == LoggedModelStatus.READY]
+    if models:
+        newest = max(models, key=lambda m: m.creation_timestamp or 0)
+        return Path(download_artifacts(artifact_uri=newest.artifact_location, dst_path=str(dest),
+                                       tracking_uri=tracking.uri))
+    for item in mlflow.list_artifacts(tracking.run_id):
+        if item.is_dir and any(f.path == f"{item.path}/MLmodel"
+                               for f in mlflow.list_artifacts(tracking.run_id, item.path)):
+            return Path(mlflow.download_artifacts(tracking.run_id, item.path, str(dest)))
+    return None
+
+
+@task(name="collect_model", **NETWORK)
+def collect_model(output_dir: str, tracking: Tracking) -> str:
+    """Make a training's output a model version; what it holds (:data:`MODEL_FORMATS`):
+
+    - ``mlflow``: the code wrote an MLflow model to ``model/`` (servable);
+    - ``mlflow-logged``: the code logged one to its MLflow run (``mlflow.<flavor>.log_model``,
+      autologging): downloaded into ``model/`` (servable);
+    - ``files``: only the code's own files, committed as they are (not servable).
+
+    An output with nothing the job wrote is refused: there is nothing to commit."""
+    logger = get_run_logger()
+    out = Path(output_dir)
+    if (out / "model" / "MLmodel").is_file():
+        return "mlflow"
+    staging = out.parent / "logged-model"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    try:
+        logged = _logged_model_dir(tracking, staging)
+        if logged is not None and (logged / "MLmodel").is_file():
+            if (out / "model").exists():
+                raise JobFailedError(
+                    "the job logged an MLflow model to its run and also wrote $ASSETHUB_OUTPUT_DIR/model "
+                    "without an MLmodel file; the logged model is committed as model/: write your "
+                    "own files elsewhere in $ASSETHUB_OUTPUT_DIR; nothing was committed")
+            shutil.move(str(logged), str(out / "model"))
+            logger.info("the code logged an MLflow model to run %s: committed as model/", tracking.run_id)
+            return "mlflow-logged"
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    if not written_files(out):
+        raise JobFailedError(NOTHING_WRITTEN)
+    logger.warning("the job wrote no MLflow model (none in $ASSETHUB_OUTPUT_DIR/model, none logged to "
+                   "its MLflow run): its files are committed as they are, and the version is not servable")
+    return "files"
 
 
 @task(name="read_metrics", cache_policy=NO_CACHE)
@@ -233,9 +308,8 @@ def commit_model(model: str, branch: str, source: str, output_dir: str, lineage:
     logger = get_run_logger()
     hub = client()
     out = Path(output_dir)
-    if not (out / "model" / "MLmodel").is_file():
-        raise JobFailedError("the job finished but wrote no MLflow model at $ASSETHUB_OUTPUT_DIR/model "
-                             "(expected model/MLmodel); nothing was committed")
+    if not written_files(out):
+        raise JobFailedError(NOTHING_WRITTEN)
     created = False
     if branch not in {b.name for b in hub.list_branches(model)}:
         hub.create_branch(model, branch, source=source)

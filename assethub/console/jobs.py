@@ -200,10 +200,10 @@ def params_text(params: Mapping[str, Any]) -> str:
 
 def _defaults(asset: AssetView, ref: str, run: RunView | None) -> dict[str, str]:
     """Prefilled form values: the version at hand, and a previous run's inputs when given."""
-    values = {"ref": ref or "main", "base": ref or "main", "revision": "main", "pool": "local",
+    values = {"ref": ref or "main", "base": ref or "main", "revision": "", "pool": "local",
               "dataset": "", "repo": "", "subpath": "", "command": "", "params": "", "branch": ""}
     if run is not None:
-        values.update(dataset=run.dataset_ref, repo=run.code_url, revision=run.code_revision or "main",
+        values.update(dataset=run.dataset_ref, repo=run.code_url, revision=run.code_revision,
                       subpath=run.code_subpath, command=run.command, params=params_text(run.params))
     return values
 

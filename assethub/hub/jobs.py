@@ -259,7 +259,7 @@ class Jobs:
         run, secret = self.open_run(
             acting, kind="retrain", model=model, branch="retrain-" + commit[:12],
             dataset=f"{dataset}:{commit}", code_url=str(settings.get("repo") or ""),
-            code_revision=str(settings.get("revision") or "main"),
+            code_revision=str(settings.get("revision") or ""),
             code_subpath=str(settings.get("subpath") or ""), command=str(settings.get("command") or ""),
             params={"metric": settings.get("metric", "accuracy"),
                     "higher_is_better": settings.get("higher_is_better", True),

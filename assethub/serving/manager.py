@@ -213,8 +213,12 @@ class ServiceManager:
             text = self.hub.storage.read_bytes(pinned, "model/MLmodel")
         except ObjectNotFoundError:
             raise NotServableError(
-                f"{ref} (commit {commit[:12]}) has no MLflow model: no model/MLmodel file. Train it "
-                "with `assethub train`, or save the model with mlflow.pyfunc.save_model into model/",
+                f"{ref} (commit {commit[:12]}) is not servable: it holds no MLflow model (no "
+                "model/MLmodel file). Have the training code write one: save it into "
+                "$ASSETHUB_OUTPUT_DIR/model with mlflow.<flavor>.save_model (e.g. "
+                "mlflow.sklearn.save_model(model, os.environ['ASSETHUB_OUTPUT_DIR'] + '/model')), or "
+                "log it to the job's MLflow run with mlflow.<flavor>.log_model (MLFLOW_RUN_ID is "
+                "set), and train again; or commit an MLflow model under model/ yourself",
                 ref=str(ref), reason="no model/MLmodel") from None
         try:
             flavors = (yaml.safe_load(text) or {}).get("flavors") or {}

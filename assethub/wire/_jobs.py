@@ -77,6 +77,19 @@ class LineageView:
     lineage: Lineage | None
     evaluations: tuple[EvaluationView, ...]
     run: RunView | None
+    #: what the version holds (see assethub.lineage.MODEL_FORMATS), from its lineage; "" when no
+    #: job made it
+    model_format: str = ""
+    #: whether ``assethub serve`` can serve it; None when not known from the lineage (a commit no
+    #: job made: servable if it holds model/MLmodel)
+    servable: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.lineage is not None and self.lineage.job:
+            if not self.model_format:
+                object.__setattr__(self, "model_format", self.lineage.model_format or "mlflow")
+            if self.servable is None:
+                object.__setattr__(self, "servable", self.lineage.servable)
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,7 +37,7 @@ def test_pools_and_deployments_are_registered(prefect_stack: str) -> None:
         schema = train.parameter_openapi_schema
         assert set(schema["required"]) == {"model", "dataset", "repo"}
         assert "asset to write" in schema["properties"]["model"]["description"]
-        assert schema["properties"]["revision"]["default"] == "main"
+        assert schema["properties"]["revision"]["default"] == ""  # the repository's default branch
         retrain = names["retrain/local"].parameter_openapi_schema["properties"]
         assert retrain["margin"]["default"] == 0.0 and retrain["metric"]["default"] == "accuracy"
         assert names["train/gpu"].work_pool_name == "gpu"
@@ -60,6 +60,7 @@ def test_pools_and_deployments_are_registered(prefect_stack: str) -> None:
     assert variables["tolerations"]["default"][0]["key"] == "nvidia.com/gpu"
     token_env = next(e for e in container["env"] if e["name"] == "ASSETHUB_TOKEN")
     assert "value" not in token_env and "secretKeyRef" in token_env["valueFrom"]
+    assert {"name": "ASSETHUB_DEVICE", "value": "cuda"} in container["env"]  # the jobs' DEVICE on this pool
 
 
 @pytest.mark.attacks

@@ -21,7 +21,7 @@ from infra._prefect_server import NullsAsDefaults
 
 def test_settings_get_defaults_and_bad_ones_are_named() -> None:
     s = check_settings({"repo": "https://example.org/code.git", "margin": 1})
-    assert s["metric"] == "accuracy" and s["margin"] == 1.0 and s["revision"] == "main"
+    assert s["metric"] == "accuracy" and s["margin"] == 1.0 and s["revision"] == ""
     for bad, match in (({}, "needs the training code"), ({"repo": "r", "margin": -1}, "margin"),
                        ({"repo": "r", "schedule": "every day"}, "cron"),
                        ({"repo": "r", "colour": "blue"}, "unknown follow setting"),

@@ -62,11 +62,11 @@ def test_train_registers_the_run_as_the_caller_deferred_and_submits_only_its_id_
     assert job == LaunchedJob("run1", "flow-run-1", "train/local")
     assert hub.created == [{"who": ALICE, "kind": "train", "model": MODEL, "branch": "exp",
                             "dataset": DATASET, "base": "", "code_url": SECRET_REPO,
-                            "code_revision": "main", "code_subpath": "code", "command": "",
+                            "code_revision": "", "code_subpath": "code", "command": "",
                             "params": {"epochs": 3}, "deferred": True}]
     [(deployment, parameters)] = launcher.submitted
     assert deployment == "train/local"
-    assert parameters == {"model": MODEL, "dataset": DATASET, "repo": CLEAN_REPO, "revision": "main",
+    assert parameters == {"model": MODEL, "dataset": DATASET, "repo": CLEAN_REPO, "revision": "",
                           "subpath": "code", "params": {"epochs": 3}, "branch": "exp", "run_id": "run1"}
     assert "s3cret" not in json.dumps(parameters), "Prefect shows parameters: no credential there"
     assert hub.updated == [], "a submitted run is left to its job"

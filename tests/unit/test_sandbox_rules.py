@@ -160,3 +160,73 @@ def test_a_replica_without_bwrap_is_not_started_and_the_status_says_why(
     assert sup.replicas == [] and "bwrap" in sup.detail and "ASSETHUB_SANDBOX=off" in sup.detail
     assert "bwrap" in json.loads((tmp_path / "status.json").read_text())["detail"]
     assert "cannot start a replica" in (tmp_path / "service.log").read_text()
+
+
+MODEL = "m-0123456789abcdef0123456789abcdef"
+
+
+def _created(relay: MlflowRelay, model_id: str = MODEL, run_id: str = RUN, experiment: str = "7") -> None:
+    answer = {"model": {"info": {"model_id": model_id, "experiment_id": experiment, "source_run_id": run_id}}}
+    relay.remember("POST", "/api/2.0/mlflow/logged-models", 200, json.dumps(answer).encode())
+
+
+def test_the_relay_lets_the_run_log_a_model_and_use_only_the_models_it_created() -> None:
+    """MLflow 3's log_model: create a logged model from the run, link it as the run's output,
+    upload its files, finalize and tag it; the ids are those the relay saw created."""
+    relay = MlflowRelay("http://127.0.0.1:1", RUN, Path("/nonexistent.sock"))
+    create = json.dumps({"experiment_id": "7", "name": "model", "source_run_id": RUN}).encode()
+    assert relay.needs_experiment("POST", "/api/2.0/mlflow/logged-models")
+    assert not relay.allowed("POST", "/api/2.0/mlflow/logged-models", {}, create)  # experiment unknown
+    relay.learn_experiment(json.dumps({"run": {"info": {"run_id": RUN, "experiment_id": "7"}}}).encode())
+    assert not relay.needs_experiment("POST", "/api/2.0/mlflow/logged-models")
+    assert relay.allowed("POST", "/api/2.0/mlflow/logged-models", {}, create)
+    for other in ({"experiment_id": "8", "name": "m", "source_run_id": RUN},  # another experiment
+                  {"experiment_id": "7", "name": "m", "source_run_id": "other"},  # another run
+                  {"experiment_id": "7", "name": "m"}):  # no run
+        assert not relay.allowed("POST", "/api/2.0/mlflow/logged-models", {}, json.dumps(other).encode())
+    models_call = f"/api/2.0/mlflow/logged-models/{MODEL}"
+    artifact = f"/api/2.0/mlflow-artifacts/artifacts/7/models/{MODEL}/artifacts/MLmodel"
+    outputs = json.dumps({"run_id": RUN, "models": [{"model_id": MODEL, "step": 0}]}).encode()
+    assert not relay.allowed("GET", models_call, {}, b"")  # not created through the relay (yet)
+    assert not relay.allowed("PUT", artifact, {}, b"x")
+    assert not relay.allowed("POST", "/api/2.0/mlflow/runs/outputs", {}, outputs)
+    _created(relay, "m-someone-elses", run_id="other")  # an answer about another run teaches nothing
+    relay.remember("POST", "/api/2.0/mlflow/logged-models", 400, b"{}")
+    assert relay.models == {}
+    _created(relay)
+    assert relay.allowed("GET", models_call, {}, b"")
+    assert relay.allowed("PATCH", models_call, {}, json.dumps({"model_id": MODEL, "status": 2}).encode())
+    assert relay.allowed("PATCH", models_call + "/tags", {}, json.dumps({"tags": []}).encode())
+    assert relay.allowed("DELETE", models_call + "/tags/k", {}, b"")
+    assert relay.allowed("POST", models_call + "/params", {}, json.dumps({"model_id": MODEL}).encode())
+    assert relay.allowed("GET", models_call + "/artifacts/directories", {}, b"")
+    assert relay.allowed("PUT", artifact, {}, b"x")
+    assert relay.allowed("PUT", artifact.replace("/MLmodel", "/data/model.skops"), {}, b"x")
+    assert relay.allowed("POST", "/api/2.0/mlflow/runs/outputs", {}, outputs)
+    assert relay.allowed("POST", "/api/2.0/mlflow/runs/log-inputs", {},
+                         json.dumps({"run_id": RUN, "models": [{"model_id": MODEL}]}).encode())
+
+
+@pytest.mark.parametrize("method, path, body", [
+    ("DELETE", f"/api/2.0/mlflow/logged-models/{MODEL}", b""),  # deleting is not logging
+    ("PATCH", "/api/2.0/mlflow/logged-models/m-other", b"{}"),
+    ("GET", "/api/2.0/mlflow/logged-models/m-other", b""),
+    ("POST", "/api/2.0/mlflow/logged-models/search", b'{"experiment_ids": ["7"]}'),
+    ("PATCH", f"/api/2.0/mlflow/logged-models/{MODEL}", json.dumps({"model_id": "m-other"}).encode()),
+    ("PATCH", f"/api/2.0/mlflow/logged-models/{MODEL}", b"not json"),
+    ("POST", f"/api/2.0/mlflow/logged-models/{MODEL}/other", b"{}"),
+    ("DELETE", f"/api/2.0/mlflow/logged-models/{MODEL}/tags", b""),
+    ("PUT", f"/api/2.0/mlflow-artifacts/artifacts/8/models/{MODEL}/artifacts/MLmodel", b""),  # other exp.
+    ("PUT", "/api/2.0/mlflow-artifacts/artifacts/7/models/m-other/artifacts/MLmodel", b""),
+    ("PUT", f"/api/2.0/mlflow-artifacts/artifacts/7/models/{MODEL}/elsewhere/x", b""),
+    ("PUT", f"/api/2.0/mlflow-artifacts/artifacts/7/models/{MODEL}/artifacts/../../m-other/artifacts/x", b""),
+    ("POST", "/api/2.0/mlflow/runs/outputs", json.dumps({"run_id": RUN, "models": [{"model_id": "m-other"}]}
+                                                         ).encode()),
+    ("POST", "/api/2.0/mlflow/runs/outputs", json.dumps({"run_id": "other", "models": [{"model_id": MODEL}]}
+                                                         ).encode()),
+    ("POST", "/api/2.0/mlflow/runs/log-inputs", json.dumps({"run_id": RUN, "models": "x"}).encode()),
+])
+def test_the_relay_refuses_other_model_calls(method: str, path: str, body: bytes) -> None:
+    relay = MlflowRelay("http://127.0.0.1:1", RUN, Path("/nonexistent.sock"), experiment_id="7")
+    _created(relay)
+    assert relay.allowed(method, path, {}, body) is False
