@@ -53,6 +53,9 @@ class Lineage:
     mlflow_run_id: str = ""
     mlflow_experiment_id: str = ""
     prefect_flow_run_id: str = ""
+    algorithm: str = ""  # the library's algorithm that gave the code ("" = none)
+    algorithm_version: str = ""  # its version number, as text
+    settings_commit: str = ""  # the model's main whose .assethub/job.yaml filled what was left out
 
     def to_metadata(self) -> dict[str, str]:
         """lakeFS commit metadata (string values; params and metrics as JSON)."""
