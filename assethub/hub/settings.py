@@ -51,7 +51,7 @@ def check_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
         if value is None or value == "" or value == {}:
             continue
         if name in _TEXT:
-            if not isinstance(value, str) or len(value) > 2048 or ("\n" in value and name != "train_command"):
+            if not isinstance(value, str) or len(value) > 2048 or "\n" in value:
                 raise InvalidReferenceError(f"setting {name!r} must be one line of text (at most 2048 "
                                             "characters)", part=name, value=str(value)[:100])
             value = value.strip()

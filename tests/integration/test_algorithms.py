@@ -69,7 +69,8 @@ def test_register_list_show_update_delete_as_a_user(hub_server: Any, tmp_path: P
     assert view["current"]["code_revision"] == "v2" and view["current"]["train_command"] == "python train.py"
     assert cli.json("algorithms", "show", f"{algo}@1")["current"]["code_revision"] == "v1"
     assert "not found" in cli.fails(3, "algorithms", "show", f"{algo}@9")
-    assert "already exists" in cli.fails(6, "algorithms", "register", algo, "--repo", "x", "--task-type", "tabular")
+    assert "already exists" in cli.fails(6, "algorithms", "register", algo, "--repo", "x",
+                                         "--task-type", "tabular")
     assert "task type" in cli.fails(2, "algorithms", "register", f"tabular/bad-{name}", "--repo", "x",
                                     "--task-type", "cooking")
     assert "<task type>/<name>" in cli.fails(2, "algorithms", "register", "no-slash", "--repo", "x",
