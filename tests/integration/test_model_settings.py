@@ -113,10 +113,16 @@ def test_a_model_with_settings_trains_by_its_name_alone(world: JobWorld, cli: Cl
     assert run.settings_commit == saved["commit"] and run.resources == {"cpu": 1}
     shown = cli("lineage", result["model_ref"])
     assert saved["commit"] in shown and "cpu=1" in shown
-    # every option still overrides: here a param (the others come from the settings)
-    over = cli.json("train", model, "--param", "seed=4", "--branch", "override")
-    lin2 = world.hub.lineage(over["model_ref"]).lineage
-    assert lin2 is not None and lin2.params["seed"] == 4 and lin2.params["epochs"] == 1
+    # every option still overrides (the server resolves what runs when the run is registered)
+    over = world.hub.create_run(model, kind="train", code_revision=world.sha, params={"seed": 4},
+                                command="python train.py --fast")
+    assert (over.code_url, over.code_revision, over.dataset_ref) == (world.repo, world.sha, world.dataset)
+    assert over.params == {"epochs": 1, "seed": 4} and over.command == "python train.py --fast"
+    other = world.hub.create_run(model, kind="evaluate", base=result["model_ref"], code_url="/elsewhere",
+                                 dataset=f"{world.dataset.split(':')[0]}:main")
+    assert (other.code_url, other.code_revision) == ("/elsewhere", "") and other.dataset_ref.endswith(":main")
+    for r in (over, other):
+        world.hub.update_run(r.id, state="failed", error="not run: only its registration was checked")
     # a training's merge into main keeps the settings; a settings change keeps main's lineage
     cli("merge", model, result["branch"], "--metric", "accuracy")  # the merge flow
     after = world.hub.job_settings(model)
