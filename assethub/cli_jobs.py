@@ -28,8 +28,12 @@ if TYPE_CHECKING:
     from assethub.client import Client
     from assethub.wire import LineageView, RunView
 
-DatasetOpt = Annotated[str, typer.Option("--dataset", "-D", help="Dataset version <path>:<ref>.")]
-RepoOpt = Annotated[str, typer.Option("--repo", help="Git URL or path of the training code.")]
+DatasetOpt = Annotated[str, typer.Option(
+    "--dataset", "-D", help="Dataset version <path>:<ref> (default: the model's settings).")]
+RepoOpt = Annotated[str, typer.Option(
+    "--repo", help="Git URL or path of the training code (default: the model's settings).")]
+AlgorithmOpt = Annotated[str, typer.Option(
+    "--algorithm", help="An algorithm of the library, NAME or NAME@VERSION, instead of --repo.")]
 RevisionOpt = Annotated[str, typer.Option(
     "--revision", help="Branch, tag or commit of the code (default: the repository's default branch).")]
 SubpathOpt = Annotated[str, typer.Option("--subpath", help="Directory of the code in the repository.")]
@@ -39,7 +43,8 @@ BranchOpt = Annotated[str, typer.Option("--branch", "-b", help="Model branch to 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON, for scripts.")]
 DeploymentOpt = Annotated[bool, typer.Option(
     "--deployment", help="Run on a Prefect worker through the deployment (shows in the Prefect UI).")]
-PoolOpt = Annotated[str, typer.Option("--pool", help="With --deployment: the work pool (local, gpu).")]
+PoolOpt = Annotated[str, typer.Option("--pool", help="With --deployment: the work pool (local, gpu; "
+                                      "default: gpu when the job's resources ask for a GPU).")]
 
 
 def _client() -> "Client":
@@ -62,14 +67,30 @@ def clean_repo(repo: str) -> str:
 
 
 def _job_args(dataset: str, repo: str, revision: str, subpath: str, params: list[str] | None,
-              command: str) -> list[str]:
+              command: str, algorithm: str = "") -> list[str]:
     args = ["--dataset", dataset, "--repo", clean_repo(repo), "--revision", revision, "--subpath", subpath,
-            "--command", command]
+            "--command", command, "--algorithm", algorithm]
     for p in params or []:
         if "=" not in p:
             raise typer.BadParameter(f"--param takes KEY=VALUE, not {p!r}")
         args += ["--param", p]
     return args
+
+
+def job_pool(model: str, algorithm: str, pool: str) -> str:
+    """The work pool a ``--deployment`` job runs in: ``pool`` when given, else ``gpu`` when the
+    job's resources (the model's settings, else its algorithm's) ask for a GPU, else ``local``."""
+    if pool:
+        return pool
+    from assethub.refs import AssetRef
+
+    with _client() as hub:
+        saved = hub.job_settings(AssetRef.coerce(model).path if ":" in model else model).settings
+        resources = dict(saved.get("resources") or {})
+        name = algorithm or ("" if saved.get("repo") else str(saved.get("algorithm") or ""))
+        if not resources and name:
+            resources = dict(hub.get_algorithm(name).current.resources)
+    return "gpu" if int(resources.get("gpu") or 0) > 0 else "local"
 
 
 def stack_prefect_api() -> str:
@@ -151,38 +172,41 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def train(model: Annotated[str, typer.Argument(help="Model asset <owner>/model/<folder>/<name>.")],
-              dataset: DatasetOpt, repo: RepoOpt, revision: RevisionOpt = "", subpath: SubpathOpt = "",
+              dataset: DatasetOpt = "", repo: RepoOpt = "", algorithm: AlgorithmOpt = "",
+              revision: RevisionOpt = "", subpath: SubpathOpt = "",
               param: ParamOpt = None, branch: BranchOpt = "", command: CommandOpt = "",
-              as_json: JsonOpt = False, deployment: DeploymentOpt = False, pool: PoolOpt = "local") -> None:
-        """Train a new model version (on a new branch) from a dataset version and training code."""
-        args = ["--model", model, *_job_args(dataset, repo, revision, subpath, param, command),
+              as_json: JsonOpt = False, deployment: DeploymentOpt = False, pool: PoolOpt = "") -> None:
+        """Train a new model version (on a new branch) from a dataset version and training code;
+        what you leave out comes from the model's settings (`assethub configure`)."""
+        args = ["--model", model, *_job_args(dataset, repo, revision, subpath, param, command, algorithm),
                 "--branch", branch]
         values = dict(model=model, dataset=dataset, repo=repo, revision=revision, subpath=subpath,
                       branch=branch, command=command)
-        _job_result(launch("train", args, deployment=f"train/{pool}" if deployment else "",
-                           parameters=values), as_json)
+        where = f"train/{job_pool(model, algorithm, pool)}" if deployment else ""
+        _job_result(launch("train", args, deployment=where, parameters=values), as_json)
 
     @app.command("continue-train")
     def continue_train(base: Annotated[str, typer.Argument(help="Model version to continue, <path>:<ref>.")],
-                       dataset: DatasetOpt, repo: RepoOpt, revision: RevisionOpt = "",
-                       subpath: SubpathOpt = "", param: ParamOpt = None, branch: BranchOpt = "",
-                       command: CommandOpt = "", as_json: JsonOpt = False,
-                       deployment: DeploymentOpt = False, pool: PoolOpt = "local") -> None:
+                       dataset: DatasetOpt = "", repo: RepoOpt = "", algorithm: AlgorithmOpt = "",
+                       revision: RevisionOpt = "", subpath: SubpathOpt = "", param: ParamOpt = None,
+                       branch: BranchOpt = "", command: CommandOpt = "", as_json: JsonOpt = False,
+                       deployment: DeploymentOpt = False, pool: PoolOpt = "") -> None:
         """Continue training a model version into a new branch."""
-        args = ["--base", base, *_job_args(dataset, repo, revision, subpath, param, command),
+        args = ["--base", base, *_job_args(dataset, repo, revision, subpath, param, command, algorithm),
                 "--branch", branch]
         values = dict(base=base, dataset=dataset, repo=repo, revision=revision, subpath=subpath,
                       branch=branch, command=command)
-        _job_result(launch("continue_train", args, deployment=f"continue-train/{pool}" if deployment
-                           else "", parameters=values), as_json)
+        where = f"continue-train/{job_pool(base, algorithm, pool)}" if deployment else ""
+        _job_result(launch("continue_train", args, deployment=where, parameters=values), as_json)
 
     @app.command()
     def evaluate(model: Annotated[str, typer.Argument(help="Model version <path>:<ref>.")],
-                 dataset: DatasetOpt, repo: RepoOpt, revision: RevisionOpt = "", subpath: SubpathOpt = "",
+                 dataset: DatasetOpt = "", repo: RepoOpt = "", algorithm: AlgorithmOpt = "",
+                 revision: RevisionOpt = "", subpath: SubpathOpt = "",
                  param: ParamOpt = None, command: CommandOpt = "", as_json: JsonOpt = False,
                  deployment: DeploymentOpt = False) -> None:
         """Evaluate a model version on a dataset version's test split; kept with the model."""
-        args = ["--model", model, *_job_args(dataset, repo, revision, subpath, param, command)]
+        args = ["--model", model, *_job_args(dataset, repo, revision, subpath, param, command, algorithm)]
         values = dict(model=model, dataset=dataset, repo=repo, revision=revision, subpath=subpath,
                       command=command)
         _job_result(launch("evaluate", args, deployment="evaluate/local" if deployment else "",
@@ -335,12 +359,18 @@ def _lineage_rows(view: "LineageView") -> list[tuple[str, object]]:
                  ("code", f"{lin.code_url} @ {lin.code_sha}" + (f" /{lin.code_subpath}" if lin.code_subpath
                                                                   else "")),
                  ("code revision", lin.code_revision), ("command", lin.command)]
+        if lin.algorithm:
+            rows.append(("algorithm", f"{lin.algorithm}@{lin.algorithm_version}"))
+        if lin.settings_commit:
+            rows.append(("settings", f"the model's job settings at commit {lin.settings_commit}"))
         if lin.base_model:
             rows.append(("base model", f"{lin.base_model} (commit {lin.base_model_commit})"))
         rows += [(f"param {k}", v) for k, v in sorted(lin.params.items())]
         rows += [(f"metric {k}", f"{v:.6g}") for k, v in sorted(lin.metrics.items())]
         rows += [("MLflow run", lin.mlflow_run_id), ("Prefect flow run", lin.prefect_flow_run_id),
                  ("Asset Hub run", lin.run_id)]
+        if view.run is not None and view.run.resources:
+            rows.append(("resources", ", ".join(f"{k}={v}" for k, v in sorted(view.run.resources.items()))))
     if view.model_format:
         rows.append(("model", _MODEL_FORMATS.get(view.model_format, view.model_format)))
     for e in view.evaluations:

@@ -792,7 +792,7 @@ class Client:
                    base: str = "", code_url: str = "", code_revision: str = "",
                    code_subpath: str = "", command: str = "",
                    params: Mapping[str, Any] | None = None, trigger: str = "person",
-                   owner: str = "", deferred: bool = False) -> wire.RunView:
+                   owner: str = "", deferred: bool = False, algorithm: str = "") -> wire.RunView:
         """Register a job with the server, which checks every permission it needs first.
 
         ``trigger`` says what started it: ``person``, ``schedule`` or ``event`` (new data);
@@ -802,20 +802,24 @@ class Client:
         return self.open_run(model, kind=kind, branch=branch, dataset=dataset, base=base,
                              code_url=code_url, code_revision=code_revision,
                              code_subpath=code_subpath, command=command, params=params,
-                             trigger=trigger, owner=owner, deferred=deferred)[0]
+                             trigger=trigger, owner=owner, deferred=deferred, algorithm=algorithm)[0]
 
     def open_run(self, model: AssetLike, *, kind: str, branch: str = "", dataset: str = "",
                  base: str = "", code_url: str = "", code_revision: str = "",
                  code_subpath: str = "", command: str = "",
                  params: Mapping[str, Any] | None = None, trigger: str = "person",
-                 owner: str = "", deferred: bool = False) -> tuple[wire.RunView, str | None]:
+                 owner: str = "", deferred: bool = False,
+                 algorithm: str = "") -> tuple[wire.RunView, str | None]:
         """:meth:`create_run`, and the run's job token (shown once): it acts for you on that run
         only and ends with it. ``deferred``: the job runs on the worker, whose service user
-        claims the token (:meth:`claim_run`); none is returned then."""
+        claims the token (:meth:`claim_run`); none is returned then.
+
+        What you leave empty the server takes from the model's job settings (:meth:`configure`)
+        and then from ``algorithm`` (``name`` or ``name@N``); the run records what was used."""
         body = {"kind": kind, "model": str(_path(model)), "branch": branch, "dataset": dataset,
                 "base": base, "code_url": code_url, "code_revision": code_revision,
                 "code_subpath": code_subpath, "command": command, "params": dict(params or {}),
-                "trigger": trigger, "owner": owner, "deferred": deferred}
+                "trigger": trigger, "owner": owner, "deferred": deferred, "algorithm": algorithm}
         data = self._call("POST", "/runs", json=body)
         return _load(wire.RunView, data), data.get("job_token")
 
@@ -890,6 +894,78 @@ class Client:
         if not data:
             return None
         return GitSecret(str(data["host"]), str(data["username"]), str(data["password"]))
+
+    # -- models' job settings ----------------------------------------------------------------
+    def job_settings(self, model: AssetLike) -> wire.JobSettingsView:
+        """The model's job settings (``.assethub/job.yaml`` on its main) and their commit."""
+        return _load(wire.JobSettingsView, self._call("GET", f"{_asset_url(_path(model))}/job-settings"))
+
+    def configure(self, model: AssetLike, *, unset: Iterable[str] = (),
+                  **fields: Any) -> wire.JobSettingsView:
+        """Change the model's job settings in one commit on its main: ``repo``, ``revision``,
+        ``subpath``, ``train_command``, ``evaluate_command``, ``dataset``, ``params`` (merged into
+        the saved ones), ``resources`` (``{"cpu": N, "gpu": N}``) or ``algorithm``; ``unset``
+        removes fields. A credential in ``repo`` is kept for you; the settings get the clean URL."""
+        body = {**{k: v for k, v in fields.items() if v is not None}, "unset": list(unset)}
+        return _load(wire.JobSettingsView, self._call("PUT", f"{_asset_url(_path(model))}/job-settings",
+                                                      json=body))
+
+    # -- the algorithm library ---------------------------------------------------------------
+    @staticmethod
+    def _algorithm_url(name: str) -> str:
+        group, sep, rest = name.partition("/")
+        if not sep or not group or not rest or "/" in rest:
+            raise errors.InvalidReferenceError(f"invalid algorithm name {name!r}: use <task type>/<name>",
+                                               part="algorithm", value=name[:200])
+        return f"/algorithms/{_q(group)}/{_q(rest)}"
+
+    def list_algorithms(self, *, task_type: str | None = None,
+                        query: str | None = None) -> list[wire.AlgorithmView]:
+        """The algorithms you may use (yours, shared with you, public, presets), by name."""
+        return _loads(wire.AlgorithmView, self._call("GET", "/algorithms",
+                                                     params={"task_type": task_type, "q": query}))
+
+    def get_algorithm(self, name: str) -> wire.AlgorithmView:
+        """An algorithm with all its versions and shares; ``name@N`` makes version N ``current``."""
+        return _load(wire.AlgorithmView, self._call("GET", self._algorithm_url(name)))
+
+    def register_algorithm(self, name: str, *, code_url: str, task_type: str, code_revision: str = "",
+                           code_subpath: str = "", params: Mapping[str, Any] | None = None,
+                           train_command: str = "", evaluate_command: str = "",
+                           predict_command: str = "", resources: Mapping[str, int] | None = None,
+                           description: str = "", public: bool = False,
+                           preset: bool = False) -> wire.AlgorithmView:
+        """Register a new algorithm ``<task type>/<name>`` (version 1)."""
+        body = {"name": name, "code_url": code_url, "task_type": task_type, "code_revision": code_revision,
+                "code_subpath": code_subpath, "params": dict(params or {}), "train_command": train_command,
+                "evaluate_command": evaluate_command, "predict_command": predict_command,
+                "resources": dict(resources or {}), "description": description, "public": public,
+                "preset": preset}
+        return _load(wire.AlgorithmView, self._call("POST", "/algorithms", json=body))
+
+    def update_algorithm(self, name: str, *, public: bool | None = None,
+                         **changes: Any) -> wire.AlgorithmView:
+        """A new version of the algorithm: the latest with ``changes`` (any field of
+        :meth:`register_algorithm`); ``public`` alone makes none."""
+        body = {k: v for k, v in {**changes, "public": public}.items() if v is not None}
+        return _load(wire.AlgorithmView, self._call("PATCH", self._algorithm_url(name), json=body))
+
+    def delete_algorithm(self, name: str) -> None:
+        self._call("DELETE", self._algorithm_url(name))
+
+    def share_algorithm(self, name: str, *, role: str, user: str | None = None, group: str | None = None,
+                        everyone: bool = False) -> wire.AlgorithmShareView:
+        """Let a user, a group or everyone ``view`` (see and use) or ``edit`` the algorithm."""
+        kind, subject = _subject(user, group, everyone)
+        return _load(wire.AlgorithmShareView, self._call(
+            "POST", f"{self._algorithm_url(name)}/shares",
+            json={"subject_type": kind, "subject_name": subject, "role": role}))
+
+    def unshare_algorithm(self, name: str, *, user: str | None = None, group: str | None = None,
+                          everyone: bool = False) -> None:
+        kind, subject = _subject(user, group, everyone)
+        self._call("DELETE", f"{self._algorithm_url(name)}/shares",
+                   params={"subject_type": kind, "subject_name": subject})
 
     # -- follows: retrain a model when a dataset's main moves -------------------------------
     def follow(self, model: AssetLike, dataset: AssetLike, *, repo: str, revision: str = "main",

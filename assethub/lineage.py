@@ -62,6 +62,9 @@ class Lineage:
     #: one of MODEL_FORMATS; "" on commits made before it was recorded (those hold model/MLmodel:
     #: a job could commit nothing else then)
     model_format: str = ""
+    algorithm: str = ""  # the library's algorithm that gave the code ("" = none)
+    algorithm_version: str = ""  # its version number, as text
+    settings_commit: str = ""  # the model's main whose .assethub/job.yaml filled what was left out
 
     @property
     def servable(self) -> bool:

@@ -58,13 +58,22 @@ def parse_param(item: str) -> tuple[str, Any]:
     return key.strip(), value
 
 
-def job_arguments(parser: argparse.ArgumentParser, *, code_required: bool = True) -> None:
-    """The arguments every job that runs training code takes: the dataset and the code."""
-    parser.add_argument("--dataset", required=True, help="dataset reference <path>:<tag|branch|commit>")
-    parser.add_argument("--repo", required=code_required, default="",
-                        help="Git URL or path of the training code")
-    parser.add_argument("--revision", default="",
-                        help="branch, tag or commit of the code (default: the repository's default branch)")
+def job_arguments(parser: argparse.ArgumentParser, *, code_required: bool = True,
+                  settings: bool = False) -> None:
+    """The arguments every job that runs training code takes: the dataset and the code. With
+    ``settings`` (train, continue-train, evaluate) both may be left out, the model's saved job
+    settings giving them, and ``--algorithm`` names code of the library instead of ``--repo``."""
+    parser.add_argument("--dataset", required=not settings, default="",
+                        help="dataset reference <path>:<tag|branch|commit>"
+                        + (" (default: the model's settings)" if settings else ""))
+    parser.add_argument("--repo", required=code_required and not settings, default="",
+                        help="Git URL or path of the training code"
+                        + (" (default: the model's settings)" if settings else ""))
+    if settings:
+        parser.add_argument("--algorithm", default="",
+                            help="an algorithm of the library, <name> or <name>@<version>, instead of --repo")
+    parser.add_argument("--revision", default="", help="branch, tag or commit of the code "
+                        "(default: the repository's default branch)")
     parser.add_argument("--subpath", default="", help="directory of the code inside the repository")
     parser.add_argument("--param", action="append", type=parse_param, default=[], metavar="KEY=VALUE",
                         help="override a parameter of assethub.yaml (repeatable)")

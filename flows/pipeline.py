@@ -15,7 +15,7 @@ from typing import Any
 
 from prefect.futures import wait
 
-from assethub.errors import InvalidReferenceError
+from assethub.errors import InvalidReferenceError, JobSpecError
 from assethub.refs import AssetPath, AssetRef
 from assethub.wire import RunView
 from tasks.assets import fetch_dataset, fetch_model
@@ -77,10 +77,12 @@ class Ran:
 
 
 def open_job(kind: str, model: str, *, dataset: str, base: str, repo: str, revision: str, subpath: str,
-             params: dict[str, Any] | None, command: str, branch: str = "", run_id: str = "") -> RunView:
+             params: dict[str, Any] | None, command: str, branch: str = "", run_id: str = "",
+             algorithm: str = "") -> RunView:
     """Register the job; refused here, before any work, if the caller may not run it. With
     ``run_id``, take over that run instead (registered for the worker, whose service user
-    claims it): the run's record, not the arguments, says what the job does."""
+    claims it). Either way the run's record, not the arguments, says what the job does: the
+    server completed what was left empty from the model's job settings and the algorithm."""
     if run_id:
         run = claim_run(run_id)
         if run.kind != kind:
@@ -90,7 +92,20 @@ def open_job(kind: str, model: str, *, dataset: str, base: str, repo: str, revis
         return run
     return open_run(kind, model, branch=branch, dataset=dataset, base=base, code_url=repo,
                     code_revision=revision, code_subpath=subpath, command=command, params=params,
-                    trigger=run_trigger())
+                    trigger=run_trigger(), algorithm=algorithm)
+
+
+def require_inputs(run: RunView) -> None:
+    """Refuse, before any work, a run that names no code or no dataset (none given, none in
+    the model's settings), saying the ways to give them."""
+    if not run.code_url:
+        raise JobSpecError(
+            f"nothing to run for {run.model}: no code was given. Pass the training code (--repo URL), "
+            "use an algorithm of the library (--algorithm NAME, see `assethub algorithms ls`), or save "
+            f"the model's job settings (`assethub configure {run.model} --repo URL` or --algorithm NAME)")
+    if not run.dataset_ref:
+        raise JobSpecError(f"no dataset for {run.model}: pass --dataset <path>:<ref>, or save a default "
+                           f"one with `assethub configure {run.model} --dataset <path>:<ref>`")
 
 
 def run_command(scope: JobScope, kind: str, *, model: str, dataset: str, base: str, repo: str,
@@ -135,7 +150,7 @@ def run_command(scope: JobScope, kind: str, *, model: str, dataset: str, base: s
 
 def run_training(kind: str, *, model: str, dataset: str, repo: str, revision: str, subpath: str,
                  params: dict[str, Any] | None, branch: str, command: str, base: str = "",
-                 message: str = "", run_id: str = "") -> dict[str, Any]:
+                 message: str = "", run_id: str = "", algorithm: str = "") -> dict[str, Any]:
     """Train (or continue training ``base``) into a new commit on ``branch`` of ``model``.
 
     Order matters: refs are parsed and permissions checked (open_run) before anything is
@@ -143,16 +158,18 @@ def run_training(kind: str, *, model: str, dataset: str, repo: str, revision: st
     failure anywhere leaves the model's branches as they were.
     """
     model_path = str(AssetPath.coerce(model))
-    dataset_ref = AssetRef.coerce(dataset)
     base_ref = str(AssetRef.coerce(base)) if base else ""
-    run = open_job(kind, model_path, dataset=str(dataset_ref), base=base_ref, repo=repo, revision=revision,
-                   subpath=subpath, params=params, command=command, branch=branch, run_id=run_id)
-    if run_id:  # what the run registered is what runs
-        model_path, dataset_ref, base_ref = run.model, AssetRef.coerce(run.dataset_ref), run.base_ref
-        repo, revision, subpath = run.code_url, run.code_revision, run.code_subpath
-        params, command, branch = dict(run.params), run.command, run.branch
+    run = open_job(kind, model_path, dataset=str(AssetRef.coerce(dataset)) if dataset else "", base=base_ref,
+                   repo=repo, revision=revision, subpath=subpath, params=params, command=command,
+                   branch=branch, run_id=run_id, algorithm=algorithm)
+    # what the run registered is what runs (the server filled in the model's settings)
+    model_path, base_ref = run.model, run.base_ref
+    repo, revision, subpath = run.code_url, run.code_revision, run.code_subpath
+    params, command = dict(run.params), run.command
     branch = run.branch or branch or f"{BRANCH_PREFIX[kind]}-{run.id[:8]}"  # the server names it
     with JobScope(run) as scope:
+        require_inputs(run)
+        dataset_ref = AssetRef.coerce(run.dataset_ref)
         ran = run_command(scope, kind, model=model_path, dataset=str(dataset_ref), base=base_ref, repo=repo,
                           revision=revision, subpath=subpath, params=params, command=command,
                           tags={"assethub.branch": branch}, progress={"branch": branch})

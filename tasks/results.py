@@ -46,7 +46,8 @@ class Committed:
 @task(name="open_run", **NETWORK)
 def open_run(kind: str, model: str, *, branch: str = "", dataset: str = "", base: str = "",
              code_url: str = "", code_revision: str = "", code_subpath: str = "", command: str = "",
-             params: dict[str, Any] | None = None, trigger: str = "person") -> RunView:
+             params: dict[str, Any] | None = None, trigger: str = "person",
+             algorithm: str = "") -> RunView:
     """Register the job; the server refuses it here if the caller may not run it. From then on
     every call of this process uses the run's own job token (acting for the caller on this
     run only), until :func:`tasks.env.drop_job_token`. A credential in ``code_url`` is kept by
@@ -56,7 +57,7 @@ def open_run(kind: str, model: str, *, branch: str = "", dataset: str = "", base
         run, token = hub.open_run(model, kind=kind, branch=branch, dataset=dataset, base=base,
                                   code_url=code_url, code_revision=code_revision,
                                   code_subpath=code_subpath, command=command, params=params,
-                                  trigger=trigger)
+                                  trigger=trigger, algorithm=algorithm)
     except (ForbiddenError, NotFoundError) as e:
         raise _grant_hint(hub, e, kind, model, dataset, base) from None
     if token:  # never in the task's result (results are persisted): kept in this process only
@@ -164,7 +165,10 @@ def job_lineage(kind: str, run: RunView, code: Code, command: str, params: dict[
                    code_sha=code.sha, command=command, base_model=base, base_model_commit=run.base_commit,
                    params=params, metrics=metrics, mlflow_run_id=tracking.run_id,
                    mlflow_experiment_id=tracking.experiment_id, prefect_flow_run_id=prefect_flow_run_id,
-                   model_format=model_format)
+                   model_format=model_format,
+                   algorithm=run.algorithm,
+                   algorithm_version=str(run.algorithm_version) if run.algorithm else "",
+                   settings_commit=run.settings_commit)
 
 
 # What Asset Hub itself adds to a training's output (the model card, the metrics and evaluation
@@ -318,7 +322,7 @@ def commit_model(model: str, branch: str, source: str, output_dir: str, lineage:
         at = f"{model}:{branch}"
         head = hub.resolve(at)
         new = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
-        stale = [o.path for o in hub.list_objects(at) if o.path not in new]
+        stale = [o.path for o in hub.list_objects(at) if o.path not in new and o.path[:10] != ".assethub/"]
         info = hub.create_commit(at, [AddFile(out, ""), *(DeleteFile(p) for p in stale)],
                                  message=message, metadata=lineage.to_metadata(), parent_commit=head)
     except BaseException:

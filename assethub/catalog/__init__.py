@@ -2,6 +2,9 @@
 
 from assethub.catalog.db import Catalog
 from assethub.catalog.models import (
+    Algorithm,
+    AlgorithmShare,
+    AlgorithmVersion,
     ApiToken,
     Asset,
     AuditEvent,
@@ -21,6 +24,9 @@ from assethub.catalog.models import (
 )
 
 __all__ = [
+    "Algorithm",
+    "AlgorithmShare",
+    "AlgorithmVersion",
     "ApiToken",
     "Asset",
     "AuditEvent",

@@ -225,6 +225,12 @@ class Run(Base):
     trigger: Mapped[str] = mapped_column(String(16), default="person", server_default="person")
     # the user the job acts for (its git credentials and code mirror); "" = created_by
     owner: Mapped[str] = mapped_column(String(63), default="", server_default="")
+    # what the job's settings came from: the model's .assethub/job.yaml at this commit of main
+    # ("" = none used), the algorithm and its version ("" / 0 = none), the resources asked for
+    settings_commit: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    algorithm: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    algorithm_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    resources: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     model: Mapped[Asset | None] = relationship(foreign_keys=[model_id], lazy="selectin")
     dataset: Mapped[Asset | None] = relationship(foreign_keys=[dataset_id], lazy="selectin")
     base: Mapped[Asset | None] = relationship(foreign_keys=[base_id], lazy="selectin")
@@ -353,3 +359,64 @@ class Service(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     model: Mapped[Asset | None] = relationship(lazy="selectin")
+
+
+class Algorithm(Base):
+    """A named, shared training-code entry of the algorithm library (``<task type>/<name>``);
+    what it runs is in its versions."""
+
+    __tablename__ = "algorithms"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    owner: Mapped[str] = mapped_column(String(63), index=True)
+    public: Mapped[bool] = mapped_column(Boolean, default=False)
+    preset: Mapped[bool] = mapped_column(Boolean, default=False)  # an admin's, visible to all
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    versions: Mapped[list[AlgorithmVersion]] = relationship(
+        back_populates="algorithm", cascade="all, delete-orphan", order_by="AlgorithmVersion.version")
+    shares: Mapped[list[AlgorithmShare]] = relationship(cascade="all, delete-orphan", lazy="selectin")
+
+
+class AlgorithmVersion(Base):
+    """One version (1, 2, ...) of an algorithm: the code, its declared params and commands."""
+
+    __tablename__ = "algorithm_versions"
+    __table_args__ = (UniqueConstraint("algorithm_id", "version"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    algorithm_id: Mapped[int] = mapped_column(ForeignKey("algorithms.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    code_url: Mapped[str] = mapped_column(String(2048))  # without credentials
+    code_revision: Mapped[str] = mapped_column(String(256), default="")
+    code_subpath: Mapped[str] = mapped_column(String(1024), default="")
+    task_type: Mapped[str] = mapped_column(String(64), default="")
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # declarations (to_spec)
+    train_command: Mapped[str] = mapped_column(Text, default="")
+    evaluate_command: Mapped[str] = mapped_column(Text, default="")
+    predict_command: Mapped[str] = mapped_column(Text, default="")
+    resources: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_by: Mapped[str] = mapped_column(String(63), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    algorithm: Mapped[Algorithm] = relationship(back_populates="versions")
+
+
+class AlgorithmShare(Base):
+    """An algorithm shared with a user, a group or everyone: ``view`` (see and use) or ``edit``
+    (update, share, delete)."""
+
+    __tablename__ = "algorithm_shares"
+    __table_args__ = (UniqueConstraint("algorithm_id", "subject_type", "subject_name"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    algorithm_id: Mapped[int] = mapped_column(ForeignKey("algorithms.id", ondelete="CASCADE"))
+    subject_type: Mapped[str] = mapped_column(String(16))  # user | group | everyone
+    subject_name: Mapped[str] = mapped_column(String(63), default="")
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"),
+                                                default=None, index=True)
+    group_id: Mapped[int | None] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"),
+                                                 default=None, index=True)
+    role: Mapped[str] = mapped_column(String(8))  # view | edit
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(63), default="")
+    user: Mapped[User | None] = relationship(lazy="joined")
+    group: Mapped[Group | None] = relationship(lazy="joined")

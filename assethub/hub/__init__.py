@@ -15,6 +15,8 @@ The work is done by components, each given what it needs when it is made:
 - :mod:`~assethub.hub.jobs`: runs, evaluations, lineage
 - :mod:`~assethub.hub.git_credentials`: users' git credentials, released only to their jobs
 - :mod:`~assethub.hub.sessions`: web console sign-ins (a cookie standing on an API token)
+- :mod:`~assethub.hub.algorithms`: the algorithm library (versioned, shared training code)
+- :mod:`~assethub.hub.settings`: models' job settings (``.assethub/job.yaml`` on main)
 
 :class:`Hub` builds them and forwards each public method to the one that owns it, so a caller
 needs one object; code that uses a single part may take that component instead.
@@ -31,6 +33,7 @@ from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, overload
 from sqlalchemy import or_, select
 
 from assethub.catalog import Asset, Catalog, Folder, Follow
+from assethub.hub.algorithms import Algorithms
 from assethub.hub.assets import Assets, CatalogLocator
 from assethub.hub.audit import AuditLog
 from assethub.hub.folders import SUBJECT_TYPES, Folders
@@ -39,6 +42,7 @@ from assethub.hub.identity import ANONYMOUS, Identity, Principal, now, require_a
 from assethub.hub.jobs import RUN_KINDS, RUN_STATES, RUN_TRIGGERS, Jobs
 from assethub.hub.permissions import ROLES, Permissions
 from assethub.hub.sessions import ConsoleLogin, Sessions
+from assethub.hub.settings import JobSettings
 from assethub.hub.versions import BUNDLE_MAX_FILES, Limits, Versions
 from assethub.launcher import JobLauncher, NoJobLauncher
 from assethub.refs import AssetPath, FolderPath
@@ -67,6 +71,7 @@ __all__ = [
     "RUN_STATES",
     "RUN_TRIGGERS",
     "SUBJECT_TYPES",
+    "Algorithms",
     "AssetView",
     "Assets",
     "AuditLog",
@@ -80,6 +85,7 @@ __all__ = [
     "GitCredentials",
     "Hub",
     "Identity",
+    "JobSettings",
     "Jobs",
     "Limits",
     "LineageView",
@@ -159,7 +165,11 @@ class Hub:
                                  limits=self.limits, uploads_dir=self.uploads_dir,
                                  tmp_dir=self.tmp_dir)
         self.git_credentials = GitCredentials(catalog, self.audit_log, work_dir / "git-credentials.key")
-        self.jobs = Jobs(catalog, storage, self.audit_log, self.permissions, self.git_credentials)
+        self.algorithms = Algorithms(catalog, self.audit_log, self.git_credentials)
+        self.settings = JobSettings(storage, self.audit_log, self.permissions, self.git_credentials,
+                                    self.algorithms)
+        self.jobs = Jobs(catalog, storage, self.audit_log, self.permissions, self.git_credentials,
+                         algorithms=self.algorithms, settings=self.settings)
 
     @property
     def clock(self) -> Callable[[], datetime]:
@@ -296,6 +306,17 @@ class Hub:
     add_evaluation = _Forward("jobs", Jobs.add_evaluation)
     list_evaluations = _Forward("jobs", Jobs.list_evaluations)
     lineage = _Forward("jobs", Jobs.lineage)
+
+    # -- models' job settings and the algorithm library ------------------------------------
+    job_settings = _Forward("settings", JobSettings.job_settings)
+    configure = _Forward("settings", JobSettings.configure)
+    register_algorithm = _Forward("algorithms", Algorithms.register_algorithm)
+    update_algorithm = _Forward("algorithms", Algorithms.update_algorithm)
+    get_algorithm = _Forward("algorithms", Algorithms.get_algorithm)
+    list_algorithms = _Forward("algorithms", Algorithms.list_algorithms)
+    delete_algorithm = _Forward("algorithms", Algorithms.delete_algorithm)
+    share_algorithm = _Forward("algorithms", Algorithms.share_algorithm)
+    unshare_algorithm = _Forward("algorithms", Algorithms.unshare_algorithm)
 
     # -- git credentials (never returned; released to a user's running jobs) -----------------
     set_git_credential = _Forward("git_credentials", GitCredentials.set_git_credential)

@@ -11,6 +11,7 @@ import math
 import os
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,8 +20,14 @@ from sqlalchemy.orm import Session
 
 from assethub.catalog import Catalog, Evaluation, Follow, Group, JobToken, Membership, Run
 from assethub.config import service_user
-from assethub.errors import ForbiddenError, InvalidReferenceError, NotFoundError, RefNotFoundError
+from assethub.errors import (
+    ForbiddenError,
+    InvalidReferenceError,
+    NotFoundError,
+    RefNotFoundError,
+)
 from assethub.hub._rows import asset_path, asset_ref, aware
+from assethub.hub.algorithms import Algorithms
 from assethub.hub.audit import AuditLog
 from assethub.hub.git_credentials import GitCredentials
 from assethub.hub.identity import (
@@ -33,7 +40,9 @@ from assethub.hub.identity import (
     require_user,
 )
 from assethub.hub.permissions import Permissions, not_found
+from assethub.hub.settings import JobSettings
 from assethub.lineage import Lineage, model_commit_of
+from assethub.params import declare, resolve
 from assethub.refs import AssetKind, AssetPath, AssetRef
 from assethub.storage import Storage
 from assethub.wire import EvaluationView, LineageView, RunView
@@ -58,6 +67,26 @@ _JOB_NEEDS = {"train": "edit", "continue_train": "edit", "evaluate": "run", "mer
               "retrain": "edit"}
 
 
+# the jobs whose empty fields come from the model's settings and the algorithm
+_RESOLVED_KINDS = ("train", "continue_train", "evaluate")
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """What a job runs, as the caller gave it and then completed (:meth:`Jobs._resolve_job`)."""
+
+    code_url: str
+    code_revision: str
+    code_subpath: str
+    command: str
+    dataset: str
+    params: dict[str, Any]
+    algorithm: str = ""
+    algorithm_version: int = 0
+    settings_commit: str = ""
+    resources: dict[str, Any] = field(default_factory=dict)
+
+
 def _run_view(r: Run) -> RunView:
     """The run with its assets' current paths (as recorded, for an asset that is gone)."""
     return RunView(r.id, r.kind, r.state, asset_path(r.model, r.model_path), r.branch,
@@ -66,7 +95,8 @@ def _run_view(r: Run) -> RunView:
                    r.code_subpath, r.code_sha, r.command, dict(r.params or {}), dict(r.metrics or {}),
                    r.result_commit, r.mlflow_run_id, r.prefect_flow_run_id, r.error, r.created_by,
                    aware(r.created_at) or r.created_at, aware(r.finished_at), r.trigger or "person",
-                   r.owner or r.created_by)
+                   r.owner or r.created_by, r.settings_commit or "", r.algorithm or "",
+                   r.algorithm_version or 0, dict(r.resources or {}))
 
 
 def _evaluation_view(e: Evaluation) -> EvaluationView:
@@ -102,7 +132,11 @@ class Jobs:
     def __init__(self, catalog: Catalog, storage: Storage, audit: AuditLog,
                  permissions: Permissions, git_credentials: GitCredentials, *,
                  service_user: str = SERVICE_USER,
-                 job_token_lifetime: timedelta = JOB_TOKEN_LIFETIME) -> None:
+                 job_token_lifetime: timedelta = JOB_TOKEN_LIFETIME,
+                 algorithms: Algorithms | None = None, settings: JobSettings | None = None) -> None:
+        self.algorithms = algorithms or Algorithms(catalog, audit, git_credentials)
+        self.settings = settings or JobSettings(storage, audit, permissions, git_credentials,
+                                                self.algorithms)
         self.service_user = service_user
         self.job_token_lifetime = job_token_lifetime
         self.catalog = catalog
@@ -115,18 +149,19 @@ class Jobs:
                    dataset: str = "", base: str = "", code_url: str = "", code_revision: str = "",
                    code_subpath: str = "", command: str = "",
                    params: dict[str, Any] | None = None, trigger: str = "person",
-                   owner: str = "", deferred: bool = False) -> RunView:
+                   owner: str = "", deferred: bool = False, algorithm: str = "") -> RunView:
         """:meth:`open_run` without the job token (a deferred run's is claimed later)."""
         return self.open_run(who, kind=kind, model=model, branch=branch, dataset=dataset, base=base,
                              code_url=code_url, code_revision=code_revision,
                              code_subpath=code_subpath, command=command, params=params,
-                             trigger=trigger, owner=owner, deferred=deferred)[0]
+                             trigger=trigger, owner=owner, deferred=deferred, algorithm=algorithm)[0]
 
     def open_run(self, who: Principal, *, kind: str, model: AssetPath | str, branch: str = "",
                  dataset: str = "", base: str = "", code_url: str = "", code_revision: str = "",
                  code_subpath: str = "", command: str = "",
                  params: dict[str, Any] | None = None, trigger: str = "person",
-                 owner: str = "", deferred: bool = False) -> tuple[RunView, str | None]:
+                 owner: str = "", deferred: bool = False,
+                 algorithm: str = "") -> tuple[RunView, str | None]:
         """Register a job before it starts: every permission it needs is checked here. Returns
         the run and its job token (shown once; None for a ``deferred`` run, whose token the
         service user claims once with :meth:`claim_run`).
@@ -142,6 +177,12 @@ class Jobs:
         ``owner`` is the user the job acts for (its git credentials and code mirror): the
         caller, or whoever an admin names (a follow's owner, for a retrain). Credentials in
         ``code_url`` are kept for the caller and the URL is recorded without them.
+
+        For train, continue-train and evaluate, what the caller leaves empty comes from the
+        model's job settings on main (code, revision, subpath, the kind's command, dataset,
+        params under the given ones, algorithm), then from the ``algorithm`` (``name`` or
+        ``name@N``, which the caller must be able to see): its code, its command, and its
+        declared params, which the given ones are checked against here (400 before any work).
         """
         target = f"{model} ({kind})"
         with self.audit.audited(who, "run.create", target):
@@ -164,6 +205,15 @@ class Jobs:
             if model_path.kind is not AssetKind.MODEL:
                 raise InvalidReferenceError(f"{model_path} is not a model: jobs write models",
                                             part="model", value=str(model_path))
+            job = Resolved(code_url, code_revision, code_subpath, command, dataset, dict(params or {}),
+                           algorithm)
+            if kind in _RESOLVED_KINDS:
+                with self.catalog.session() as s:  # the settings are read only by who may use the model
+                    self.permissions.asset(s, who, model_path, _JOB_NEEDS[kind])
+                job = self._resolve_job(who, kind, model_path, job)
+            dataset, params = job.dataset, job.params
+            code_url, code_revision, code_subpath, command = (job.code_url, job.code_revision,
+                                                              job.code_subpath, job.command)
             dataset_ref = AssetRef.coerce(dataset) if dataset else None
             if dataset_ref is not None and not dataset_ref.path.is_dataset:
                 raise InvalidReferenceError(f"{dataset_ref.path} is not a dataset",
@@ -194,13 +244,49 @@ class Jobs:
                         dataset_ref=str(dataset_ref or ""), dataset_commit=dataset_commit,
                         code_url=code_url, code_revision=code_revision, code_subpath=code_subpath,
                         command=command, params=dict(params or {}), metrics={}, created_by=me,
-                        trigger=trigger, owner=owner if owner and owner != me else "")
+                        trigger=trigger, owner=owner if owner and owner != me else "",
+                        settings_commit=job.settings_commit, algorithm=job.algorithm,
+                        algorithm_version=job.algorithm_version, resources=dict(job.resources))
                 s.add(r)
                 s.flush()
                 s.add(JobToken(run_id=r.id, token_hash=token_hash, deferred=deferred,
                                expires_at=datetime.now(UTC) + self.job_token_lifetime))
                 s.flush()
                 return _run_view(r), None if deferred else secret
+
+    def _resolve_job(self, who: Principal, kind: str, model: AssetPath, given: Resolved) -> Resolved:
+        """``given`` completed from the model's settings on main, then from the algorithm."""
+        settings_commit, saved = self.settings.read(model)
+        job = replace(given, settings_commit=settings_commit if saved else "",
+                      resources=dict(saved.get("resources") or {}))
+        own_code = bool(given.code_url or given.algorithm)
+        if not own_code:
+            if saved.get("algorithm"):
+                job = replace(job, algorithm=saved["algorithm"])
+            elif saved.get("repo"):
+                job = replace(job, code_url=saved["repo"], code_revision=given.code_revision or
+                              saved.get("revision", ""), code_subpath=given.code_subpath or
+                              saved.get("subpath", ""))
+        setting = "evaluate_command" if kind == "evaluate" else "train_command"
+        if not job.command and saved.get(setting) and not given.algorithm:
+            job = replace(job, command=saved[setting])
+        if not job.dataset and saved.get("dataset"):
+            job = replace(job, dataset=saved["dataset"])
+        job = replace(job, params={**dict(saved.get("params") or {}), **given.params})
+        if job.algorithm:
+            if given.code_url:
+                raise InvalidReferenceError("name either an algorithm or a code repository, not both",
+                                            part="algorithm", value=job.algorithm)
+            algo = self.algorithms.resolve_algorithm(who, job.algorithm)
+            v = algo.current
+            declared = declare(v.params, f"algorithm {algo.name}@{v.version}")
+            params = resolve(declared, job.params, where=f"algorithm {algo.name}@{v.version}")
+            command = job.command or (v.evaluate_command if kind == "evaluate" else v.train_command)
+            job = replace(job, code_url=v.code_url, code_revision=v.code_revision,
+                          code_subpath=v.code_subpath, command=command, params=params,
+                          algorithm=algo.name, algorithm_version=v.version,
+                          resources=job.resources or dict(v.resources))
+        return job
 
     def _parent_run(self, who: Principal, kind: str, owner: str) -> Run:
         """The retrain whose job token opens a step, if it may; else 403."""

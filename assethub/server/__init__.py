@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -159,6 +160,14 @@ def serve(settings: ServerSettings | None = None) -> None:
     if service:
         service_file.write_text(service)
         service_file.chmod(0o600)
+    # the training code that ships with Asset Hub, as admin presets of the algorithm library
+    try:
+        from assethub.server.presets import register_presets
+
+        for name, what in register_presets(hub, settings.admin, settings.home).items():
+            logging.getLogger(__name__).info("preset algorithm %s: %s", name, what)
+    except (OSError, subprocess.CalledProcessError) as e:  # no git here: the server runs without them
+        logging.getLogger(__name__).warning("the preset algorithms were not registered: %s", e)
     # Writers killed mid-upload leave hidden branches behind; sweep old ones once at start.
     threading.Thread(target=hub.cleanup_stale_writes, daemon=True, name="cleanup").start()
     seconds = float(os.environ.get("ASSETHUB_CRASH_CHECK_SECONDS", CRASH_CHECK_SECONDS))

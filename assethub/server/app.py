@@ -26,6 +26,7 @@ from assethub import errors
 from assethub.hub import Hub
 from assethub.server.routes import (
     API,
+    algorithms,
     assets,
     audit,
     folders,
@@ -39,7 +40,7 @@ from assethub.server.routes._common import authenticator
 
 MAX_JSON_BYTES = 1 * 2**20
 # The sections in the order their routes are matched (and listed in the OpenAPI document).
-SECTIONS = (identity, audit, folders, assets, jobs, git_credentials, services, follows)
+SECTIONS = (identity, audit, folders, assets, jobs, git_credentials, services, follows, algorithms)
 
 _log = logging.getLogger("assethub.server")
 

@@ -26,6 +26,11 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from assethub.lineage import Lineage as Lineage
+    from assethub.wire._algorithms import JOB_SETTINGS_FIELDS as JOB_SETTINGS_FIELDS
+    from assethub.wire._algorithms import AlgorithmShareView as AlgorithmShareView
+    from assethub.wire._algorithms import AlgorithmVersionView as AlgorithmVersionView
+    from assethub.wire._algorithms import AlgorithmView as AlgorithmView
+    from assethub.wire._algorithms import JobSettingsView as JobSettingsView
     from assethub.wire._assets import FORMATS as FORMATS
     from assethub.wire._assets import SPLIT_MODES as SPLIT_MODES
     from assethub.wire._assets import TASK_TYPES as TASK_TYPES
@@ -58,9 +63,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FORMATS",
+    "JOB_SETTINGS_FIELDS",
     "SPLIT_MODES",
     "TASK_TYPES",
     "AddFile",
+    "AlgorithmShareView",
+    "AlgorithmVersionView",
+    "AlgorithmView",
     "AssetView",
     "AuditView",
     "BranchInfo",
@@ -77,6 +86,7 @@ __all__ = [
     "GitCredentialView",
     "GroupView",
     "ImportResult",
+    "JobSettingsView",
     "Lineage",
     "LineageView",
     "ObjectInfo",
@@ -121,6 +131,11 @@ _SECTION = {
     "FollowView": "_jobs",
     "GitCredentialView": "_jobs",
     "ServiceView": "_services",
+    "JobSettingsView": "_algorithms",
+    "AlgorithmView": "_algorithms",
+    "AlgorithmVersionView": "_algorithms",
+    "AlgorithmShareView": "_algorithms",
+    "JOB_SETTINGS_FIELDS": "_algorithms",
 }
 
 

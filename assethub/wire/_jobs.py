@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -40,6 +40,11 @@ class RunView:
     finished_at: datetime | None
     trigger: str = "person"  # what started it: person | schedule | event
     owner: str = ""  # the user the job acts for (its git credentials, its code mirror)
+    #: the commit of the model's main whose .assethub/job.yaml filled what the caller left out
+    settings_commit: str = ""
+    algorithm: str = ""  # the algorithm of the library that gave the code ("" = none)
+    algorithm_version: int = 0
+    resources: dict[str, Any] = field(default_factory=dict)  # {cpu: N, gpu: N} asked for
 
 
 @dataclass(frozen=True, slots=True)

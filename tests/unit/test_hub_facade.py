@@ -22,17 +22,18 @@ def test_every_facade_method_is_a_component_method_with_its_signature() -> None:
         owner = {"audit_log": assethub.hub.AuditLog, "identity": assethub.hub.Identity,
                  "permissions": assethub.hub.Permissions, "folders": assethub.hub.Folders,
                  "assets": assethub.hub.Assets, "versions": assethub.hub.Versions,
-                 "jobs": assethub.hub.Jobs, "git_credentials": assethub.hub.GitCredentials}[fwd.component]
+                 "jobs": assethub.hub.Jobs, "git_credentials": assethub.hub.GitCredentials,
+                 "algorithms": assethub.hub.Algorithms, "settings": assethub.hub.JobSettings}[fwd.component]
         assert callable(getattr(owner, fwd.method)), name
         assert fwd.__doc__ == getattr(owner, fwd.method).__doc__, name
 
 
 def test_the_public_exports_are_pinned() -> None:
     assert sorted(assethub.hub.__all__) == [
-        "ANONYMOUS", "AssetView", "Assets", "AuditLog", "AuditView", "BUNDLE_MAX_FILES",
+        "ANONYMOUS", "Algorithms", "AssetView", "Assets", "AuditLog", "AuditView", "BUNDLE_MAX_FILES",
         "CatalogLocator", "ConsoleLogin", "DatasetMeta", "EvaluationView",
         "FolderView", "Folders", "GitCredentials", "Hub",
-        "Identity", "Jobs",
+        "Identity", "JobSettings", "Jobs",
         "Limits", "LineageView", "Permissions", "Principal", "ROLES", "RUN_KINDS", "RUN_STATES",
         "RUN_TRIGGERS", "RunView", "SUBJECT_TYPES", "Sessions", "ShareView", "TokenView", "UserView",
         "Versions", "require_admin", "require_user"]

@@ -9,6 +9,7 @@ each under :data:`API`, the one place the ``/api/v1`` prefix is defined.
 - :mod:`.jobs`: runs, evaluations, lineage
 - :mod:`.services`: model serving (``/services``)
 - :mod:`.follows`: follows and the lakeFS hook
+- :mod:`.algorithms`: the algorithm library and models' job settings
 
 Each module's ``router(hub, principal)`` returns its ``APIRouter``; ``principal`` is the
 application's authentication dependency (:func:`._common.authenticator`).

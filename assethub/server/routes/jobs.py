@@ -33,6 +33,8 @@ class RunIn(StrictBody):
                        "default: the caller): whose git credentials and code mirror it uses")
     deferred: bool = Field(False, description="the job runs on the worker: no job token is returned; "
                            "the service user claims it once (POST /runs/{id}/claim)")
+    algorithm: str = Field("", max_length=220, description="an algorithm of the library (<name> or "
+                           "<name>@<version>) giving the code, instead of code_url")
 
 
 class RunPatch(StrictBody):
