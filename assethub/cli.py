@@ -697,6 +697,7 @@ _LAZY: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {
     "cli_deploy": (("register",), ("follow", "unfollow", "resume-follow", "follows"), ()),
     "cli_services": (("register",), ("serve", "predict"), ("services",)),
     "cli_stack": (("register",), ("logs",), ()),
+    "cli_init": (("register",), ("init",), ()),
 }
 _LAZY_MODULE = {name: module for module, (_, commands, groups) in _LAZY.items()
                 for name in (*commands, *groups)}
