@@ -148,10 +148,12 @@ def test_train_then_evaluate(tmp_path: Path) -> None:
 _README = """\
 # {name}
 
-A training repository for [Asset Hub](https://lakefs.io), made by `assethub init` from the preset
-`{preset}` ({task}; it trains on {data}). It follows the training-code contract: `assethub.yaml`
-names the train and evaluate commands and declares the typed parameters; the scripts read the
-job from the `ASSETHUB_*` environment through `assethub.runtime`.
+A training repository for Asset Hub, made by `assethub init` from the preset `{preset}`
+({task}). It trains on {data}.
+
+It follows the training-code contract: `assethub.yaml` names the train and evaluate commands and
+declares the typed parameters; the scripts read the job from the `ASSETHUB_*` environment through
+`assethub.runtime`.
 
 ## Check it
 
@@ -205,7 +207,11 @@ def _params_table(code: Path) -> str:
 
     spec = yaml.safe_load((code / "assethub.yaml").read_text()) or {}
     params = declare(spec.get("params") or {})
-    rows = [f"| `{p.name}` | {p.describe()} | {p.help} |" for p in params.values()]
+
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|")  # a choice's "a|b" must not split the table's row
+
+    rows = [f"| `{p.name}` | {cell(p.describe())} | {cell(p.help)} |" for p in params.values()]
     return "\n".join(["| name | type | meaning |", "|---|---|---|", *rows]) if rows else "(none)"
 
 
@@ -263,7 +269,9 @@ def create(directory: Path, preset_name: str = DEFAULT_PRESET, name: str = "") -
                         ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache"))
         spec = directory / "assethub.yaml"
         spec.write_text(re.sub(r"(?m)^name:.*$", f"name: {name}", spec.read_text(), count=1))
-        about = (source / "README.md").read_text().split("\n", 1)[-1].lstrip("\n").replace("\n## ", "\n### ")
+        about = ((source / "README.md").read_text().split("\n", 1)[-1].lstrip("\n")
+                 .replace("\n## ", "\n### ")
+                 .replace("python ../datasets.py", "python <Asset Hub>/examples/datasets.py"))
         (directory / "README.md").write_text(_README.format(
             name=name, preset=chosen.name, task=chosen.task_type.replace("_", " "), data=chosen.data,
             repo=directory, param=_first_param(directory), params=_params_table(directory), about=about))

@@ -141,8 +141,11 @@ def _project_code() -> tuple[str, str] | None:
     """(this project's repository, its HEAD commit) when it is a Git checkout, else None."""
     import subprocess
 
-    done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                          check=False)
+    try:
+        done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                              check=False)
+    except OSError:  # no git here
+        return None
     return (str(ROOT), done.stdout.strip()) if done.returncode == 0 else None
 
 
