@@ -94,6 +94,15 @@ def log_to_run(ctx: runtime.JobContext, params: dict[str, Any], metrics: dict[st
                      metrics=[Metric(f"test_{k}", float(v), now, 1) for k, v in metrics.items()])
 
 
+def requirements() -> list[str]:
+    """What the saved model needs to load, pinned to this environment (given, so that MLflow does
+    not spend seconds inferring them in a subprocess)."""
+    from importlib.metadata import version
+
+    return [f"{name}=={version(name)}" for name in ("mlflow", "scikit-learn", "pandas", "numpy", "scipy",
+                                                    "cloudpickle")]
+
+
 def save(model: Any, x: Any, classes: list[str], label: str, out: Path) -> Path:
     """``out``/model as an MLflow scikit-learn model with a signature and an input example."""
     import logging
@@ -110,6 +119,7 @@ def save(model: Any, x: Any, classes: list[str], label: str, out: Path) -> Path:
     example = x.head(3)
     mlflow.sklearn.save_model(model, str(target), signature=infer_signature(x, model.predict(x)),
                               input_example=example, serialization_format="cloudpickle",
+                              pip_requirements=requirements(),
                               metadata={"classes": classes, "label": label, "task": "tabular",
                                         "input": "a table of the feature columns",
                                         "output": "the predicted label per row"})
