@@ -698,6 +698,7 @@ _LAZY: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {
     "cli_services": (("register",), ("serve", "predict"), ("services",)),
     "cli_stack": (("register",), ("logs",), ()),
     "cli_algorithms": (("register",), ("configure",), ("algorithms",)),
+    "cli_init": (("register",), ("init",), ()),
 }
 _LAZY_MODULE = {name: module for module, (_, commands, groups) in _LAZY.items()
                 for name in (*commands, *groups)}

@@ -12,6 +12,12 @@ Deployments (``<flow>/<name>``): train, continue-train, evaluate, merge, retrain
 publish-service on ``local`` (every step the product names can be started from the Prefect UI),
 and train / continue-train on ``gpu`` too. Parameters and their descriptions come from the
 flows' signatures and docstrings.
+
+One more ``train`` deployment per preset algorithm (``train/<name>``, e.g. ``train/sklearn-forest``,
+on ``local``): its form shows the preset's declared params as typed fields (numbers with their
+bounds, a list for a choice, a switch for a bool, each with its default and help), and starts
+with the preset's code filled in (the ``algorithm`` when the flow takes one, else this project's
+repository, commit and the preset's directory).
 """
 
 from __future__ import annotations
@@ -19,7 +25,12 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from assethub.presets import PRESETS, Preset
+
+if TYPE_CHECKING:
+    from assethub.params import Param
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCAL_POOL = "local"
@@ -68,6 +79,97 @@ REPRODUCE = "reproduce/local"
 PUBLISH_SERVICE = "publish-service/local"
 BY_JOB = {"train": TRAIN, "continue_train": CONTINUE_TRAIN, "evaluate": EVALUATE, "merge": MERGE,
           "retrain": RETRAIN, "reproduce": REPRODUCE, "publish_service": PUBLISH_SERVICE}
+
+
+def preset_deployment(preset: Preset) -> str:
+    """The name of the ``train`` deployment of ``preset``: ``train/<the name after the task type>``."""
+    return f"train/{preset_slug(preset)}"
+
+
+def preset_slug(preset: Preset) -> str:
+    return preset.name.split("/", 1)[-1]
+
+
+_JSON_TYPES = {"int": "integer", "float": "number", "bool": "boolean", "str": "string"}
+
+
+def param_schema(param: Param) -> dict[str, Any]:
+    """One declared parameter as a JSON-schema property (what Prefect's form renders a field from)."""
+    out: dict[str, Any] = {"title": param.name, "description": param.help or param.describe()}
+    if param.type == "choice":
+        out["enum"] = list(param.choices)
+        kinds = {_JSON_TYPES.get(type(c).__name__) for c in param.choices}
+        if len(kinds) == 1 and None not in kinds:
+            out["type"] = kinds.pop()
+    else:
+        out["type"] = _JSON_TYPES[param.type]
+    if param.min is not None:
+        out["minimum"] = param.min
+    if param.max is not None:
+        out["maximum"] = param.max
+    if param.default is not None:
+        out["default"] = param.default
+    return out
+
+
+def params_schema(declared: dict[str, Param], description: str = "") -> dict[str, Any]:
+    """The ``params`` argument as a JSON-schema object of the declared parameters (no others)."""
+    schema: dict[str, Any] = {
+        "title": "params", "type": "object",
+        "description": description or "the training code's parameters",
+        "properties": {name: param_schema(p) for name, p in declared.items()},
+        "additionalProperties": False,
+        "default": {name: p.default for name, p in declared.items() if p.default is not None},
+    }
+    required = [name for name, p in declared.items() if p.required]
+    if required:
+        schema["required"] = required
+    return schema
+
+
+def preset_params(preset: Preset) -> dict[str, Param]:
+    """The params ``preset`` declares in its ``assethub.yaml``."""
+    import yaml
+
+    from assethub.params import declare
+
+    spec = yaml.safe_load((preset.dir / "assethub.yaml").read_text()) or {}
+    return declare(spec.get("params") or {})
+
+
+def _project_code() -> tuple[str, str] | None:
+    """(this project's repository, its HEAD commit) when it is a Git checkout, else None."""
+    import subprocess
+
+    try:
+        done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                              check=False)
+    except OSError:  # no git here
+        return None
+    return (str(ROOT), done.stdout.strip()) if done.returncode == 0 else None
+
+
+def preset_form(schema: dict[str, Any], preset: Preset,
+                code: tuple[str, str] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the train flow's parameter schema with ``params`` typed by ``preset``, the deployment's
+    default parameter values): the algorithm's name when the flow takes ``algorithm``, else the
+    preset's code (``code``: a repository holding examples/ and the commit to use)."""
+    schema = copy.deepcopy(schema)
+    props = schema["properties"]
+    declared = preset_params(preset)
+    typed = params_schema(declared, f"parameters of {preset.name} (overriding its defaults)")
+    typed["position"] = props["params"].get("position")
+    props["params"] = typed
+    values: dict[str, Any] = {"params": typed["default"]}
+    if "algorithm" in props:
+        props["algorithm"]["default"] = values["algorithm"] = preset.name
+    elif code is not None:
+        repo, commit = code
+        values.update(repo=repo, revision=commit, subpath=f"examples/{preset.example}")
+        for key in ("repo", "revision", "subpath"):
+            props[key]["default"] = values[key]
+        schema["required"] = [r for r in schema.get("required", []) if r != "repo"]
+    return schema, values
 
 
 def _var(name: str) -> str:
@@ -224,6 +326,27 @@ def deploy_all() -> list[str]:
         if kept:
             _restore_schedules(full, kept)
         names.append(full)
+    return names + deploy_presets()
+
+
+def deploy_presets() -> list[str]:
+    """Register one ``train`` deployment per preset, with its typed form; their full names."""
+    from prefect import Flow
+    from prefect.utilities.callables import ParameterSchema
+
+    code = _project_code()
+    flow = Flow.from_source(str(ROOT), "flows/train.py:train")
+    names = []
+    for preset in PRESETS:
+        d = flow.to_deployment(name=preset_slug(preset), work_pool_name=LOCAL_POOL,
+                               description=f"Train with the preset algorithm {preset.name} "
+                                           f"({preset.task_type}; data: {preset.data}).",
+                               tags=["training", "preset"])
+        schema, values = preset_form(d._parameter_openapi_schema.model_dump(exclude_unset=True), preset, code)
+        d._parameter_openapi_schema = ParameterSchema(**schema)
+        d.parameters = values
+        d.apply()
+        names.append(preset_deployment(preset))
     return names
 
 

@@ -2,6 +2,7 @@
 
     python examples/datasets.py digits OUT [--layout test_set|flat]   # `dir` format, PNG files
     python examples/datasets.py stdlib-docs OUT                       # `json` format, data.jsonl
+    python examples/datasets.py iris OUT  (or wine)                   # `single_text` format, data.csv
 
 - digits: scikit-learn's 1,797 handwritten digits as 32x32 grayscale PNG files, under
   ``train/<label>/`` and ``test/<label>/`` (a stratified, seeded 80/20 split; the dataset's
@@ -9,6 +10,9 @@
 - stdlib-docs: docstrings of public functions, classes and methods of Python's standard
   library, labelled with one of four topics by the module they document (text, files,
   network, math); records ``{"id", "text", "label"}``, meant for a ratio split.
+- iris, wine: scikit-learn's iris (150 rows, 4 measurements, 3 species) and wine (178 rows,
+  13 chemical measurements, 3 cultivars) as one CSV table, ``data.csv``, with a header of
+  snake_case column names and the class in the last column, ``label``; meant for a ratio split.
 """
 
 from __future__ import annotations
@@ -25,7 +29,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["STDLIB_TOPICS", "digits_test_arrays", "stdlib_docs", "write_digits", "write_stdlib_docs"]
+__all__ = ["STDLIB_TOPICS", "TABLES", "digits_test_arrays", "stdlib_docs", "write_digits",
+           "write_stdlib_docs", "write_table"]
 
 DIGITS_SIZE = 32
 DIGITS_LAYOUTS = ("test_set", "flat")
@@ -38,6 +43,13 @@ STDLIB_TOPICS: dict[str, tuple[str, ...]] = {
     "network": ("socket", "ssl", "http.client", "urllib.request", "urllib.parse", "smtplib", "ftplib",
                 "imaplib"),
     "math": ("math", "cmath", "statistics", "decimal", "fractions", "random", "numbers"),
+}
+# name -> (scikit-learn loader, what the rows are, where the data comes from)
+TABLES: dict[str, tuple[str, str, str]] = {
+    "iris": ("load_iris", "150 iris flowers: sepal and petal length and width (cm); label: the species",
+             "R. A. Fisher's iris data (UCI ML repository)"),
+    "wine": ("load_wine", "178 wines: 13 results of a chemical analysis; label: the cultivar",
+             "the UCI ML wine recognition data"),
 }
 MIN_DOC_CHARS = 40  # shorter docstrings ("Return self.") say nothing about their topic
 MAX_DOC_CHARS = 2000
@@ -166,6 +178,39 @@ def write_stdlib_docs(root: Path | str) -> int:
     return len(records)
 
 
+def _column(name: str) -> str:
+    """A column name in snake_case: ``sepal length (cm)`` -> ``sepal_length_cm``."""
+    return "_".join("".join(ch if ch.isalnum() else " " for ch in name.lower()).split())
+
+
+def write_table(root: Path | str, name: str = "iris") -> int:
+    """scikit-learn's ``name`` (iris or wine) as ``data.csv`` + README.md; the number of rows."""
+    import csv
+
+    from sklearn import datasets
+
+    if name not in TABLES:
+        raise ValueError(f"table must be one of {', '.join(TABLES)}, not {name!r}")
+    loader, rows, source = TABLES[name]
+    bunch = getattr(datasets, loader)()
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    columns = [_column(c) for c in bunch.feature_names]
+    classes = [str(c) for c in bunch.target_names]
+    with (root / "data.csv").open("w", newline="") as f:
+        out = csv.writer(f)
+        out.writerow([*columns, "label"])
+        for x, y in zip(bunch.data, bunch.target, strict=True):
+            out.writerow([*(f"{v:g}" for v in x), classes[int(y)]])
+    (root / "README.md").write_text(
+        f"# {name}\n\n{rows}, from scikit-learn (`sklearn.datasets.{loader}`, originally {source}),\n"
+        f"as one CSV table, `data.csv`: a header, then one row per example. Columns: "
+        f"{', '.join(f'`{c}`' for c in columns)}, `label` ({', '.join(classes)}).\n\n"
+        "Split: none in the file; use a training ratio (e.g. 0.8).\n\n"
+        "License: BSD-3-Clause (scikit-learn).\n")
+    return len(bunch.target)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="dataset", required=True)
@@ -174,8 +219,12 @@ def main(argv: list[str] | None = None) -> None:
     digits.add_argument("--layout", choices=DIGITS_LAYOUTS, default="test_set")
     docs = sub.add_parser("stdlib-docs", help="standard-library docstrings by topic (json format)")
     docs.add_argument("out", type=Path)
+    for table, (_, rows, _) in TABLES.items():
+        sub.add_parser(table, help=f"{rows} (single_text format: data.csv)").add_argument("out", type=Path)
     args = parser.parse_args(argv)
-    if args.dataset == "digits":
+    if args.dataset in TABLES:
+        print(f"wrote {write_table(args.out, args.dataset)} rows to {args.out / 'data.csv'}")
+    elif args.dataset == "digits":
         print(f"wrote {write_digits(args.out, args.layout)} PNG files to {args.out}")
     else:
         print(f"wrote {write_stdlib_docs(args.out)} records to {args.out / 'data.jsonl'}")

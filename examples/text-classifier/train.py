@@ -102,6 +102,21 @@ class Tracking:
         self.client.log_batch(self.run_id, metrics=[Metric(k, v, now, step) for k, v in values.items()])
 
 
+def lightning_device(env: dict[str, str] | None = None) -> tuple[str, int]:
+    """Lightning's (accelerator, devices) for the job's device: ``DEVICE`` (or ``ASSETHUB_DEVICE``)
+    ``cuda`` trains on ``ASSETHUB_GPUS`` GPUs (1 when unset); ``cpu``, or nothing set, on the CPU."""
+    import os
+
+    env = dict(os.environ) if env is None else env
+    device = (env.get("DEVICE") or env.get("ASSETHUB_DEVICE") or "cpu").strip().lower()
+    if device != "cuda":
+        return "cpu", 1
+    try:
+        return "gpu", max(1, int(env.get("ASSETHUB_GPUS") or 1))
+    except ValueError:
+        return "gpu", 1
+
+
 def train(p: dict[str, Any], base: Path | None, train_set: list[data.Record], test_set: list[data.Record],
           classes: list[str], tracking: Tracking) -> Any:
     """The trained network (on the CPU)."""
@@ -174,8 +189,10 @@ def train(p: dict[str, Any], base: Path | None, train_set: list[data.Record], te
     loader = DataLoader(encoded(train_set), batch_size=p["batch_size"], shuffle=True, collate_fn=collate,
                         generator=torch.Generator().manual_seed(p["seed"]))
     val = DataLoader(encoded(test_set), batch_size=256, collate_fn=collate)
+    accelerator, devices = lightning_device()
     with tempfile.TemporaryDirectory(prefix="lightning-") as scratch:  # nothing left in the code dir
-        trainer = pl.Trainer(max_epochs=p["epochs"], accelerator="auto", devices=1, deterministic="warn",
+        trainer = pl.Trainer(max_epochs=p["epochs"], accelerator=accelerator, devices=devices,
+                             deterministic="warn",
                              logger=False, enable_checkpointing=False, enable_progress_bar=False,
                              enable_model_summary=False, num_sanity_val_steps=0, default_root_dir=scratch,
                              callbacks=[EpochReport()])
