@@ -968,7 +968,7 @@ class Client:
                    params={"subject_type": kind, "subject_name": subject})
 
     # -- follows: retrain a model when a dataset's main moves -------------------------------
-    def follow(self, model: AssetLike, dataset: AssetLike, *, repo: str, revision: str = "main",
+    def follow(self, model: AssetLike, dataset: AssetLike, *, repo: str, revision: str = "",
                subpath: str = "", metric: str = "accuracy", higher_is_better: bool = True,
                margin: float = 0.0, schedule: str = "", params: Mapping[str, Any] | None = None,
                command: str = "") -> wire.FollowView:

@@ -123,8 +123,8 @@ def run_command(scope: JobScope, kind: str, *, model: str, dataset: str, base: s
     cmd = job_command(code, job, command)
     all_params = job_params(code, params)
     prefect_id = flow_run_id()
-    update_run(run.id, state="running", code_sha=code.sha, command=cmd, params=all_params,
-               prefect_flow_run_id=prefect_id, **progress)
+    update_run(run.id, state="running", code_revision=code.revision, code_sha=code.sha, command=cmd,
+               params=all_params, prefect_flow_run_id=prefect_id, **progress)
     # The MLflow run is started while the inputs download: its first use in a process imports
     # MLflow (seconds), and a download mostly waits on the server.
     started = start_tracking.submit(model, f"{kind}-{run.id[:8]}", all_params, {

@@ -50,8 +50,8 @@ from assethub.wire import EvaluationView, LineageView, RunView
 RUN_KINDS = ("train", "continue_train", "evaluate", "merge", "retrain")
 RUN_TRIGGERS = ("person", "schedule", "event")  # who or what started a job
 RUN_STATES = ("pending", "running", "completed", "failed", "crashed")
-_RUN_FIELDS = ("state", "branch", "base_commit", "dataset_commit", "code_sha", "command", "params",
-               "metrics", "result_commit", "mlflow_run_id", "prefect_flow_run_id", "error")
+_RUN_FIELDS = ("state", "branch", "base_commit", "dataset_commit", "code_revision", "code_sha", "command",
+               "params", "metrics", "result_commit", "mlflow_run_id", "prefect_flow_run_id", "error")
 #: the user the Prefect worker acts as (not an admin; what it may do are ordinary shares)
 SERVICE_USER = service_user()
 #: the longest a job token lives, whatever its run does (ASSETHUB_JOB_TOKEN_HOURS)

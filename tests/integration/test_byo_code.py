@@ -162,6 +162,7 @@ def test_a_plain_repository_trains_with_no_revision_into_a_stored_version_that_i
     lin = view.lineage
     assert lin is not None
     assert (lin.code_revision, lin.code_sha, lin.code_url) == ("master", world.sha, world.repo)
+    assert world.hub.get_run(result["run_id"]).code_revision == "master"  # the run record names it too
     assert (lin.dataset, lin.dataset_commit) == (world.dataset, world.dataset_commit)
     assert lin.run_id == result["run_id"] and lin.mlflow_run_id == result["mlflow_run_id"]
     assert lin.command == "python train.py" and dict(lin.params) == {"max_iter": 300}

@@ -20,7 +20,7 @@ from tests.integration._jobs import EXAMPLES, JobWorld, git_repo
 pytestmark = pytest.mark.integration
 
 DIGITS = EXAMPLES / "digits-classifier"
-WORSE = {"lr": 0.0001, "c": 0.0001}  # hobbles the digits example (and the smoke repo)
+WORSE = {"lr": 0.0001}  # hobbles the digits example
 
 
 @pytest.fixture(scope="session")

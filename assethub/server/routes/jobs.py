@@ -42,6 +42,7 @@ class RunPatch(StrictBody):
     branch: str | None = Field(None, max_length=256)
     base_commit: str | None = Field(None, max_length=64)
     dataset_commit: str | None = Field(None, max_length=64)
+    code_revision: str | None = Field(None, max_length=256)
     code_sha: str | None = Field(None, max_length=64)
     command: str | None = Field(None, max_length=10_000)
     params: dict[str, Any] | None = None
