@@ -181,7 +181,7 @@ def register(app: typer.Typer) -> None:
         args = ["--model", model, *_job_args(dataset, repo, revision, subpath, param, command, algorithm),
                 "--branch", branch]
         values = dict(model=model, dataset=dataset, repo=repo, revision=revision, subpath=subpath,
-                      branch=branch, command=command)
+                      branch=branch, command=command, algorithm=algorithm)
         where = f"train/{job_pool(model, algorithm, pool)}" if deployment else ""
         _job_result(launch("train", args, deployment=where, parameters=values), as_json)
 
@@ -195,7 +195,7 @@ def register(app: typer.Typer) -> None:
         args = ["--base", base, *_job_args(dataset, repo, revision, subpath, param, command, algorithm),
                 "--branch", branch]
         values = dict(base=base, dataset=dataset, repo=repo, revision=revision, subpath=subpath,
-                      branch=branch, command=command)
+                      branch=branch, command=command, algorithm=algorithm)
         where = f"continue-train/{job_pool(base, algorithm, pool)}" if deployment else ""
         _job_result(launch("continue_train", args, deployment=where, parameters=values), as_json)
 
@@ -208,7 +208,7 @@ def register(app: typer.Typer) -> None:
         """Evaluate a model version on a dataset version's test split; kept with the model."""
         args = ["--model", model, *_job_args(dataset, repo, revision, subpath, param, command, algorithm)]
         values = dict(model=model, dataset=dataset, repo=repo, revision=revision, subpath=subpath,
-                      command=command)
+                      command=command, algorithm=algorithm)
         _job_result(launch("evaluate", args, deployment="evaluate/local" if deployment else "",
                            parameters=values), as_json)
 

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from assethub.errors import AssetHubError, InvalidReferenceError, OrchestratorUnavailableError
+from assethub.errors import AssetHubError, InvalidReferenceError, JobSpecError, OrchestratorUnavailableError
 from assethub.refs import AssetRef
 
 if TYPE_CHECKING:
@@ -37,13 +37,15 @@ _log = logging.getLogger("assethub.launcher")
 FLOWS = {"train": "train", "continue-train": "continue_train", "evaluate": "evaluate"}
 # each flow's parameters (its signature in flows/, less run_id) and the ones it cannot do without
 _PARAMETERS = {
-    "train": ("model", "dataset", "repo", "revision", "subpath", "params", "branch", "command", "message"),
-    "continue-train": ("base", "dataset", "repo", "revision", "subpath", "params", "branch", "command",
-                       "message", "model"),
-    "evaluate": ("model", "dataset", "repo", "revision", "subpath", "params", "command"),
+    "train": ("model", "dataset", "repo", "algorithm", "revision", "subpath", "params", "branch", "command",
+              "message"),
+    "continue-train": ("base", "dataset", "repo", "algorithm", "revision", "subpath", "params", "branch",
+                       "command", "message", "model"),
+    "evaluate": ("model", "dataset", "repo", "algorithm", "revision", "subpath", "params", "command"),
 }
-_REQUIRED = {"train": ("model", "dataset", "repo"), "continue-train": ("base", "dataset", "repo"),
-             "evaluate": ("model", "dataset", "repo")}
+# the dataset and the code may come from the model's job settings or an algorithm (the server
+# fills them in when it registers the run)
+_REQUIRED = {"train": ("model",), "continue-train": ("base",), "evaluate": ("model",)}
 # evaluations run next to the data (no GPU deployment of evaluate)
 _LOCAL_ONLY = {"evaluate"}
 _POOL = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
@@ -202,11 +204,19 @@ def start_job(hub: Hub, launcher: JobLauncher, who: Principal, flow: str, parame
     run = hub.create_run(who, kind=kind, model=model, branch=branch, dataset=p["dataset"], base=base,
                          code_url=p["repo"], code_revision=p["revision"],
                          code_subpath=p["subpath"], command=p["command"], params=p["params"],
-                         deferred=True)
+                         deferred=True, algorithm=p["algorithm"])
+    missing = [what for what, value in (("the training code (repo, or an algorithm)", run.code_url),
+                                        ("a dataset version", run.dataset_ref)) if not value]
+    if missing:
+        _not_started(hub, who, run.id, f"nothing to run: no {' and no '.join(missing)}")
+        raise JobSpecError(f"{flow} needs {' and '.join(missing)}: give them, or save them with the model "
+                           f"(`assethub configure {model} --repo URL --dataset REF`, or --algorithm NAME)")
     # what the run registered is what runs (the flow reads its run); the parameters show it in
-    # the orchestrator's UI, with the URL as recorded: without a credential
+    # the orchestrator's UI, with the URL as recorded: without a credential, and what the
+    # model's settings or the algorithm filled in
     flow_parameters = {name: value for name, value in p.items() if value or name in _REQUIRED[flow]}
-    flow_parameters.update(repo=run.code_url, revision=p["revision"], run_id=run.id)
+    filled = {"repo": run.code_url, "subpath": run.code_subpath, "dataset": run.dataset_ref}
+    flow_parameters.update({k: v for k, v in filled.items() if v}, revision=run.code_revision, run_id=run.id)
     deployment = f"{flow}/{pool}"
     try:
         flow_run_id = launcher.submit(deployment, flow_parameters)

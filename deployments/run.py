@@ -38,7 +38,8 @@ def register(flow: str, parameters: dict[str, Any]) -> str:
                              base=base, code_url=str(p.get("repo") or ""),
                              code_revision=str(p.get("revision") or ""),
                              code_subpath=str(p.get("subpath") or ""), command=str(p.get("command") or ""),
-                             params=dict(p.get("params") or {}), deferred=True)
+                             params=dict(p.get("params") or {}), deferred=True,
+                             algorithm=str(p.get("algorithm") or ""))
     return run.id
 
 

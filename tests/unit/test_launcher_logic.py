@@ -33,7 +33,10 @@ class FakeHub:
     def create_run(self, who: Principal, **fields: Any) -> Any:
         self.created.append({"who": who, **fields})
         clean, _ = split_credentials(fields["code_url"])
-        return SimpleNamespace(id=f"run{len(self.created)}", code_url=clean)
+        # what the model's settings or an algorithm would fill in is left as given here
+        return SimpleNamespace(id=f"run{len(self.created)}", code_url=clean,
+                               code_revision=fields["code_revision"], code_subpath=fields["code_subpath"],
+                               dataset_ref=fields["dataset"])
 
     def update_run(self, who: Principal, run_id: str, **changes: Any) -> Any:
         self.updated.append((who, run_id, changes))
@@ -63,7 +66,7 @@ def test_train_registers_the_run_as_the_caller_deferred_and_submits_only_its_id_
     assert hub.created == [{"who": ALICE, "kind": "train", "model": MODEL, "branch": "exp",
                             "dataset": DATASET, "base": "", "code_url": SECRET_REPO,
                             "code_revision": "", "code_subpath": "code", "command": "",
-                            "params": {"epochs": 3}, "deferred": True}]
+                            "params": {"epochs": 3}, "deferred": True, "algorithm": ""}]
     [(deployment, parameters)] = launcher.submitted
     assert deployment == "train/local"
     assert parameters == {"model": MODEL, "dataset": DATASET, "repo": CLEAN_REPO, "revision": "",
@@ -92,8 +95,6 @@ def test_continue_train_and_evaluate_map_their_refs_as_deployments_run_does() ->
 
 @pytest.mark.parametrize(("flow", "parameters", "pool", "says"), [
     ("train", {"dataset": DATASET, "repo": CLEAN_REPO}, "local", "train needs a model"),
-    ("train", {"model": MODEL, "repo": CLEAN_REPO}, "local", "needs a dataset version"),
-    ("train", {"model": MODEL, "dataset": DATASET, "repo": "  "}, "local", "needs the training code"),
     ("continue-train", {"model": MODEL, "dataset": DATASET, "repo": CLEAN_REPO}, "local",
      "needs the model version to continue"),
     ("evaluate", {"model": MODEL, "dataset": DATASET, "repo": CLEAN_REPO}, "gpu", "'local' only"),
@@ -116,6 +117,23 @@ def test_bad_input_is_a_400_before_anything_is_registered_or_submitted(
         start_job(hub, launcher, ALICE, flow, parameters, pool=pool)  # type: ignore[arg-type]
     assert errors.wire_error(raised.value).status == 400
     assert hub.created == [] and launcher.submitted == []
+
+
+@pytest.mark.parametrize(("parameters", "says"), [
+    ({"model": MODEL, "repo": CLEAN_REPO}, "needs a dataset version"),
+    ({"model": MODEL, "dataset": DATASET, "repo": "  "}, "needs the training code"),
+])
+def test_no_code_or_dataset_given_or_saved_is_refused_and_the_run_marked_crashed(
+        parameters: dict[str, Any], says: str) -> None:
+    """The model's settings or an algorithm may fill them in (the hub does, registering the run):
+    when neither did, nothing is submitted and the run does not stay pending."""
+    hub, launcher = FakeHub(), FakeLauncher()
+    with pytest.raises(errors.JobSpecError, match=says) as raised:
+        start_job(hub, launcher, ALICE, "train", parameters)  # type: ignore[arg-type]
+    assert errors.wire_error(raised.value).status == 400 and "assethub configure" in str(raised.value)
+    assert launcher.submitted == []
+    [(_, run_id, changes)] = hub.updated
+    assert (run_id, changes["state"]) == ("run1", "crashed") and "nothing to run" in changes["error"]
 
 
 @pytest.mark.parametrize("launcher", [
