@@ -39,13 +39,20 @@ git -C "$WORK/code" add -A
 git -C "$WORK/code" -c user.name=demo -c user.email=demo@example.org commit -q -m "digits classifier"
 cat "$WORK/code/assethub.yaml"
 
-step "train on the published dataset (a Prefect flow, tracked in MLflow), then evaluate"
+step "the algorithm library: presets that ship with Asset Hub (typed params, versioned, shared like folders)"
+ah algorithms ls
+ah algorithms show image-classification/digits-cnn
+
+step "the model keeps its job settings (a commit in the model): a registered algorithm and the dataset"
 ah create folder demo/model/image-classification
 ah create asset "$MODEL" --description "A small CNN on digits" --label digits
-ah train "$MODEL" --dataset "$DATASET:v1" --repo "$WORK/code" --branch first
-ah evaluate "$MODEL:first" --dataset "$DATASET:v1" --repo "$WORK/code"
+ah configure "$MODEL" --algorithm image-classification/digits-cnn --dataset "$DATASET:v1"
 
-step "continue training one more epoch into a new branch, evaluate again"
+step "train with nothing but the model's name (a Prefect flow, tracked in MLflow), then evaluate"
+ah train "$MODEL" --branch first
+ah evaluate "$MODEL:first"
+
+step "continue training one more epoch into a new branch, now with our own repository's code (options override the settings)"
 ah continue-train "$MODEL:first" --dataset "$DATASET:v1" --repo "$WORK/code" --param epochs=1 --branch more
 ah evaluate "$MODEL:more" --dataset "$DATASET:v1" --repo "$WORK/code"
 
