@@ -55,10 +55,10 @@ STARTERS = ("run", "edit", "owner")
 _FORMS = ("train", "continue-train", "evaluate")
 # the form fields each job takes (besides the version it acts on)
 _JOB_FIELDS = {
-    "train": ("dataset", "repo", "revision", "subpath", "command", "params", "branch", "pool"),
-    "continue-train": ("base", "dataset", "repo", "revision", "subpath", "command", "params", "branch",
-                       "pool"),
-    "evaluate": ("ref", "dataset", "repo", "revision", "subpath", "command", "params"),
+    "train": ("dataset", "repo", "algorithm", "revision", "subpath", "command", "params", "branch", "pool"),
+    "continue-train": ("base", "dataset", "repo", "algorithm", "revision", "subpath", "command", "params",
+                       "branch", "pool"),
+    "evaluate": ("ref", "dataset", "repo", "algorithm", "revision", "subpath", "command", "params"),
 }
 
 
@@ -201,17 +201,21 @@ def params_text(params: Mapping[str, Any]) -> str:
 def _defaults(asset: AssetView, ref: str, run: RunView | None) -> dict[str, str]:
     """Prefilled form values: the version at hand, and a previous run's inputs when given."""
     values = {"ref": ref or "main", "base": ref or "main", "revision": "", "pool": "local",
-              "dataset": "", "repo": "", "subpath": "", "command": "", "params": "", "branch": ""}
+              "dataset": "", "repo": "", "algorithm": "", "subpath": "", "command": "", "params": "",
+              "branch": ""}
     if run is not None:
-        values.update(dataset=run.dataset_ref, repo=run.code_url, revision=run.code_revision,
-                      subpath=run.code_subpath, command=run.command, params=params_text(run.params))
+        values.update(dataset=run.dataset_ref, repo="" if run.algorithm else run.code_url,
+                      algorithm=run.algorithm and f"{run.algorithm}@{run.algorithm_version}",
+                      revision="" if run.algorithm else run.code_revision,
+                      subpath="" if run.algorithm else run.code_subpath,
+                      command="" if run.algorithm else run.command, params=params_text(run.params))
     return values
 
 
 def _job_parameters(asset: AssetView, job: str, values: Mapping[str, str]) -> dict[str, Any]:
     """start_job's parameters from the form's values (the model is the page's)."""
-    p: dict[str, Any] = {k: values[k] for k in ("dataset", "repo", "revision", "subpath", "command")
-                         if values.get(k)}
+    p: dict[str, Any] = {k: values[k] for k in ("dataset", "repo", "algorithm", "revision", "subpath",
+                                                "command") if values.get(k)}
     p["params"] = parse_params(values.get("params", ""))
     if job == "train":
         p["model"] = str(asset.path)
@@ -236,7 +240,7 @@ def _field_of(job: str, e: errors.AssetHubError, values: Mapping[str, str]) -> s
     if part in fields:
         return str(part)
     text = str(e)
-    for name in ("dataset", "repo", "base", "ref", "branch", "revision", "subpath"):
+    for name in ("dataset", "repo", "algorithm", "base", "ref", "branch", "revision", "subpath"):
         value = values.get(name, "")
         if name in fields and value and value in text:
             return name

@@ -96,3 +96,19 @@ def test_lineage_nodes_link_each_step_and_the_services_of_the_version() -> None:
     # a code URL that is not http(s) is no link
     local = LineageView(view.ref, view.commit, m, replace(lin, code_url="/srv/code"), (), None)
     assert {n.id: n.href for n in lineage_nodes(local, [])[0]}["code"] == ""
+
+
+def test_the_train_form_may_name_an_algorithm_or_leave_code_and_data_to_the_models_settings() -> None:
+    from types import SimpleNamespace
+
+    from assethub.console.jobs import _job_parameters
+    from assethub.refs import AssetPath
+
+    asset = SimpleNamespace(path=AssetPath.parse("alice/model/cls/net"))
+    blank = {"dataset": "", "repo": "", "algorithm": "", "revision": "", "subpath": "", "command": "",
+             "params": "", "branch": ""}
+    assert _job_parameters(asset, "train", blank) == {"model": "alice/model/cls/net", "params": {}}  # type: ignore[arg-type]
+    named = {**blank, "algorithm": "image-classification/digits-cnn@2", "params": "epochs=1"}
+    assert _job_parameters(asset, "train", named) == {  # type: ignore[arg-type]
+        "model": "alice/model/cls/net", "algorithm": "image-classification/digits-cnn@2",
+        "params": {"epochs": 1}}
