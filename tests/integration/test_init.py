@@ -108,7 +108,7 @@ def test_each_preset_has_a_train_deployment_with_a_typed_form(prefect_api: str) 
         assert "repo" not in tabular.parameter_openapi_schema.get("required", [])
     assert tabular.parameters["params"]["n_estimators"] == 100
     digits = read["image-classification/digits-cnn"].parameter_openapi_schema["properties"]["params"]
-    assert digits["properties"]["epochs"]["minimum"] == 1 and digits["properties"]["lr"]["type"] == "number"
+    assert digits["properties"]["epochs"]["minimum"] == 0 and digits["properties"]["lr"]["type"] == "number"
     # the other deployments keep the free-form params
     with on_prefect(prefect_api), get_client(sync_client=True) as c:
         flow_id = read["image-classification/digits-cnn"].flow_id
