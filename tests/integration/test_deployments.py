@@ -560,7 +560,7 @@ def test_a_retrain_whose_worker_dies_is_recorded_crashed_as_worker_lost(
     w.hub.create_asset(model)
     branches = {b.name for b in w.hub.list_branches(model)}
     # long enough a training that the worker dies in the middle of it
-    parameters = {"model": model, "dataset": DATASET, "repo": w.repo, "params": {"epochs": 2000, "seed": 2}}
+    parameters = {"model": model, "dataset": DATASET, "repo": w.repo, "params": {"epochs": 1000, "seed": 2}}
     with on_prefect(prefect_stack):
         flow_run = run_deployment("retrain/local", parameters=parameters, timeout=0)
     job = wait_for("the training command to run", lambda: _command_running(str(flow_run.id)),

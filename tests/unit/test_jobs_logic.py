@@ -279,9 +279,10 @@ def test_an_evaluation_report_goes_beside_its_record(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("module, name, required", [
-    ("flows.train", "train", {"model", "dataset", "repo"}),
-    ("flows.continue_train", "continue_train", {"base", "dataset", "repo"}),
-    ("flows.evaluate", "evaluate", {"model", "dataset", "repo"}),
+    # the dataset and the code may come from the model's job settings or an algorithm
+    ("flows.train", "train", {"model"}),
+    ("flows.continue_train", "continue_train", {"base"}),
+    ("flows.evaluate", "evaluate", {"model"}),
     ("flows.merge", "merge", {"model", "source"}),
     ("flows.reproduce", "reproduce", {"model"}),
     ("flows.retrain", "retrain", set()),  # model, dataset and repo; or a follow's id alone
