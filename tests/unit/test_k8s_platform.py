@@ -224,6 +224,7 @@ def test_the_server_has_two_replicas_probed_on_health_and_every_setting_it_needs
     assert settings.hook_url == "http://assethub.assethub.svc:8780" and settings.hook_secret
     assert settings.lakefs_endpoint == "http://lakefs.assethub.svc:8000"
     assert env["ASSETHUB_PREFECT_API_URL"] == "http://prefect-server.assethub.svc:4200/api"
+    assert env["ASSETHUB_STORAGE_NAMESPACE"].startswith("s3://"), "repositories on the S3 blockstore"
     assert env["ASSETHUB_MLFLOW_UI_URL"].startswith("https://")
 
 
