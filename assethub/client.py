@@ -791,7 +791,9 @@ class Client:
             return False
         try:
             return bool(self.capabilities().get("presign"))
-        except errors.NotFoundError:  # a server from before presigned transfer
+        except (errors.ServerUnavailableError, errors.AuthenticationError):
+            raise
+        except errors.AssetHubError:  # a server from before presigned transfer (no such route)
             return False
 
     @property

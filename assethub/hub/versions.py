@@ -344,9 +344,10 @@ class Versions:
         self.permissions.ref(who, txn.ref, "edit")
         for f in files:
             validate_object_path(f.path)
+        namespace = self.storage.storage_namespace(txn)
         return [self.storage.link_upload(txn, f.path, physical_address=f.physical_address,
                                          size=f.size, sha256=f.sha256, etag=f.etag,
-                                         max_bytes=self.limits.max_upload_bytes)
+                                         max_bytes=self.limits.max_upload_bytes, namespace=namespace)
                 for f in files]
 
     # -- dataset import ----------------------------------------------------------------------

@@ -134,12 +134,16 @@ class Presigning:
             raise StorageUnavailableError("lakeFS returned no presigned URL for an upload")
         return PresignedPut(path, loc.presigned_url, loc.physical_address, loc.presigned_url_expiry)
 
-    def _namespace(self, repo: str) -> str:
+    def storage_namespace(self, txn: Transaction) -> str:
+        """Where the transaction's repository keeps its objects (what every address it issues
+        starts with); asked once per batch of links, never remembered: a repository deleted and
+        made again under its name gets a new one."""
         with self.lakefs.translate(what="repository"):
-            return str(self.lakefs.api.repositories_api.get_repository(repo).storage_namespace)
+            return str(self.lakefs.api.repositories_api.get_repository(txn.repo).storage_namespace)
 
     def link_upload(self, txn: Transaction, path: str, *, physical_address: str, size: int,
-                    sha256: str, etag: str, max_bytes: int | None = None) -> ObjectInfo:
+                    sha256: str, etag: str, max_bytes: int | None = None,
+                    namespace: str | None = None) -> ObjectInfo:
         """Record a file the client PUT to a presigned URL as ``path`` of the transaction, if
         the object store holds it there at ``size`` with ``etag`` (what its PUT answered);
         ``sha256`` (the client's, computed while it uploaded) is kept as user metadata and
@@ -155,7 +159,7 @@ class Presigning:
         if not etag or len(etag) > 200:
             raise InvalidReferenceError("etag must be the object store's ETag for the PUT",
                                         part="etag", value=etag[:200])
-        namespace = self._namespace(txn.repo).rstrip("/") + "/"
+        namespace = (namespace or self.storage_namespace(txn)).rstrip("/") + "/"
         if not physical_address.startswith(namespace):
             raise InvalidReferenceError(f"{physical_address[:200]} is not an address of this asset",
                                         part="physical_address", value=physical_address[:200])

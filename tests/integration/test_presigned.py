@@ -205,8 +205,17 @@ def test_only_viewers_get_read_urls_and_only_the_uploader_write_urls(s3: S3World
     for who in ("viewer", "stranger"):
         r = s3.api.call(who, "POST", f"/uploads/{upload}/presign", json={"paths": ["b.txt"]})
         assert r.status_code == 404 and "X-Amz" not in r.text, r.text
-    # the owner loses edit: no more URLs for the upload already open
     s3.api.ok("ownr", "DELETE", f"/uploads/{upload}")
+
+    # an editor whose share is taken away gets no more URLs for the upload already open
+    s3.api.add_user("editor")
+    share = {"subject_type": "user", "subject_name": s3.api.names["editor"]}
+    s3.api.ok("ownr", "POST", f"/folders/{s3.folder}/shares", json={**share, "role": "edit"})
+    upload = s3.api.ok("editor", "POST", f"/assets/{asset}/uploads", json={"branch": "main"})["upload_id"]
+    assert s3.api.ok("editor", "POST", f"/uploads/{upload}/presign", json={"paths": ["b.txt"]})["files"]
+    s3.api.ok("ownr", "DELETE", f"/folders/{s3.folder}/shares", params=share)
+    r = s3.api.call("editor", "POST", f"/uploads/{upload}/presign", json={"paths": ["b.txt"]})
+    assert r.status_code in (403, 404) and "X-Amz" not in r.text, r.text
 
 
 def test_a_job_token_gets_urls_only_for_its_runs_assets(s3: S3World, tmp_path: Path) -> None:
