@@ -67,6 +67,7 @@ _BUNDLE_FILES = 400
 _BUNDLE_BYTES = 64 * _CHUNK
 _BUNDLE_PATH_BYTES = 256 * 1024  # the request's list of paths stays well under the body limit
 _DIRECT_GROUP_FILES = 100  # presigned PUTs asked for (and linked) this many at a time
+_DIRECT_PUT_MAX = 5 * 1024**3  # the most one S3 PUT takes (no presigned multipart upload yet)
 T = TypeVar("T")
 AssetLike = AssetPath | AssetRef | str
 Advance = Callable[[int], None]
@@ -749,11 +750,13 @@ class Client:
         try:
             total = sum(p.stat().st_size for p in adds.values())
             with _progress(progress, f"upload {r}", total) as advance:
-                if adds and self._direct():
-                    self._put_direct(upload_id, adds, advance)
-                else:
-                    run_parallel((functools.partial(self._put, upload_id, remote, local, advance)
-                                  for remote, local in adds.items()), self.max_workers)
+                direct: dict[str, Path] = {}
+                if adds and self._direct():  # S3 takes at most 5 GiB in one PUT: larger go proxied
+                    direct = {k: p for k, p in adds.items() if p.stat().st_size <= _DIRECT_PUT_MAX}
+                    self._put_direct(upload_id, direct, advance)
+                run_parallel((functools.partial(self._put, upload_id, remote, local, advance)
+                              for remote, local in adds.items() if remote not in direct),
+                             self.max_workers)
             data = self._call("POST", f"/uploads/{upload_id}/commit", json={
                 "message": message, "metadata": dict(metadata or {}), "delete": deletes,
                 "parent_commit": parent_commit})

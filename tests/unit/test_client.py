@@ -390,6 +390,7 @@ class FakeDirect:
         self.server_paths: list[str] = []
         self.store_auth: list[str | None] = []
         self.linked: list[dict[str, Any]] = []
+        self.proxied: dict[str, bytes] = {}
         self.committed = False
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
@@ -404,6 +405,9 @@ class FakeDirect:
         self.server_paths.append(f"{request.method} {path}")
         if path.endswith("/capabilities"):
             return httpx.Response(200, json={"presign": True})
+        if request.method == "PUT" and "/uploads/u1/files/" in path:  # the proxied path
+            self.proxied[path.split("/files/", 1)[1]] = request.read()
+            return httpx.Response(200, json={"size": len(self.proxied[path.split("/files/", 1)[1]])})
         if path.endswith("/presigned"):
             return httpx.Response(200, json={"commit_id": "d" * 64, "next_after": None, "objects": [
                 {"path": p, "size": len(b), "checksum": "e", "sha256": hashlib.sha256(b).hexdigest(),
@@ -456,6 +460,15 @@ def test_a_presigned_upload_puts_to_the_store_and_links_size_etag_and_sha256(tmp
          "etag": str(len(big)), "sha256": hashlib.sha256(big).hexdigest()}]
     assert not [p for p in fake.server_paths if p.startswith("PUT")]
     assert set(fake.store_auth) == {None}
+
+
+def test_files_over_the_single_put_limit_go_through_the_server(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("assethub.client._DIRECT_PUT_MAX", 1000)  # S3's is 5 GiB
+    fake = FakeDirect({})
+    client(fake, tmp_path).upload(f"{A}:dev", tree(tmp_path / "src"), message="m")
+    assert set(fake.store) == {"/b/new/a.txt"} and set(fake.proxied) == {"sub/b.bin"}
+    assert [f["path"] for f in fake.linked] == ["a.txt"] and fake.committed
 
 
 def test_assethub_presign_0_keeps_the_proxied_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
