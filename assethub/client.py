@@ -217,6 +217,10 @@ def _bundles(objs: list[RemoteObject]) -> list[list[RemoteObject]]:
     return [*out, group] if group else out
 
 
+class _Refused(errors.TransferError):
+    """The object store refused a presigned URL (expired, or not for this object)."""
+
+
 class _FrameReader:
     """Exact-length reads over a stream of byte chunks."""
 
@@ -847,8 +851,8 @@ class Client:
         missing = {o.cache_key: o for o, _ in plan if not self.cache.has(o)}
         total = sum(o.size for o in missing.values())
         with _progress(progress, f"download {r}", total) as advance:
-            run_parallel((functools.partial(self._fetch_direct, urls[o.path], o, advance)
-                          for o in missing.values()), self.max_workers)
+            run_parallel((functools.partial(self._fetch_fresh, r.path.at(commit), urls[o.path], o,
+                                            advance) for o in missing.values()), self.max_workers)
         place_all((self.cache.blob_path(obj), target) for obj, target in plan)
         return wire.DownloadResult(commit, len(plan), sum(o.size for o, _ in plan), total)
 
@@ -859,13 +863,27 @@ class Client:
             with self._object_http.stream("GET", url, headers=headers) as resp:
                 if resp.status_code not in (200, 206):
                     resp.read()
-                    raise errors.TransferError(
+                    raise (_Refused if resp.status_code == 403 else errors.TransferError)(
                         f"the object store refused {obj.path}: HTTP {resp.status_code} "
                         f"{resp.text.strip()[:200]}", path=obj.path)
                 yield resp
         except httpx.TransportError as exc:
             raise errors.TransferError(f"reading {obj.path} from the object store failed: "
                                        f"{type(exc).__name__}: {exc}", path=obj.path) from exc
+
+    def _fetch_fresh(self, at: AssetRef, url: str, obj: RemoteObject, advance: Advance) -> None:
+        """:meth:`_fetch_direct`, asking the server once for a new URL when the object store
+        refuses this one (presigned URLs expire: 15 minutes by default)."""
+        try:
+            self._fetch_direct(url, obj, advance)
+        except _Refused:
+            page = _load(wire.PresignedPage, self._call(
+                "GET", f"{_asset_url(at.path)}/presigned",
+                params={"ref": at.ref, "prefix": obj.path, "limit": 1}))
+            fresh = next((o.url for o in page.objects if o.path == obj.path), None)
+            if fresh is None:
+                raise
+            self._fetch_direct(fresh, obj, advance)
 
     def _fetch_direct(self, url: str, obj: RemoteObject, advance: Advance) -> None:
         """One file straight from the object store (large ones as parallel byte ranges), its

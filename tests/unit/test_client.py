@@ -384,8 +384,10 @@ STORE = "http://store.test"
 class FakeDirect:
     """A server that presigns and the object store its URLs point at (host ``store.test``)."""
 
-    def __init__(self, files: dict[str, bytes], *, corrupt: bool = False) -> None:
-        self.files, self.corrupt = files, corrupt
+    def __init__(self, files: dict[str, bytes], *, corrupt: bool = False,
+                 expired: bool = False) -> None:
+        self.files, self.corrupt, self.expired = files, corrupt, expired
+        self.listings: list[dict[str, str]] = []
         self.store: dict[str, bytes] = {f"/b/{p}": d for p, d in files.items()}
         self.server_paths: list[str] = []
         self.store_auth: list[str | None] = []
@@ -400,6 +402,8 @@ class FakeDirect:
             if request.method == "PUT":
                 self.store[path] = request.read()
                 return httpx.Response(200, headers={"ETag": f'"{len(self.store[path])}"'})
+            if request.url.params.get("X-Amz-Signature") == "expired":
+                return httpx.Response(403, text="<Error><Code>AccessDenied</Code></Error>")
             body = self.store[path]
             return httpx.Response(200, content=body[::-1] if self.corrupt else body)
         self.server_paths.append(f"{request.method} {path}")
@@ -409,10 +413,13 @@ class FakeDirect:
             self.proxied[path.split("/files/", 1)[1]] = request.read()
             return httpx.Response(200, json={"size": len(self.proxied[path.split("/files/", 1)[1]])})
         if path.endswith("/presigned"):
+            self.listings.append(dict(request.url.params))
+            signature = "expired" if self.expired and len(self.listings) == 1 else "s"
+            prefix = request.url.params.get("prefix", "")
             return httpx.Response(200, json={"commit_id": "d" * 64, "next_after": None, "objects": [
                 {"path": p, "size": len(b), "checksum": "e", "sha256": hashlib.sha256(b).hexdigest(),
-                 "url": f"{STORE}/b/{p}?X-Amz-Signature=s", "expires": None}
-                for p, b in self.files.items()]})
+                 "url": f"{STORE}/b/{p}?X-Amz-Signature={signature}", "expires": None}
+                for p, b in self.files.items() if p.startswith(prefix)]})
         if path.endswith("/uploads"):
             return httpx.Response(201, json={"upload_id": "u1"})
         if path.endswith("/uploads/u1/presign"):
@@ -437,6 +444,13 @@ def test_a_presigned_download_reads_the_object_store_only(tmp_path: Path) -> Non
     assert not [p for p in fake.server_paths if "/files/" in p or "/bundle" in p]
     assert fake.store_auth == [None, None]  # the Asset Hub token never goes to the object store
     assert hub.download(f"{A}:main", tmp_path / "again").bytes_transferred == 0
+
+
+def test_an_expired_url_is_asked_for_again_at_the_same_commit(tmp_path: Path) -> None:
+    fake = FakeDirect({"a.txt": b"alpha"}, expired=True)
+    client(fake, tmp_path).download(f"{A}:main", tmp_path / "out")
+    assert (tmp_path / "out" / "a.txt").read_bytes() == b"alpha"
+    assert fake.listings[1] == {"ref": "d" * 64, "prefix": "a.txt", "limit": "1"}
 
 
 def test_a_corrupted_presigned_download_is_refused_and_not_cached(tmp_path: Path) -> None:
