@@ -12,6 +12,7 @@ user's (``prefect``, no admin, no shares by default).
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -119,6 +120,10 @@ def _start_worker(url: str, mlflow_url: str, prefect_api: str) -> None:
 def _up_distributed(settings: Settings, port: int, admin: str, timeout: float) -> StackInfo:
     """PostgreSQL, the S3 store, lakeFS on both, the catalog, Prefect and MLflow on PostgreSQL,
     MLflow's artifacts on S3: each ours unless the settings point at an existing one."""
+    # the S3 keys and the PostgreSQL server's password go only where they are needed (lakeFS,
+    # MLflow; the databases' own URLs), never on to the server, the worker or its jobs
+    for secret in ("ASSETHUB_S3_ACCESS_KEY_ID", "ASSETHUB_S3_SECRET_ACCESS_KEY", "ASSETHUB_POSTGRES_URL"):
+        os.environ.pop(secret, None)
     if settings.postgres_url:
         def database(name: str) -> str:
             return postgres.server_database(settings.postgres_url, name)
