@@ -10,6 +10,7 @@ the object store, and starts it again)."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import uuid
 from collections.abc import Iterator
@@ -224,6 +225,57 @@ def test_the_trained_version_is_served_and_answers(distributed_stack: Distribute
         assert np.allclose(direct.json()["predictions"], probabilities[:5], atol=1e-6)
     finally:
         hub.services.delete(name)
+
+
+def test_pieces_given_from_outside_are_used_and_never_started_or_stopped(
+        distributed_stack: DistributedStack, people: People,
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    """A second home whose S3, lakeFS, PostgreSQL, Prefect and MLflow are the first stack's, by
+    settings only: `up` starts only its server and worker, `down` stops only those."""
+    from tests.conftest import free_port
+
+    s, me = distributed_stack, people.alice_name
+    lake = json.loads((s.home / "lakefs" / "credentials.json").read_text())
+    hook = json.loads((s.home / "lakefs" / "state.json").read_text())["hook_secret"]
+    home = tmp_path_factory.mktemp("distributed-outside")
+    other = DistributedStack(home, "", "", "", "", "", "", s.store, {
+        **s.env, "ASSETHUB_HOME": str(home), "ASSETHUB_CONFIG": str(home / "cli-config.json"),
+        "ASSETHUB_S3_ENDPOINT": s.store.endpoint, "ASSETHUB_S3_ACCESS_KEY_ID": s.store.access_key_id,
+        "ASSETHUB_S3_SECRET_ACCESS_KEY": s.store.secret_access_key,
+        "ASSETHUB_LAKEFS_ENDPOINT": s.lakefs, "ASSETHUB_LAKEFS_ACCESS_KEY_ID": lake["access_key_id"],
+        "ASSETHUB_LAKEFS_SECRET_ACCESS_KEY": lake["secret_access_key"], "ASSETHUB_HOOK_SECRET": hook,
+        "ASSETHUB_POSTGRES_URL": s.postgres_url, "PREFECT_API_URL": s.prefect_api,
+        "MLFLOW_TRACKING_URI": s.mlflow})
+    port = free_port()
+    up = other.assethub("up", "--port", str(port), timeout=600)
+    try:
+        assert up.returncode == 0, up.stderr[-3000:]
+        for piece in ("s3", "lakefs", "postgres", "prefect-server", "mlflow"):
+            assert f"{piece} is given from outside" in up.stdout, up.stdout
+        status = other.assethub("status").stdout
+        assert "profile: distributed" in status
+        shown = {li.split()[0]: li.split()[1] for li in status.splitlines()[1:]}
+        for piece in ("seaweedfs", "lakefs", "postgres", "prefect-server", "mlflow"):
+            assert shown[piece] == "external", status
+        # nothing of theirs here (prefect/ is the worker's PREFECT_HOME: its results, no server)
+        assert not {"lakefs", "seaweedfs", "postgres", "mlflow"} & {p.name for p in home.iterdir()}
+        assert not (home / "prefect" / "server.pid").exists()
+        # the same catalog and the same lakeFS: what alice stored through the first server
+        hub = people.alice
+        hub.create_folder(f"{me}/dataset/shared-backends")
+        asset = f"{me}/dataset/shared-backends/d"
+        hub.create_asset(asset)
+        src = home / "f.txt"
+        src.write_text("both\n")
+        hub.upload(f"{asset}:main", src, message="one")
+        second = Client(f"http://127.0.0.1:{port}", people.alice_token)
+        assert [o.path for o in second.list_objects(f"{asset}:main")] == ["f.txt"]
+    finally:
+        down = other.assethub("down", timeout=300)
+    assert down.returncode == 0 and down.stdout.strip() == "stopped prefect, server", down.stdout
+    # the first stack's pieces still run
+    status = s.assethub("status").stdout
+    assert "not running" not in status, status
 
 
 def test_object_store_down_a_download_answers_503_naming_the_storage(
