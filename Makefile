@@ -4,7 +4,7 @@ export UV_PYTHON_DOWNLOADS := never
 UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 RUN := $(UV) run --frozen
 
-.PHONY: attacks setup bubblewrap lakefs lakefs-stop postgres postgres-stop up down demo test test-unit lint bench bench-cli bench-flow bench-serving bench-console clean-stack
+.PHONY: attacks setup bubblewrap lakefs lakefs-stop postgres postgres-stop seaweedfs up up-distributed down status demo test test-unit lint bench bench-cli bench-flow bench-serving bench-console clean-stack
 
 setup:  ## install uv (if missing) and the locked environment
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -29,17 +29,29 @@ postgres: setup  ## install PostgreSQL if missing (root) and start it on loopbac
 postgres-stop:
 	$(RUN) python -m infra.postgres stop
 
+seaweedfs: setup  ## build (once) SeaweedFS's `weed`, the distributed profile's S3 object store
+	$(RUN) python -m infra.seaweedfs build
+
 up: setup bubblewrap  ## the embedded stack: lakeFS, the server, MLflow, Prefect + worker; the CLI is logged in as admin
 	$(RUN) assethub up
 
-down:
+up-distributed: setup bubblewrap seaweedfs  ## every piece on its production backend: PostgreSQL, S3 (SeaweedFS), lakeFS on both, ... (docs/distributed.md)
+	$(RUN) python -m infra.lakefs build
+	$(RUN) python -m infra.postgres install
+	$(RUN) assethub up --profile distributed
+
+down:  ## stop what `make up` / `make up-distributed` started (the home knows its profile)
 	$(RUN) assethub down
+
+status:
+	$(RUN) assethub status
 
 demo: setup bubblewrap  ## through the CLI on the embedded stack: dataset, model, branches, tags, merge, log, diff
 	RUN="$(RUN)" bash scripts/demo.sh
 
-test: setup bubblewrap  ## everything: lint, unit and integration tests (pytest starts its own lakeFS)
+test: setup bubblewrap  ## everything: lint, unit and integration tests, both profiles (pytest starts its own stacks)
 	$(RUN) python -m infra.lakefs build
+	$(RUN) python -m infra.seaweedfs build  # the distributed profile's object store (test_distributed.py)
 	$(RUN) python -m infra.postgres install
 	@test -x /usr/bin/chromium || { SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 		$$SUDO apt-get update -q && $$SUDO apt-get install -y -q chromium; }  # the Prefect UI check
@@ -74,6 +86,7 @@ bench-serving: setup  ## a served model against `mlflow models serve` (requests/
 bench-console: setup  ## console pages against the REST calls carrying the same data (1,000 assets, 10k files)
 	$(RUN) python bench/console.py
 
-clean-stack: lakefs-stop  ## stop lakeFS and remove its data (the built binaries stay cached)
+clean-stack: lakefs-stop  ## stop the stack and remove its data (the built binaries stay cached)
+	-$(RUN) assethub down
 	$(RUN) python -m infra.postgres destroy
 	rm -rf "$${ASSETHUB_HOME:-$$HOME/.assethub}"

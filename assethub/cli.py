@@ -244,33 +244,6 @@ def whoami(as_json: JsonOpt = False) -> None:
 
 
 @_commands.command()
-def up(port: Annotated[int, typer.Option(help="Server port.")] = 8780,
-       admin: Annotated[str, typer.Option(help="Name of the first admin.")] = "admin") -> None:
-    """Start lakeFS, MLflow and the Asset Hub server on this machine (or find them running)."""
-    from infra import stack
-
-    info = stack.up(port=port, admin=admin)
-    admin_token = config.home() / "server" / "admin-token"
-    typer.echo(f"Asset Hub: {info.url}/ (web console: sign in with an API token, e.g. the admin's "
-               f"in {admin_token})\nlakeFS:    {info.lakefs_url}\nMLflow:    {info.mlflow_url}\n"
-               f"Prefect UI: {info.prefect_url}")
-    typer.echo("logs (`assethub logs COMPONENT`):")
-    for component, log in info.logs.items():
-        typer.echo(f"  {component:<15}{log}")
-    if info.config_file:
-        typer.echo(f"signed in as {admin}; saved to {info.config_file}")
-
-
-@_commands.command()
-def down() -> None:
-    """Stop the server, lakeFS, MLflow and Prefect started by `assethub up`."""
-    from infra import stack
-
-    stopped = stack.down()
-    typer.echo(f"stopped {', '.join(stopped)}" if stopped else "nothing was running")
-
-
-@_commands.command()
 def server() -> None:
     """Run the Asset Hub server in the foreground (settings from ASSETHUB_* variables)."""
     from assethub.server import serve
@@ -696,7 +669,7 @@ _LAZY: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {
                  ("git-credentials",)),
     "cli_deploy": (("register",), ("follow", "unfollow", "resume-follow", "follows"), ()),
     "cli_services": (("register",), ("serve", "predict"), ("services",)),
-    "cli_stack": (("register",), ("logs",), ()),
+    "cli_stack": (("register",), ("up", "down", "status", "logs"), ()),
     "cli_algorithms": (("register",), ("configure",), ("algorithms",)),
     "cli_init": (("register",), ("init",), ()),
 }

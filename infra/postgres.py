@@ -181,6 +181,33 @@ def database(name: str, data_dir: Path | None = None) -> str:
     return _url(state, name)
 
 
+def server_database(server_url: str, name: str) -> str:
+    """Create database ``name`` on the PostgreSQL server at ``server_url`` (an existing server
+    given by configuration: ``postgresql://user:password@host:port[/db]``) if it is missing;
+    its SQLAlchemy URL (``postgresql+psycopg://``, the same credentials)."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    if not name.replace("_", "").isalnum() or not name[:1].isalpha():
+        raise ValueError(f"database names here are letters, digits and _: {name!r}")
+    url = make_url(server_url).set(drivername="postgresql+psycopg")
+    admin = url.set(database=url.database or "postgres")
+    conninfo = admin.set(drivername="postgresql").render_as_string(hide_password=False)
+    try:
+        with psycopg.connect(conninfo, autocommit=True, connect_timeout=10) as conn:
+            if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is None:
+                conn.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.Error as e:
+        raise SystemExit(f"PostgreSQL at {url.host}:{url.port or 5432}: could not create database "
+                         f"{name!r}: {str(e).strip()}") from None
+    return url.set(database=name).render_as_string(hide_password=False)
+
+
+def log_file(data_dir: Path | None = None) -> Path:
+    """The server's log (in its cluster directory)."""
+    return _cluster_dir(_data_dir(data_dir)) / "postgres.log"
+
+
 def libpq_url(url: str) -> str:
     """A SQLAlchemy URL (``postgresql+psycopg://...``) as libpq and Go's pgx take it."""
     return "postgres://" + url.split("://", 1)[1]

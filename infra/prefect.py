@@ -39,25 +39,29 @@ def api_url() -> str:
     return SERVER.url + "/api"
 
 
-def start_server(timeout: float = 120, wait: bool = True) -> str:
-    """Start the Prefect server (or find it running); its API URL."""
+def start_server(timeout: float = 120, wait: bool = True, database_url: str = "") -> str:
+    """Start the Prefect server (or find it running); its API URL. ``database_url``: its
+    database (``postgresql+asyncpg://...``, the distributed profile); "" SQLite in its home."""
     port = SERVER.claim_port()  # before api_url(): the UI is told where the API is
     argv = [sys.executable, "-m", "infra._prefect_server", "--host", "127.0.0.1", "--port", "{port}"]
     # the UI in the browser calls this API (Prefect's default would be port 4200)
-    SERVER.start(argv, env={**base_env(), "PREFECT_UI_API_URL": api_url()}, timeout=timeout, wait=wait,
-                 port=port)
+    env = {**base_env(), "PREFECT_UI_API_URL": api_url()}
+    if database_url:
+        env["PREFECT_API_DATABASE_CONNECTION_URL"] = database_url
+    SERVER.start(argv, env=env, timeout=timeout, wait=wait, port=port)
     return api_url()
 
 
 def start_worker(env: Mapping[str, str] | None = None, timeout: float = 120,
-                 pool: str = POOL) -> str:
+                 pool: str = POOL, api: str = "") -> str:
     """Start the process worker on ``pool`` (the server must run); its health URL.
 
-    ``env`` is added to the worker's environment and so to every flow run it starts."""
+    ``env`` is added to the worker's environment and so to every flow run it starts; ``api``
+    is the Prefect API it polls (default: the stack's own server)."""
     port = WORKER.claim_port()  # the worker is told its health port in its environment
     argv = [sys.executable, "-m", "prefect", "worker", "start", "--pool", pool, "--type", "process",
             "--with-healthcheck", "--name", f"assethub-{pool}"]
-    worker_env = {**base_env(), "PREFECT_API_URL": api_url(),
+    worker_env = {**base_env(), "PREFECT_API_URL": api or api_url(),
                   "PREFECT_WORKER_WEBSERVER_HOST": "127.0.0.1",
                   "PREFECT_WORKER_WEBSERVER_PORT": str(port),
                   # poll often: a run should start within seconds of being scheduled

@@ -20,8 +20,10 @@ LOG_FILES = ("*.out", "*.log", "*.err")
 
 # A line that reports an error, in the formats of our components: Python logging (Prefect's
 # "| ERROR |", uvicorn's "ERROR:", gunicorn's "[ERROR]", ours "ERROR name:"), lakeFS (logrus
-# text "level=error" or JSON "level":"error"), Go panics.
+# text "level=error" or JSON "level":"error"), SeaweedFS (glog: "E1130 14:05:28.001166 file.go:12 ..."
+# for an error, F for a fatal one), Go panics.
 _ERROR = re.compile(r"(\|\s*(ERROR|CRITICAL)\s*\||^(ERROR|CRITICAL)[: ]|\[(ERROR|CRITICAL)\]|"
+                    r"^[EF]\d{4} \d\d:\d\d:\d\d\.\d+ +(\d+ )?\S+\.go:\d+\]? |"
                     r"\s(ERROR|CRITICAL)\s|level=(error|fatal|panic)\b|\"level\":\s*\"(error|fatal|panic)\"|"
                     r"^panic: |^fatal error: )")
 _TRACEBACK = "Traceback (most recent call last):"
@@ -72,6 +74,17 @@ ALLOWED: tuple[Allowed, ...] = (
             r"\| ERROR +\| asyncio - Task exception was never retrieved \| future: <Task .*"
             r"WorkerChannelConnection\._(send|receive)_loop\(\).*(ClientDisconnected|WebSocketDisconnect)",
             "the same: the channel's send loop to the killed worker"),
+    # The distributed profile (test_distributed.py). SeaweedFS's S3 gateway at every start: it has
+    # no STS signing key (we give it static identities only, no STS), and says so as an error.
+    Allowed("*seaweedfs/weed.out",
+            r"^E\d{4} [\d:.]+ +\d* ?s3api_server\.go:\d+\]? ?Failed to load IAM configuration: "
+            r"no signing key found for STS service",
+            "SeaweedFS's S3 gateway starts without STS (static identities only)"),
+    # test_object_store_down_...: SeaweedFS is stopped and a download asks lakeFS for an object.
+    Allowed("distributed-home*/lakefs/lakefs.out",
+            r'level=error msg="(failed to get S3 object bucket assethub-data/repos/|API call returned '
+            r'status internal server error).*GetObject.*connect: connection refused',
+            "test_object_store_down_a_download_answers_503_naming_the_storage stops the object store"),
     # Not provoked by a test: on an overloaded machine (the suite with other work beside it) the
     # Prefect server's SQLite write lock can be held longer than a background task's five tries.
     # The task only records that a worker polled its queue (the queue's "ready" status and
