@@ -188,7 +188,8 @@ def start(port: int = DEFAULT_PORT, timeout: float = 120,
             "-filer", f"-filer.port={ports['filer']}",
             "-s3", "-s3.port={port}", f"-s3.config={cfg}",
             # small volumes, grown on demand: a test home must not reserve gigabytes
-            "-master.volumeSizeLimitMB=1024", "-volume.max=0", "-master.volumePreallocate=false"]
+            "-master.volumeSizeLimitMB=1024", "-volume.max=0", "-master.volumePreallocate=false",
+            "-master.telemetry=false"]  # it would report cluster statistics to seaweedfs.com
     endpoint = SERVER.start(argv, timeout=timeout, port=s3_port)
     store = ObjectStore(endpoint, creds["access_key_id"], creds["secret_access_key"], data_dir=d)
     ensure_buckets(store, buckets, timeout=timeout)
