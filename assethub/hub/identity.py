@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from assethub.catalog import ApiToken, Catalog, Group, JobToken, Membership, User
+from assethub.catalog.db import RECONNECTED
 from assethub.errors import (
     AlreadyExistsError,
     AuthenticationError,
@@ -37,6 +38,8 @@ _TOKEN_TOUCH = timedelta(minutes=1)
 JOB_TOKEN_PREFIX = "ahj_"  # job tokens (bound to one run) start with it; API tokens with "ah_"
 RUN_ENDED = ("completed", "failed", "crashed")
 _PRINCIPAL_TTL = 5.0  # seconds
+#: what the catalog's subscribers hear when users, groups or tokens changed
+IDENTITY_CHANNEL = "identity"
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,10 +149,16 @@ class Identity:
         # the time by which API tokens are made and expire (tests pass a clock they move)
         self.clock = clock
         self._principals: dict[str, tuple[float, Principal, datetime | None]] = {}
-        audit.on_success(self._forget_principals)
+        audit.on_success(self._changed)
+        # every server on the catalog forgets at once (PostgreSQL: LISTEN/NOTIFY between them)
+        catalog.subscribe(self._on_change)
 
-    def _forget_principals(self, action: str) -> None:
+    def _changed(self, action: str) -> None:
         if action.startswith(("user.", "group.", "token.")):
+            self.catalog.publish(IDENTITY_CHANNEL, action)
+
+    def _on_change(self, channel: str, _payload: str) -> None:
+        if channel in (IDENTITY_CHANNEL, RECONNECTED):
             self._principals.clear()  # who is who may have changed: look tokens up afresh
 
     # -- authentication ----------------------------------------------------------------------
@@ -232,7 +241,7 @@ class Identity:
             secret = _new_token(s, user, "worker", None) if created or new_token else None
         if created:
             self.audit.record(Principal(name), "user.bootstrap", name, "ok")
-        self._principals.clear()
+        self.catalog.publish(IDENTITY_CHANNEL, "user.bootstrap")
         return secret
 
     def ensure_admin(self, name: str) -> str | None:
