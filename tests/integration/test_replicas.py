@@ -21,10 +21,12 @@ from typing import Any
 
 import httpx
 import pytest
+from cryptography.fernet import Fernet
 from sqlalchemy import text
 
 from assethub import errors
 from assethub.catalog import Catalog
+from assethub.catalog.db import NOTIFY_CHANNEL, RECONNECTED
 from assethub.client import Client
 from tests._wait import wait_for
 from tests.conftest import RunningServer, free_port, start_server
@@ -53,8 +55,15 @@ def _new_database(base: str) -> str:
 def replicas(lakefs_server: Any, postgres_url: str,
              tmp_path_factory: pytest.TempPathFactory) -> Iterator[Replicas]:
     url = _new_database(postgres_url)
-    a = start_server(lakefs_server, tmp_path_factory.mktemp("replica-a"), catalog_url=url)
-    b = start_server(lakefs_server, tmp_path_factory.mktemp("replica-b"), catalog_url=url)
+    homes = [tmp_path_factory.mktemp("replica-a"), tmp_path_factory.mktemp("replica-b")]
+    # replicas share the server's key for stored git credentials (a deployment mounts one
+    # secret on each), else one could not read what the other stored
+    key = Fernet.generate_key()
+    for home in homes:
+        (home / "server").mkdir()
+        (home / "server" / "git-credentials.key").write_bytes(key)
+    a = start_server(lakefs_server, homes[0], catalog_url=url)
+    b = start_server(lakefs_server, homes[1], catalog_url=url)
     assert a.admin_token and not b.admin_token  # one admin, made once, on the shared catalog
     yield Replicas(url, a, b, a.admin_token)
     for r in (a, b):
@@ -171,7 +180,8 @@ def test_concurrent_writes_through_both_servers_lose_nothing(
 def test_concurrent_commits_from_one_parent_through_both_servers_fail_cleanly(
         replicas: Replicas, alice: str, tmp_path: Path) -> None:
     """Writers that each require the same parent commit: one wins, the others get the clean
-    ConcurrentUpdateError (no other error, no half-commit), and main holds the winner's file."""
+    ConcurrentUpdateError or MergeConflictError (no other error, no half-commit), and main
+    holds the winner's file."""
     setup = _client(replicas.a.url, alice, tmp_path)
     setup.create_folder("alice/model/race")
     setup.create_asset("alice/model/race/net")
@@ -198,7 +208,9 @@ def test_concurrent_commits_from_one_parent_through_both_servers_fail_cleanly(
     won = {i: c for i, c in outcomes.items() if not isinstance(c, errors.AssetHubError)}
     lost = {i: e for i, e in outcomes.items() if isinstance(e, errors.AssetHubError)}
     assert len(outcomes) == len(urls) and len(won) == 1, outcomes
-    assert all(isinstance(e, errors.ConcurrentUpdateError) for e in lost.values()), lost
+    # refused whole: the parent moved (seen before the merge) or the merge met the winner's file
+    assert all(isinstance(e, errors.ConcurrentUpdateError | errors.MergeConflictError)
+               for e in lost.values()), lost
     (winner, commit), = won.items()
     reader = _client(replicas.b.url, alice, tmp_path)
     assert reader.resolve("alice/model/race/net:main") == commit.id
@@ -250,11 +262,23 @@ def test_one_server_leads_the_background_loops_and_another_takes_over(replicas: 
         assert b_leads()  # A let go: B takes it
 
 
-def test_notifications_reach_the_other_server(replicas: Replicas) -> None:
+def test_notifications_reach_the_other_server_and_survive_a_lost_connection(replicas: Replicas) -> None:
     heard: list[tuple[str, str]] = []
     replicas.b.hub.catalog.subscribe(lambda ch, payload: heard.append((ch, payload)))
     replicas.a.hub.catalog.publish("test.replicas", "hello")
     wait_for("B to hear A's message", lambda: ("test.replicas", "hello") in heard, timeout=10)
+    heard.clear()
+    # the listening connections are cut (a PostgreSQL restart, a proxy timeout): each server
+    # listens again and, having maybe missed messages, forgets what it cached
+    with replicas.a.hub.catalog.engine.connect() as c:
+        cut = c.execute(text(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            f"WHERE datname = current_database() AND query = 'LISTEN {NOTIFY_CHANNEL}'")).all()
+    assert cut
+    # told twice: when the connection is lost, and when it listens again
+    wait_for("B to listen again", lambda: heard.count((RECONNECTED, "")) >= 2, timeout=30)
+    replicas.a.hub.catalog.publish("test.replicas", "again")
+    wait_for("B to hear A's next message", lambda: ("test.replicas", "again") in heard, timeout=10)
 
 
 # -- a server killed mid-upload ------------------------------------------------------------------
