@@ -7,6 +7,7 @@ middle of an upload."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import signal
@@ -17,7 +18,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -30,6 +31,7 @@ from assethub.catalog.db import NOTIFY_CHANNEL, RECONNECTED
 from assethub.client import Client
 from tests._wait import wait_for
 from tests.conftest import RunningServer, free_port, start_server
+from tests.integration._prefect_world import on_prefect
 
 pytestmark = pytest.mark.integration
 
@@ -352,3 +354,80 @@ def test_killing_a_server_mid_upload_loses_nothing_the_client_goes_on_with_the_o
                       tmp_path / "out")
     assert got == {path: _sha(data) for path, data in files.items()}  # every file, every byte
     assert hub.urls[0] == c_url and hub.resolve("alice/model/failover/net:main") == commit.id
+
+
+# -- two Prefect workers on one pool -----------------------------------------------------------
+POOL = "replicas-test"
+
+
+@pytest.fixture(scope="module")
+def two_workers(replicas: Replicas, alice: str, prefect_api: str) -> Iterator[str]:
+    """Two process workers on one work pool, each running one flow run at a time, whose jobs
+    reach the Asset Hub through both server replicas (ASSETHUB_URL lists them)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.exceptions import ObjectAlreadyExists
+    from prefect.workers.process import ProcessWorker
+
+    from infra import prefect
+    from infra._process import ManagedProcess
+
+    with on_prefect(prefect_api), get_client(sync_client=True) as c:
+        with contextlib.suppress(ObjectAlreadyExists):
+            c.create_work_pool(WorkPoolCreate(
+                name=POOL, type="process",
+                base_job_template=ProcessWorker.get_default_base_job_template()))
+    workers = [ManagedProcess(f"replica-worker-{n}", default_port=4240 + n, health_path="/health")
+               for n in (1, 2)]
+    for n, w in enumerate(workers, 1):
+        port = w.claim_port()
+        env = {**prefect.base_env(), "PREFECT_API_URL": prefect_api,
+               "PREFECT_WORKER_WEBSERVER_HOST": "127.0.0.1", "PREFECT_WORKER_WEBSERVER_PORT": str(port),
+               "PREFECT_WORKER_QUERY_SECONDS": "1", "PREFECT_WORKER_PREFETCH_SECONDS": "5",
+               "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
+               "ASSETHUB_URL": f"{replicas.a.url},{replicas.b.url}", "ASSETHUB_TOKEN": alice,
+               "ASSETHUB_TEST_WORKER": f"w{n}"}
+        w.start([sys.executable, "-m", "prefect", "worker", "start", "--pool", POOL, "--type", "process",
+                 "--with-healthcheck", "--name", f"replica-w{n}", "--limit", "1"],
+                env=env, timeout=120, port=port, wait=False)
+    for w in workers:
+        w.wait(120)
+    try:
+        with on_prefect(prefect_api):
+            yield POOL
+    finally:
+        for w in workers:
+            w.stop()
+
+
+def test_two_workers_on_one_pool_run_two_jobs_at_once_through_both_servers(
+        replicas: Replicas, alice: str, two_workers: str, tmp_path: Path) -> None:
+    from prefect import Flow
+    from prefect.client.orchestration import get_client
+    from prefect.deployments import run_deployment
+
+    hub = _client(replicas.a.url, alice, tmp_path)
+    hub.create_folder("alice/model/jobs")
+    hub.create_asset("alice/model/jobs/pair")
+    flow = cast(Any, Flow.from_source(str(Path(__file__).parent), "_replica_job.py:replica_job"))
+    flow.deploy(name="pair", work_pool_name=two_workers, build=False, push=False,
+                print_next_steps=False, ignore_warnings=True)
+    meeting = tmp_path / "meeting"
+    meeting.mkdir()
+    runs = [cast(Any, run_deployment)("replica-job/pair", timeout=0, parameters={
+        "asset": "alice/model/jobs/pair", "job": job, "meeting": str(meeting)}) for job in ("j1", "j2")]
+
+    def finished() -> list[Any] | None:
+        with get_client(sync_client=True) as c:
+            states = [c.read_flow_run(r.id).state for r in runs]
+        if any(s is not None and s.is_final() and not s.is_completed() for s in states):
+            raise AssertionError(f"a job did not complete: {states}")
+        return [s.name for s in states if s is not None] if all(
+            s is not None and s.is_completed() for s in states) else None
+
+    wait_for("both jobs to complete", finished, timeout=600, every=1)
+    # each worker ran one (one run at a time each, and the jobs had to run together)
+    assert sorted(p.read_text() for p in meeting.iterdir()) == ["w1", "w2"]
+    files = _downloaded(_client(replicas.b.url, alice, tmp_path), "alice/model/jobs/pair:main",
+                        tmp_path / "out")
+    assert set(files) == {"j1.txt", "j2.txt"}  # both commits are there
