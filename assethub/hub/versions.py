@@ -8,6 +8,7 @@ touches storage.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import tempfile
@@ -248,7 +249,8 @@ class Versions:
         """Stream one file of an upload into lakeFS; memory stays flat whatever its size.
         Sending a file again (a client retrying on another replica) replaces it whole."""
         validate_object_path(path)
-        txn, committed = self._upload(who, upload_id)
+        # a catalog read: off the event loop, which streams other uploads meanwhile
+        txn, committed = await asyncio.to_thread(self._upload, who, upload_id)
         if committed is not None:
             raise NotAllowedError(f"upload {upload_id} is already committed ({committed[:12]})")
         return await self.storage.put_stream(txn, path, body, sha256=sha256,
