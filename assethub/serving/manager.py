@@ -96,6 +96,9 @@ def model_reason(body: bytes) -> str:
 class ServiceManager:
     """Services of one server: catalog rows, their local processes, their health."""
 
+    #: the catalog leadership whose holder (one server among replicas) supervises local services
+    leadership = SUPERVISION_LEADER
+
     def __init__(self, hub: Hub, *, work_dir: Path | None = None,
                  kubernetes: KubernetesSettings | None = None, health_interval: float = 5.0,
                  ready_timeout: float = 180.0, hosts: Collection[str] | None = None) -> None:
@@ -556,13 +559,13 @@ class ServiceManager:
 
     def _watch(self) -> None:
         """Check the services every ``health_interval`` while this server leads the service
-        supervision among the replicas on the catalog (:data:`SUPERVISION_LEADER`, a PostgreSQL
+        supervision among the replicas on the catalog (:attr:`leadership`, a PostgreSQL
         advisory lock; always on SQLite): two servers never restart the same supervisor; the
         others try to take over every ``health_interval``."""
         lost = ""
         while not self._stop.is_set():
             try:
-                with self.hub.catalog.leadership(SUPERVISION_LEADER) as leading:
+                with self.hub.catalog.leadership(self.leadership) as leading:
                     while not self._stop.is_set() and leading():
                         lost = ""
                         try:

@@ -431,3 +431,41 @@ def test_two_workers_on_one_pool_run_two_jobs_at_once_through_both_servers(
     files = _downloaded(_client(replicas.b.url, alice, tmp_path), "alice/model/jobs/pair:main",
                         tmp_path / "out")
     assert set(files) == {"j1.txt", "j2.txt"}  # both commits are there
+
+
+def test_one_server_supervises_the_services_and_another_takes_over(
+        replicas: Replicas, tmp_path: Path) -> None:
+    """The service monitors of two replicas: only the leader checks (and would restart) the
+    local services; when it stops, the other takes over. (The servers' own monitors contend for
+    the real leadership; these two for one of their own.)"""
+    import asyncio
+
+    from assethub.serving.manager import ServiceManager
+
+    checks = {"a": 0, "b": 0}
+
+    class Counting(ServiceManager):
+        leadership = "test.replicas.services"  # not the running servers' own monitors'
+
+        def __init__(self, name: str, running: RunningServer) -> None:
+            super().__init__(running.hub, work_dir=tmp_path / name, health_interval=0.1, hosts=())
+            self.name = name
+
+        def check_all(self) -> None:
+            checks[self.name] += 1
+
+    first = Counting("a", replicas.a)
+    first.open()
+    wait_for("A to lead the checks", lambda: checks["a"] >= 2, timeout=30)
+    second = Counting("b", replicas.b)
+    second.open()
+    try:
+        # B tried (and failed) to take the lead at least twice meanwhile: it checked nothing
+        seen = checks["a"]
+        wait_for("A to go on checking", lambda: checks["a"] >= seen + 5, timeout=30)
+        assert checks["b"] == 0
+        asyncio.run(first.aclose())
+        wait_for("B to take over the checks", lambda: checks["b"] >= 2, timeout=30)
+    finally:
+        asyncio.run(first.aclose())
+        asyncio.run(second.aclose())
