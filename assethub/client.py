@@ -424,8 +424,10 @@ class Client:
                         raise self._unreachable(unreachable) from exc
                     continue
                 except httpx.TransportError as exc:
-                    # the server went away while the request was under way (killed, restarted)
-                    if last or not retry_sent:
+                    # the server went away while the request was under way (killed, restarted);
+                    # a commit that only timed out may still be under way there: not sent twice
+                    slow_commit = isinstance(exc, httpx.TimeoutException) and method == "POST"
+                    if last or not retry_sent or slow_commit:
                         raise errors.TransferError(
                             f"{method} {base}{API}{url} failed: {type(exc).__name__}: {exc}") from exc
                     unreachable.append(base)

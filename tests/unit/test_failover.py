@@ -187,3 +187,22 @@ def test_one_server_behaves_as_before(tmp_path: Path) -> None:
     fake.broken.add(B)
     with pytest.raises(errors.TransferError):
         client(fake, tmp_path, url=B).whoami()
+
+
+def test_a_commit_that_timed_out_is_not_sent_again(tmp_path: Path) -> None:
+    """The first server may still be committing: a second commit beside it could race it."""
+    fake = Replicas()
+    src = tmp_path / "one.txt"
+    src.write_bytes(b"one")
+    hub = client(fake, tmp_path)
+    real = fake.__call__
+
+    def slow_commit_on_a(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/commit") and request.url.host == "a.test":
+            raise httpx.ReadTimeout("timed out", request=request)
+        return real(request)
+
+    hub._transport = httpx.MockTransport(slow_commit_on_a)
+    with pytest.raises(errors.TransferError, match="ReadTimeout"):
+        hub.upload("alice/model/f/n:main", src, message="m")
+    assert not [s for s, _, p in fake.seen if p.endswith("/commit")]  # B was never asked
