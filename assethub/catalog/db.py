@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import select
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -54,6 +55,7 @@ class Catalog:
         self._subscribers: list[Subscriber] = []
         self._listener: threading.Thread | None = None
         self._stop = threading.Event()
+        self._listen_fd: int | None = None  # the listening connection's socket, while it listens
 
     @property
     def is_postgresql(self) -> bool:
@@ -87,6 +89,21 @@ class Catalog:
                                               name="catalog-listener")
             self._listener.start()
 
+    def changes_pending(self) -> bool:
+        """Whether a cache kept by a subscriber may be stale beyond what it has heard: on
+        PostgreSQL, while no connection listens (lost, or not yet back) or when a message has
+        arrived that the listener has not delivered yet. A cache answers only when this is False.
+        Always False on SQLite (one server: :meth:`publish` tells its subscribers at once)."""
+        if not self.is_postgresql:
+            return False
+        fd = self._listen_fd
+        if fd is None:
+            return True
+        try:
+            return bool(select.select([fd], [], [], 0)[0])
+        except (OSError, ValueError):
+            return True
+
     def _dsn(self) -> str:
         return self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
 
@@ -105,6 +122,7 @@ class Catalog:
             try:
                 with psycopg.connect(self._dsn(), autocommit=True) as conn:
                     conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                    self._listen_fd = conn.pgconn.socket
                     # listening again: what changed while we were not is unknown
                     self._deliver(RECONNECTED, "")
                     if lost:
@@ -115,6 +133,7 @@ class Catalog:
                             channel, _, payload = n.payload.partition("\n")
                             self._deliver(channel, payload)
             except Exception as e:  # the connection is lost: clear and listen again
+                self._listen_fd = None
                 if self._stop.is_set():
                     return
                 why = f"{type(e).__name__}: {e}"

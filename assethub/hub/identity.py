@@ -166,7 +166,9 @@ class Identity:
         """The caller behind an API token; no token means anonymous.
 
         A result is reused for a few seconds (every request carries the token); any change to
-        tokens, users or groups made through this hub forgets them at once.
+        tokens, users or groups made through any server on the catalog forgets them at once
+        (:meth:`Catalog.publish`; while another server's message is unread or the catalog's
+        notifications are lost, the catalog is asked).
         """
         if not secret:
             return ANONYMOUS
@@ -174,7 +176,8 @@ class Identity:
             return self._authenticate_job(secret)  # never cached: it ends with its run
         key = _hash_token(secret)
         hit = self._principals.get(key)
-        if hit is not None and hit[0] > time.monotonic() and (hit[2] is None or hit[2] > self.clock()):
+        if hit is not None and hit[0] > time.monotonic() and (hit[2] is None or hit[2] > self.clock()) \
+                and not self.catalog.changes_pending():  # nothing heard from other servers unread
             return hit[1]
         principal, expires = self._authenticate(secret)
         if len(self._principals) > 10_000:

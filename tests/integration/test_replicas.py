@@ -281,6 +281,9 @@ def test_notifications_reach_the_other_server_and_survive_a_lost_connection(repl
     wait_for("B to listen again", lambda: heard.count((RECONNECTED, "")) >= 2, timeout=30)
     replicas.a.hub.catalog.publish("test.replicas", "again")
     wait_for("B to hear A's next message", lambda: ("test.replicas", "again") in heard, timeout=10)
+    # and B's caches answer again (while it was not listening, they were bypassed)
+    wait_for("B to have read every message", lambda: not replicas.b.hub.catalog.changes_pending(),
+             timeout=10)
 
 
 # -- a server killed mid-upload ------------------------------------------------------------------
