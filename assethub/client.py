@@ -67,6 +67,8 @@ _BUNDLE_FILE_MAX = 4 * _CHUNK
 _BUNDLE_FILES = 400
 _BUNDLE_BYTES = 64 * _CHUNK
 _BUNDLE_PATH_BYTES = 256 * 1024  # the request's list of paths stays well under the body limit
+_DIRECT_GROUP_FILES = 100  # presigned PUTs asked for (and linked) this many at a time
+_DIRECT_PUT_MAX = 5 * 1024**3  # the most one S3 PUT takes (no presigned multipart upload yet)
 T = TypeVar("T")
 AssetLike = AssetPath | AssetRef | str
 Advance = Callable[[int], None]
@@ -214,6 +216,10 @@ def _bundles(objs: list[RemoteObject]) -> list[list[RemoteObject]]:
         size += o.size
         names += len(o.path) + 8
     return [*out, group] if group else out
+
+
+class _Refused(errors.TransferError):
+    """The object store refused a presigned URL (expired, or not for this object)."""
 
 
 class _FrameReader:
@@ -381,6 +387,8 @@ class Client:
         if self._client is not None:
             self._client.close()
             self._client = None
+        if (store := self.__dict__.pop("_object_client", None)) is not None:
+            store.close()
 
     # -- transport ---------------------------------------------------------------------------
     @property
@@ -399,8 +407,13 @@ class Client:
             return self._client
 
     @contextmanager
-    def _stream(self, method: str, url: str, **kwargs: Any) -> Iterator[httpx.Response]:
-        """One request, to the servers in turn until one answers (see :func:`_failover`)."""
+    def _stream(self, method: str, url: str, *, buffered: bool = False,
+                **kwargs: Any) -> Iterator[httpx.Response]:
+        """One request, to the servers in turn until one answers: a request goes to the next
+        server when the one it went to cannot be reached (nothing was sent), and, if sending it
+        again is safe (:func:`_retry_sent`), when its connection broke before the answer was
+        whole or it said 502/503. ``buffered``: the answer is read whole before it is yielded
+        (so a server dying in the middle of it counts too); else it streams."""
         if kwargs.get("params"):
             kwargs["params"] = {k: v for k, v in kwargs["params"].items() if v is not None}
         body = kwargs.get("content")
@@ -417,8 +430,11 @@ class Client:
                 last = i == n - 1
                 try:
                     response = stack.enter_context(self._http.stream(method, base + API + url, **kwargs))
+                    if buffered or response.status_code in _FAILOVER_STATUSES or response.is_error:
+                        response.read()
                 except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                     # nothing reached the server: any request may go to the next
+                    stack.close()
                     unreachable.append(base)
                     if last or not resendable:
                         raise self._unreachable(unreachable) from exc
@@ -426,6 +442,7 @@ class Client:
                 except httpx.TransportError as exc:
                     # the server went away while the request was under way (killed, restarted);
                     # a commit that only timed out may still be under way there: not sent twice
+                    stack.close()
                     slow_commit = isinstance(exc, httpx.TimeoutException) and method == "POST"
                     if last or not retry_sent or slow_commit:
                         raise errors.TransferError(
@@ -433,7 +450,6 @@ class Client:
                     unreachable.append(base)
                     continue
                 if response.status_code in _FAILOVER_STATUSES and retry_sent and not last:
-                    response.read()
                     stack.close()  # this server said it cannot: the next may
                     unreachable.append(base)
                     continue
@@ -441,7 +457,6 @@ class Client:
                 break
             assert response is not None
             if response.is_error:
-                response.read()
                 raise _error_from(response)
             try:
                 yield response
@@ -457,8 +472,7 @@ class Client:
             url=urls[-1])
 
     def _call(self, method: str, url: str, **kwargs: Any) -> Any:
-        with self._stream(method, url, **kwargs) as response:
-            response.read()
+        with self._stream(method, url, buffered=True, **kwargs) as response:
             return response.json() if response.content else None
 
     @functools.cached_property
@@ -677,6 +691,8 @@ class Client:
         (by SHA-256) is not transferred again; every transferred file is checked.
         """
         r = AssetRef.coerce(ref)
+        if self._direct():
+            return self._download_direct(r, Path(dest), prefix=prefix, progress=progress)
         at = r.path.at(self.resolve(r))  # one commit throughout, even if the branch moves
         base = prefix if not prefix or prefix.endswith("/") else prefix + "/"
         plan: list[tuple[RemoteObject, Path]] = []
@@ -816,8 +832,13 @@ class Client:
         try:
             total = sum(p.stat().st_size for p in adds.values())
             with _progress(progress, f"upload {r}", total) as advance:
+                direct: dict[str, Path] = {}
+                if adds and self._direct():  # S3 takes at most 5 GiB in one PUT: larger go proxied
+                    direct = {k: p for k, p in adds.items() if p.stat().st_size <= _DIRECT_PUT_MAX}
+                    self._put_direct(upload_id, direct, advance)
                 run_parallel((functools.partial(self._put, upload_id, remote, local, advance)
-                              for remote, local in adds.items()), self.max_workers)
+                              for remote, local in adds.items() if remote not in direct),
+                             self.max_workers)
             data = self._call("POST", f"/uploads/{upload_id}/commit", json={
                 "message": message, "metadata": dict(metadata or {}), "delete": deletes,
                 "parent_commit": parent_commit})
@@ -835,6 +856,217 @@ class Client:
         if got.get("size") != size:
             raise errors.TransferError(f"upload of {local} is incomplete: the server has "
                                        f"{got.get('size')} of {size} bytes", path=str(local))
+
+    # -- direct transfer: presigned URLs, the bytes go between here and the object store ----
+    def capabilities(self) -> dict[str, Any]:
+        """What the server offers: ``presign`` when file bytes may move straight between this
+        client and the object store (asked once per client)."""
+        with self._lock:
+            cached = self.__dict__.get("_capabilities")
+        if cached is None:
+            cached = dict(self._call("GET", "/capabilities") or {})
+            with self._lock:
+                self.__dict__["_capabilities"] = cached
+        return cached
+
+    def _direct(self) -> bool:
+        """Whether transfers take the presigned path: the server offers it, and
+        ``ASSETHUB_PRESIGN`` is not ``0`` (for a client that cannot reach the object store)."""
+        if os.environ.get("ASSETHUB_PRESIGN", "1").strip().lower() in ("0", "false", "no", "off"):
+            return False
+        try:
+            return bool(self.capabilities().get("presign"))
+        except (errors.ServerUnavailableError, errors.AuthenticationError):
+            raise
+        except errors.AssetHubError:  # a server from before presigned transfer (no such route)
+            return False
+
+    @property
+    def _object_http(self) -> httpx.Client:
+        """The connection to the object store: no Asset Hub token ever goes there."""
+        with self._lock:
+            client = self.__dict__.get("_object_client")
+            if client is None:
+                _load_httpcore()
+                client = httpx.Client(timeout=httpx.Timeout(self.timeout, connect=min(self.timeout, 10.0)),
+                                      limits=httpx.Limits(max_connections=self.max_workers * 4),
+                                      transport=self._transport)  # a test's fake serves both
+                self.__dict__["_object_client"] = client
+            return cast(httpx.Client, client)
+
+    def presigned_objects(self, ref: AssetLike, *,
+                          prefix: str = "") -> tuple[str, list[wire.PresignedObject]]:
+        """The commit ``ref`` is at and its files (under ``prefix``) with URLs that read them
+        straight from the object store, page by page from the server."""
+        r = AssetRef.coerce(ref)
+        commit, after = r.ref, ""
+        out: list[wire.PresignedObject] = []
+        while True:
+            page = _load(wire.PresignedPage, self._call(
+                "GET", f"{_asset_url(r.path)}/presigned",
+                params={"ref": commit, "prefix": prefix, "after": after}))
+            commit = page.commit_id  # later pages read the commit the first one resolved
+            out.extend(page.objects)
+            if not page.next_after:
+                return commit, out
+            after = page.next_after
+
+    def _download_direct(self, r: AssetRef, dest: Path, *, prefix: str,
+                         progress: bool) -> wire.DownloadResult:
+        commit, listed = self.presigned_objects(r, prefix=prefix)
+        base = prefix if not prefix or prefix.endswith("/") else prefix + "/"
+        plan: list[tuple[RemoteObject, Path]] = []
+        urls: dict[str, str] = {}
+        for o in listed:
+            if prefix and o.path != prefix and not o.path.startswith(base):
+                continue
+            rel = o.path.rsplit("/", 1)[-1] if o.path == prefix else o.path[len(base):]
+            obj = RemoteObject(o.path, o.size, o.checksum, o.sha256)
+            plan.append((obj, dest / validate_object_path(rel)))
+            urls[o.path] = o.url
+        if prefix and not plan:
+            raise errors.ObjectNotFoundError(str(r), prefix)
+        missing = {o.cache_key: o for o, _ in plan if not self.cache.has(o)}
+        total = sum(o.size for o in missing.values())
+        with _progress(progress, f"download {r}", total) as advance:
+            run_parallel((functools.partial(self._fetch_fresh, r.path.at(commit), urls[o.path], o,
+                                            advance) for o in missing.values()), self.max_workers)
+        place_all((self.cache.blob_path(obj), target) for obj, target in plan)
+        return wire.DownloadResult(commit, len(plan), sum(o.size for o, _ in plan), total)
+
+    @contextmanager
+    def _from_store(self, url: str, obj: RemoteObject,
+                    headers: dict[str, str] | None = None) -> Iterator[httpx.Response]:
+        try:
+            with self._object_http.stream("GET", url, headers=headers) as resp:
+                if resp.status_code not in (200, 206):
+                    resp.read()
+                    raise (_Refused if resp.status_code == 403 else errors.TransferError)(
+                        f"the object store refused {obj.path}: HTTP {resp.status_code} "
+                        f"{resp.text.strip()[:200]}", path=obj.path)
+                yield resp
+        except httpx.TransportError as exc:
+            raise errors.TransferError(f"reading {obj.path} from the object store failed: "
+                                       f"{type(exc).__name__}: {exc}", path=obj.path) from exc
+
+    def _fetch_fresh(self, at: AssetRef, url: str, obj: RemoteObject, advance: Advance) -> None:
+        """:meth:`_fetch_direct`, asking the server once for a new URL when the object store
+        refuses this one (presigned URLs expire: 15 minutes by default)."""
+        try:
+            self._fetch_direct(url, obj, advance)
+        except _Refused:
+            page = _load(wire.PresignedPage, self._call(
+                "GET", f"{_asset_url(at.path)}/presigned",
+                params={"ref": at.ref, "prefix": obj.path, "limit": 1}))
+            fresh = next((o.url for o in page.objects if o.path == obj.path), None)
+            if fresh is None:
+                raise
+            self._fetch_direct(fresh, obj, advance)
+
+    def _fetch_direct(self, url: str, obj: RemoteObject, advance: Advance) -> None:
+        """One file straight from the object store (large ones as parallel byte ranges), its
+        size and SHA-256 checked before it enters the cache."""
+        tmp = self.cache.temp_file()
+        try:
+            sha = hashlib.sha256()
+            if obj.size >= _RANGED_FROM:
+                with open(tmp, "wb") as f:
+                    f.truncate(obj.size)
+                fd = os.open(tmp, os.O_WRONLY)
+                try:
+                    def part(start: int) -> None:
+                        end = min(start + _RANGE_PART, obj.size) - 1
+                        offset = start
+                        with self._from_store(url, obj, {"Range": f"bytes={start}-{end}"}) as resp:
+                            for chunk in resp.iter_bytes(_CHUNK):
+                                if offset + len(chunk) > end + 1:
+                                    raise errors.TransferError(f"range {start}-{end} of {obj.path} "
+                                                               "came long", path=obj.path)
+                                os.pwrite(fd, chunk, offset)
+                                offset += len(chunk)
+                                advance(len(chunk))
+                        if offset != end + 1:
+                            raise errors.TransferError(f"range {start}-{end} of {obj.path} came short",
+                                                       path=obj.path)
+
+                    run_parallel((functools.partial(part, start)
+                                  for start in range(0, obj.size, _RANGE_PART)), self.max_workers)
+                finally:
+                    os.close(fd)
+                with open(tmp, "rb") as reader:
+                    while chunk := reader.read(4 * _CHUNK):
+                        sha.update(chunk)
+                size = obj.size
+            else:
+                size = 0
+                with open(tmp, "wb") as out, self._from_store(url, obj) as resp:
+                    for chunk in resp.iter_bytes(_CHUNK):
+                        out.write(chunk)
+                        sha.update(chunk)
+                        size += len(chunk)
+                        advance(len(chunk))
+            if size != obj.size or (obj.sha256 and sha.hexdigest() != obj.sha256):
+                raise errors.ChecksumMismatchError(
+                    f"download of {obj.path} failed verification (size {size}/{obj.size}, "
+                    f"sha256 {sha.hexdigest()} != {obj.sha256}): the object store holds other "
+                    "bytes than were committed", path=obj.path)
+            self.cache.commit_blob(tmp, obj)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def _put_direct(self, upload_id: str, adds: Mapping[str, Path], advance: Advance) -> None:
+        """Files of an upload straight to the object store: presigned PUTs asked for a group at
+        a time, each file hashed while it is sent, then linked (the server checks each is there
+        at its size and ETag). Groups run in parallel."""
+        groups: list[list[tuple[str, Path]]] = []
+        group: list[tuple[str, Path]] = []
+        size = 0
+        for remote, local in adds.items():
+            n = local.stat().st_size
+            if group and (len(group) >= _DIRECT_GROUP_FILES or size + n > _BUNDLE_BYTES):
+                groups.append(group)
+                group, size = [], 0
+            group.append((remote, local))
+            size += n
+        groups += [group] if group else []
+
+        def send(files: list[tuple[str, Path]]) -> None:
+            puts = _loads(wire.PresignedPut, self._call(
+                "POST", f"/uploads/{_q(upload_id)}/presign",
+                json={"paths": [remote for remote, _ in files]})["files"])
+            linked = []
+            for (remote, local), put in zip(files, puts, strict=True):
+                sha, size, etag = self._put_to_store(put, local, advance)
+                linked.append({"path": remote, "physical_address": put.physical_address,
+                               "size": size, "sha256": sha, "etag": etag})
+            self._call("POST", f"/uploads/{_q(upload_id)}/link", json={"files": linked})
+
+        run_parallel((functools.partial(send, g) for g in groups), self.max_workers)
+
+    def _put_to_store(self, put: wire.PresignedPut, local: Path,
+                      advance: Advance) -> tuple[str, int, str]:
+        sha = hashlib.sha256()
+        size = local.stat().st_size
+
+        def body() -> Iterator[bytes]:
+            for chunk in _chunks(local, advance):
+                sha.update(chunk)
+                yield chunk
+
+        try:
+            resp = self._object_http.put(put.url, content=body(), headers={
+                "Content-Length": str(size), "Content-Type": "application/octet-stream"})
+        except httpx.TransportError as exc:
+            raise errors.TransferError(f"upload of {local} to the object store failed: "
+                                       f"{type(exc).__name__}: {exc}", path=str(local)) from exc
+        if resp.status_code not in (200, 201, 204):
+            raise errors.TransferError(f"the object store refused {local}: HTTP {resp.status_code} "
+                                       f"{resp.text.strip()[:200]}", path=str(local))
+        etag = resp.headers.get("etag", "").strip('"')
+        if not etag:
+            raise errors.TransferError(f"the object store answered the upload of {local} without "
+                                       "an ETag", path=str(local))
+        return sha.hexdigest(), size, etag
 
     def upload(self, ref: AssetLike, local: Path | str, *, path: str = "",
                message: str | None = None, metadata: Mapping[str, str] | None = None,

@@ -176,8 +176,22 @@ def _var(name: str) -> str:
     return "{{ " + name + " }}"
 
 
+#: where a ``gpu`` job keeps its working files (its ``ASSETHUB_HOME``: job directories, caches)
+JOB_HOME = "/var/lib/assethub"
+#: what the ``gpu`` pool's pods run when a deployment names no command (the worker's default,
+#: written out so the job image's CMD can be checked against it)
+JOB_COMMAND = "prefect flow-run execute"
+
+
 def gpu_job_template() -> dict[str, Any]:
-    """The ``gpu`` pool's base job template: a Kubernetes Job with one GPU container."""
+    """The ``gpu`` pool's base job template: a Kubernetes Job with one GPU container.
+
+    The pod gets ``DEVICE`` / ``ASSETHUB_DEVICE`` ``cuda`` and ``ASSETHUB_GPUS`` (the job
+    variable ``gpu_count``, also its ``nvidia.com/gpu`` request and limit); what the training code
+    does with several GPUs is its own choice. The Asset Hub token comes from a Secret, never
+    inline. The container runs the flow (trusted code) as root with only the capabilities
+    :mod:`assethub.sandbox` needs to switch the user's command to its own uid in bubblewrap
+    (SYS_ADMIN for its mounts, SETUID/SETGID): the user's code itself holds none."""
     container: dict[str, Any] = {
         "name": "prefect-job",
         "image": _var("image"),
@@ -187,7 +201,9 @@ def gpu_job_template() -> dict[str, Any]:
         "env": [
             {"name": "ASSETHUB_URL", "value": _var("assethub_url")},
             {"name": "MLFLOW_TRACKING_URI", "value": _var("mlflow_tracking_uri")},
+            {"name": "ASSETHUB_HOME", "value": JOB_HOME},
             # the jobs' DEVICE: this pool's pods run on GPU nodes (tasks.entrypoint.job_device)
+            {"name": "DEVICE", "value": "cuda"},
             {"name": "ASSETHUB_DEVICE", "value": "cuda"},
             # never inline: the token is read from a Secret in the job's namespace
             {"name": "ASSETHUB_TOKEN", "valueFrom": {"secretKeyRef": {
@@ -197,6 +213,13 @@ def gpu_job_template() -> dict[str, Any]:
             "limits": {"nvidia.com/gpu": _var("gpu_count"), "memory": _var("memory")},
             "requests": {"nvidia.com/gpu": _var("gpu_count"), "cpu": _var("cpu"), "memory": _var("memory")},
         },
+        "securityContext": {
+            "runAsUser": 0, "runAsNonRoot": False, "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"], "add": ["SYS_ADMIN", "SETUID", "SETGID"]},
+            # bubblewrap's mount and namespace calls: the runtime's default profiles refuse them
+            "seccompProfile": {"type": "Unconfined"}, "appArmorProfile": {"type": "Unconfined"},
+        },
+        "volumeMounts": [{"name": "work", "mountPath": JOB_HOME}, {"name": "tmp", "mountPath": "/tmp"}],
     }
     manifest = {
         "apiVersion": "batch/v1",
@@ -207,11 +230,17 @@ def gpu_job_template() -> dict[str, Any]:
             "backoffLimit": 0,
             "ttlSecondsAfterFinished": _var("finished_job_ttl"),
             "template": {"spec": {
+                # prefect-kubernetes refuses a template without these two here (in the pod's spec,
+                # where Kubernetes has no such fields: the API server drops them with a warning)
+                "parallelism": 1, "completions": 1,
                 "restartPolicy": "Never",
                 "serviceAccountName": _var("service_account_name"),
+                # the job talks to Asset Hub, MLflow and Prefect only: no Kubernetes API token
+                "automountServiceAccountToken": False,
                 "nodeSelector": _var("node_selector"),
                 "tolerations": _var("tolerations"),
                 "containers": [container],
+                "volumes": [{"name": "work", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}],
             }},
         },
     }
@@ -222,15 +251,18 @@ def gpu_job_template() -> dict[str, Any]:
             "env": {"type": "object", "title": "Environment variables",
                     "additionalProperties": {"type": "string"}},
             "labels": {"type": "object", "title": "Labels", "additionalProperties": {"type": "string"}},
-            "command": {"type": "string", "title": "Command"},
+            "command": {"type": "string", "title": "Command", "default": JOB_COMMAND},
             "namespace": {"type": "string", "default": "assethub", "title": "Namespace"},
             "image": {"type": "string", "default": "assethub/jobs:latest", "title": "Image",
-                      "description": f"Image holding the project at {IMAGE_WORKDIR} and its environment."},
+                      "description": f"Image holding the project at {IMAGE_WORKDIR} and its environment "
+                                     "(deploy/docker/Dockerfile.job)."},
             "image_pull_policy": {"type": "string", "enum": ["IfNotPresent", "Always", "Never"],
                                   "default": "IfNotPresent", "title": "Image pull policy"},
-            "service_account_name": {"type": "string", "default": "default", "title": "Service account"},
+            "service_account_name": {"type": "string", "default": "assethub-jobs",
+                                     "title": "Service account"},
             "finished_job_ttl": {"type": "integer", "default": 3600, "title": "Finished job TTL (s)"},
-            "gpu_count": {"type": "integer", "default": 1, "minimum": 1, "title": "GPUs per job"},
+            "gpu_count": {"type": "integer", "default": 1, "minimum": 1, "title": "GPUs per job",
+                          "description": "nvidia.com/gpu requested and ASSETHUB_GPUS for the code."},
             "cpu": {"type": "string", "default": "4", "title": "CPU request"},
             "memory": {"type": "string", "default": "16Gi", "title": "Memory request and limit"},
             "node_selector": {"type": "object", "title": "Node selector",
@@ -254,7 +286,12 @@ def gpu_job_template() -> dict[str, Any]:
     }
     return {
         "job_configuration": {
-            "command": _var("command"), "env": _var("env"), "labels": _var("labels"),
+            "command": _var("command"),
+            # A dict here is merged with the run's own `env` variable, rendered, and made strings
+            # (Kubernetes wants string values; "{{ gpu_count }}" alone renders to an integer),
+            # then put before the container's list above.
+            "env": {"ASSETHUB_GPUS": _var("gpu_count")},
+            "labels": _var("labels"),
             "name": _var("name"), "namespace": _var("namespace"),
             "job_manifest": manifest,
             "cluster_config": _var("cluster_config"),

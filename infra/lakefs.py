@@ -136,20 +136,54 @@ def _state(d: Path) -> dict[str, Any]:
     return {**saved, **wanted}
 
 
-def _write_config(d: Path, port: int, encrypt_secret: str) -> Path:
+@dataclass(frozen=True)
+class Backends:
+    """Where lakeFS keeps its data and its metadata: its local blockstore and embedded KV store
+    (the default, one machine), or an S3 object store and PostgreSQL (the distributed profile).
+
+    The S3 keys and the PostgreSQL password go to lakeFS's environment, not to its config file."""
+
+    s3_endpoint: str = ""  # "" = the local blockstore
+    s3_access_key_id: str = ""
+    s3_secret_access_key: str = field(default="", repr=False)
+    s3_region: str = "us-east-1"
+    postgres_dsn: str = field(default="", repr=False)  # "" = the embedded KV store; else postgres://...
+
+    @property
+    def kind(self) -> str:
+        return f"{'s3' if self.s3_endpoint else 'local'}+{'postgres' if self.postgres_dsn else 'local'}"
+
+    def config_lines(self, d: Path) -> list[str]:
+        kv = (["database:", "  type: postgres"] if self.postgres_dsn else
+              ["database:", "  type: local", "  local:", f"    path: {d / 'kv'}"])
+        blocks = (["blockstore:", "  type: s3", "  s3:", f"    endpoint: {self.s3_endpoint}",
+                   "    force_path_style: true", f"    region: {self.s3_region}",
+                   "    discover_bucket_region: false",
+                   # presigned URLs handed to clients (direct transfer) live this long
+                   "    pre_signed_expiry: 15m"] if self.s3_endpoint else
+                  ["blockstore:", "  type: local", "  local:", f"    path: {d / 'blockstore'}"])
+        return kv + blocks
+
+    def env(self) -> dict[str, str]:
+        env: dict[str, str] = {}
+        if self.s3_endpoint:
+            env |= {"LAKEFS_BLOCKSTORE_S3_CREDENTIALS_ACCESS_KEY_ID": self.s3_access_key_id,
+                    "LAKEFS_BLOCKSTORE_S3_CREDENTIALS_SECRET_ACCESS_KEY": self.s3_secret_access_key}
+        if self.postgres_dsn:
+            env["LAKEFS_DATABASE_POSTGRES_CONNECTION_STRING"] = self.postgres_dsn
+        return env
+
+
+LOCAL = Backends()
+
+
+def _write_config(d: Path, port: int, encrypt_secret: str, backends: Backends = LOCAL) -> Path:
     cfg = d / "config.yaml"
     cfg.write_text(
         "\n".join(
             [
                 f"listen_address: 127.0.0.1:{port}",
-                "database:",
-                "  type: local",
-                "  local:",
-                f"    path: {d / 'kv'}",
-                "blockstore:",
-                "  type: local",
-                "  local:",
-                f"    path: {d / 'blockstore'}",
+                *backends.config_lines(d),
                 "committed:",
                 "  local_cache:",
                 f"    dir: {d / 'cache'}",
@@ -215,19 +249,32 @@ def _setup_admin(endpoint: str, d: Path) -> dict[str, str]:
     return creds
 
 
-def start(port: int = DEFAULT_PORT, timeout: float = 60) -> LakeFSInstance:
+def start(port: int = DEFAULT_PORT, timeout: float = 60, backends: Backends = LOCAL) -> LakeFSInstance:
     """Start lakeFS (or find the running one) and return how to reach it; ``port`` is where
-    it goes the first time (or a free port near it)."""
+    it goes the first time (or a free port near it). A home's lakeFS keeps the backends it was
+    set up with: asking for others is refused (its data would not be found)."""
     lakefs, lakectl = ensure_binaries()
     d = data_dir()
     d.mkdir(parents=True, exist_ok=True)
     d.chmod(0o700)
     state = _state(d)
+    saved = state.get("backends")
+    if saved is None and (d / "credentials.json").exists():
+        saved = LOCAL.kind  # set up before backends were recorded
+    if saved is not None and saved != backends.kind:
+        raise SystemExit(f"lakeFS in {d} was set up on {saved} storage, not {backends.kind}: use "
+                         "another ASSETHUB_HOME for another profile (or remove that folder)")
+    if saved is None:
+        state = {**state, "backends": backends.kind}
+        tmp = d / "state.tmp"
+        tmp.write_text(json.dumps(state))
+        tmp.chmod(0o600)
+        tmp.rename(d / "state.json")
     port = SERVER.claim_port(None if "port" in state else free_port(port))
-    cfg = _write_config(d, port, state["encrypt_secret"])
+    cfg = _write_config(d, port, state["encrypt_secret"], backends)
     # the hook secret goes to lakeFS's environment, never to a file a user can read
     endpoint = SERVER.start([str(lakefs), "run", "--config", str(cfg)], timeout=timeout, port=port,
-                            env={HOOK_SECRET_ENV: state["hook_secret"]})
+                            env={HOOK_SECRET_ENV: state["hook_secret"], **backends.env()})
     creds = _setup_admin(endpoint, d)
     return LakeFSInstance(endpoint, creds["access_key_id"], creds["secret_access_key"], d, lakectl,
                           state["hook_secret"])

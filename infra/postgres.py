@@ -152,20 +152,38 @@ def _accepting(port: int) -> bool:
     return False
 
 
-def _url(state: dict[str, Any]) -> str:
-    return f"postgresql+psycopg://{state['user']}:{state['password']}@127.0.0.1:{state['port']}/{DATABASE}"
+def _url(state: dict[str, Any], database: str = DATABASE) -> str:
+    return f"postgresql+psycopg://{state['user']}:{state['password']}@127.0.0.1:{state['port']}/{database}"
 
 
-def _ensure_database(bindir: Path, state: dict[str, Any]) -> None:
-    sql = (f"SELECT 'CREATE DATABASE {DATABASE}' WHERE NOT EXISTS "
-           f"(SELECT FROM pg_database WHERE datname = '{DATABASE}')\\gexec\n")
+def _ensure_database(bindir: Path, state: dict[str, Any], database: str = DATABASE) -> None:
+    if not database.replace("_", "").isalnum() or not database[:1].isalpha():
+        raise ValueError(f"database names here are letters, digits and _: {database!r}")
+    sql = (f"SELECT 'CREATE DATABASE {database}' WHERE NOT EXISTS "
+           f"(SELECT FROM pg_database WHERE datname = '{database}')\\gexec\n")
     done = subprocess.run(
         [bindir / "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1",
          "-p", str(state["port"]), "-U", state["user"], "-d", "postgres"],
         input=sql, env={**os.environ, "PGPASSWORD": state["password"], "PGCONNECT_TIMEOUT": "10"},
         capture_output=True, text=True, check=False)
     if done.returncode != 0:
-        raise SystemExit(f"could not create database {DATABASE!r}: {done.stderr.strip()}")
+        raise SystemExit(f"could not create database {database!r}: {done.stderr.strip()}")
+
+
+def database(name: str, data_dir: Path | None = None) -> str:
+    """Create database ``name`` on the running server if it is missing; its SQLAlchemy URL
+    (the distributed profile gives lakeFS, Prefect and MLflow a database each)."""
+    d = _data_dir(data_dir)
+    if status(d) is None:
+        raise SystemExit(f"PostgreSQL is not running (data: {d}): python -m infra.postgres start")
+    state = json.loads((d / "state.json").read_text())
+    _ensure_database(ensure_installed(), state, name)
+    return _url(state, name)
+
+
+def libpq_url(url: str) -> str:
+    """A SQLAlchemy URL (``postgresql+psycopg://...``) as libpq and Go's pgx take it."""
+    return "postgres://" + url.split("://", 1)[1]
 
 
 def start(data_dir: Path | None = None, port: int | None = None, timeout: float = 60) -> str:

@@ -83,14 +83,24 @@ def _visible_gpus(environ: Mapping[str, str], dev: Path) -> int:
 def job_device(environ: Mapping[str, str] | None = None, dev: Path = Path("/dev")) -> tuple[str, int]:
     """The job's ``DEVICE`` and GPU count, from the work pool: the worker's setting
     ``ASSETHUB_DEVICE`` (``cuda`` / ``cpu``; the ``gpu`` pool's job template sets ``cuda``) when
-    set, else ``cuda`` when the machine has an NVIDIA GPU, else ``cpu``."""
+    set, else ``cuda`` when the machine has an NVIDIA GPU, else ``cpu``. The GPU count is the
+    pool's allotment, ``ASSETHUB_GPUS`` (the ``gpu`` pool's template sets it from the job's
+    ``gpu_count``), when set; else the GPUs the machine shows."""
     environ = os.environ if environ is None else environ
     setting = environ.get("ASSETHUB_DEVICE", "").strip().lower()
     if setting not in ("", "cuda", "cpu"):
         raise JobSpecError(f"ASSETHUB_DEVICE={setting!r} (the worker's setting): use cuda or cpu")
     gpus = _visible_gpus(environ, dev)
     device = setting or ("cuda" if gpus else "cpu")
-    return device, (max(gpus, 1) if device == "cuda" else 0)
+    if device != "cuda":
+        return device, 0
+    allotted = environ.get("ASSETHUB_GPUS", "").strip()
+    if allotted:
+        if not allotted.isdigit() or int(allotted) < 1:
+            raise JobSpecError(f"ASSETHUB_GPUS={allotted!r} (the work pool's setting): "
+                               "a GPU count of 1 or more")
+        return device, int(allotted)
+    return device, max(gpus, 1)
 
 
 # harmless settings of this process that the sandboxed command gets too (nothing secret)

@@ -12,6 +12,7 @@ import asyncio
 import dataclasses
 import json
 import tempfile
+import threading
 import uuid
 from collections.abc import AsyncIterator, Iterable
 from contextlib import aclosing
@@ -50,6 +51,7 @@ from assethub.storage import (
     DiffEntry,
     Listing,
     ObjectInfo,
+    PresignedListing,
     Storage,
     Strategy,
     StreamedObject,
@@ -57,6 +59,7 @@ from assethub.storage import (
     Transaction,
     user_path,
 )
+from assethub.wire import PresignedPut
 
 BUNDLE_MAX_FILES = 5000
 
@@ -66,6 +69,43 @@ class Limits:
     max_upload_bytes: int = 64 * 2**30  # one file
     max_archive_bytes: int = 16 * 2**30  # uncompressed content of an imported zip
     max_archive_files: int = 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class LinkedFile:
+    """A file a client PUT to a presigned URL: where, how large, its ETag and SHA-256."""
+
+    path: str
+    physical_address: str
+    size: int
+    sha256: str
+    etag: str
+
+
+class _Meter:
+    """Bytes counted by direction ("up", "down"), across threads and tasks."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.totals: dict[str, int] = {"up": 0, "down": 0}
+
+    def add(self, direction: str, n: int) -> None:
+        with self._lock:
+            self.totals[direction] += n
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self.totals)
+
+    async def counted(self, direction: str, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in chunks:
+                self.add(direction, len(chunk))
+                yield chunk
+        finally:  # a reader that stops early closes what it read (a bundle's open streams)
+            close = getattr(chunks, "aclose", None)
+            if close is not None:
+                await close()
 
 
 class Versions:
@@ -81,6 +121,9 @@ class Versions:
         self.limits = limits
         self.uploads_dir = uploads_dir  # no longer used: uploads are catalog rows (table uploads)
         self.tmp_dir = tmp_dir
+        # file bytes this process streamed to and from clients (the proxied path); a
+        # presigned transfer adds nothing here: its bytes never pass through the server
+        self.proxied_bytes = _Meter()
 
     # -- history, branches, tags ----------------------------------------------------------------------------
     def get_commit(self, who: Principal, ref: AssetRef | str) -> CommitInfo:
@@ -179,7 +222,8 @@ class Versions:
                         byte_range: str | None = None) -> StreamedObject:
         """A file of a version (or a byte range of it) as a stream straight from lakeFS."""
         r = self.permissions.ref(who, ref, "view")
-        return await self.storage.get_stream(r, path, byte_range=byte_range)
+        obj = await self.storage.get_stream(r, path, byte_range=byte_range)
+        return dataclasses.replace(obj, chunks=self.proxied_bytes.counted("down", obj.chunks))
 
     async def open_bundle(self, who: Principal, ref: AssetRef | str,
                           paths: list[str]) -> AsyncIterator[bytes]:
@@ -211,7 +255,7 @@ class Versions:
                     if isinstance(obj, AssetHubError):
                         return
 
-        return frames()
+        return self.proxied_bytes.counted("down", frames())
 
     # -- uploads (streamed into a lakeFS transaction, committed atomically) ---------------------
     # An upload's record is a catalog row (table ``uploads``), not server memory or a file in
@@ -239,6 +283,13 @@ class Versions:
                 raise NotFoundError("upload", upload_id)  # a job's uploads are its own, and only its
             return Transaction.from_dict(row.txn), row.commit_id
 
+    def _open_upload(self, who: Principal, upload_id: str) -> Transaction:
+        """The transaction of an upload not committed yet."""
+        txn, committed = self._upload(who, upload_id)
+        if committed is not None:
+            raise NotAllowedError(f"upload {upload_id} is already committed ({committed[:12]})")
+        return txn
+
     def _forget_upload(self, upload_id: str) -> None:
         with self.catalog.session() as s:
             s.execute(sql_delete(Upload).where(Upload.id == upload_id))
@@ -250,11 +301,9 @@ class Versions:
         Sending a file again (a client retrying on another replica) replaces it whole."""
         validate_object_path(path)
         # a catalog read: off the event loop, which streams other uploads meanwhile
-        txn, committed = await asyncio.to_thread(self._upload, who, upload_id)
-        if committed is not None:
-            raise NotAllowedError(f"upload {upload_id} is already committed ({committed[:12]})")
-        return await self.storage.put_stream(txn, path, body, sha256=sha256,
-                                             max_bytes=self.limits.max_upload_bytes)
+        txn = await asyncio.to_thread(self._open_upload, who, upload_id)
+        return await self.storage.put_stream(txn, path, self.proxied_bytes.counted("up", body),
+                                             sha256=sha256, max_bytes=self.limits.max_upload_bytes)
 
     def commit_upload(self, who: Principal, upload_id: str, *, message: str,
                       metadata: dict[str, str] | None = None, delete: Iterable[str] = (),
@@ -288,6 +337,43 @@ class Versions:
         if committed is None:
             self.storage.abort(txn)
         self._forget_upload(upload_id)
+
+    # -- direct transfer: presigned URLs of the object store (when lakeFS's blockstore presigns) --
+    def presign_supported(self) -> bool:
+        return self.storage.presign_supported()
+
+    def presigned_objects(self, who: Principal, ref: AssetRef | str, *, prefix: str = "",
+                          after: str = "", limit: int = 1000) -> PresignedListing:
+        """One page of a version's files, each with a URL that reads it straight from the
+        object store; ``view`` on the asset. Bytes never pass through the server."""
+        if prefix:
+            validate_object_path(prefix.rstrip("/"))
+        r = self.permissions.ref(who, ref, "view")
+        return self.storage.presigned_objects(r, prefix=prefix, after=after, limit=limit)
+
+    def presign_upload_files(self, who: Principal, upload_id: str,
+                             paths: list[str]) -> list[PresignedPut]:
+        """Presigned PUTs for files of an open upload (the upload's owner, who still holds
+        ``edit``): the client sends each file's bytes straight to the object store."""
+        txn = self._open_upload(who, upload_id)
+        self.permissions.ref(who, txn.ref, "edit")  # the role may have changed since the start
+        for p in paths:
+            validate_object_path(p)
+        return [self.storage.presign_upload(txn, p) for p in paths]
+
+    def link_upload_files(self, who: Principal, upload_id: str,
+                          files: list[LinkedFile]) -> list[ObjectInfo]:
+        """Record files PUT to presigned URLs in an open upload, each once the object store
+        shows it there at its size and ETag; the commit stays the upload's one atomic step."""
+        txn = self._open_upload(who, upload_id)
+        self.permissions.ref(who, txn.ref, "edit")
+        for f in files:
+            validate_object_path(f.path)
+        namespace = self.storage.storage_namespace(txn)
+        return [self.storage.link_upload(txn, f.path, physical_address=f.physical_address,
+                                         size=f.size, sha256=f.sha256, etag=f.etag,
+                                         max_bytes=self.limits.max_upload_bytes, namespace=namespace)
+                for f in files]
 
     # -- dataset import ----------------------------------------------------------------------
     def check_import(self, who: Principal, asset: AssetPath | str) -> None:

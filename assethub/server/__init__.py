@@ -47,6 +47,9 @@ class ServerSettings:
     hook_secret: str = field(default="", repr=False)
     # how lakeFS reaches this server (its actions call the hook there); "": the bind address
     hook_url: str = ""
+    # where new repositories keep their objects (ASSETHUB_STORAGE_NAMESPACE): lakeFS's local
+    # blockstore, or a bucket and prefix of its S3 blockstore (``s3://assethub-data/repos``)
+    storage_namespace: str = "local://assethub"
 
     def hook_base_url(self) -> str:
         """Where lakeFS's actions call this server: ``hook_url``, else the address it binds
@@ -80,6 +83,7 @@ class ServerSettings:
                              if os.environ.get(f"ASSETHUB_{name.upper()}")}),
             hook_secret=os.environ.get("ASSETHUB_HOOK_SECRET", ""),
             hook_url=os.environ.get("ASSETHUB_HOOK_URL", ""),
+            storage_namespace=os.environ.get("ASSETHUB_STORAGE_NAMESPACE") or "local://assethub",
         )
 
 
@@ -94,6 +98,7 @@ def build_hub(settings: ServerSettings) -> Hub:
     catalog.migrate()
     storage = Storage(settings.lakefs_endpoint, settings.lakefs_access_key_id,
                       settings.lakefs_secret_access_key, cache_dir=work / "cache",
+                      namespace_root=settings.storage_namespace,
                       locate=CatalogLocator(catalog))  # the catalog owns path -> repository
     return Hub(catalog, storage, work_dir=work, limits=settings.limits,
                follow_triggers=plugins.follow_triggers(settings.follow_triggers),

@@ -76,6 +76,7 @@ from assethub.storage._lakefs import (
     timestamp,
 )
 from assethub.storage._policy import user_path
+from assethub.storage._presign import PresignedListing, Presigning
 from assethub.storage._transact import (
     TX_PREFIX,
     Strategy,
@@ -118,6 +119,7 @@ __all__ = [
     "Listing",
     "Locator",
     "ObjectInfo",
+    "PresignedListing",
     "Storage",
     "Strategy",
     "StreamedObject",
@@ -204,7 +206,7 @@ async def _ready(obj: StreamedObject) -> StreamedObject:
     return obj
 
 
-class Storage(Transactions):
+class Storage(Transactions, Presigning):
     """Assets on one lakeFS server.
 
     The constructor only stores connection settings; nothing is contacted until a method is

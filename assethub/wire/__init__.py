@@ -59,6 +59,9 @@ if TYPE_CHECKING:
     from assethub.wire._versions import DownloadResult as DownloadResult
     from assethub.wire._versions import ObjectInfo as ObjectInfo
     from assethub.wire._versions import Operation as Operation
+    from assethub.wire._versions import PresignedObject as PresignedObject
+    from assethub.wire._versions import PresignedPage as PresignedPage
+    from assethub.wire._versions import PresignedPut as PresignedPut
     from assethub.wire._versions import TagInfo as TagInfo
 
 __all__ = [
@@ -91,6 +94,9 @@ __all__ = [
     "LineageView",
     "ObjectInfo",
     "Operation",
+    "PresignedObject",
+    "PresignedPage",
+    "PresignedPut",
     "RunView",
     "ServiceView",
     "ShareView",
@@ -111,6 +117,9 @@ _SECTION = {
     "AddFile": "_versions",
     "DeleteFile": "_versions",
     "Operation": "_versions",
+    "PresignedObject": "_versions",
+    "PresignedPage": "_versions",
+    "PresignedPut": "_versions",
     "UserView": "_identity",
     "GroupView": "_identity",
     "TokenView": "_identity",

@@ -88,3 +88,40 @@ class DeleteFile:
 
 
 Operation = AddFile | DeleteFile
+
+
+# -- direct transfer (presigned URLs of the object store) ---------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PresignedObject:
+    """A file of a version with a URL that reads it straight from the object store (a GET,
+    ranged or whole, until ``expires``); ``sha256`` is what every download checks."""
+
+    path: str
+    size: int
+    checksum: str
+    sha256: str | None
+    url: str
+    expires: int | None = None  # unix time, when the object store says
+
+
+@dataclass(frozen=True, slots=True)
+class PresignedPage:
+    """One page of a version's files with presigned URLs; ``next_after`` continues it (None:
+    this was the last page). ``commit_id`` is the commit every page reads."""
+
+    commit_id: str
+    objects: tuple[PresignedObject, ...]
+    next_after: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PresignedPut:
+    """Where one file of an upload goes: a PUT of its bytes to ``url``, then a link of
+    ``physical_address`` (with the size, the object store's ETag and the SHA-256)."""
+
+    path: str
+    url: str
+    physical_address: str
+    expires: int | None = None

@@ -277,6 +277,8 @@ class FakeUploads:
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path
+        if path.endswith("/capabilities"):
+            return httpx.Response(200, json={"presign": False})
         if request.method == "POST" and path.endswith("/uploads"):
             assert json.loads(request.content) == {"branch": "dev"}
             return httpx.Response(201, json={"upload_id": "u1"})
@@ -337,6 +339,8 @@ class FakeFiles:
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path
+        if path.endswith("/capabilities"):
+            return httpx.Response(200, json={"presign": False})
         if path.endswith("/commit"):
             return httpx.Response(200, json={**COMMIT_JSON, "id": "d" * 64})
         if path.endswith("/objects"):
@@ -371,6 +375,127 @@ def test_a_corrupted_download_is_refused_and_not_cached(tmp_path: Path) -> None:
         hub.download(f"{A}:main", tmp_path / "out")
     assert not (tmp_path / "out" / "a.txt").exists()
     assert not [p for p in (tmp_path / "cache").rglob("*") if p.is_file()]
+
+
+# -- direct transfer: presigned URLs of an object store ----------------------------------------------
+STORE = "http://store.test"
+
+
+class FakeDirect:
+    """A server that presigns and the object store its URLs point at (host ``store.test``)."""
+
+    def __init__(self, files: dict[str, bytes], *, corrupt: bool = False,
+                 expired: bool = False) -> None:
+        self.files, self.corrupt, self.expired = files, corrupt, expired
+        self.listings: list[dict[str, str]] = []
+        self.store: dict[str, bytes] = {f"/b/{p}": d for p, d in files.items()}
+        self.server_paths: list[str] = []
+        self.store_auth: list[str | None] = []
+        self.linked: list[dict[str, Any]] = []
+        self.proxied: dict[str, bytes] = {}
+        self.committed = False
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        if request.url.host == "store.test":
+            self.store_auth.append(request.headers.get("authorization"))
+            if request.method == "PUT":
+                self.store[path] = request.read()
+                return httpx.Response(200, headers={"ETag": f'"{len(self.store[path])}"'})
+            if request.url.params.get("X-Amz-Signature") == "expired":
+                return httpx.Response(403, text="<Error><Code>AccessDenied</Code></Error>")
+            body = self.store[path]
+            return httpx.Response(200, content=body[::-1] if self.corrupt else body)
+        self.server_paths.append(f"{request.method} {path}")
+        if path.endswith("/capabilities"):
+            return httpx.Response(200, json={"presign": True})
+        if request.method == "PUT" and "/uploads/u1/files/" in path:  # the proxied path
+            self.proxied[path.split("/files/", 1)[1]] = request.read()
+            return httpx.Response(200, json={"size": len(self.proxied[path.split("/files/", 1)[1]])})
+        if path.endswith("/presigned"):
+            self.listings.append(dict(request.url.params))
+            signature = "expired" if self.expired and len(self.listings) == 1 else "s"
+            prefix = request.url.params.get("prefix", "")
+            return httpx.Response(200, json={"commit_id": "d" * 64, "next_after": None, "objects": [
+                {"path": p, "size": len(b), "checksum": "e", "sha256": hashlib.sha256(b).hexdigest(),
+                 "url": f"{STORE}/b/{p}?X-Amz-Signature={signature}", "expires": None}
+                for p, b in self.files.items() if p.startswith(prefix)]})
+        if path.endswith("/uploads"):
+            return httpx.Response(201, json={"upload_id": "u1"})
+        if path.endswith("/uploads/u1/presign"):
+            return httpx.Response(200, json={"files": [
+                {"path": p, "url": f"{STORE}/b/new/{p}?X-Amz-Signature=s", "physical_address": f"s3://b/new/{p}",
+                 "expires": None} for p in json.loads(request.content)["paths"]]})
+        if path.endswith("/uploads/u1/link"):
+            self.linked += json.loads(request.content)["files"]
+            return httpx.Response(200, json={"files": []})
+        if path.endswith("/uploads/u1/commit"):
+            self.committed = True
+            return httpx.Response(200, json=COMMIT_JSON)
+        raise AssertionError(f"unexpected {request.method} {path}")
+
+
+def test_a_presigned_download_reads_the_object_store_only(tmp_path: Path) -> None:
+    fake = FakeDirect({"a.txt": b"alpha", "d/b.bin": b"\x00\x01" * 10_000})
+    hub = client(fake, tmp_path)
+    got = hub.download(f"{A}:main", tmp_path / "out")
+    assert (got.commit_id, got.files, got.bytes_transferred) == ("d" * 64, 2, 20_005)
+    assert (tmp_path / "out" / "d" / "b.bin").read_bytes() == b"\x00\x01" * 10_000
+    assert not [p for p in fake.server_paths if "/files/" in p or "/bundle" in p]
+    assert fake.store_auth == [None, None]  # the Asset Hub token never goes to the object store
+    assert hub.download(f"{A}:main", tmp_path / "again").bytes_transferred == 0
+
+
+def test_an_expired_url_is_asked_for_again_at_the_same_commit(tmp_path: Path) -> None:
+    fake = FakeDirect({"a.txt": b"alpha"}, expired=True)
+    client(fake, tmp_path).download(f"{A}:main", tmp_path / "out")
+    assert (tmp_path / "out" / "a.txt").read_bytes() == b"alpha"
+    assert fake.listings[1] == {"ref": "d" * 64, "prefix": "a.txt", "limit": "1"}
+
+
+def test_a_corrupted_presigned_download_is_refused_and_not_cached(tmp_path: Path) -> None:
+    hub = client(FakeDirect({"a.txt": b"alpha"}, corrupt=True), tmp_path)
+    with pytest.raises(errors.ChecksumMismatchError, match=r"a\.txt failed verification"):
+        hub.download(f"{A}:main", tmp_path / "out")
+    assert not (tmp_path / "out" / "a.txt").exists()
+    assert not [p for p in (tmp_path / "cache").rglob("*") if p.is_file()]
+
+
+def test_a_presigned_upload_puts_to_the_store_and_links_size_etag_and_sha256(tmp_path: Path) -> None:
+    fake = FakeDirect({})
+    c = client(fake, tmp_path).upload(f"{A}:dev", tree(tmp_path / "src"), message="m")
+    assert c.id == "c" * 64 and fake.committed
+    big = bytes(range(256)) * 5000
+    assert fake.store == {"/b/new/a.txt": b"alpha", "/b/new/sub/b.bin": big}
+    assert sorted(fake.linked, key=lambda f: f["path"]) == [
+        {"path": "a.txt", "physical_address": "s3://b/new/a.txt", "size": 5, "etag": "5",
+         "sha256": hashlib.sha256(b"alpha").hexdigest()},
+        {"path": "sub/b.bin", "physical_address": "s3://b/new/sub/b.bin", "size": len(big),
+         "etag": str(len(big)), "sha256": hashlib.sha256(big).hexdigest()}]
+    assert not [p for p in fake.server_paths if p.startswith("PUT")]
+    assert set(fake.store_auth) == {None}
+
+
+def test_files_over_the_single_put_limit_go_through_the_server(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("assethub.client._DIRECT_PUT_MAX", 1000)  # S3's is 5 GiB
+    fake = FakeDirect({})
+    client(fake, tmp_path).upload(f"{A}:dev", tree(tmp_path / "src"), message="m")
+    assert set(fake.store) == {"/b/new/a.txt"} and set(fake.proxied) == {"sub/b.bin"}
+    assert [f["path"] for f in fake.linked] == ["a.txt"] and fake.committed
+
+
+def test_assethub_presign_0_keeps_the_proxied_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ASSETHUB_PRESIGN", "0")
+    fake = FakeUploads()
+
+    def presigning(request: httpx.Request) -> httpx.Response:  # a server that would presign
+        if request.url.path.endswith("/capabilities"):
+            return httpx.Response(200, json={"presign": True})
+        return fake(request)
+
+    client(presigning, tmp_path).upload(f"{A}:dev", tree(tmp_path / "src"))
+    assert set(fake.files) == {"a.txt", "sub/b.bin"}
 
 
 def test_the_package_exports_the_sdk() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -206,3 +207,25 @@ def test_a_commit_that_timed_out_is_not_sent_again(tmp_path: Path) -> None:
     with pytest.raises(errors.TransferError, match="ReadTimeout"):
         hub.upload("alice/model/f/n:main", src, message="m")
     assert not [s for s, _, p in fake.seen if p.endswith("/commit")]  # B was never asked
+
+
+def test_an_answer_cut_off_midway_is_asked_for_again_from_the_next(tmp_path: Path) -> None:
+    """The server died after its answer's headers: the answer is incomplete, so (for a request
+    that may be sent twice) the next server is asked."""
+    fake = Replicas()
+
+    class Cut(httpx.SyncByteStream):
+        def __iter__(self) -> Iterator[bytes]:
+            yield b'{"name": "al'
+            raise httpx.RemoteProtocolError("peer closed connection without sending complete body")
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "a.test":
+            fake.seen.append((A, request.method, request.url.path))
+            return httpx.Response(200, headers={"Content-Type": "application/json"}, stream=Cut())
+        return fake(request)
+
+    hub = client(fake, tmp_path)
+    hub._transport = httpx.MockTransport(handler)
+    assert hub.whoami().name == "alice"
+    assert fake.servers() == [A, B]

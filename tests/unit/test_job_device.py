@@ -27,6 +27,12 @@ def test_the_setting_wins_else_the_machines_gpus_decide(tmp_path: Path) -> None:
     assert job_device({"ASSETHUB_DEVICE": "cpu"}, two) == ("cpu", 0)
     assert job_device({"ASSETHUB_DEVICE": "CUDA"}, none) == ("cuda", 1)  # the gpu pool says so
     assert job_device({"CUDA_VISIBLE_DEVICES": "0,3,5"}, none) == ("cuda", 3)
+    # the gpu pool's allotment (its template's gpu_count) is the count the job gets
+    assert job_device({"ASSETHUB_DEVICE": "cuda", "ASSETHUB_GPUS": "4"}, two) == ("cuda", 4)
+    assert job_device({"ASSETHUB_DEVICE": "cpu", "ASSETHUB_GPUS": "4"}, two) == ("cpu", 0)
+    for bad in ("0", "two", "-1"):
+        with pytest.raises(JobSpecError, match="ASSETHUB_GPUS"):
+            job_device({"ASSETHUB_DEVICE": "cuda", "ASSETHUB_GPUS": bad}, two)
     for hidden in ("", "-1"):
         assert job_device({"CUDA_VISIBLE_DEVICES": hidden}, two) == ("cpu", 0)
     with pytest.raises(JobSpecError, match="use cuda or cpu"):

@@ -19,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from assethub import errors
 from assethub._json import jsonable
 from assethub.hub import Hub, Principal
+from assethub.hub.versions import LinkedFile
 from assethub.server.routes._common import (
     ASSET,
     AssetP,
@@ -28,7 +29,7 @@ from assethub.server.routes._common import (
     StrictBody,
     json_response,
 )
-from assethub.wire import DatasetMeta
+from assethub.wire import DatasetMeta, PresignedPage
 
 UPLOAD_FILE = "/uploads/{upload_id}/files/{file:path}"
 IMPORT = f"{ASSET}/import"
@@ -118,6 +119,22 @@ class BundleIn(StrictBody):
 class PublishIn(StrictBody):
     tag: str = Field(max_length=128)
     ref: str = Field("main", max_length=200)
+
+
+class PresignIn(StrictBody):
+    paths: list[str] = Field(min_length=1, max_length=1000, description="files of the upload")
+
+
+class LinkedFileIn(StrictBody):
+    path: str = Field(max_length=1024)
+    physical_address: str = Field(max_length=2048, description="as the presign call returned it")
+    size: int = Field(ge=0)
+    sha256: str = Field(pattern="^[0-9a-f]{64}$", description="SHA-256 of the bytes PUT")
+    etag: str = Field(max_length=200, description="the ETag the object store answered the PUT with")
+
+
+class LinkIn(StrictBody):
+    files: list[LinkedFileIn] = Field(min_length=1, max_length=1000)
 
 
 def router(hub: Hub, principal: Authenticator) -> APIRouter:
@@ -286,5 +303,32 @@ def router(hub: Hub, principal: Authenticator) -> APIRouter:
             return {"commit": jsonable(commit), "summary": jsonable(summary)}
         finally:
             Path(name).unlink(missing_ok=True)
+
+    # -- direct transfer: presigned URLs, the bytes go between client and object store ------
+    @r.get("/capabilities")
+    def capabilities() -> Any:
+        """What this server offers beyond the basics: ``presign`` when lakeFS's blockstore
+        hands out presigned URLs (the client then moves file bytes straight to and from the
+        object store)."""
+        return {"presign": hub.versions.presign_supported()}
+
+    @r.get(f"{ASSET}/presigned")
+    def presigned_objects(who: Who, path: AssetP, ref: RefQ = "main",
+                          prefix: Annotated[str, Query(max_length=1024)] = "",
+                          after: Annotated[str, Query(max_length=1024)] = "",
+                          limit: Annotated[int, Query(ge=1, le=1000)] = 1000) -> Any:
+        page = hub.versions.presigned_objects(who, path.at(ref), prefix=prefix, after=after,
+                                              limit=limit)
+        return jsonable(PresignedPage(page.commit_id, page.objects, page.next_after))
+
+    @r.post("/uploads/{upload_id}/presign")
+    def presign_upload(who: Who, upload_id: str, body: PresignIn) -> Any:
+        return {"files": jsonable(hub.versions.presign_upload_files(who, upload_id, body.paths))}
+
+    @r.post("/uploads/{upload_id}/link")
+    def link_upload(who: Who, upload_id: str, body: LinkIn) -> Any:
+        files = [LinkedFile(f.path, f.physical_address, f.size, f.sha256, f.etag)
+                 for f in body.files]
+        return {"files": jsonable(hub.versions.link_upload_files(who, upload_id, files))}
 
     return r
