@@ -15,6 +15,7 @@ the only code that looks at HTTP statuses.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import errno
 import functools
@@ -245,12 +246,19 @@ class _FrameReader:
         return out
 
 
-def _chunks(path: Path, advance: Advance = lambda n: None) -> Iterator[bytes]:
-    """A file's content, streamed from disk: never the whole file in memory."""
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            advance(len(chunk))
-            yield chunk
+class _chunks:
+    """A file's content, streamed from disk: never the whole file in memory. Iterable again
+    from the start, so a request can be sent whole to another server replica."""
+
+    def __init__(self, path: Path, advance: Advance = lambda n: None) -> None:
+        self.path = path
+        self.advance = advance
+
+    def __iter__(self) -> Iterator[bytes]:
+        with open(self.path, "rb") as f:
+            while chunk := f.read(_CHUNK):
+                self.advance(len(chunk))
+                yield chunk
 
 
 @contextmanager
@@ -320,19 +328,42 @@ def _load_httpcore() -> None:
         sys.meta_path.remove(_WithoutH2)
 
 
+#: a reply that says this server cannot serve now (a proxy without it, or a component it cannot
+#: reach): a request that may be sent twice goes to the next server
+_FAILOVER_STATUSES = (502, 503)
+_IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+
+
+def _retry_sent(method: str, url: str) -> bool:
+    """Whether a request that may have reached a server can be sent again to another: the
+    idempotent methods (an upload's file PUT replaces the file whole), and an upload's commit
+    (the upload lives in the catalog; a second commit answers with the first's commit)."""
+    if method in _IDEMPOTENT:
+        return True
+    return method == "POST" and url.startswith("/uploads/") and url.endswith("/commit")
+
+
 class Client:
     """A connection to one Asset Hub server, as one user (or anonymously, without a token).
 
     ``url`` and ``token`` default to ``ASSETHUB_URL`` / ``ASSETHUB_TOKEN`` or what
-    ``assethub login`` saved; the saved token is only used with the saved URL.
+    ``assethub login`` saved; the saved token is only used with the saved URL. ``url`` may
+    list several replicas of one server, comma-separated: when one cannot be reached (or says
+    502/503), a request goes to the next if sending it again is safe (see :func:`_retry_sent`).
     """
 
     def __init__(self, url: str | None = None, token: str | None = None, *,
                  timeout: float = 120.0, transport: httpx.BaseTransport | None = None,
                  cache_dir: Path | str | None = None, max_workers: int = 4) -> None:
         saved = config.load()
-        self.url = (url or saved.url).rstrip("/")
-        if token is None and self.url == saved.url.rstrip("/"):
+        try:
+            # several replicas, comma-separated: a request goes to the one that last answered
+            # and moves on to the next when it cannot (see _stream)
+            self.urls = config.server_urls(url or saved.url)
+        except ValueError as e:
+            raise errors.InvalidReferenceError(str(e), part="server URL", value="") from None
+        self.url = ",".join(self.urls)
+        if token is None and self.url == ",".join(config.server_urls(saved.url)):
             token = saved.token  # never send the saved token to a server it was not made for
         self._token = token
         self.timeout = timeout
@@ -341,6 +372,7 @@ class Client:
         self._transport = transport
         self._client: httpx.Client | None = None
         self._lock = threading.Lock()
+        self._current = 0  # the index in urls of the server requests go to first
 
     def __repr__(self) -> str:  # never show the token
         return f"Client(url={self.url!r}, token={'***' if self._token else None})"
@@ -367,34 +399,80 @@ class Client:
                 headers = {"User-Agent": "assethub-client/0.1"}
                 if self._token:
                     headers["Authorization"] = f"Bearer {self._token}"
+                tls = next((u for u in self.urls if u.lower().startswith("https:")), self.urls[0])
                 self._client = httpx.Client(
-                    base_url=self.url + API, headers=headers, transport=self._transport,
+                    headers=headers, transport=self._transport,
                     timeout=httpx.Timeout(self.timeout, connect=min(self.timeout, 10.0)),
-                    verify=_tls_verification(self.url))
+                    verify=_tls_verification(tls))
             return self._client
 
     @contextmanager
-    def _stream(self, method: str, url: str, **kwargs: Any) -> Iterator[httpx.Response]:
+    def _stream(self, method: str, url: str, *, buffered: bool = False,
+                **kwargs: Any) -> Iterator[httpx.Response]:
+        """One request, to the servers in turn until one answers: a request goes to the next
+        server when the one it went to cannot be reached (nothing was sent), and, if sending it
+        again is safe (:func:`_retry_sent`), when its connection broke before the answer was
+        whole or it said 502/503. ``buffered``: the answer is read whole before it is yielded
+        (so a server dying in the middle of it counts too); else it streams."""
         if kwargs.get("params"):
             kwargs["params"] = {k: v for k, v in kwargs["params"].items() if v is not None}
-        try:
-            with self._http.stream(method, url, **kwargs) as response:
-                if response.is_error:
-                    response.read()
-                    raise _error_from(response)
+        body = kwargs.get("content")
+        resendable = body is None or isinstance(body, bytes | str) or iter(body) is not body
+        retry_sent = resendable and _retry_sent(method, url)
+        n = len(self.urls)
+        start = self._current
+        unreachable: list[str] = []
+        response: httpx.Response | None = None
+        with contextlib.ExitStack() as stack:
+            for i in range(n):
+                index = (start + i) % n
+                base = self.urls[index]
+                last = i == n - 1
+                try:
+                    response = stack.enter_context(self._http.stream(method, base + API + url, **kwargs))
+                    if buffered or response.status_code in _FAILOVER_STATUSES or response.is_error:
+                        response.read()
+                except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                    # nothing reached the server: any request may go to the next
+                    stack.close()
+                    unreachable.append(base)
+                    if last or not resendable:
+                        raise self._unreachable(unreachable) from exc
+                    continue
+                except httpx.TransportError as exc:
+                    # the server went away while the request was under way (killed, restarted);
+                    # a commit that only timed out may still be under way there: not sent twice
+                    stack.close()
+                    slow_commit = isinstance(exc, httpx.TimeoutException) and method == "POST"
+                    if last or not retry_sent or slow_commit:
+                        raise errors.TransferError(
+                            f"{method} {base}{API}{url} failed: {type(exc).__name__}: {exc}") from exc
+                    unreachable.append(base)
+                    continue
+                if response.status_code in _FAILOVER_STATUSES and retry_sent and not last:
+                    stack.close()  # this server said it cannot: the next may
+                    unreachable.append(base)
+                    continue
+                self._current = index  # answering: the next request goes here first
+                break
+            assert response is not None
+            if response.is_error:
+                raise _error_from(response)
+            try:
                 yield response
-        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-            raise errors.ServerUnavailableError(
-                f"cannot reach the Asset Hub server at {self.url}: is the server running? "
-                "start one with `assethub up`, or set ASSETHUB_URL / run `assethub login`",
-                url=self.url) from exc
-        except httpx.TransportError as exc:
-            raise errors.TransferError(
-                f"{method} {self.url}{API}{url} failed: {type(exc).__name__}: {exc}") from exc
+            except httpx.TransportError as exc:
+                raise errors.TransferError(
+                    f"{method} {response.request.url} failed: {type(exc).__name__}: {exc}") from exc
+
+    def _unreachable(self, urls: list[str]) -> errors.ServerUnavailableError:
+        where = ", ".join(urls)
+        return errors.ServerUnavailableError(
+            f"cannot reach the Asset Hub server at {where}: is the server running? "
+            "start one with `assethub up`, or set ASSETHUB_URL / run `assethub login`",
+            url=urls[-1])
 
     def _call(self, method: str, url: str, **kwargs: Any) -> Any:
-        with self._stream(method, url, **kwargs) as response:
-            response.read()
+        with self._stream(method, url, buffered=True, **kwargs) as response:
             return response.json() if response.content else None
 
     @functools.cached_property

@@ -3,6 +3,8 @@ its local state (stdlib only).
 
 ``ASSETHUB_URL`` / ``ASSETHUB_TOKEN`` win; otherwise the file ``$ASSETHUB_CONFIG``
 (default ``~/.config/assethub/config.json``, mode 0600) written by ``assethub login`` / ``up``.
+The URL may list several server replicas, comma-separated (:func:`server_urls`): the client
+tries the next when one cannot be reached.
 """
 
 from __future__ import annotations
@@ -34,6 +36,26 @@ def config_path() -> Path:
         return Path(env).expanduser()
     base = Path(os.environ.get("XDG_CONFIG_HOME", Path.home() / ".config"))
     return base / "assethub" / "config.json"
+
+
+def server_urls(url: str) -> list[str]:
+    """The servers a URL setting names: one, or several replicas comma-separated
+    (``http://a:8780,http://b:8780``), each without its trailing slash, in order, once each.
+    ValueError for an empty list or an entry that is not an http(s) URL."""
+    urls: list[str] = []
+    for part in url.split(","):
+        u = part.strip().rstrip("/")
+        if not u:
+            continue
+        scheme, sep, rest = u.partition("://")
+        if not sep or scheme.lower() not in ("http", "https") or not rest or any(c.isspace() for c in u):
+            shown = u if "@" not in u else scheme + "://***@" + u.rpartition("@")[2]
+            raise ValueError(f"not a server URL: {shown!r} (http://HOST:PORT, several comma-separated)")
+        if u not in urls:
+            urls.append(u)
+    if not urls:
+        raise ValueError("no server URL given (http://HOST:PORT, several comma-separated)")
+    return urls
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from assethub.catalog.models import (
     Run,
     Service,
     Share,
+    Upload,
     User,
 )
 
@@ -43,5 +44,6 @@ __all__ = [
     "Run",
     "Service",
     "Share",
+    "Upload",
     "User",
 ]

@@ -420,3 +420,19 @@ class AlgorithmShare(Base):
     created_by: Mapped[str] = mapped_column(String(63), default="")
     user: Mapped[User | None] = relationship(lazy="joined")
     group: Mapped[Group | None] = relationship(lazy="joined")
+
+
+class Upload(Base):
+    """An upload in flight: files stream into a lakeFS transaction (``txn``, the dict of
+    :class:`assethub.storage.Transaction`) until it is committed or aborted. In the catalog, not
+    in one server's memory or home, so any replica on the catalog takes a file or the commit."""
+
+    __tablename__ = "uploads"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_name: Mapped[str] = mapped_column(String(63), index=True)
+    job_run_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    txn: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # set once committed: a commit retried on another replica (the first one's answer was lost
+    # with it) answers with this commit instead of failing on the finished transaction
+    commit_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from assethub.catalog import ApiToken, Catalog, Group, JobToken, Membership, User
+from assethub.catalog.db import RECONNECTED
 from assethub.errors import (
     AlreadyExistsError,
     AuthenticationError,
@@ -37,6 +38,8 @@ _TOKEN_TOUCH = timedelta(minutes=1)
 JOB_TOKEN_PREFIX = "ahj_"  # job tokens (bound to one run) start with it; API tokens with "ah_"
 RUN_ENDED = ("completed", "failed", "crashed")
 _PRINCIPAL_TTL = 5.0  # seconds
+#: what the catalog's subscribers hear when users, groups or tokens changed
+IDENTITY_CHANNEL = "identity"
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,10 +149,16 @@ class Identity:
         # the time by which API tokens are made and expire (tests pass a clock they move)
         self.clock = clock
         self._principals: dict[str, tuple[float, Principal, datetime | None]] = {}
-        audit.on_success(self._forget_principals)
+        audit.on_success(self._changed)
+        # every server on the catalog forgets at once (PostgreSQL: LISTEN/NOTIFY between them)
+        catalog.subscribe(self._on_change)
 
-    def _forget_principals(self, action: str) -> None:
+    def _changed(self, action: str) -> None:
         if action.startswith(("user.", "group.", "token.")):
+            self.catalog.publish(IDENTITY_CHANNEL, action)
+
+    def _on_change(self, channel: str, _payload: str) -> None:
+        if channel in (IDENTITY_CHANNEL, RECONNECTED):
             self._principals.clear()  # who is who may have changed: look tokens up afresh
 
     # -- authentication ----------------------------------------------------------------------
@@ -157,7 +166,9 @@ class Identity:
         """The caller behind an API token; no token means anonymous.
 
         A result is reused for a few seconds (every request carries the token); any change to
-        tokens, users or groups made through this hub forgets them at once.
+        tokens, users or groups made through any server on the catalog forgets them at once
+        (:meth:`Catalog.publish`; while another server's message is unread or the catalog's
+        notifications are lost, the catalog is asked).
         """
         if not secret:
             return ANONYMOUS
@@ -165,7 +176,8 @@ class Identity:
             return self._authenticate_job(secret)  # never cached: it ends with its run
         key = _hash_token(secret)
         hit = self._principals.get(key)
-        if hit is not None and hit[0] > time.monotonic() and (hit[2] is None or hit[2] > self.clock()):
+        if hit is not None and hit[0] > time.monotonic() and (hit[2] is None or hit[2] > self.clock()) \
+                and not self.catalog.changes_pending():  # nothing heard from other servers unread
             return hit[1]
         principal, expires = self._authenticate(secret)
         if len(self._principals) > 10_000:
@@ -232,7 +244,7 @@ class Identity:
             secret = _new_token(s, user, "worker", None) if created or new_token else None
         if created:
             self.audit.record(Principal(name), "user.bootstrap", name, "ok")
-        self._principals.clear()
+        self.catalog.publish(IDENTITY_CHANNEL, "user.bootstrap")
         return secret
 
     def ensure_admin(self, name: str) -> str | None:

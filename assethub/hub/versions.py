@@ -8,6 +8,7 @@ touches storage.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import tempfile
@@ -16,13 +17,15 @@ import uuid
 from collections.abc import AsyncIterator, Iterable
 from contextlib import aclosing
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete as sql_delete
+from sqlalchemy import select, update
 
 from assethub import dataset_formats
-from assethub.catalog import Asset, Catalog, Publication
+from assethub.catalog import Asset, Catalog, Publication, Upload
 from assethub.errors import (
     AssetHubError,
     ConcurrentUpdateError,
@@ -116,7 +119,7 @@ class Versions:
         self.audit = audit
         self.permissions = permissions
         self.limits = limits
-        self.uploads_dir = uploads_dir  # one JSON file per open upload
+        self.uploads_dir = uploads_dir  # no longer used: uploads are catalog rows (table uploads)
         self.tmp_dir = tmp_dir
         # file bytes this process streamed to and from clients (the proxied path); a
         # presigned transfer adds nothing here: its bytes never pass through the server
@@ -255,6 +258,9 @@ class Versions:
         return self.proxied_bytes.counted("down", frames())
 
     # -- uploads (streamed into a lakeFS transaction, committed atomically) ---------------------
+    # An upload's record is a catalog row (table ``uploads``), not server memory or a file in
+    # one server's home: a file PUT or the commit of an upload started on one server replica
+    # works on any other on the same catalog.
     def start_upload(self, who: Principal, ref: AssetRef | str, *,
                      parent_commit: str | None = None) -> str:
         """Open an upload to a branch: files stream in one by one, then commit together."""
@@ -262,35 +268,51 @@ class Versions:
             r = self.permissions.ref(who, ref, "edit")
             txn = self.storage.begin(r, parent_commit=parent_commit)
             upload_id = uuid.uuid4().hex
-            (self.uploads_dir / f"{upload_id}.json").write_text(
-                json.dumps({"user": who.name, "job": who.job_run_id, "txn": txn.to_dict()}))
+            with self.catalog.session() as s:
+                s.add(Upload(id=upload_id, user_name=who.name or "", job_run_id=who.job_run_id,
+                             txn=txn.to_dict()))
             return upload_id
 
-    def _upload(self, who: Principal, upload_id: str) -> tuple[Path, Transaction]:
-        if not upload_id.isalnum():
-            raise NotFoundError("upload", upload_id)
-        f = self.uploads_dir / f"{upload_id}.json"
-        try:
-            info = json.loads(f.read_text())
-        except FileNotFoundError:
-            raise NotFoundError("upload", upload_id) from None
-        if info["user"] != who.name or info.get("job") != who.job_run_id:
-            raise NotFoundError("upload", upload_id)  # a job's uploads are its own, and only its
-        return f, Transaction.from_dict(info["txn"])
+    def _upload(self, who: Principal, upload_id: str) -> tuple[Transaction, str | None]:
+        """The upload's transaction and, once committed, its commit id."""
+        if not (upload_id.isalnum() and len(upload_id) <= 32):
+            raise NotFoundError("upload", upload_id[:40])
+        with self.catalog.session() as s:
+            row = s.get(Upload, upload_id)
+            if row is None or row.user_name != who.name or row.job_run_id != who.job_run_id:
+                raise NotFoundError("upload", upload_id)  # a job's uploads are its own, and only its
+            return Transaction.from_dict(row.txn), row.commit_id
+
+    def _open_upload(self, who: Principal, upload_id: str) -> Transaction:
+        """The transaction of an upload not committed yet."""
+        txn, committed = self._upload(who, upload_id)
+        if committed is not None:
+            raise NotAllowedError(f"upload {upload_id} is already committed ({committed[:12]})")
+        return txn
+
+    def _forget_upload(self, upload_id: str) -> None:
+        with self.catalog.session() as s:
+            s.execute(sql_delete(Upload).where(Upload.id == upload_id))
 
     async def put_upload_file(self, who: Principal, upload_id: str, path: str,
                               body: AsyncIterator[bytes], *,
                               sha256: str | None = None) -> ObjectInfo:
-        """Stream one file of an upload into lakeFS; memory stays flat whatever its size."""
+        """Stream one file of an upload into lakeFS; memory stays flat whatever its size.
+        Sending a file again (a client retrying on another replica) replaces it whole."""
         validate_object_path(path)
-        _, txn = self._upload(who, upload_id)
+        # a catalog read: off the event loop, which streams other uploads meanwhile
+        txn = await asyncio.to_thread(self._open_upload, who, upload_id)
         return await self.storage.put_stream(txn, path, self.proxied_bytes.counted("up", body),
                                              sha256=sha256, max_bytes=self.limits.max_upload_bytes)
 
     def commit_upload(self, who: Principal, upload_id: str, *, message: str,
                       metadata: dict[str, str] | None = None, delete: Iterable[str] = (),
                       parent_commit: str | None = None) -> CommitInfo:
-        f, txn = self._upload(who, upload_id)
+        """Commit an upload's files as one commit. Committing it again (a client retrying on
+        another replica after the first answer was lost) answers with the same commit."""
+        txn, committed = self._upload(who, upload_id)
+        if committed is not None:
+            return self.storage.get_commit(AssetRef.coerce(txn.ref).path.at(committed))
         with self.audit.audited(who, "commit", txn.ref):
             try:
                 self.permissions.ref(who, txn.ref, "edit")  # the role may have changed since the start
@@ -299,19 +321,22 @@ class Versions:
                     if not txn.head.startswith(parent_commit):
                         raise ConcurrentUpdateError(txn.ref, parent_commit, txn.head)
                     txn = dataclasses.replace(txn, parent_commit=parent_commit)
-                return self.storage.finish(
+                result = self.storage.finish(
                     txn, message=message, deletes=deletes,
                     metadata={**(metadata or {}), "author": who.name or ""})
             except BaseException:
                 self.storage.abort(txn)  # finish() aborts too; this covers the checks before it
+                self._forget_upload(upload_id)
                 raise
-            finally:
-                f.unlink(missing_ok=True)
+            with self.catalog.session() as s:  # kept (as committed) until the sweep removes it
+                s.execute(update(Upload).where(Upload.id == upload_id).values(commit_id=result.id))
+            return result
 
     def abort_upload(self, who: Principal, upload_id: str) -> None:
-        f, txn = self._upload(who, upload_id)
-        self.storage.abort(txn)
-        f.unlink(missing_ok=True)
+        txn, committed = self._upload(who, upload_id)
+        if committed is None:
+            self.storage.abort(txn)
+        self._forget_upload(upload_id)
 
     # -- direct transfer: presigned URLs of the object store (when lakeFS's blockstore presigns) --
     def presign_supported(self) -> bool:
@@ -330,7 +355,7 @@ class Versions:
                              paths: list[str]) -> list[PresignedPut]:
         """Presigned PUTs for files of an open upload (the upload's owner, who still holds
         ``edit``): the client sends each file's bytes straight to the object store."""
-        _, txn = self._upload(who, upload_id)
+        txn = self._open_upload(who, upload_id)
         self.permissions.ref(who, txn.ref, "edit")  # the role may have changed since the start
         for p in paths:
             validate_object_path(p)
@@ -340,7 +365,7 @@ class Versions:
                           files: list[LinkedFile]) -> list[ObjectInfo]:
         """Record files PUT to presigned URLs in an open upload, each once the object store
         shows it there at its size and ETag; the commit stays the upload's one atomic step."""
-        _, txn = self._upload(who, upload_id)
+        txn = self._open_upload(who, upload_id)
         self.permissions.ref(who, txn.ref, "edit")
         for f in files:
             validate_object_path(f.path)
@@ -388,6 +413,11 @@ class Versions:
         with self.catalog.session() as s:
             assets = [AssetPath(a.folder.owner, AssetKind(a.folder.kind), a.folder.name, a.name)
                       for a in s.scalars(select(Asset))]
+        # upload records: committed ones (kept to answer a retried commit) and abandoned ones
+        # (their transaction branches are swept below) older than the same age
+        cutoff = datetime.now(UTC) - timedelta(seconds=older_than)
+        with self.catalog.session() as s:
+            s.execute(sql_delete(Upload).where(Upload.created_at < cutoff))
         removed = 0
         for path in assets:
             try:

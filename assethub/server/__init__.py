@@ -116,6 +116,11 @@ WORKER_LOST_SECONDS = 50.0
 NEVER_STARTED_SECONDS = 3600.0
 
 
+#: the advisory locks that make one server among the replicas on a catalog do the work
+CRASH_CHECK_LEADER = "assethub.record-crashes"
+CLEANUP_LEADER = "assethub.cleanup-stale-writes"
+
+
 def record_crashes_every(hub: Hub, seconds: float, stop: threading.Event, *,
                          lost_after: float | None = WORKER_LOST_SECONDS,
                          never_started_after: float | None = NEVER_STARTED_SECONDS) -> None:
@@ -124,9 +129,14 @@ def record_crashes_every(hub: Hub, seconds: float, stop: threading.Event, *,
     ``lost_after`` s), as the follow triggers' orchestrator tells (a run's flow run is the
     orchestrator's), and the runs pending ``never_started_after`` s without a flow run; their
     retrain claims are released. Without an orchestrator only the latter; an error is logged and
-    the next round tries again."""
+    the next round tries again.
+
+    With several servers on one catalog only one of them does it: the one holding the
+    catalog's leadership :data:`CRASH_CHECK_LEADER` (a PostgreSQL advisory lock); the others
+    try to take it every ``seconds``, so when the leader dies another takes over."""
     triggers = hub.follow_triggers
     system = Principal("assethub-server", is_admin=True)
+    log = logging.getLogger(__name__)
 
     def ended(ids: Sequence[str]) -> Mapping[str, str]:
         try:
@@ -135,16 +145,33 @@ def record_crashes_every(hub: Hub, seconds: float, stop: threading.Event, *,
             return {}
 
     last = ""
-    while not stop.wait(seconds):
+
+    def note(e: Exception, what: str) -> None:
+        nonlocal last
+        why = f"{type(e).__name__}: {e}"
+        if why != last:  # once per cause, not every round of an outage
+            log.warning("%s failed (%s); retrying every %.0f s", what, why, seconds)
+        last = why
+
+    while not stop.is_set():
         try:
-            hub.record_crashes(system, ended, never_started_after=never_started_after)
-            last = ""
-        except Exception as e:  # an orchestrator or lakeFS away for a while: the next round retries
-            why = f"{type(e).__name__}: {e}"
-            if why != last:  # once per cause, not every round of an outage
-                logging.getLogger(__name__).warning("recording crashed runs failed (%s); "
-                                                    "retrying every %.0f s", why, seconds)
-            last = why
+            with hub.catalog.leadership(CRASH_CHECK_LEADER) as leading:
+                while leading() and not stop.wait(seconds):
+                    try:
+                        hub.record_crashes(system, ended, never_started_after=never_started_after)
+                        last = ""
+                    except Exception as e:  # an orchestrator or lakeFS away for a while
+                        note(e, "recording crashed runs")
+        except Exception as e:  # the catalog away: no leader here until it is back
+            note(e, "taking the lead for recording crashed runs")
+        if stop.wait(seconds):
+            return
+
+
+def cleanup_stale_writes_once(hub: Hub) -> int:
+    """Sweep dead writers' hidden branches, unless another server on the catalog is at it."""
+    with hub.catalog.leadership(CLEANUP_LEADER) as leading:
+        return hub.cleanup_stale_writes() if leading() else 0
 
 
 def serve(settings: ServerSettings | None = None) -> None:
@@ -174,7 +201,7 @@ def serve(settings: ServerSettings | None = None) -> None:
     except (OSError, subprocess.CalledProcessError) as e:  # no git here: the server runs without them
         logging.getLogger(__name__).warning("the preset algorithms were not registered: %s", e)
     # Writers killed mid-upload leave hidden branches behind; sweep old ones once at start.
-    threading.Thread(target=hub.cleanup_stale_writes, daemon=True, name="cleanup").start()
+    threading.Thread(target=cleanup_stale_writes_once, args=(hub,), daemon=True, name="cleanup").start()
     seconds = float(os.environ.get("ASSETHUB_CRASH_CHECK_SECONDS", CRASH_CHECK_SECONDS))
     lost_after = float(os.environ.get("ASSETHUB_WORKER_LOST_SECONDS", WORKER_LOST_SECONDS))
     never_started = float(os.environ.get("ASSETHUB_NEVER_STARTED_SECONDS", NEVER_STARTED_SECONDS))

@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from sqlalchemy.exc import IntegrityError
 
+from assethub.errors import AlreadyExistsError
 from assethub.hub import Hub, Principal
 from assethub.presets import PRESETS, Preset, examples_dir
 
@@ -83,9 +85,15 @@ def register_presets(hub: Hub, admin: str, home: Path) -> dict[str, str]:
     done = {}
     for p in present:
         spec = _spec(p)
-        done[p.name] = hub.algorithms.ensure_preset(
-            who, p.name, code_url=str(repo), code_revision=sha, code_subpath=p.example,
+        fields: dict[str, Any] = dict(
+            code_url=str(repo), code_revision=sha, code_subpath=p.example,
             task_type=p.task_type, params=spec.get("params") or {},
             train_command=_command(spec, "train"), evaluate_command=_command(spec, "evaluate"),
             description=str(spec.get("description") or "") + f" Trains on {p.data}.")
+        try:
+            done[p.name] = hub.algorithms.ensure_preset(who, p.name, **fields)
+        except (AlreadyExistsError, IntegrityError):
+            # another server on the catalog registered it between our read and our write
+            # (replicas starting together): read again, which finds theirs
+            done[p.name] = hub.algorithms.ensure_preset(who, p.name, **fields)
     return done

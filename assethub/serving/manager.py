@@ -66,6 +66,8 @@ from assethub.serving.local import LocalService, bind
 
 log = logging.getLogger("assethub.serving")
 
+#: the catalog leadership whose holder supervises the local services (one server among replicas)
+SUPERVISION_LEADER = "assethub.services-supervision"
 _LONG_QUOTE = re.compile(r"'[^']{60,}'")
 
 
@@ -93,6 +95,9 @@ def model_reason(body: bytes) -> str:
 
 class ServiceManager:
     """Services of one server: catalog rows, their local processes, their health."""
+
+    #: the catalog leadership whose holder (one server among replicas) supervises local services
+    leadership = SUPERVISION_LEADER
 
     def __init__(self, hub: Hub, *, work_dir: Path | None = None,
                  kubernetes: KubernetesSettings | None = None, health_interval: float = 5.0,
@@ -553,9 +558,24 @@ class ServiceManager:
             lock.release()
 
     def _watch(self) -> None:
+        """Check the services every ``health_interval`` while this server leads the service
+        supervision among the replicas on the catalog (:attr:`leadership`, a PostgreSQL
+        advisory lock; always on SQLite): two servers never restart the same supervisor; the
+        others try to take over every ``health_interval``."""
+        lost = ""
         while not self._stop.is_set():
             try:
-                self.check_all()
-            except Exception:
-                log.exception("service checks failed")
+                with self.hub.catalog.leadership(self.leadership) as leading:
+                    while not self._stop.is_set() and leading():
+                        lost = ""
+                        try:
+                            self.check_all()
+                        except Exception:
+                            log.exception("service checks failed")
+                        self._stop.wait(self.health_interval)
+            except Exception as e:  # the catalog away: no supervision from here until it is back
+                why = f"{type(e).__name__}: {e}"
+                if why != lost:
+                    log.warning("cannot take the lead of the service supervision (%s); retrying", why)
+                lost = why
             self._stop.wait(self.health_interval)
