@@ -121,7 +121,7 @@ def test_no_secret_holds_a_real_looking_value_and_none_is_inline() -> None:
     objects = _objects()
     assert _secret_problems(objects) == []
     assert {d["metadata"]["name"] for d in objects if d["kind"] == "Secret"} == {
-        "assethub-postgres", "assethub-s3", "assethub-lakefs", "assethub-jobs"}
+        "assethub-postgres", "assethub-s3", "assethub-lakefs", "assethub-jobs", "assethub-server"}
     secrets = {d["metadata"]["name"]: set(d["stringData"]) for d in objects if d["kind"] == "Secret"}
     configs = {d["metadata"]["name"]: set(d["data"]) for d in objects if d["kind"] == "ConfigMap"}
     for workload, _, container in _containers():
