@@ -65,6 +65,7 @@ _RANGE_PART = 8 * _CHUNK  # memory in flight is bounded by workers x part size
 _BUNDLE_FILE_MAX = 4 * _CHUNK
 _BUNDLE_FILES = 400
 _BUNDLE_BYTES = 64 * _CHUNK
+_UPLOAD_BUNDLE_BYTES = 32 * _CHUNK  # an upload bundle's body (the server takes up to 256 MiB)
 _BUNDLE_PATH_BYTES = 256 * 1024  # the request's list of paths stays well under the body limit
 T = TypeVar("T")
 AssetLike = AssetPath | AssetRef | str
@@ -212,6 +213,20 @@ def _bundles(objs: list[RemoteObject]) -> list[list[RemoteObject]]:
         group.append(o)
         size += o.size
         names += len(o.path) + 8
+    return [*out, group] if group else out
+
+
+def _upload_bundles(remotes: list[str], sizes: Mapping[str, int]) -> list[list[str]]:
+    """Small files of an upload grouped for bundle requests, bounded in count and bytes."""
+    out: list[list[str]] = []
+    group: list[str] = []
+    size = 0
+    for r in sorted(remotes):
+        if group and (len(group) >= _BUNDLE_FILES or size + sizes[r] > _UPLOAD_BUNDLE_BYTES):
+            out.append(group)
+            group, size = [], 0
+        group.append(r)
+        size += sizes[r] + len(r) + 100
     return [*out, group] if group else out
 
 
@@ -744,8 +759,7 @@ class Client:
         try:
             total = sum(p.stat().st_size for p in adds.values())
             with _progress(progress, f"upload {r}", total) as advance:
-                run_parallel((functools.partial(self._put, upload_id, remote, local, advance)
-                              for remote, local in adds.items()), self.max_workers)
+                self._put_all(upload_id, adds, advance)
             data = self._call("POST", f"/uploads/{upload_id}/commit", json={
                 "message": message, "metadata": dict(metadata or {}), "delete": deletes,
                 "parent_commit": parent_commit})
@@ -755,11 +769,64 @@ class Client:
             raise
         return _load(wire.CommitInfo, data)
 
+    def _put_all(self, upload_id: str, adds: Mapping[str, Path], advance: Advance) -> None:
+        """Every file of an upload: small ones several to a request (``_put_bundle``), the rest
+        one request each, ``max_workers`` requests at a time."""
+        sizes = {remote: local.stat().st_size for remote, local in adds.items()}
+        small = [r for r, size in sizes.items() if size <= _BUNDLE_FILE_MAX]
+        bundles = _upload_bundles(small, sizes) if len(small) >= 4 else []
+        bundled = {r for b in bundles for r in b}
+        run_parallel([*(functools.partial(self._put_bundle, upload_id,
+                                          [(r, adds[r], sizes[r]) for r in b], advance)
+                        for b in bundles),
+                      *(functools.partial(self._put, upload_id, r, local, advance)
+                        for r, local in adds.items() if r not in bundled)], self.max_workers)
+
+    def _put_bundle(self, upload_id: str, files: list[tuple[str, Path, int]],
+                    advance: Advance) -> None:
+        """Small files of an upload in one request: per file a 4-byte big-endian length, a JSON
+        header ``{"path", "size", "sha256"}`` and the bytes; the server checks each SHA-256."""
+        def header(remote: str, size: int, sha256: str) -> bytes:
+            h = json.dumps({"path": remote, "size": size, "sha256": sha256}).encode()
+            return len(h).to_bytes(4, "big") + h
+
+        # a SHA-256 is always 64 hex digits: the body's length is known before any is computed
+        length = sum(len(header(r, size, "0" * 64)) + size for r, _, size in files)
+        sent: dict[str, str] = {}
+
+        def body() -> Iterator[bytes]:
+            for remote, local, size in files:
+                data = local.read_bytes()
+                if len(data) != size:
+                    raise errors.TransferError(f"{local} changed while it was uploaded ({size} "
+                                               f"bytes, now {len(data)})", path=str(local))
+                sent[remote] = hashlib.sha256(data).hexdigest()
+                yield header(remote, size, sent[remote]) + data
+                advance(size)
+
+        got = self._call("PUT", f"/uploads/{upload_id}/bundle", content=body(),
+                         headers={"Content-Length": str(length),
+                                  "Content-Type": "application/x-assethub-bundle"})
+        stored = {f.get("path"): f for f in got.get("files", [])}
+        for remote, local, size in files:
+            f = stored.get(remote) or {}
+            if f.get("size") != size or f.get("sha256") != sent.get(remote):
+                raise errors.TransferError(f"upload of {local} is incomplete: the server has "
+                                           f"{f or 'nothing'} for {remote}", path=str(local))
+
     def _put(self, upload_id: str, remote: str, local: Path, advance: Advance) -> None:
         size = local.stat().st_size
+        headers = {"Content-Length": str(size), "Content-Type": "application/octet-stream"}
+        content: Iterator[bytes] | bytes = _chunks(local, advance)
+        if size <= _BUNDLE_FILE_MAX:  # its SHA-256 sent along saves the server a call to lakeFS
+            content = local.read_bytes()
+            if len(content) != size:
+                raise errors.TransferError(f"{local} changed while it was uploaded ({size} "
+                                           f"bytes, now {len(content)})", path=str(local))
+            headers["X-Asset-Sha256"] = hashlib.sha256(content).hexdigest()
+            advance(size)
         got = self._call("PUT", f"/uploads/{upload_id}/files/{quote(remote, safe='/')}",
-                         content=_chunks(local, advance), headers={"Content-Length": str(size),
-                                                    "Content-Type": "application/octet-stream"})
+                         content=content, headers=headers)
         if got.get("size") != size:
             raise errors.TransferError(f"upload of {local} is incomplete: the server has "
                                        f"{got.get('size')} of {size} bytes", path=str(local))
