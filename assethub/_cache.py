@@ -67,6 +67,12 @@ class BlobCache:
         self.blobs = root / "blobs"
         self.listings = root / "listings"
         self.tmp = root / "tmp"
+        self._dirs: set[Path] = set()  # directories this instance made (or found): made once
+
+    def _mkdir(self, d: Path) -> None:
+        if d not in self._dirs:
+            d.mkdir(parents=True, exist_ok=True)
+            self._dirs.add(d)
 
     def blob_path(self, obj: RemoteObject) -> Path:
         return self.blobs / obj.cache_key
@@ -78,14 +84,24 @@ class BlobCache:
             return False
 
     def temp_file(self) -> Path:
-        self.tmp.mkdir(parents=True, exist_ok=True)
+        self._mkdir(self.tmp)
         return self.tmp / f"{os.getpid()}-{threading.get_ident()}-{os.urandom(6).hex()}"
 
-    def commit_blob(self, tmp: Path, obj: RemoteObject) -> Path:
+    def open_temp(self) -> tuple[Path, int]:
+        """A new temporary file open for writing, already read-only for everyone (what a blob
+        is): one system call fewer per file than ``temp_file`` + ``commit_blob``'s chmod."""
+        path = self.temp_file()
+        return path, os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
+
+    def commit_blob(self, tmp: Path, obj: RemoteObject, *, read_only: bool = False) -> Path:
         final = self.blob_path(obj)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp.chmod(0o444)  # blobs are shared by hard links: nobody should edit one in place
-        os.replace(tmp, final)
+        try:
+            os.replace(tmp, final)
+        except FileNotFoundError:  # the blob's fan-out directory, made on first use
+            self._mkdir(final.parent)
+            os.replace(tmp, final)
+        if not read_only:  # blobs are shared by hard links: nobody should edit one in place
+            final.chmod(0o444)
         return final
 
     def load_listing(self, repo: str, commit: str) -> list[RemoteObject] | None:

@@ -623,13 +623,12 @@ class Client:
         at = r.path.at(self.resolve(r))  # one commit throughout, even if the branch moves
         base = prefix if not prefix or prefix.endswith("/") else prefix + "/"
         plan: list[tuple[RemoteObject, Path]] = []
-        for o in self.list_objects(at, prefix=prefix):
+        for o in self._remote_objects(at, prefix):
             if prefix and o.path != prefix and not o.path.startswith(base):
                 continue
             rel = o.path.rsplit("/", 1)[-1] if o.path == prefix else o.path[len(base):]
             # refuse '..' and absolute paths coming from the server
-            plan.append((RemoteObject(o.path, o.size, o.checksum, o.sha256),
-                         Path(dest) / validate_object_path(rel)))
+            plan.append((o, Path(dest) / validate_object_path(rel)))
         if prefix and not plan:
             raise errors.ObjectNotFoundError(str(r), prefix)
         missing = {o.cache_key: o for o, _ in plan if not self.cache.has(o)}
@@ -644,6 +643,18 @@ class Client:
                          self.max_workers)
         place_all((self.cache.blob_path(obj), target) for obj, target in plan)
         return wire.DownloadResult(at.ref, len(plan), sum(o.size for o, _ in plan), total)
+
+    def _remote_objects(self, at: AssetRef, prefix: str) -> list[RemoteObject]:
+        """A commit's files under ``prefix``: listed by the server once, then from the cache
+        (a commit never changes; the caller has just been allowed to resolve it)."""
+        key = hashlib.sha256(f"{self.url}\n{at.path}\n{prefix}".encode()).hexdigest()[:40]
+        cached = self.cache.load_listing(f"sdk-{key}", at.ref)
+        if cached is not None:
+            return cached
+        objs = [RemoteObject(o.path, o.size, o.checksum, o.sha256)
+                for o in self.list_objects(at, prefix=prefix)]
+        self.cache.save_listing(f"sdk-{key}", at.ref, objs)
+        return objs
 
     def _fetch_ranges(self, url: str, at: AssetRef, obj: RemoteObject, tmp: Path,
                       advance: Advance) -> None:
@@ -693,9 +704,9 @@ class Client:
                 if obj is None or header.get("size") != obj.size:
                     raise errors.TransferError(f"the server sent {header} in a bundle of {at}, "
                                                "which was not asked for", path=str(header.get("path")))
-                tmp, sha, left = self.cache.temp_file(), hashlib.sha256(), obj.size
+                (tmp, fd), sha, left = self.cache.open_temp(), hashlib.sha256(), obj.size
                 try:
-                    with open(tmp, "wb") as out:
+                    with os.fdopen(fd, "wb") as out:
                         while left:
                             chunk = frames.read(min(left, _CHUNK))
                             out.write(chunk)
@@ -705,7 +716,7 @@ class Client:
                     if obj.sha256 and sha.hexdigest() != obj.sha256:
                         raise errors.TransferError(f"download of {obj.path} failed verification (sha256 "
                                                    f"{sha.hexdigest()} != {obj.sha256})", path=obj.path)
-                    self.cache.commit_blob(tmp, obj)
+                    self.cache.commit_blob(tmp, obj, read_only=True)
                 finally:
                     tmp.unlink(missing_ok=True)
 

@@ -218,13 +218,16 @@ def machine_cpu() -> float:
     return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
 
 
-def wait_until_quiet(*, window: float = 0.5, limit: float = 30) -> float:
+QUIET_LIMIT = [30.0]  # seconds each step waits at most for a quiet machine (--wait)
+
+
+def wait_until_quiet(*, window: float = 0.5, limit: float | None = None) -> float:
     """Wait (up to ``limit`` s) until the machine is nearly idle; the busy fraction of one core.
 
     Others' work on the 2 cores (lakeFS compacting after the previous step, a test run of
     another session) would otherwise land on the next measurement.
     """
-    deadline = time.monotonic() + limit
+    deadline = time.monotonic() + (QUIET_LIMIT[0] if limit is None else limit)
     while True:
         before = machine_cpu()
         time.sleep(window)
@@ -776,11 +779,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="64 MiB and 500 files")
     parser.add_argument("--rounds", type=int, default=3, help="repetitions (median shown)")
     parser.add_argument("--shape", choices=["all", "big", "small"], default="all")
+    parser.add_argument("--wait", type=float, default=30.0,
+                        help="seconds each step waits at most for a nearly idle machine")
     parser.add_argument("--no-server", action="store_true",
                         help="skip the SDK through the Asset Hub server (Storage and peers only)")
     args = parser.parse_args(argv)
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
+    QUIET_LIMIT[0] = args.wait
 
     instance = lakefs.start()
     api = api_client(instance)
