@@ -68,6 +68,7 @@ class BlobCache:
         self.listings = root / "listings"
         self.tmp = root / "tmp"
         self._dirs: set[Path] = set()  # directories this instance made (or found): made once
+        self._blobs = os.fspath(self.blobs)
 
     def _mkdir(self, d: Path) -> None:
         if d not in self._dirs:
@@ -77,9 +78,14 @@ class BlobCache:
     def blob_path(self, obj: RemoteObject) -> Path:
         return self.blobs / obj.cache_key
 
+    def blob_file(self, obj: RemoteObject) -> str:
+        """``blob_path`` as a string: thousands of pathlib objects cost more than the stat and
+        the hard link a cached file needs."""
+        return f"{self._blobs}/{obj.cache_key}"
+
     def has(self, obj: RemoteObject) -> bool:
         try:
-            return self.blob_path(obj).stat().st_size == obj.size
+            return os.stat(self.blob_file(obj)).st_size == obj.size
         except FileNotFoundError:
             return False
 
@@ -120,17 +126,19 @@ class BlobCache:
         os.replace(tmp, d / f"{commit}.json")
 
 
-def place_all(pairs: Iterable[tuple[Path, Path]]) -> None:
+def place_all(pairs: Iterable[tuple[Path | str, Path | str]]) -> None:
     """Put cached blobs at their destinations; files already there from the blob are kept.
 
     A new file is one hard link (the common case, a few microseconds); an existing different
-    file is replaced atomically; across file systems blobs are copied.
+    file is replaced atomically; across file systems blobs are copied. Paths may be strings
+    (cheaper by the thousand than pathlib objects).
     """
-    made: set[Path] = set()
+    made: set[str] = set()
     for blob, dest in pairs:
-        if dest.parent not in made:
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            made.add(dest.parent)
+        parent = os.path.dirname(dest)
+        if parent not in made:
+            os.makedirs(parent, exist_ok=True)
+            made.add(parent)
         try:
             os.link(blob, dest)
             continue
@@ -140,7 +148,7 @@ def place_all(pairs: Iterable[tuple[Path, Path]]) -> None:
                     continue
         except OSError:
             pass
-        place(blob, dest)
+        place(Path(blob), Path(dest))
 
 
 def place(blob: Path, dest: Path) -> None:

@@ -622,13 +622,14 @@ class Client:
         r = AssetRef.coerce(ref)
         at = r.path.at(self.resolve(r))  # one commit throughout, even if the branch moves
         base = prefix if not prefix or prefix.endswith("/") else prefix + "/"
-        plan: list[tuple[RemoteObject, Path]] = []
+        plan: list[tuple[RemoteObject, str]] = []
+        root = os.fspath(dest)
         for o in self._remote_objects(at, prefix):
             if prefix and o.path != prefix and not o.path.startswith(base):
                 continue
             rel = o.path.rsplit("/", 1)[-1] if o.path == prefix else o.path[len(base):]
             # refuse '..' and absolute paths coming from the server
-            plan.append((o, Path(dest) / validate_object_path(rel)))
+            plan.append((o, os.path.join(root, validate_object_path(rel))))
         if prefix and not plan:
             raise errors.ObjectNotFoundError(str(r), prefix)
         missing = {o.cache_key: o for o, _ in plan if not self.cache.has(o)}
@@ -641,7 +642,7 @@ class Client:
             run_parallel([*(functools.partial(self._fetch_bundle, at, b, advance) for b in bundles),
                           *(functools.partial(self._fetch, at, o, advance) for o in single)],
                          self.max_workers)
-        place_all((self.cache.blob_path(obj), target) for obj, target in plan)
+        place_all((self.cache.blob_file(obj), target) for obj, target in plan)
         return wire.DownloadResult(at.ref, len(plan), sum(o.size for o, _ in plan), total)
 
     def _remote_objects(self, at: AssetRef, prefix: str) -> list[RemoteObject]:

@@ -183,11 +183,13 @@ def verify(dest: Path, expected: Manifest) -> None:
 class ServerCPU:
     """CPU seconds the lakeFS process has used so far (None when it cannot be read)."""
 
-    def __init__(self, instance: LakeFSInstance) -> None:
-        try:
-            self.pid: int | None = int((instance.data_dir / "lakefs.pid").read_text())
-        except (OSError, ValueError):
-            self.pid = None
+    def __init__(self, instance: LakeFSInstance | None, pid: int | None = None) -> None:
+        self.pid: int | None = pid
+        if instance is not None:
+            try:
+                self.pid = int((instance.data_dir / "lakefs.pid").read_text())
+            except (OSError, ValueError):
+                self.pid = None
 
     def seconds(self) -> float | None:
         if self.pid is None:
@@ -241,19 +243,24 @@ class Usage:
     seconds: float = 0.0
     client_cpu: float = 0.0
     server_cpu: float | None = None
+    hub_cpu: float | None = None  # the Asset Hub server process's (when it runs)
     other_cpu: float = 0.0  # everything else on the machine meanwhile: noise, if large
 
 
 @contextmanager
-def measure(server: ServerCPU) -> Iterator[Usage]:
+def measure(server: ServerCPU, hub: ServerCPU | None = None) -> Iterator[Usage]:
     usage = Usage()
     srv0, cpu0, all0, t0 = server.seconds(), client_cpu(), machine_cpu(), time.perf_counter()
+    hub0 = hub.seconds() if hub else None
     yield usage
     usage.seconds = time.perf_counter() - t0
     usage.client_cpu = client_cpu() - cpu0
     srv1 = server.seconds()
     usage.server_cpu = srv1 - srv0 if srv0 is not None and srv1 is not None else None
-    usage.other_cpu = max(0.0, machine_cpu() - all0 - usage.client_cpu - (usage.server_cpu or 0))
+    hub1 = hub.seconds() if hub else None
+    usage.hub_cpu = hub1 - hub0 if hub0 is not None and hub1 is not None else None
+    usage.other_cpu = max(0.0, machine_cpu() - all0 - usage.client_cpu - (usage.server_cpu or 0)
+                          - (usage.hub_cpu or 0))
 
 
 @dataclass(frozen=True, slots=True)
@@ -510,6 +517,7 @@ class Context:
     server: ServerCPU
     work: Path
     hub_server: tuple[str, str] | None = None  # (url, admin token) of the Asset Hub server
+    hub_cpu: ServerCPU | None = None  # its process's CPU
 
 
 @dataclass(frozen=True, slots=True)
@@ -523,7 +531,7 @@ class Round:
         busy = wait_until_quiet()
         if busy >= QUIET:
             log(f"the machine is still {busy:.0%} busy with other work: expect noise")
-        with measure(self.ctx.server) as usage:
+        with measure(self.ctx.server, self.ctx.hub_cpu) as usage:
             value = action()
         return usage, value
 
@@ -534,8 +542,9 @@ class Round:
                         size if transferred is None else transferred)
         self.result.measurements.append(m)
         server = f"{usage.server_cpu:5.1f}" if usage.server_cpu is not None else "  n/a"
+        hub = f", server {usage.hub_cpu:5.1f} s" if usage.hub_cpu is not None else ""
         log(f"{self.result.shape:>5} #{self.number}  {tool:<8} {op:<22} {usage.seconds:7.2f} s "
-            f"{m.mbps:8.1f} MB/s  cpu client {usage.client_cpu:5.1f} s, lakeFS {server} s, "
+            f"{m.mbps:8.1f} MB/s  cpu client {usage.client_cpu:5.1f} s, lakeFS {server} s{hub}, "
             f"other {usage.other_cpu:4.1f} s")
         return m
 
@@ -645,10 +654,11 @@ def measurements_table(results: list[ShapeResult]) -> str:
                 r.shape, f"{op} / {tool}", f"{m.usage.seconds:.2f}", f"{m.mbps:,.1f}",
                 f"{runs[-1].mbps:,.1f}-{runs[0].mbps:,.1f}", fmt_bytes(m.bytes_transferred),
                 f"{m.usage.client_cpu:.1f}", f"{srv:.1f}" if srv is not None else "n/a",
+                f"{m.usage.hub_cpu:.1f}" if m.usage.hub_cpu is not None else "-",
                 f"{m.usage.other_cpu:.1f}",
             ])
     return table(rows, ["shape", "op / tool", "time s", "MB/s", "MB/s range", "transferred",
-                        "client CPU s", "lakeFS CPU s", "other CPU s"])
+                        "client CPU s", "lakeFS CPU s", "server CPU s", "other CPU s"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -800,7 +810,7 @@ def main(argv: list[str] | None = None) -> int:
             # its repositories under the bench's namespace: removed with the others at the end
             os.environ["ASSETHUB_STORAGE_NAMESPACE"] = f"local://{NAMESPACE_ROOT}"
             proc, url, token = start_server(instance, Path(tmp) / "home")
-            ctx = replace(ctx, hub_server=(url, token))
+            ctx = replace(ctx, hub_server=(url, token), hub_cpu=ServerCPU(None, proc.pid))
             Client(url, token).create_folder("admin/model/transfer")
         try:
             for spec in shapes(args.quick):

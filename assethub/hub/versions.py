@@ -218,7 +218,7 @@ class Versions:
                     if isinstance(obj, AssetHubError):
                         return
 
-        return frames()
+        return _coalesced(frames())
 
     # -- uploads (streamed into a lakeFS transaction, committed atomically) ---------------------
     def start_upload(self, who: Principal, ref: AssetRef | str, *,
@@ -431,6 +431,26 @@ def _bundle_entry(header: Any) -> tuple[str, int, str]:
         raise InvalidReferenceError(f"{path}: a bundled file needs its SHA-256 (64 lowercase "
                                     "hex digits)", part="sha256", value=str(sha256)[:70])
     return path, size, sha256
+
+
+_COALESCE = 256 * 1024
+
+
+async def _coalesced(frames: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """Small frames joined into writes of about ``_COALESCE`` bytes: a bundle of small files is
+    two frames per file, and each frame sent on its own costs the server an ASGI message and a
+    socket write."""
+    batch: list[bytes] = []
+    size = 0
+    async with aclosing(frames):
+        async for frame in frames:
+            if size and size + len(frame) > _COALESCE:
+                yield b"".join(batch)
+                batch, size = [], 0
+            batch.append(frame)
+            size += len(frame)
+    if batch:
+        yield b"".join(batch)
 
 
 _writers: ThreadPoolExecutor | None = None
