@@ -705,21 +705,12 @@ class Client:
                 if obj is None or header.get("size") != obj.size:
                     raise errors.TransferError(f"the server sent {header} in a bundle of {at}, "
                                                "which was not asked for", path=str(header.get("path")))
-                (tmp, fd), sha, left = self.cache.open_temp(), hashlib.sha256(), obj.size
-                try:
-                    with os.fdopen(fd, "wb") as out:
-                        while left:
-                            chunk = frames.read(min(left, _CHUNK))
-                            out.write(chunk)
-                            sha.update(chunk)
-                            left -= len(chunk)
-                            advance(len(chunk))
-                    if obj.sha256 and sha.hexdigest() != obj.sha256:
-                        raise errors.TransferError(f"download of {obj.path} failed verification (sha256 "
-                                                   f"{sha.hexdigest()} != {obj.sha256})", path=obj.path)
-                    self.cache.commit_blob(tmp, obj, read_only=True)
-                finally:
-                    tmp.unlink(missing_ok=True)
+                data = frames.read(obj.size)  # a bundled file is small (_BUNDLE_FILE_MAX)
+                if obj.sha256 and (got := hashlib.sha256(data).hexdigest()) != obj.sha256:
+                    raise errors.TransferError(f"download of {obj.path} failed verification (sha256 "
+                                               f"{got} != {obj.sha256})", path=obj.path)
+                self.cache.put_blob(obj, data)
+                advance(obj.size)
 
     def _fetch(self, at: AssetRef, obj: RemoteObject, advance: Advance) -> None:
         tmp, sha, size = self.cache.temp_file(), hashlib.sha256(), 0
