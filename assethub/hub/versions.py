@@ -15,7 +15,7 @@ import re
 import tempfile
 import threading
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import aclosing
 from dataclasses import dataclass
@@ -207,7 +207,7 @@ class Versions:
             await streams.aclose()
             raise first[1]  # before the response begins: a missing first file is a 404
 
-        async def frames() -> AsyncIterator[bytes]:
+        async def frames() -> AsyncGenerator[bytes, None]:
             async with aclosing(streams):
                 if first is not None:
                     async for frame in _frame(*first):
@@ -436,7 +436,7 @@ def _bundle_entry(header: Any) -> tuple[str, int, str]:
 _COALESCE = 256 * 1024
 
 
-async def _coalesced(frames: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+async def _coalesced(frames: AsyncGenerator[bytes, None]) -> AsyncIterator[bytes]:
     """Small frames joined into writes of about ``_COALESCE`` bytes: a bundle of small files is
     two frames per file, and each frame sent on its own costs the server an ASGI message and a
     socket write."""
