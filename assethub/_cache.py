@@ -67,25 +67,66 @@ class BlobCache:
         self.blobs = root / "blobs"
         self.listings = root / "listings"
         self.tmp = root / "tmp"
+        self._dirs: set[Path] = set()  # directories this instance made (or found): made once
+        self._blobs = os.fspath(self.blobs)
+        self._tmp = os.fspath(self.tmp)
+
+    def _mkdir(self, d: Path) -> None:
+        if d not in self._dirs:
+            d.mkdir(parents=True, exist_ok=True)
+            self._dirs.add(d)
 
     def blob_path(self, obj: RemoteObject) -> Path:
         return self.blobs / obj.cache_key
 
+    def blob_file(self, obj: RemoteObject) -> str:
+        """``blob_path`` as a string: thousands of pathlib objects cost more than the stat and
+        the hard link a cached file needs."""
+        return f"{self._blobs}/{obj.cache_key}"
+
     def has(self, obj: RemoteObject) -> bool:
         try:
-            return self.blob_path(obj).stat().st_size == obj.size
+            return os.stat(self.blob_file(obj)).st_size == obj.size
         except FileNotFoundError:
             return False
 
     def temp_file(self) -> Path:
-        self.tmp.mkdir(parents=True, exist_ok=True)
+        self._mkdir(self.tmp)
         return self.tmp / f"{os.getpid()}-{threading.get_ident()}-{os.urandom(6).hex()}"
 
-    def commit_blob(self, tmp: Path, obj: RemoteObject) -> Path:
+    def put_blob(self, obj: RemoteObject, data: bytes) -> None:
+        """Store verified content held in memory: written read-only under a temporary name,
+        then renamed into place (string paths and raw writes: bundles bring thousands)."""
+        self._mkdir(self.tmp)
+        tmp = f"{self._tmp}/{os.getpid()}-{threading.get_ident()}-{os.urandom(6).hex()}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
+        try:
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+            finally:
+                os.close(fd)
+            final = self.blob_file(obj)
+            try:
+                os.replace(tmp, final)
+            except FileNotFoundError:  # the blob's fan-out directory, made on first use
+                self._mkdir(Path(os.path.dirname(final)))
+                os.replace(tmp, final)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+
+    def commit_blob(self, tmp: Path, obj: RemoteObject, *, read_only: bool = False) -> Path:
         final = self.blob_path(obj)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp.chmod(0o444)  # blobs are shared by hard links: nobody should edit one in place
-        os.replace(tmp, final)
+        try:
+            os.replace(tmp, final)
+        except FileNotFoundError:  # the blob's fan-out directory, made on first use
+            self._mkdir(final.parent)
+            os.replace(tmp, final)
+        if not read_only:  # blobs are shared by hard links: nobody should edit one in place
+            final.chmod(0o444)
         return final
 
     def load_listing(self, repo: str, commit: str) -> list[RemoteObject] | None:
@@ -104,17 +145,19 @@ class BlobCache:
         os.replace(tmp, d / f"{commit}.json")
 
 
-def place_all(pairs: Iterable[tuple[Path, Path]]) -> None:
+def place_all(pairs: Iterable[tuple[Path | str, Path | str]]) -> None:
     """Put cached blobs at their destinations; files already there from the blob are kept.
 
     A new file is one hard link (the common case, a few microseconds); an existing different
-    file is replaced atomically; across file systems blobs are copied.
+    file is replaced atomically; across file systems blobs are copied. Paths may be strings
+    (cheaper by the thousand than pathlib objects).
     """
-    made: set[Path] = set()
+    made: set[str] = set()
     for blob, dest in pairs:
-        if dest.parent not in made:
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            made.add(dest.parent)
+        parent = os.path.dirname(dest)
+        if parent not in made:
+            os.makedirs(parent, exist_ok=True)
+            made.add(parent)
         try:
             os.link(blob, dest)
             continue
@@ -124,7 +167,7 @@ def place_all(pairs: Iterable[tuple[Path, Path]]) -> None:
                     continue
         except OSError:
             pass
-        place(blob, dest)
+        place(Path(blob), Path(dest))
 
 
 def place(blob: Path, dest: Path) -> None:

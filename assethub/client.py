@@ -66,6 +66,7 @@ _RANGE_PART = 8 * _CHUNK  # memory in flight is bounded by workers x part size
 _BUNDLE_FILE_MAX = 4 * _CHUNK
 _BUNDLE_FILES = 400
 _BUNDLE_BYTES = 64 * _CHUNK
+_UPLOAD_BUNDLE_BYTES = 32 * _CHUNK  # an upload bundle's body (the server takes up to 256 MiB)
 _BUNDLE_PATH_BYTES = 256 * 1024  # the request's list of paths stays well under the body limit
 _DIRECT_GROUP_FILES = 100  # presigned PUTs asked for (and linked) this many at a time
 _DIRECT_PUT_MAX = 5 * 1024**3  # the most one S3 PUT takes (no presigned multipart upload yet)
@@ -215,6 +216,20 @@ def _bundles(objs: list[RemoteObject]) -> list[list[RemoteObject]]:
         group.append(o)
         size += o.size
         names += len(o.path) + 8
+    return [*out, group] if group else out
+
+
+def _upload_bundles(remotes: list[str], sizes: Mapping[str, int]) -> list[list[str]]:
+    """Small files of an upload grouped for bundle requests, bounded in count and bytes."""
+    out: list[list[str]] = []
+    group: list[str] = []
+    size = 0
+    for r in sorted(remotes):
+        if group and (len(group) >= _BUNDLE_FILES or size + sizes[r] > _UPLOAD_BUNDLE_BYTES):
+            out.append(group)
+            group, size = [], 0
+        group.append(r)
+        size += sizes[r] + len(r) + 100
     return [*out, group] if group else out
 
 
@@ -695,14 +710,14 @@ class Client:
             return self._download_direct(r, Path(dest), prefix=prefix, progress=progress)
         at = r.path.at(self.resolve(r))  # one commit throughout, even if the branch moves
         base = prefix if not prefix or prefix.endswith("/") else prefix + "/"
-        plan: list[tuple[RemoteObject, Path]] = []
-        for o in self.list_objects(at, prefix=prefix):
+        plan: list[tuple[RemoteObject, str]] = []
+        root = os.fspath(dest)
+        for o in self._remote_objects(at, prefix):
             if prefix and o.path != prefix and not o.path.startswith(base):
                 continue
             rel = o.path.rsplit("/", 1)[-1] if o.path == prefix else o.path[len(base):]
             # refuse '..' and absolute paths coming from the server
-            plan.append((RemoteObject(o.path, o.size, o.checksum, o.sha256),
-                         Path(dest) / validate_object_path(rel)))
+            plan.append((o, os.path.join(root, validate_object_path(rel))))
         if prefix and not plan:
             raise errors.ObjectNotFoundError(str(r), prefix)
         missing = {o.cache_key: o for o, _ in plan if not self.cache.has(o)}
@@ -715,8 +730,20 @@ class Client:
             run_parallel([*(functools.partial(self._fetch_bundle, at, b, advance) for b in bundles),
                           *(functools.partial(self._fetch, at, o, advance) for o in single)],
                          self.max_workers)
-        place_all((self.cache.blob_path(obj), target) for obj, target in plan)
+        place_all((self.cache.blob_file(obj), target) for obj, target in plan)
         return wire.DownloadResult(at.ref, len(plan), sum(o.size for o, _ in plan), total)
+
+    def _remote_objects(self, at: AssetRef, prefix: str) -> list[RemoteObject]:
+        """A commit's files under ``prefix``: listed by the server once, then from the cache
+        (a commit never changes; the caller has just been allowed to resolve it)."""
+        key = hashlib.sha256(f"{self.url}\n{at.path}\n{prefix}".encode()).hexdigest()[:40]
+        cached = self.cache.load_listing(f"sdk-{key}", at.ref)
+        if cached is not None:
+            return cached
+        objs = [RemoteObject(o.path, o.size, o.checksum, o.sha256)
+                for o in self.list_objects(at, prefix=prefix)]
+        self.cache.save_listing(f"sdk-{key}", at.ref, objs)
+        return objs
 
     def _fetch_ranges(self, url: str, at: AssetRef, obj: RemoteObject, tmp: Path,
                       advance: Advance) -> None:
@@ -766,21 +793,12 @@ class Client:
                 if obj is None or header.get("size") != obj.size:
                     raise errors.TransferError(f"the server sent {header} in a bundle of {at}, "
                                                "which was not asked for", path=str(header.get("path")))
-                tmp, sha, left = self.cache.temp_file(), hashlib.sha256(), obj.size
-                try:
-                    with open(tmp, "wb") as out:
-                        while left:
-                            chunk = frames.read(min(left, _CHUNK))
-                            out.write(chunk)
-                            sha.update(chunk)
-                            left -= len(chunk)
-                            advance(len(chunk))
-                    if obj.sha256 and sha.hexdigest() != obj.sha256:
-                        raise errors.TransferError(f"download of {obj.path} failed verification (sha256 "
-                                                   f"{sha.hexdigest()} != {obj.sha256})", path=obj.path)
-                    self.cache.commit_blob(tmp, obj)
-                finally:
-                    tmp.unlink(missing_ok=True)
+                data = frames.read(obj.size)  # a bundled file is small (_BUNDLE_FILE_MAX)
+                if obj.sha256 and (got := hashlib.sha256(data).hexdigest()) != obj.sha256:
+                    raise errors.TransferError(f"download of {obj.path} failed verification (sha256 "
+                                               f"{got} != {obj.sha256})", path=obj.path)
+                self.cache.put_blob(obj, data)
+                advance(obj.size)
 
     def _fetch(self, at: AssetRef, obj: RemoteObject, advance: Advance) -> None:
         tmp, sha, size = self.cache.temp_file(), hashlib.sha256(), 0
@@ -836,9 +854,7 @@ class Client:
                 if adds and self._direct():  # S3 takes at most 5 GiB in one PUT: larger go proxied
                     direct = {k: p for k, p in adds.items() if p.stat().st_size <= _DIRECT_PUT_MAX}
                     self._put_direct(upload_id, direct, advance)
-                run_parallel((functools.partial(self._put, upload_id, remote, local, advance)
-                              for remote, local in adds.items() if remote not in direct),
-                             self.max_workers)
+                self._put_all(upload_id, {k: p for k, p in adds.items() if k not in direct}, advance)
             data = self._call("POST", f"/uploads/{upload_id}/commit", json={
                 "message": message, "metadata": dict(metadata or {}), "delete": deletes,
                 "parent_commit": parent_commit})
@@ -848,11 +864,64 @@ class Client:
             raise
         return _load(wire.CommitInfo, data)
 
+    def _put_all(self, upload_id: str, adds: Mapping[str, Path], advance: Advance) -> None:
+        """Every file of an upload: small ones several to a request (``_put_bundle``), the rest
+        one request each, ``max_workers`` requests at a time."""
+        sizes = {remote: local.stat().st_size for remote, local in adds.items()}
+        small = [r for r, size in sizes.items() if size <= _BUNDLE_FILE_MAX]
+        bundles = _upload_bundles(small, sizes) if len(small) >= 4 else []
+        bundled = {r for b in bundles for r in b}
+        run_parallel([*(functools.partial(self._put_bundle, upload_id,
+                                          [(r, adds[r], sizes[r]) for r in b], advance)
+                        for b in bundles),
+                      *(functools.partial(self._put, upload_id, r, local, advance)
+                        for r, local in adds.items() if r not in bundled)], self.max_workers)
+
+    def _put_bundle(self, upload_id: str, files: list[tuple[str, Path, int]],
+                    advance: Advance) -> None:
+        """Small files of an upload in one request: per file a 4-byte big-endian length, a JSON
+        header ``{"path", "size", "sha256"}`` and the bytes; the server checks each SHA-256."""
+        def header(remote: str, size: int, sha256: str) -> bytes:
+            h = json.dumps({"path": remote, "size": size, "sha256": sha256}).encode()
+            return len(h).to_bytes(4, "big") + h
+
+        # a SHA-256 is always 64 hex digits: the body's length is known before any is computed
+        length = sum(len(header(r, size, "0" * 64)) + size for r, _, size in files)
+        sent: dict[str, str] = {}
+
+        def body() -> Iterator[bytes]:
+            for remote, local, size in files:
+                data = local.read_bytes()
+                if len(data) != size:
+                    raise errors.TransferError(f"{local} changed while it was uploaded ({size} "
+                                               f"bytes, now {len(data)})", path=str(local))
+                sent[remote] = hashlib.sha256(data).hexdigest()
+                yield header(remote, size, sent[remote]) + data
+                advance(size)
+
+        got = self._call("PUT", f"/uploads/{upload_id}/bundle", content=body(),
+                         headers={"Content-Length": str(length),
+                                  "Content-Type": "application/x-assethub-bundle"})
+        stored = {f.get("path"): f for f in got.get("files", [])}
+        for remote, local, size in files:
+            f = stored.get(remote) or {}
+            if f.get("size") != size or f.get("sha256") != sent.get(remote):
+                raise errors.TransferError(f"upload of {local} is incomplete: the server has "
+                                           f"{f or 'nothing'} for {remote}", path=str(local))
+
     def _put(self, upload_id: str, remote: str, local: Path, advance: Advance) -> None:
         size = local.stat().st_size
+        headers = {"Content-Length": str(size), "Content-Type": "application/octet-stream"}
+        content: Iterable[bytes] | bytes = _chunks(local, advance)
+        if size <= _BUNDLE_FILE_MAX:  # its SHA-256 sent along saves the server a call to lakeFS
+            content = local.read_bytes()
+            if len(content) != size:
+                raise errors.TransferError(f"{local} changed while it was uploaded ({size} "
+                                           f"bytes, now {len(content)})", path=str(local))
+            headers["X-Asset-Sha256"] = hashlib.sha256(content).hexdigest()
+            advance(size)
         got = self._call("PUT", f"/uploads/{upload_id}/files/{quote(remote, safe='/')}",
-                         content=_chunks(local, advance), headers={"Content-Length": str(size),
-                                                    "Content-Type": "application/octet-stream"})
+                         content=content, headers=headers)
         if got.get("size") != size:
             raise errors.TransferError(f"upload of {local} is incomplete: the server has "
                                        f"{got.get('size')} of {size} bytes", path=str(local))

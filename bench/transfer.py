@@ -53,6 +53,9 @@ from lakefs_sdk.client import LakeFSClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from api import start_server  # bench/api.py: an Asset Hub server process on a private catalog
+
+from assethub.client import Client
 from assethub.storage import AddFile, Storage
 from infra import lakefs
 from infra.lakefs import LakeFSInstance
@@ -67,6 +70,7 @@ WORKERS = 16  # Asset Hub's default max_workers; the boto3 baseline uses the sam
 CHANGED_FRACTION = 0.01
 QUIET = 0.15  # each step first waits (30 s at most) until the machine uses less of one core
 PEERS = ("lakectl", "boto3")
+HUBS = ("assethub", "server")  # Storage alone; the SDK's Client through the Asset Hub server
 T = TypeVar("T")
 
 
@@ -179,11 +183,13 @@ def verify(dest: Path, expected: Manifest) -> None:
 class ServerCPU:
     """CPU seconds the lakeFS process has used so far (None when it cannot be read)."""
 
-    def __init__(self, instance: LakeFSInstance) -> None:
-        try:
-            self.pid: int | None = int((instance.data_dir / "lakefs.pid").read_text())
-        except (OSError, ValueError):
-            self.pid = None
+    def __init__(self, instance: LakeFSInstance | None, pid: int | None = None) -> None:
+        self.pid: int | None = pid
+        if instance is not None:
+            try:
+                self.pid = int((instance.data_dir / "lakefs.pid").read_text())
+            except (OSError, ValueError):
+                self.pid = None
 
     def seconds(self) -> float | None:
         if self.pid is None:
@@ -214,13 +220,16 @@ def machine_cpu() -> float:
     return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
 
 
-def wait_until_quiet(*, window: float = 0.5, limit: float = 30) -> float:
+QUIET_LIMIT = [30.0]  # seconds each step waits at most for a quiet machine (--wait)
+
+
+def wait_until_quiet(*, window: float = 0.5, limit: float | None = None) -> float:
     """Wait (up to ``limit`` s) until the machine is nearly idle; the busy fraction of one core.
 
     Others' work on the 2 cores (lakeFS compacting after the previous step, a test run of
     another session) would otherwise land on the next measurement.
     """
-    deadline = time.monotonic() + limit
+    deadline = time.monotonic() + (QUIET_LIMIT[0] if limit is None else limit)
     while True:
         before = machine_cpu()
         time.sleep(window)
@@ -234,19 +243,24 @@ class Usage:
     seconds: float = 0.0
     client_cpu: float = 0.0
     server_cpu: float | None = None
+    hub_cpu: float | None = None  # the Asset Hub server process's (when it runs)
     other_cpu: float = 0.0  # everything else on the machine meanwhile: noise, if large
 
 
 @contextmanager
-def measure(server: ServerCPU) -> Iterator[Usage]:
+def measure(server: ServerCPU, hub: ServerCPU | None = None) -> Iterator[Usage]:
     usage = Usage()
     srv0, cpu0, all0, t0 = server.seconds(), client_cpu(), machine_cpu(), time.perf_counter()
+    hub0 = hub.seconds() if hub else None
     yield usage
     usage.seconds = time.perf_counter() - t0
     usage.client_cpu = client_cpu() - cpu0
     srv1 = server.seconds()
     usage.server_cpu = srv1 - srv0 if srv0 is not None and srv1 is not None else None
-    usage.other_cpu = max(0.0, machine_cpu() - all0 - usage.client_cpu - (usage.server_cpu or 0))
+    hub1 = hub.seconds() if hub else None
+    usage.hub_cpu = hub1 - hub0 if hub0 is not None and hub1 is not None else None
+    usage.other_cpu = max(0.0, machine_cpu() - all0 - usage.client_cpu - (usage.server_cpu or 0)
+                          - (usage.hub_cpu or 0))
 
 
 @dataclass(frozen=True, slots=True)
@@ -343,6 +357,31 @@ class AssetHubTool:
     def commit_files(self, files: Mapping[str, Path]) -> str:
         ops = [AddFile(local, f"{PREFIX}/{rel}") for rel, local in files.items()]
         return self.storage.commit(f"{self.asset}:main", ops, message="bench: change 1%").id
+
+
+class ServerTool:
+    """The SDK as a user runs it: ``Client`` (its defaults) -> the Asset Hub server process ->
+    lakeFS, with authentication, permission checks, audit, SHA-256 checks and atomic commits."""
+
+    name = "server"
+
+    def __init__(self, server: tuple[str, str], cache_dir: Path, asset: str,
+                 storage: Storage) -> None:
+        self.client = Client(server[0], server[1], cache_dir=cache_dir)
+        self.asset = asset
+        self.client.create_asset(asset)
+        self.repository = storage.repository(asset)
+
+    def upload(self, src: Path) -> str:
+        return self.client.upload(f"{self.asset}:main", src, path=PREFIX, message="bench").id
+
+    def download(self, commit: str, dest: Path) -> int | None:
+        result = self.client.download(f"{self.asset}:{commit}", dest, prefix=PREFIX)
+        return result.bytes_transferred
+
+    def commit_files(self, files: Mapping[str, Path]) -> str:
+        ops = [AddFile(local, f"{PREFIX}/{rel}") for rel, local in files.items()]
+        return self.client.create_commit(f"{self.asset}:main", ops, message="bench: change 1%").id
 
 
 class LakectlTool:
@@ -477,6 +516,8 @@ class Context:
     repos: Repositories
     server: ServerCPU
     work: Path
+    hub_server: tuple[str, str] | None = None  # (url, admin token) of the Asset Hub server
+    hub_cpu: ServerCPU | None = None  # its process's CPU
 
 
 @dataclass(frozen=True, slots=True)
@@ -490,7 +531,7 @@ class Round:
         busy = wait_until_quiet()
         if busy >= QUIET:
             log(f"the machine is still {busy:.0%} busy with other work: expect noise")
-        with measure(self.ctx.server) as usage:
+        with measure(self.ctx.server, self.ctx.hub_cpu) as usage:
             value = action()
         return usage, value
 
@@ -501,8 +542,9 @@ class Round:
                         size if transferred is None else transferred)
         self.result.measurements.append(m)
         server = f"{usage.server_cpu:5.1f}" if usage.server_cpu is not None else "  n/a"
+        hub = f", server {usage.hub_cpu:5.1f} s" if usage.hub_cpu is not None else ""
         log(f"{self.result.shape:>5} #{self.number}  {tool:<8} {op:<22} {usage.seconds:7.2f} s "
-            f"{m.mbps:8.1f} MB/s  cpu client {usage.client_cpu:5.1f} s, lakeFS {server} s, "
+            f"{m.mbps:8.1f} MB/s  cpu client {usage.client_cpu:5.1f} s, lakeFS {server} s{hub}, "
             f"other {usage.other_cpu:4.1f} s")
         return m
 
@@ -512,17 +554,27 @@ class Round:
         return path
 
 
-def make_tools(rnd: Round) -> tuple[AssetHubTool, list[Tool]]:
-    """A fresh asset (with a fresh, cold cache) and a fresh repository per peer."""
+HubTool = AssetHubTool | ServerTool
+
+
+def make_tools(rnd: Round) -> tuple[list[HubTool], list[Tool]]:
+    """A fresh asset (with a fresh, cold cache) per Asset Hub tool and a fresh repository per
+    peer."""
     ctx, label = rnd.ctx, f"{rnd.result.shape}-r{rnd.number}"
     hub = AssetHubTool(ctx.instance, rnd.fresh_dir("cache"),
                        f"bench/model/transfer/{label}-{ctx.repos.suffix}")
     ctx.repos.adopt(hub.repository)
+    hubs: list[HubTool] = [hub]
+    if ctx.hub_server is not None:
+        srv = ServerTool(ctx.hub_server, rnd.fresh_dir("client-cache"),
+                         f"admin/model/transfer/{label}-{ctx.repos.suffix}", hub.storage)
+        ctx.repos.adopt(srv.repository)
+        hubs.append(srv)
     peers: list[Tool] = [
         LakectlTool(ctx.instance, ctx.api, ctx.repos.create(f"bench-lakectl-{label}")),
         Boto3Tool(ctx.instance, ctx.api, ctx.repos.create(f"bench-boto3-{label}")),
     ]
-    return hub, peers
+    return hubs, peers
 
 
 def download_and_check(rnd: Round, tool: Tool, op: str, commit: str,
@@ -536,8 +588,8 @@ def download_and_check(rnd: Round, tool: Tool, op: str, commit: str,
 
 
 def run_round(rnd: Round, shape: Shape) -> None:
-    hub, peers = make_tools(rnd)
-    tools: list[Tool] = [hub, *peers]
+    hubs, peers = make_tools(rnd)
+    tools: list[Tool] = [*hubs, *peers]
     turn = rnd.number % len(tools)
     tools = tools[turn:] + tools[:turn]  # no tool always goes first
     commits: dict[str, str] = {}
@@ -548,12 +600,14 @@ def run_round(rnd: Round, shape: Shape) -> None:
         download_and_check(rnd, tool, "download", commits[tool.name], shape.manifest)
 
     # Asset Hub's cache: the same commit again, into a new empty directory
-    download_and_check(rnd, hub, "download (cached)", commits[hub.name], shape.manifest)
+    for hub in hubs:
+        download_and_check(rnd, hub, "download (cached)", commits[hub.name], shape.manifest)
     if not shape.spec.is_big:
         changed, manifest = change_some(shape, rnd.fresh_dir("changed"))
-        usage, commit = rnd.timed(partial(hub.commit_files, changed))
-        rnd.record(hub.name, "commit 1%", usage, sum(manifest[rel].size for rel in changed))
-        download_and_check(rnd, hub, "download (1% changed)", commit, manifest)
+        for hub in hubs:
+            usage, commit = rnd.timed(partial(hub.commit_files, changed))
+            rnd.record(hub.name, "commit 1%", usage, sum(manifest[rel].size for rel in changed))
+            download_and_check(rnd, hub, "download (1% changed)", commit, manifest)
 
 
 def run_shape(ctx: Context, spec: ShapeSpec, rounds: int) -> ShapeResult:
@@ -600,10 +654,11 @@ def measurements_table(results: list[ShapeResult]) -> str:
                 r.shape, f"{op} / {tool}", f"{m.usage.seconds:.2f}", f"{m.mbps:,.1f}",
                 f"{runs[-1].mbps:,.1f}-{runs[0].mbps:,.1f}", fmt_bytes(m.bytes_transferred),
                 f"{m.usage.client_cpu:.1f}", f"{srv:.1f}" if srv is not None else "n/a",
+                f"{m.usage.hub_cpu:.1f}" if m.usage.hub_cpu is not None else "-",
                 f"{m.usage.other_cpu:.1f}",
             ])
     return table(rows, ["shape", "op / tool", "time s", "MB/s", "MB/s range", "transferred",
-                        "client CPU s", "lakeFS CPU s", "other CPU s"])
+                        "client CPU s", "lakeFS CPU s", "server CPU s", "other CPU s"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -617,10 +672,11 @@ class Comparison:
         return self.hub.mbps / self.best.mbps if self.best.mbps else float("inf")
 
 
-def compare(r: ShapeResult, op: str) -> Comparison:
-    hub = r.get("assethub", op)
+def compare(r: ShapeResult, op: str, tool: str = "assethub") -> Comparison | None:
+    hub = r.get(tool, op)
     peers = [m for m in (r.get(p, op) for p in PEERS) if m is not None]
-    assert hub is not None and peers
+    if hub is None or not peers:
+        return None
     return Comparison(op, hub, max(peers, key=lambda m: m.mbps))
 
 
@@ -628,52 +684,63 @@ def summary_table(results: list[ShapeResult]) -> str:
     rows = []
     for r in results:
         for op in ("upload", "download"):
-            c = compare(r, op)
-            peers = {p: r.get(p, op) for p in PEERS}
-            rows.append([
-                r.shape, op, f"{c.hub.mbps:,.1f}",
-                *(f"{m.mbps:,.1f}" if m else "-" for m in peers.values()),
-                f"{c.ratio:.2f}x vs {c.best.tool}",
-            ])
-    return table(rows, ["shape", "op", "assethub MB/s", *(f"{p} MB/s" for p in PEERS),
-                        "assethub / best peer"])
+            tools = {t: r.get(t, op) for t in (*HUBS, *PEERS)}
+            ratios = []
+            for hub in HUBS:
+                c = compare(r, op, hub)
+                lakectl = r.get("lakectl", op)
+                if c is not None:
+                    ratios.append(f"{c.ratio:.2f}x vs {c.best.tool}")
+                    if lakectl is not None and c.best.tool != "lakectl":
+                        ratios[-1] += f" ({c.hub.mbps / lakectl.mbps:.2f}x vs lakectl)"
+                else:
+                    ratios.append("-")
+            rows.append([r.shape, op, *(f"{m.mbps:,.1f}" if m else "-" for m in tools.values()),
+                         *ratios])
+    return table(rows, ["shape", "op", *(f"{t} MB/s" for t in (*HUBS, *PEERS)),
+                        *(f"{h} / best peer" for h in HUBS)])
 
 
 def cache_table(results: list[ShapeResult]) -> str:
     rows = []
-    for r in results:
-        cold = r.get("assethub", "download")
-        assert cold is not None
+    for r, hub in ((r, hub) for r in results for hub in HUBS):
+        cold = r.get(hub, "download")
+        if cold is None:
+            continue
         for op in ("download (cached)", "download (1% changed)"):
-            m = r.get("assethub", op)
+            m = r.get(hub, op)
             if m is None:
                 continue
             rows.append([
-                r.shape, op, f"{m.usage.seconds:.3f}",
+                r.shape, f"{op} / {hub}", f"{m.usage.seconds:.3f}",
                 f"{100 * m.usage.seconds / cold.usage.seconds:.1f}%",
                 fmt_bytes(m.bytes_transferred),
                 f"{100 * m.bytes_transferred / m.bytes_total:.1f}%",
             ])
-    return table(rows, ["shape", "assethub op", "time s", "% of cold download time",
+    return table(rows, ["shape", "op / tool", "time s", "% of cold download time",
                         "transferred", "% of bytes"])
 
 
 def result_line(r: ShapeResult) -> str:
     parts = [f"RESULT shape={r.shape}", f"data='{r.description}'"]
     for op, key in (("upload", "up"), ("download", "down")):
-        c = compare(r, op)
-        parts += [f"{key}_{t}={m.mbps:.1f}" for t in ("assethub", *PEERS)
+        parts += [f"{key}_{t}={m.mbps:.1f}" for t in (*HUBS, *PEERS)
                   if (m := r.get(t, op)) is not None]
-        parts.append(f"{key}_ratio={c.ratio:.2f}")
-    cold = r.get("assethub", "download")
-    cached = r.get("assethub", "download (cached)")
-    if cold and cached:
-        parts += [f"cached_s={cached.usage.seconds:.3f}",
-                  f"cached_pct={100 * cached.usage.seconds / cold.usage.seconds:.1f}",
-                  f"cached_bytes={cached.bytes_transferred}"]
-    if (changed := r.get("assethub", "download (1% changed)")) is not None:
-        parts += [f"change1pct_s={changed.usage.seconds:.3f}",
-                  f"change1pct_bytes={changed.bytes_transferred}"]
+        if (c := compare(r, op)) is not None:
+            parts.append(f"{key}_ratio={c.ratio:.2f}")
+        srv, lakectl = r.get("server", op), r.get("lakectl", op)
+        if srv is not None and lakectl is not None:
+            parts.append(f"{key}_server_vs_lakectl={srv.mbps / lakectl.mbps:.2f}")
+    for hub, tag in (("assethub", ""), ("server", "server_")):
+        cold = r.get(hub, "download")
+        cached = r.get(hub, "download (cached)")
+        if cold and cached:
+            parts += [f"{tag}cached_s={cached.usage.seconds:.3f}",
+                      f"{tag}cached_pct={100 * cached.usage.seconds / cold.usage.seconds:.1f}",
+                      f"{tag}cached_bytes={cached.bytes_transferred}"]
+        if (changed := r.get(hub, "download (1% changed)")) is not None:
+            parts += [f"{tag}change1pct_s={changed.usage.seconds:.3f}",
+                      f"{tag}change1pct_bytes={changed.bytes_transferred}"]
     return " ".join(parts)
 
 
@@ -722,9 +789,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="64 MiB and 500 files")
     parser.add_argument("--rounds", type=int, default=3, help="repetitions (median shown)")
     parser.add_argument("--shape", choices=["all", "big", "small"], default="all")
+    parser.add_argument("--wait", type=float, default=30.0,
+                        help="seconds each step waits at most for a nearly idle machine")
+    parser.add_argument("--no-server", action="store_true",
+                        help="skip the SDK through the Asset Hub server (Storage and peers only)")
     args = parser.parse_args(argv)
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
+    QUIET_LIMIT[0] = args.wait
 
     instance = lakefs.start()
     api = api_client(instance)
@@ -733,6 +805,13 @@ def main(argv: list[str] | None = None) -> int:
     repos = Repositories(api, instance, uuid.uuid4().hex[:6])
     with tempfile.TemporaryDirectory(prefix="assethub-bench-") as tmp:
         ctx = Context(instance, api, repos, ServerCPU(instance), Path(tmp))
+        proc = None
+        if not args.no_server:
+            # its repositories under the bench's namespace: removed with the others at the end
+            os.environ["ASSETHUB_STORAGE_NAMESPACE"] = f"local://{NAMESPACE_ROOT}"
+            proc, url, token = start_server(instance, Path(tmp) / "home")
+            ctx = replace(ctx, hub_server=(url, token), hub_cpu=ServerCPU(None, proc.pid))
+            Client(url, token).create_folder("admin/model/transfer")
         try:
             for spec in shapes(args.quick):
                 if args.shape not in ("all", spec.name):
@@ -743,6 +822,9 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             log("deleting the benchmark repositories")
             repos.delete_all()
+            if proc is not None:
+                proc.terminate()
+                proc.wait(timeout=30)
     report(results, setup, args.rounds)
     return 0
 

@@ -287,6 +287,7 @@ class Hub:
     open_bundle = _Forward("versions", Versions.open_bundle)
     start_upload = _Forward("versions", Versions.start_upload)
     put_upload_file = _Forward("versions", Versions.put_upload_file)
+    put_upload_bundle = _Forward("versions", Versions.put_upload_bundle)
     commit_upload = _Forward("versions", Versions.commit_upload)
     abort_upload = _Forward("versions", Versions.abort_upload)
     check_import = _Forward("versions", Versions.check_import)

@@ -49,7 +49,7 @@ from assethub._cache import (  # the cache is the SDK's too; defined there, re-e
     place_all,
     run_parallel,
 )
-from assethub.errors import AssetHubError, StorageUnavailableError, TransferError
+from assethub.errors import AssetHubError, ChecksumMismatchError, StorageUnavailableError, TransferError
 
 __all__ = ["BlobCache", "RemoteObject", "S3Gateway", "copy_local_blockstore", "file_sha256", "place",
            "place_all", "run_parallel"]
@@ -183,6 +183,22 @@ class S3Gateway:
                              path=key)
 
     # -- upload ------------------------------------------------------------------------------
+    def put_bytes(self, repo: str, key: str, data: bytes, *, sha256: str, path: str) -> str:
+        """Upload a small object held in memory after checking it against the SHA-256 its
+        sender declared (stored with it); verified against the server's ETag. Returns the ETag."""
+        actual = hashlib.sha256(data).hexdigest()
+        if actual != sha256:
+            raise ChecksumMismatchError(
+                f"{path} arrived corrupted: sha256 {actual}, expected {sha256}", path=path)
+        md5 = hashlib.md5(data, usedforsecurity=False).hexdigest()
+        resp = self._request("PUT", repo, key, body=data,
+                             headers={f"x-amz-meta-{SHA256_META}": sha256})
+        etag = str(resp.headers.get("ETag", "")).strip('"')
+        if etag and etag != md5:
+            raise TransferError(f"upload of {path} was corrupted in transit (md5 {md5}, server "
+                                f"has {etag})", path=path)
+        return etag or md5
+
     def put_file(self, repo: str, key: str, local: Path, progress: Progress | None) -> str:
         """Upload one file; returns its SHA-256. Verified against the server's ETag when single-part."""
         size = local.stat().st_size

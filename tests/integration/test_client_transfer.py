@@ -179,3 +179,96 @@ def test_bundle_refuses_what_it_cannot_send(owned: tuple[Client, str], hub_serve
     assert too_many.status_code == 422
     anonymous = httpx.post(url, json={"ref": "main", "paths": ["a.txt"]})
     assert anonymous.status_code == 401
+
+
+def test_many_small_files_go_up_in_bundles(owned: tuple[Client, str], tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch, hub_server: Any) -> None:
+    """Small files of an upload travel several to a request; each keeps its SHA-256 in lakeFS
+    (checked by the server) and the commit holds exactly what was sent."""
+    c, asset = owned
+    src = tmp_path / "src"
+    files = {f"d{i % 7}/f{i:04d}.bin": os.urandom(i % 300) for i in range(600)}  # empty ones too
+    files["big.bin"] = os.urandom(5 * 1024 * 1024)
+    for name, data in files.items():
+        (src / name).parent.mkdir(parents=True, exist_ok=True)
+        (src / name).write_bytes(data)
+    calls: list[str] = []
+    real_stream = Client._stream
+
+    def spy(self: Client, method: str, url: str, **kw: Any) -> Any:
+        calls.append(f"{method} {url.rsplit('/', 1)[-1]}")
+        return real_stream(self, method, url, **kw)
+
+    monkeypatch.setattr(Client, "_stream", spy)
+    c.upload(f"{asset}:main", src, path="up", message="many files")
+    assert calls.count("PUT bundle") == 2  # 600 small files, 400 to a bundle
+    assert [x for x in calls if x.startswith("PUT ") and x != "PUT bundle"] == ["PUT big.bin"]
+    listed = {o.path: o for o in c.list_objects(f"{asset}:main", prefix="up/")}
+    assert listed.keys() == {f"up/{n}" for n in files}
+    import hashlib
+
+    assert all(listed[f"up/{n}"].sha256 == hashlib.sha256(d).hexdigest() for n, d in files.items())
+    fresh = Client(hub_server.url, hub_server.admin_token, cache_dir=tmp_path / "cache2")
+    fresh.download(f"{asset}:main", tmp_path / "out", prefix="up")
+    assert all((tmp_path / "out" / n).read_bytes() == d for n, d in files.items())
+
+
+def _frame(path: str, data: bytes, sha256: str | None = None, size: int | None = None) -> bytes:
+    import hashlib
+    import json
+
+    header = json.dumps({"path": path, "size": len(data) if size is None else size,
+                         "sha256": sha256 or hashlib.sha256(data).hexdigest()}).encode()
+    return len(header).to_bytes(4, "big") + header + data
+
+
+def test_an_upload_bundle_refuses_bad_frames_and_other_peoples_uploads(
+        owned: tuple[Client, str], hub_server: Any) -> None:
+    """Bad input in a bundle is a clear 400 and nothing of it reaches the branch; another user
+    (not an admin) cannot put files into someone else's upload, nor can an anonymous caller."""
+    c, asset = owned
+    head = c.resolve(f"{asset}:main")
+    h = {"Authorization": f"Bearer {hub_server.admin_token}"}
+    base = f"{hub_server.url}/api/v1"
+
+    def start() -> str:
+        return str(httpx.post(f"{base}/assets/{asset}/uploads", json={"branch": "main"},
+                              headers=h).json()["upload_id"])
+
+    upload = start()
+    url = f"{base}/uploads/{upload}/bundle"
+    good = _frame("ok/a.bin", b"a" * 100)
+    cases = {
+        "corrupted": good + _frame("ok/b.bin", b"actual bytes", sha256="0" * 64),
+        "object path": _frame("../etc/passwd", b"x"),
+        "ended early": good + _frame("ok/c.bin", b"short", size=50),
+        "twice": good + good,
+        "size must be": _frame("ok/d.bin", b"", size=5 * 1024 * 1024),
+        "needs its SHA-256": _frame("ok/e.bin", b"e", sha256="ABC"),
+        "not JSON": (5).to_bytes(4, "big") + b"{nope",
+    }
+    for expected, body in cases.items():
+        r = httpx.put(url, content=body, headers=h)
+        assert r.status_code == 400, (expected, r.status_code, r.text)
+        assert expected in r.json()["error"]["message"], (expected, r.text)
+    httpx.delete(f"{base}/uploads/{upload}", headers=h)
+    assert c.resolve(f"{asset}:main") == head  # nothing committed
+
+    # someone else's upload: not found for another user, nor for nobody
+    admin = Client(hub_server.url, hub_server.admin_token)
+    name = f"mallory{uuid.uuid4().hex[:6]}"
+    admin.create_user(name)
+    other = admin.create_token(name, name="t").secret
+    upload = start()
+    r = httpx.put(f"{base}/uploads/{upload}/bundle", content=good,
+                  headers={"Authorization": f"Bearer {other}"})
+    assert r.status_code == 404 and r.json()["error"]["type"] == "NotFoundError"
+    anonymous = httpx.put(f"{base}/uploads/{upload}/bundle", content=good)
+    assert anonymous.status_code == 404  # an anonymous caller owns no upload either
+    # the owner's bundle goes through and commits
+    r = httpx.put(f"{base}/uploads/{upload}/bundle", content=good + _frame("ok/z.bin", b""),
+                  headers=h)
+    assert r.status_code == 200, r.text
+    assert [f["path"] for f in r.json()["files"]] == ["ok/a.bin", "ok/z.bin"]
+    httpx.post(f"{base}/uploads/{upload}/commit", json={"message": "two"}, headers=h)
+    assert {o.path for o in c.list_objects(f"{asset}:main", prefix="ok/")} == {"ok/a.bin", "ok/z.bin"}

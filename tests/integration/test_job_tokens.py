@@ -8,6 +8,7 @@ Callers: ``ownr`` (owns the folders), ``other`` (a second user), the service use
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -95,7 +96,7 @@ def test_a_job_token_reads_its_dataset_at_the_pinned_commit_only(w: World) -> No
     assert w.api.call(job, "GET", f"/assets/{w.model}/files/weights.bin").content == b"w1"
 
 
-def test_a_job_token_writes_only_its_runs_branch(w: World) -> None:
+def test_a_job_token_writes_only_its_runs_branch(w: World, tmp_path: Path) -> None:
     run = w.open_run()
     job = w.job(fresh("job"), run["job_token"])
     before = {m: w.api.state(m) for m in (w.model, w.other_model, w.dataset)}
@@ -125,6 +126,19 @@ def test_a_job_token_writes_only_its_runs_branch(w: World) -> None:
     w.api.ok(job, "POST", f"/assets/{w.model}/branches", json={"name": run["branch"], "source": "main"})
     committed = w.api.commit(job, w.model, {"model/MLmodel": b"m"}, branch=run["branch"])
     assert committed["metadata"]["author"] == w.o
+    # many small files, as the SDK sends them (upload bundles), to its branch only
+    from assethub import errors
+    from assethub.client import Client
+
+    src = tmp_path / "model"
+    for i in range(6):
+        (src / f"f{i}.txt").parent.mkdir(parents=True, exist_ok=True)
+        (src / f"f{i}.txt").write_text(f"part {i}")
+    sdk = Client(w.api.url, run["job_token"], cache_dir=tmp_path / "cache")
+    sdk.upload(f"{w.model}:{run['branch']}", src, path="model/parts", message="parts")
+    assert len(sdk.list_objects(f"{w.model}:{run['branch']}", prefix="model/parts/")) == 6
+    with pytest.raises(errors.ForbiddenError):
+        sdk.upload(f"{w.model}:main", src, path="model/parts", message="not its branch")
     # and the job cannot move its run to another branch to write there
     refused_run = w.api.call(job, "PATCH", f"/runs/{run['id']}", json={"branch": "main"})
     assert refused_run.status_code == 403 and SCOPE in message(refused_run)

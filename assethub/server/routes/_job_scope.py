@@ -32,9 +32,9 @@ from assethub.wire import RunView
 _OPEN = {("GET", "/health"), ("GET", "/whoami"), ("GET", "/capabilities")}
 _OWN_RUN = {("GET", "/runs/{run_id}"), ("PATCH", "/runs/{run_id}"),
             ("POST", "/runs/{run_id}/git-credential")}
-_UPLOADS = {("PUT", "/uploads/{upload_id}/files/{file:path}"), ("POST", "/uploads/{upload_id}/commit"),
-            ("DELETE", "/uploads/{upload_id}"), ("POST", "/uploads/{upload_id}/presign"),
-            ("POST", "/uploads/{upload_id}/link")}
+_UPLOADS = {("PUT", "/uploads/{upload_id}/files/{file:path}"), ("PUT", "/uploads/{upload_id}/bundle"),
+            ("POST", "/uploads/{upload_id}/commit"), ("DELETE", "/uploads/{upload_id}"),
+            ("POST", "/uploads/{upload_id}/presign"), ("POST", "/uploads/{upload_id}/link")}
 # reads of an asset the run uses; those that return file content are pinned for the dataset
 _READS = {("GET", ""), ("GET", "/role"), ("GET", "/commit"), ("GET", "/log"), ("GET", "/branches"),
           ("GET", "/tags"), ("GET", "/evaluations"), ("GET", "/lineage")}

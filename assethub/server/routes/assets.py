@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from assethub import errors
 from assethub._json import jsonable
 from assethub.hub import Hub, Principal
-from assethub.hub.versions import LinkedFile
+from assethub.hub.versions import BUNDLE_UPLOAD_MAX_BYTES, LinkedFile
 from assethub.server.routes._common import (
     ASSET,
     AssetP,
@@ -32,13 +32,15 @@ from assethub.server.routes._common import (
 from assethub.wire import DatasetMeta, PresignedPage
 
 UPLOAD_FILE = "/uploads/{upload_id}/files/{file:path}"
+UPLOAD_BUNDLE = "/uploads/{upload_id}/bundle"
 IMPORT = f"{ASSET}/import"
 
 
 def streamed_bodies(hub: Hub) -> list[StreamedBody]:
     """The routes here that stream their body, each read only once the caller may send it."""
     return [("PUT", UPLOAD_FILE, lambda: hub.limits.max_upload_bytes),  # the caller's upload
-            ("POST", IMPORT, lambda: hub.limits.max_archive_bytes)]  # after check_import
+            ("POST", IMPORT, lambda: hub.limits.max_archive_bytes),  # after check_import
+            ("PUT", UPLOAD_BUNDLE, lambda: BUNDLE_UPLOAD_MAX_BYTES)]  # many small files
 
 
 _RANGE = re.compile(r"bytes=(\d+)-(\d*)|bytes=-(\d+)")
@@ -283,6 +285,12 @@ def router(hub: Hub, principal: Authenticator) -> APIRouter:
     def abort_upload(who: Who, upload_id: str) -> Response:
         hub.abort_upload(who, upload_id)
         return Response(status_code=204)
+
+    # -- bundle upload: many small files of an upload in one request -------------------------
+    @r.put(UPLOAD_BUNDLE)  # a streamed body: see streamed_bodies
+    async def put_bundle(who: Who, upload_id: str, request: Request) -> Any:
+        infos = await hub.put_upload_bundle(who, upload_id, request.stream())
+        return {"files": [{"path": i.path, "size": i.size, "sha256": i.sha256} for i in infos]}
 
     @r.post(IMPORT, status_code=201)  # a streamed body: see streamed_bodies
     async def import_archive(who: Who, path: AssetP, request: Request,
