@@ -233,6 +233,17 @@ def _upload_bundles(remotes: list[str], sizes: Mapping[str, int]) -> list[list[s
     return [*out, group] if group else out
 
 
+class _Reiterable:
+    """A request body made afresh each time it is sent: a retry on another server replica sends
+    it whole (httpx sends a plain generator once)."""
+
+    def __init__(self, make: Callable[[], Iterator[bytes]]) -> None:
+        self._make = make
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self._make()
+
+
 class _Refused(errors.TransferError):
     """The object store refused a presigned URL (expired, or not for this object)."""
 
@@ -899,7 +910,7 @@ class Client:
                 yield header(remote, size, sent[remote]) + data
                 advance(size)
 
-        got = self._call("PUT", f"/uploads/{upload_id}/bundle", content=body(),
+        got = self._call("PUT", f"/uploads/{upload_id}/bundle", content=_Reiterable(body),
                          headers={"Content-Length": str(length),
                                   "Content-Type": "application/x-assethub-bundle"})
         stored = {f.get("path"): f for f in got.get("files", [])}
