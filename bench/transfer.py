@@ -53,12 +53,14 @@ from lakefs_sdk.client import LakeFSClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import _distributed  # bench/_distributed.py: the distributed profile and its S3 floor
 from api import start_server  # bench/api.py: an Asset Hub server process on a private catalog
 
 from assethub.client import Client
 from assethub.storage import AddFile, Storage
 from infra import lakefs
 from infra.lakefs import LakeFSInstance
+from infra.seaweedfs import ObjectStore
 
 MB = 1_000_000
 MIB = 1024 * 1024
@@ -66,10 +68,13 @@ KIB = 1024
 SEED = 20240611
 PREFIX = "data"  # every tool writes the tree under this path of its repository
 NAMESPACE_ROOT = "assethub-bench"  # local://assethub-bench/<repo>-<suffix>
+# where the benchmark's repositories live: lakeFS's local blockstore, or (--profile distributed)
+# a prefix of the object store's bucket, s3://assethub-data/assethub-bench
+NAMESPACE = f"local://{NAMESPACE_ROOT}"
 WORKERS = 16  # Asset Hub's default max_workers; the boto3 baseline uses the same pool size
 CHANGED_FRACTION = 0.01
 QUIET = 0.15  # each step first waits (30 s at most) until the machine uses less of one core
-PEERS = ("lakectl", "boto3")
+PEERS = ("lakectl", "boto3", "s3")  # s3: boto3 straight to the object store (--profile distributed)
 HUBS = ("assethub", "server")  # Storage alone; the SDK's Client through the Asset Hub server
 T = TypeVar("T")
 
@@ -294,8 +299,10 @@ class Tool(Protocol):
 class Repositories:
     """lakeFS repositories this run created, deleted with their blockstore data at the end."""
 
-    def __init__(self, api: LakeFSClient, instance: LakeFSInstance, suffix: str) -> None:
+    def __init__(self, api: LakeFSClient, instance: LakeFSInstance, suffix: str,
+                 store: ObjectStore | None = None) -> None:
         self.api = api
+        self.store = store
         self.blockstore = instance.data_dir / "blockstore"
         self.suffix = suffix
         self.names: list[str] = []
@@ -305,7 +312,7 @@ class Repositories:
         self.api.repositories_api.create_repository(
             lakefs_sdk.RepositoryCreation(
                 name=repo,
-                storage_namespace=f"local://{NAMESPACE_ROOT}/{repo}-{uuid.uuid4().hex[:8]}",
+                storage_namespace=f"{NAMESPACE}/{repo}-{uuid.uuid4().hex[:8]}",
                 default_branch="main",
             )
         )
@@ -328,6 +335,9 @@ class Repositories:
 
     def _remove_namespace(self, namespace: str) -> None:
         # lakeFS leaves a deleted repository's objects in the blockstore; they are ours to drop
+        if self.store is not None and namespace.startswith(f"{NAMESPACE}/"):
+            _distributed.remove_prefix(self.store, namespace)
+            return
         if not namespace.startswith(f"local://{NAMESPACE_ROOT}/"):
             return
         path = (self.blockstore / namespace.removeprefix("local://")).resolve()
@@ -341,7 +351,7 @@ class AssetHubTool:
     def __init__(self, instance: LakeFSInstance, cache_dir: Path, asset: str) -> None:
         self.storage = Storage(
             instance.endpoint, instance.access_key_id, instance.secret_access_key,
-            cache_dir=cache_dir, namespace_root=f"local://{NAMESPACE_ROOT}",
+            cache_dir=cache_dir, namespace_root=NAMESPACE,
         )
         self.asset = asset
         self.storage.create_asset(asset)
@@ -518,6 +528,7 @@ class Context:
     work: Path
     hub_server: tuple[str, str] | None = None  # (url, admin token) of the Asset Hub server
     hub_cpu: ServerCPU | None = None  # its process's CPU
+    store: ObjectStore | None = None  # --profile distributed: the object store under lakeFS
 
 
 @dataclass(frozen=True, slots=True)
@@ -572,6 +583,9 @@ def make_tools(rnd: Round) -> tuple[list[HubTool], list[Tool]]:
         hubs.append(srv)
     peers: list[Tool] = [
         LakectlTool(ctx.instance, ctx.api, ctx.repos.create(f"bench-lakectl-{label}")),
+        # on the distributed profile the floor is the object store itself, not lakeFS's gateway
+        _distributed.DirectS3Tool(ctx.store, f"{NAMESPACE_ROOT}/s3-{label}-{ctx.repos.suffix}",
+                                  WORKERS, PREFIX) if ctx.store is not None else
         Boto3Tool(ctx.instance, ctx.api, ctx.repos.create(f"bench-boto3-{label}")),
     ]
     return hubs, peers
@@ -770,9 +784,23 @@ def api_client(instance: LakeFSInstance) -> LakeFSClient:
     return LakeFSClient(cfg)
 
 
-def describe_setup(instance: LakeFSInstance, api: LakeFSClient) -> str:
+def describe_setup(instance: LakeFSInstance, api: LakeFSClient,
+                   store: ObjectStore | None = None) -> str:
     storage = api.config_api.get_config().storage_config
     presign = bool(storage.pre_sign_support)
+    if store is not None:
+        return "\n".join([
+            f"distributed profile: lakeFS {lakefs.LAKEFS_VERSION} at {instance.endpoint} on "
+            f"SeaweedFS ({store.endpoint}, S3) + PostgreSQL; {os.cpu_count()} CPUs shared by "
+            "SeaweedFS, lakeFS, the server and the clients",
+            f"assethub: Storage(max_workers={WORKERS}) over lakeFS's S3 gateway, SHA-256 verified",
+            "server  : the SDK's Client through the Asset Hub server, which presigns: bytes go "
+            "straight to and from SeaweedFS (SHA-256 verified)",
+            f"lakectl : fs upload/download --recursive, default parallelism 25; presign="
+            f"{'yes' if presign else 'no'}",
+            f"s3      : boto3 straight to the bucket (no lakeFS, no commit), {WORKERS} threads of "
+            "put/get for small files, TransferManager defaults for large ones",
+        ])
     return "\n".join([
         f"lakeFS {lakefs.LAKEFS_VERSION} at {instance.endpoint}, blockstore "
         f"{storage.blockstore_type}; {os.cpu_count()} CPUs shared by lakeFS and the clients",
@@ -791,6 +819,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shape", choices=["all", "big", "small"], default="all")
     parser.add_argument("--wait", type=float, default=30.0,
                         help="seconds each step waits at most for a nearly idle machine")
+    parser.add_argument("--profile", choices=["embedded", "distributed"], default="embedded",
+                        help="distributed: lakeFS on SeaweedFS (S3) + PostgreSQL in a home of its "
+                             "own; the server presigns and the floor is boto3 straight to the bucket")
     parser.add_argument("--no-server", action="store_true",
                         help="skip the SDK through the Asset Hub server (Storage and peers only)")
     args = parser.parse_args(argv)
@@ -798,17 +829,25 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--rounds must be at least 1")
     QUIET_LIMIT[0] = args.wait
 
-    instance = lakefs.start()
+    global NAMESPACE
+    store: ObjectStore | None = None
+    profile_home = None
+    if args.profile == "distributed":
+        profile_home = tempfile.mkdtemp(prefix="assethub-bench-distributed-")
+        instance, store = _distributed.start(Path(profile_home))
+        NAMESPACE = f"s3://{_distributed.BUCKET}/{NAMESPACE_ROOT}"
+    else:
+        instance = lakefs.start()
     api = api_client(instance)
-    setup = describe_setup(instance, api)
+    setup = describe_setup(instance, api, store)
     results: list[ShapeResult] = []
-    repos = Repositories(api, instance, uuid.uuid4().hex[:6])
+    repos = Repositories(api, instance, uuid.uuid4().hex[:6], store)
     with tempfile.TemporaryDirectory(prefix="assethub-bench-") as tmp:
-        ctx = Context(instance, api, repos, ServerCPU(instance), Path(tmp))
+        ctx = Context(instance, api, repos, ServerCPU(instance), Path(tmp), store=store)
         proc = None
         if not args.no_server:
             # its repositories under the bench's namespace: removed with the others at the end
-            os.environ["ASSETHUB_STORAGE_NAMESPACE"] = f"local://{NAMESPACE_ROOT}"
+            os.environ["ASSETHUB_STORAGE_NAMESPACE"] = NAMESPACE
             proc, url, token = start_server(instance, Path(tmp) / "home")
             ctx = replace(ctx, hub_server=(url, token), hub_cpu=ServerCPU(None, proc.pid))
             Client(url, token).create_folder("admin/model/transfer")
@@ -825,6 +864,9 @@ def main(argv: list[str] | None = None) -> int:
             if proc is not None:
                 proc.terminate()
                 proc.wait(timeout=30)
+            if profile_home is not None:
+                _distributed.stop()
+                shutil.rmtree(profile_home, ignore_errors=True)
     report(results, setup, args.rounds)
     return 0
 
