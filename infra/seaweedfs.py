@@ -152,21 +152,24 @@ def _s3_config(d: Path, creds: dict[str, str]) -> Path:
     return cfg
 
 
+#: the ports of the master, volume server and filer (HTTP and gRPC) and of the S3 gateway's gRPC,
+#: each chosen free near its default once and kept, so that a restart finds its data and two
+#: instances (tests, benches) never share one; all given to weed explicitly
+_PORTS = {"master": 9333, "volume": 9340, "filer": 9350, "master_grpc": 19333,
+          "volume_grpc": 19340, "filer_grpc": 19350, "s3_grpc": 18333}
+
+
 def _ports(d: Path, s3_port: int) -> dict[str, int]:
-    """The master, volume and filer ports (each with its gRPC port at +10000), kept once chosen."""
     state = _state(d)
-    ports = dict(state.get("ports") or {})
-    taken = {s3_port, s3_port + 10000}
-    for name, preferred in (("master", 9333), ("volume", 9340), ("filer", 9350)):
+    ports = {k: int(v) for k, v in (state.get("ports") or {}).items() if k in _PORTS}
+    taken = {s3_port, *ports.values()}
+    for name, preferred in _PORTS.items():
         if name not in ports:
             port = preferred
-            while True:
-                port = free_port(port)
-                if port not in taken and free_port(port + 10000) == port + 10000:
-                    break
+            while (port := free_port(port)) in taken:
                 port += 1
             ports[name] = port
-        taken |= {ports[name], ports[name] + 10000}
+            taken.add(port)
     if ports != state.get("ports"):
         _save(d, {**state, "ports": ports})
     return ports
@@ -184,9 +187,13 @@ def start(port: int = DEFAULT_PORT, timeout: float = 120,
     s3_port = SERVER.claim_port(None if "port" in _state(d) else free_port(port))
     ports = _ports(d, s3_port)
     argv = [str(weed), "server", f"-dir={d / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-            f"-master.port={ports['master']}", f"-volume.port={ports['volume']}",
-            "-filer", f"-filer.port={ports['filer']}",
-            "-s3", "-s3.port={port}", f"-s3.config={cfg}",
+            f"-master.port={ports['master']}", f"-master.port.grpc={ports['master_grpc']}",
+            f"-volume.port={ports['volume']}", f"-volume.port.grpc={ports['volume_grpc']}",
+            "-filer", f"-filer.port={ports['filer']}", f"-filer.port.grpc={ports['filer_grpc']}",
+            "-s3", "-s3.port={port}", f"-s3.port.grpc={ports['s3_grpc']}", f"-s3.config={cfg}",
+            # only the S3 API: no IAM API on its port (it would let anyone who reaches it manage
+            # users), no Iceberg or Lance catalog listeners (fixed ports, unused here)
+            "-s3.iam=false", "-s3.port.iceberg=0", "-s3.port.lance=0",
             # small volumes, grown on demand: a test home must not reserve gigabytes
             "-master.volumeSizeLimitMB=1024", "-volume.max=0", "-master.volumePreallocate=false",
             "-master.telemetry=false"]  # it would report cluster statistics to seaweedfs.com

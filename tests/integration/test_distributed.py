@@ -31,9 +31,9 @@ from tests.integration._jobs import EXAMPLES, git_repo
 pytestmark = [pytest.mark.integration, pytest.mark.distributed]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def distributed_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DistributedStack]:
-    """The whole distributed profile in a home of its own, once per session (when asked for)."""
+    """The whole distributed profile in a home of its own, for this module (down after it)."""
     from tests.conftest import free_port
 
     stack = start(tmp_path_factory.mktemp("distributed-home"), free_port())
