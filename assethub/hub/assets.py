@@ -23,7 +23,7 @@ from assethub.errors import (
 from assethub.hub._rows import aware, keep_paths
 from assethub.hub.audit import AuditLog
 from assethub.hub.identity import Principal, require_user
-from assethub.hub.permissions import Permissions, find_folder, rank, require, role_name
+from assethub.hub.permissions import AccessCache, Permissions, find_folder, rank, require, role_name
 from assethub.refs import AssetKind, AssetPath, FolderPath
 from assethub.storage import Storage
 from assethub.wire import AssetView, DatasetMeta
@@ -71,8 +71,12 @@ class CatalogLocator:
 
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
+        self.access = AccessCache.of(catalog)
 
     def __call__(self, path: AssetPath) -> str:
+        known = self.access.get(path)  # what the request's role check has just read
+        if known is not None:
+            return known.repository
         repository = self.catalog.lookup(
             select(Asset.repository).join(Folder).where(
                 Folder.owner == path.owner, Folder.kind == path.kind.value,
