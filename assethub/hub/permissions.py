@@ -146,10 +146,18 @@ class AccessCache:
     (:meth:`Catalog.changes_pending`), for a few seconds at most (the bound for a change a
     notification could not announce), and only if no change came while it was read.
     Missing assets are not remembered.
+
+    On PostgreSQL each :class:`Catalog` object has its own (it hears the others, in this
+    process or not, through its own LISTEN connection). SQLite has no notifications: there
+    the catalogs of one database file in this process share one, told by each of them; a
+    process that writes such rows without a server (no such writer today) is seen within
+    the few seconds an entry lives, as for :class:`~assethub.hub.identity.Identity`'s tokens.
     """
 
     _by_catalog: ClassVar[weakref.WeakKeyDictionary[Catalog, AccessCache]] = \
         weakref.WeakKeyDictionary()
+    _by_sqlite_file: ClassVar[weakref.WeakValueDictionary[str, AccessCache]] = \
+        weakref.WeakValueDictionary()
     _lock: ClassVar[threading.Lock] = threading.Lock()
 
     @classmethod
@@ -157,23 +165,33 @@ class AccessCache:
         with cls._lock:
             found = cls._by_catalog.get(catalog)
             if found is None:
-                found = cls._by_catalog[catalog] = cls(catalog)
+                database = catalog.engine.url.database or ":memory:"
+                file = None if catalog.is_postgresql or database == ":memory:" else database
+                shared = cls._by_sqlite_file.get(file) if file is not None else None
+                found = shared if shared is not None else cls(catalog)
+                found._attach(catalog)
+                cls._by_catalog[catalog] = found
+                if file is not None:
+                    cls._by_sqlite_file[file] = found
             return found
 
     def __init__(self, catalog: Catalog) -> None:
-        self.catalog = catalog
+        self.catalog = catalog  # whose notifications say whether an entry may be stale
         self._facts: dict[AssetPath, tuple[float, AssetFacts]] = {}
         self._generation = 0
         self._mutex = threading.Lock()
+
+    def _attach(self, catalog: Catalog) -> None:
         catalog.subscribe(self._on_change)
         sessions = catalog._sessions  # every session of this catalog (Catalog.session)
-        event.listen(sessions, "after_flush", _note_changes)
-        event.listen(sessions, "after_commit", self._committed)
-        event.listen(sessions, "after_rollback", _forget_changes)
 
-    def _committed(self, session: Session) -> None:
-        if session.info.pop(_CHANGED, False):
-            self.catalog.publish(ACCESS_CHANNEL, "")
+        def committed(session: Session) -> None:
+            if session.info.pop(_CHANGED, False):
+                catalog.publish(ACCESS_CHANNEL, "")
+
+        event.listen(sessions, "after_flush", _note_changes)
+        event.listen(sessions, "after_commit", committed)
+        event.listen(sessions, "after_rollback", _forget_changes)
 
     def _on_change(self, channel: str, _payload: str) -> None:
         if channel in (ACCESS_CHANNEL, IDENTITY_CHANNEL, RECONNECTED):
