@@ -65,8 +65,10 @@ class CatalogLocator:
 
     The catalog owns path -> repository: a rename changes the record and keeps the repository,
     and a path deleted and created again gets a new one, for every server on the catalog at
-    once. One indexed read of committed rows per call (:meth:`Catalog.lookup`), so it works
-    inside and outside an open catalog session.
+    once. What the request's role check has just read answers when current (the catalog's
+    :class:`~assethub.hub.permissions.AccessCache`, forgotten on every such change by any
+    server); otherwise one indexed read of committed rows (:meth:`Catalog.lookup`), so it
+    works inside and outside an open catalog session.
     """
 
     def __init__(self, catalog: Catalog) -> None:
