@@ -23,7 +23,7 @@ from assethub.errors import (
 from assethub.hub._rows import aware, keep_paths
 from assethub.hub.audit import AuditLog
 from assethub.hub.identity import Principal, require_user
-from assethub.hub.permissions import Permissions, find_folder, rank, require, role_name
+from assethub.hub.permissions import AccessCache, Permissions, find_folder, rank, require, role_name
 from assethub.refs import AssetKind, AssetPath, FolderPath
 from assethub.storage import Storage
 from assethub.wire import AssetView, DatasetMeta
@@ -65,14 +65,20 @@ class CatalogLocator:
 
     The catalog owns path -> repository: a rename changes the record and keeps the repository,
     and a path deleted and created again gets a new one, for every server on the catalog at
-    once. One indexed read of committed rows per call (:meth:`Catalog.lookup`), so it works
-    inside and outside an open catalog session.
+    once. What the request's role check has just read answers when current (the catalog's
+    :class:`~assethub.hub.permissions.AccessCache`, forgotten on every such change by any
+    server); otherwise one indexed read of committed rows (:meth:`Catalog.lookup`), so it
+    works inside and outside an open catalog session.
     """
 
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
+        self.access = AccessCache.of(catalog)
 
     def __call__(self, path: AssetPath) -> str:
+        known = self.access.get(path)  # what the request's role check has just read
+        if known is not None:
+            return known.repository
         repository = self.catalog.lookup(
             select(Asset.repository).join(Folder).where(
                 Folder.owner == path.owner, Folder.kind == path.kind.value,

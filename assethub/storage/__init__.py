@@ -20,6 +20,7 @@ import collections
 import hashlib
 import itertools
 import os
+import re
 import tempfile
 import time
 import uuid
@@ -181,8 +182,31 @@ def _sha256_of(meta: Mapping[str, str] | None) -> str | None:
     return None
 
 
-def _open_local(obj: RemoteObject) -> StreamedObject | None:
-    """A file of a local blockstore as a stream, when this process can read it at its size."""
+_BYTE_RANGE = re.compile(r"bytes=(\d+)-(\d*)|bytes=-(\d+)")
+
+
+def _span(byte_range: str | None, size: int) -> tuple[int, int] | None:
+    """The first and last byte of a single HTTP byte range of a file of ``size`` bytes; None
+    when the range is not one this reads itself (lakeFS answers it, with its errors)."""
+    if byte_range is None:
+        return (0, size - 1)
+    m = _BYTE_RANGE.fullmatch(byte_range.strip())
+    if m is None:
+        return None
+    if m.group(3) is not None:  # the last N bytes
+        n = int(m.group(3))
+        return (max(0, size - n), size - 1) if n > 0 and size > 0 else None
+    start = int(m.group(1))
+    end = min(int(m.group(2)), size - 1) if m.group(2) else size - 1
+    return (start, end) if start <= end else None
+
+
+def _open_local(obj: RemoteObject, byte_range: str | None = None) -> StreamedObject | None:
+    """A file of a local blockstore (or a single byte range of it) as a stream, when this
+    process can read it at its size."""
+    span = _span(byte_range, obj.size)
+    if span is None:
+        return None
     try:
         f = open(obj.physical.removeprefix("local://"), "rb")  # noqa: SIM115 (closed by the stream)
     except OSError:
@@ -190,16 +214,26 @@ def _open_local(obj: RemoteObject) -> StreamedObject | None:
     if os.fstat(f.fileno()).st_size != obj.size:
         f.close()
         return None
+    start, end = span
+    left = max(0, end - start + 1)
+    if start:
+        f.seek(start)
 
     async def chunks() -> AsyncIterator[bytes]:
+        nonlocal left
         with f:
-            while chunk := f.read(1 << 20):
+            while left > 0 and (chunk := f.read(min(left, 1 << 20))):
+                left -= len(chunk)
                 yield chunk
 
     async def close() -> None:
         f.close()
 
-    return StreamedObject(200, obj.size, None, obj.checksum or None, chunks(), close)
+    etag = f'"{obj.checksum}"' if obj.checksum else None
+    if byte_range is None:
+        return StreamedObject(200, obj.size, None, etag, chunks(), close)
+    return StreamedObject(206, end - start + 1, f"bytes {start}-{end}/{obj.size}", etag,
+                          chunks(), close)
 
 
 async def _ready(obj: StreamedObject) -> StreamedObject:
@@ -239,6 +273,7 @@ class Storage(Transactions, Presigning):
         self.progress = progress
         # read a local blockstore's files directly when this process can (embedded stack)
         self.direct_local = direct_local
+        self._stats: dict[tuple[str, str, str], RemoteObject] = {}  # (repo, commit, path)
         self.locate: Locator = locate or self.derived_repository
 
     @classmethod
@@ -740,7 +775,33 @@ class Storage(Transactions, Presigning):
         """One file (or an HTTP byte range of it) as a stream of bytes: one call to lakeFS."""
         r = AssetRef.coerce(ref)
         _policy.user_path(validate_object_path(path), "read")
-        return await self._get_stream(self.repository(r.path), r, path, byte_range)
+        repo = self.repository(r.path)
+        if self.direct_local and r.looks_like_commit:
+            found = await self._local_object(repo, r, path)
+            opened = _open_local(found, byte_range) if found is not None else None
+            if opened is not None:
+                return opened
+        return await self._get_stream(repo, r, path, byte_range)
+
+    async def _local_object(self, repo: str, r: AssetRef, path: str) -> RemoteObject | None:
+        """A commit's file in a local blockstore (its stat, remembered: a commit never changes),
+        or None when it is elsewhere or not found (the lakeFS read then answers)."""
+        key = (repo, r.ref, path)
+        found = self._stats.get(key)
+        if found is None:
+            client = self.lakefs.async_http
+            with self.lakefs.translate(asset=r.path, ref=str(r), what=f"object:{path}"):
+                resp = await client.get(f"/repositories/{repo}/refs/{r.ref}/objects/stat",
+                                        params={"path": path})
+            if resp.status_code != 200:
+                return None  # not found, refused...: the read through lakeFS says why
+            o = resp.json()
+            found = RemoteObject(path, int(o.get("size_bytes") or 0), o.get("checksum", ""),
+                                 None, o.get("physical_address", ""))
+            if len(self._stats) >= 4096:
+                self._stats.pop(next(iter(self._stats)))
+            self._stats[key] = found
+        return found if found.physical.startswith("local:///") else None
 
     async def get_streams(self, ref: AssetRef | str, paths: Sequence[str], *,
                           ahead: int = 6) -> AsyncGenerator[tuple[str, StreamedObject | AssetHubError], None]:

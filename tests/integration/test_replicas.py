@@ -252,6 +252,44 @@ def test_a_share_removed_on_one_server_hides_the_folder_on_the_other(
         dave_b.get_folder("alice/dataset/shared")  # the next request, no wait
 
 
+
+def test_an_assets_access_changed_on_one_server_holds_on_the_other_at_once(
+        replicas: Replicas, alice: str, tmp_path: Path) -> None:
+    """B remembers what its role checks and repository look-ups read of an asset; every change
+    made on A (role, rename, share removed, asset deleted and made again) holds on B at its
+    next request."""
+    admin_a = _client(replicas.a.url, replicas.admin, tmp_path)
+    admin_a.create_user("erin")
+    erin_b = _client(replicas.b.url, admin_a.create_token("erin").secret, tmp_path)
+    alice_a = _client(replicas.a.url, alice, tmp_path)
+    alice_a.create_folder("alice/model/seen")
+    alice_a.create_asset("alice/model/seen/net")
+    (tmp_path / "w.bin").write_bytes(b"weights")
+    alice_a.upload("alice/model/seen/net:main", tmp_path / "w.bin", message="w")
+    alice_a.share("alice/model/seen", role="edit", user="erin")
+    erin_b.create_branch("alice/model/seen/net", "b1")  # B has read the asset's facts
+    assert [o.path for o in erin_b.list_objects("alice/model/seen/net:main")] == ["w.bin"]
+
+    alice_a.share("alice/model/seen", role="view", user="erin")  # a narrower role
+    with pytest.raises(errors.ForbiddenError):
+        erin_b.create_branch("alice/model/seen/net", "b2")
+
+    alice_a.update_asset("alice/model/seen/net", new_name="net2")
+    with pytest.raises(errors.NotFoundError):
+        erin_b.list_objects("alice/model/seen/net:main")
+    assert [o.path for o in erin_b.list_objects("alice/model/seen/net2:main")] == ["w.bin"]
+
+    alice_a.unshare("alice/model/seen", user="erin")
+    with pytest.raises(errors.NotFoundError):
+        erin_b.list_objects("alice/model/seen/net2:main")
+
+    # deleted and made again at the same path: a new repository, reached from B at once
+    alice_a.share("alice/model/seen", role="view", user="erin")
+    assert erin_b.list_objects("alice/model/seen/net2:main")
+    alice_a.delete_asset("alice/model/seen/net2")
+    alice_a.create_asset("alice/model/seen/net2")
+    assert erin_b.list_objects("alice/model/seen/net2:main") == []
+
 # -- one leader among replicas -------------------------------------------------------------------
 def test_one_server_leads_the_background_loops_and_another_takes_over(replicas: Replicas) -> None:
     a, b = replicas.a.hub.catalog, replicas.b.hub.catalog

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,6 +19,7 @@ from assethub.errors import (
     ObjectNotFoundError,
     RefNotFoundError,
 )
+from assethub.refs import AssetRef
 from assethub.storage import AddFile, DeleteFile, Storage
 
 pytestmark = pytest.mark.integration
@@ -381,3 +384,69 @@ def test_a_damaged_blockstore_file_is_not_trusted(
     assert not gateway.copy_local_blockstore(missing, tmp_path / "t2", None)
     assert gateway.copy_local_blockstore(obj, tmp_path / "t3", None)
     assert (tmp_path / "t3").read_bytes() == b"good bytes"
+
+
+def test_a_commits_file_is_streamed_from_a_local_blockstore_as_lakefs_would(
+    storage: Storage, model_path: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """get_stream at a commit reads the local blockstore's file itself (whole or a byte range)
+    and answers exactly what lakeFS's read answers: status, length, range, ETag, bytes."""
+    import asyncio
+
+    from assethub.errors import RangeNotSatisfiableError
+
+    data = os.urandom(3 * 2**20 + 17)  # more than one read chunk
+    (tmp_path / "w.bin").write_bytes(data)
+    storage.upload(f"{model_path}:main", tmp_path / "w.bin", message="w")
+    at = f"{model_path}:{storage.resolve(f'{model_path}:main')}"
+    ranges = [None, "bytes=10-19", "bytes=5-", "bytes=-7", "bytes=0-99999999",
+              f"bytes={len(data) - 1}-"]
+
+    async def read(s: Storage, ref: str, byte_range: str | None,
+                   path: str = "w.bin") -> tuple[Any, ...]:
+        obj = await s.get_stream(ref, path, byte_range=byte_range)
+        body = b"".join([c async for c in obj.chunks])
+        return obj.status, obj.length, obj.content_range, obj.etag, body
+
+    async def through_lakefs() -> list[tuple[Any, ...]]:
+        remote = Storage(storage.endpoint, storage.lakefs.key, storage.lakefs.secret,
+                         cache_dir=tmp_path / "c2", direct_local=False)
+        return [await read(remote, at, br) for br in ranges]
+
+    expected = asyncio.run(through_lakefs())
+    assert expected[1][4] == data[10:20] and expected[3][4] == data[-7:]
+
+    async def direct() -> list[tuple[Any, ...]]:
+        s = Storage(storage.endpoint, storage.lakefs.key, storage.lakefs.secret,
+                    cache_dir=tmp_path / "c3")
+        got = [await read(s, at, br) for br in ranges]
+        for bad in ("bytes=99999999-", "bytes=-0"):  # outside the file: lakeFS's refusal
+            with pytest.raises(RangeNotSatisfiableError):
+                await read(s, at, bad)
+        with pytest.raises(ObjectNotFoundError):
+            await read(s, at, None, "nothing.bin")
+        return got
+
+    real = Storage._get_stream
+    through: list[str | None] = []
+
+    async def spy(self: Storage, repo: str, r: Any, path: str, byte_range: str | None) -> Any:
+        through.append(byte_range)
+        return await real(self, repo, r, path, byte_range)
+
+    monkeypatch.setattr(Storage, "_get_stream", spy)
+    assert asyncio.run(direct()) == expected
+    # only what the blockstore cannot answer, and the missing file (stat said 404)
+    assert through == ["bytes=99999999-", "bytes=-0", None]
+
+    async def damaged_or_branch() -> list[tuple[Any, ...]]:
+        s = Storage(storage.endpoint, storage.lakefs.key, storage.lakefs.secret,
+                    cache_dir=tmp_path / "c4")
+        obj = await s._local_object(s.repository(model_path), AssetRef.coerce(at), "w.bin")
+        assert obj is not None and obj.physical.startswith("local:///")
+        s._stats[next(iter(s._stats))] = dataclasses.replace(obj, size=obj.size + 1)
+        return [await read(s, at, "bytes=10-19"), await read(s, f"{model_path}:main", None)]
+
+    through.clear()
+    assert asyncio.run(damaged_or_branch()) == [expected[1], expected[0]]
+    assert through == ["bytes=10-19", None]  # a file not at its size, a branch: lakeFS reads
