@@ -756,19 +756,22 @@ class Client:
         self.cache.save_listing(f"sdk-{key}", at.ref, objs)
         return objs
 
-    def _fetch_ranges(self, url: str, at: AssetRef, obj: RemoteObject, tmp: Path,
-                      advance: Advance) -> None:
-        """A large file as parallel byte ranges written in place; hashed afterwards."""
+    def _ranges_into(self, tmp: Path, obj: RemoteObject, get_range: Callable[[int, int], Any],
+                     advance: Advance) -> str:
+        """A large file as parallel byte ranges (``get_range(start, end)``: a response context)
+        written in place into ``tmp``; its SHA-256, read back once every range has landed."""
         with open(tmp, "wb") as f:
             f.truncate(obj.size)
         fd = os.open(tmp, os.O_WRONLY)
         try:
             def part(start: int) -> None:
                 end = min(start + _RANGE_PART, obj.size) - 1
-                with self._stream("GET", url, params={"ref": at.ref},
-                                  headers={"Range": f"bytes={start}-{end}"}) as resp:
-                    offset = start
+                offset = start
+                with get_range(start, end) as resp:
                     for chunk in resp.iter_bytes(_CHUNK):
+                        if offset + len(chunk) > end + 1:
+                            raise errors.TransferError(f"range {start}-{end} of {obj.path} came long",
+                                                       path=obj.path)
                         os.pwrite(fd, chunk, offset)
                         offset += len(chunk)
                         advance(len(chunk))
@@ -784,9 +787,16 @@ class Client:
         with open(tmp, "rb") as reader:
             while chunk := reader.read(4 * _CHUNK):
                 sha.update(chunk)
-        if obj.sha256 and sha.hexdigest() != obj.sha256:
+        return sha.hexdigest()
+
+    def _fetch_ranges(self, url: str, at: AssetRef, obj: RemoteObject, tmp: Path,
+                      advance: Advance) -> None:
+        """A large file through the server as parallel byte ranges; hashed afterwards."""
+        digest = self._ranges_into(tmp, obj, lambda start, end: self._stream(
+            "GET", url, params={"ref": at.ref}, headers={"Range": f"bytes={start}-{end}"}), advance)
+        if obj.sha256 and digest != obj.sha256:
             raise errors.TransferError(
-                f"download of {obj.path} failed verification (sha256 {sha.hexdigest()} != "
+                f"download of {obj.path} failed verification (sha256 {digest} != "
                 f"{obj.sha256})", path=obj.path)
 
     def _fetch_bundle(self, at: AssetRef, objs: list[RemoteObject], advance: Advance) -> None:
@@ -1048,47 +1058,23 @@ class Client:
         size and SHA-256 checked before it enters the cache."""
         tmp = self.cache.temp_file()
         try:
-            sha = hashlib.sha256()
             if obj.size >= _RANGED_FROM:
-                with open(tmp, "wb") as f:
-                    f.truncate(obj.size)
-                fd = os.open(tmp, os.O_WRONLY)
-                try:
-                    def part(start: int) -> None:
-                        end = min(start + _RANGE_PART, obj.size) - 1
-                        offset = start
-                        with self._from_store(url, obj, {"Range": f"bytes={start}-{end}"}) as resp:
-                            for chunk in resp.iter_bytes(_CHUNK):
-                                if offset + len(chunk) > end + 1:
-                                    raise errors.TransferError(f"range {start}-{end} of {obj.path} "
-                                                               "came long", path=obj.path)
-                                os.pwrite(fd, chunk, offset)
-                                offset += len(chunk)
-                                advance(len(chunk))
-                        if offset != end + 1:
-                            raise errors.TransferError(f"range {start}-{end} of {obj.path} came short",
-                                                       path=obj.path)
-
-                    run_parallel((functools.partial(part, start)
-                                  for start in range(0, obj.size, _RANGE_PART)), self.max_workers)
-                finally:
-                    os.close(fd)
-                with open(tmp, "rb") as reader:
-                    while chunk := reader.read(4 * _CHUNK):
-                        sha.update(chunk)
+                digest = self._ranges_into(tmp, obj, lambda start, end: self._from_store(
+                    url, obj, {"Range": f"bytes={start}-{end}"}), advance)
                 size = obj.size
             else:
-                size = 0
+                sha, size = hashlib.sha256(), 0
                 with open(tmp, "wb") as out, self._from_store(url, obj) as resp:
                     for chunk in resp.iter_bytes(_CHUNK):
                         out.write(chunk)
                         sha.update(chunk)
                         size += len(chunk)
                         advance(len(chunk))
-            if size != obj.size or (obj.sha256 and sha.hexdigest() != obj.sha256):
+                digest = sha.hexdigest()
+            if size != obj.size or (obj.sha256 and digest != obj.sha256):
                 raise errors.ChecksumMismatchError(
                     f"download of {obj.path} failed verification (size {size}/{obj.size}, "
-                    f"sha256 {sha.hexdigest()} != {obj.sha256}): the object store holds other "
+                    f"sha256 {digest} != {obj.sha256}): the object store holds other "
                     "bytes than were committed", path=obj.path)
             self.cache.commit_blob(tmp, obj)
         finally:
