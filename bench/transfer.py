@@ -430,9 +430,11 @@ class Boto3Tool:
     name = "boto3"
 
     def __init__(self, instance: LakeFSInstance, api: LakeFSClient, repo: str) -> None:
-        self.instance = instance
         self.api = api
-        self.repo = repo
+        self.bucket = repo  # the gateway's bucket is the repository, its keys start with a ref
+        self.endpoint = instance.endpoint
+        self.keys = (instance.access_key_id, instance.secret_access_key)
+        self.region = "us-east-1"
         self.transfer = TransferConfig()  # the defaults
         self._client: Any = None
 
@@ -442,10 +444,10 @@ class Boto3Tool:
         if self._client is None:
             self._client = boto3.session.Session().client(
                 "s3",
-                endpoint_url=self.instance.endpoint,
-                aws_access_key_id=self.instance.access_key_id,
-                aws_secret_access_key=self.instance.secret_access_key,
-                region_name="us-east-1",
+                endpoint_url=self.endpoint,
+                aws_access_key_id=self.keys[0],
+                aws_secret_access_key=self.keys[1],
+                region_name=self.region,
                 config=Config(
                     s3={"addressing_style": "path"},
                     max_pool_connections=WORKERS * 2,
@@ -455,33 +457,42 @@ class Boto3Tool:
             )
         return self._client
 
+    def _root(self) -> str:
+        """Where an upload's keys start: the branch written to."""
+        return "main"
+
+    def _finish(self, root: str) -> str:
+        """What a download of the upload is given: lakeFS's commit of the branch."""
+        commit = self.api.commits_api.commit(
+            self.bucket, root, lakefs_sdk.CommitCreation(message="bench")
+        )
+        return str(commit.id)
+
     def _is_large(self, size: int) -> bool:
         return size >= self.transfer.multipart_threshold
 
     def upload(self, src: Path) -> str:
-        files = [(p, f"main/{PREFIX}/{p.relative_to(src).as_posix()}")
+        root = self._root()
+        files = [(p, f"{root}/{PREFIX}/{p.relative_to(src).as_posix()}")
                  for p in sorted(src.rglob("*")) if p.is_file()]
         client = self.client
 
         def put(item: tuple[Path, str]) -> None:
-            client.put_object(Bucket=self.repo, Key=item[1], Body=item[0].read_bytes())
+            client.put_object(Bucket=self.bucket, Key=item[1], Body=item[0].read_bytes())
 
         small = [f for f in files if not self._is_large(f[0].stat().st_size)]
         with ThreadPoolExecutor(WORKERS) as pool:
             list(pool.map(put, small))
         for path, key in files:
             if self._is_large(path.stat().st_size):
-                client.upload_file(str(path), self.repo, key, Config=self.transfer)
-        commit = self.api.commits_api.commit(
-            self.repo, "main", lakefs_sdk.CommitCreation(message="bench")
-        )
-        return str(commit.id)
+                client.upload_file(str(path), self.bucket, key, Config=self.transfer)
+        return self._finish(root)
 
     def download(self, commit: str, dest: Path) -> int | None:
         client = self.client
         prefix = f"{commit}/{PREFIX}/"
         objects: list[tuple[str, int]] = []
-        for page in client.get_paginator("list_objects_v2").paginate(Bucket=self.repo,
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket,
                                                                     Prefix=prefix):
             objects.extend((o["Key"], int(o["Size"])) for o in page.get("Contents", []))
 
@@ -491,15 +502,37 @@ class Boto3Tool:
             return path
 
         def get(key: str) -> None:
-            body = client.get_object(Bucket=self.repo, Key=key)["Body"].read()
+            body = client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
             target(key).write_bytes(body)
 
         with ThreadPoolExecutor(WORKERS) as pool:
             list(pool.map(get, [k for k, size in objects if not self._is_large(size)]))
         for key, size in objects:
             if self._is_large(size):
-                client.download_file(self.repo, key, str(target(key)), Config=self.transfer)
+                client.download_file(self.bucket, key, str(target(key)), Config=self.transfer)
         return sum(size for _, size in objects)
+
+
+class DirectS3Tool(Boto3Tool):
+    """boto3 straight to the object store's bucket (--profile distributed): the same transfers,
+    with no lakeFS and no commit in the way — the floor a presigned path can approach."""
+
+    name = "s3"
+
+    def __init__(self, store: ObjectStore, prefix: str) -> None:
+        self.bucket = _distributed.BUCKET
+        self.endpoint = store.endpoint
+        self.keys = (store.access_key_id, store.secret_access_key)
+        self.region = store.region
+        self.prefix = prefix
+        self.transfer = TransferConfig()
+        self._client = None
+
+    def _root(self) -> str:
+        return f"{self.prefix}/{uuid.uuid4().hex[:8]}"  # a fresh key prefix per upload
+
+    def _finish(self, root: str) -> str:
+        return root  # the prefix stands for the commit
 
 
 # -- one shape -------------------------------------------------------------------------------
@@ -584,8 +617,8 @@ def make_tools(rnd: Round) -> tuple[list[HubTool], list[Tool]]:
     peers: list[Tool] = [
         LakectlTool(ctx.instance, ctx.api, ctx.repos.create(f"bench-lakectl-{label}")),
         # on the distributed profile the floor is the object store itself, not lakeFS's gateway
-        _distributed.DirectS3Tool(ctx.store, f"{NAMESPACE_ROOT}/s3-{label}-{ctx.repos.suffix}",
-                                  WORKERS, PREFIX) if ctx.store is not None else
+        DirectS3Tool(ctx.store, f"{NAMESPACE_ROOT}/s3-{label}-{ctx.repos.suffix}")
+        if ctx.store is not None else
         Boto3Tool(ctx.instance, ctx.api, ctx.repos.create(f"bench-boto3-{label}")),
     ]
     return hubs, peers
