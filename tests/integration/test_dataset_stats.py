@@ -165,7 +165,8 @@ def test_image_statistics_match_pandas_and_are_kept_per_commit(world: World) -> 
     assert st.extensions == {".png": 1797} and st.tables == () and st.text_lengths is None
 
     again = world.owner.stats(f"{world.digits}:v1")
-    assert again.cached and again.computed_at == st.computed_at and again.per_split_class == st.per_split_class
+    assert again.cached and again.computed_at == st.computed_at
+    assert again.per_split_class == st.per_split_class
     commit = world.owner.resolve(f"{world.digits}:v1")
     assert world.owner.stats(f"{world.digits}:{commit}").cached  # keyed by commit, not by ref
     with world.hub.catalog.session() as s:
