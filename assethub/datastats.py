@@ -137,7 +137,11 @@ class _Column:
                 self.n += len(values)
         else:
             self.numeric = False
-        for value, n in s.value_counts(dropna=True).items():
+        try:
+            counts = s.value_counts(dropna=True)
+        except TypeError:  # unhashable values (lists, objects of JSON lines): counted as text
+            counts = s[s.notna()].astype(str).value_counts()
+        for value, n in counts.items():
             self.counts[str(value)] += int(n)
         if len(self.counts) > 2 * MAX_DISTINCT:  # keep the most frequent: bounded memory
             self.counts = Counter(dict(self.counts.most_common(MAX_DISTINCT)))

@@ -92,6 +92,13 @@ def test_value_counts_stay_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert y.top_exact and y.top == (("same", 100),) and y.distinct == 1
 
 
+def test_nested_json_values_are_counted_as_text(tmp_path: Path) -> None:
+    _write(tmp_path, {"r.jsonl": '{"text": "a", "tags": ["x", "y"]}\n{"text": "b", "tags": ["x", "y"]}\n'})
+    st = _compute(tmp_path, "json")
+    tags = next(c for c in st.tables[0].columns if c.name == "tags")
+    assert tags.top == (("['x', 'y']", 2),) and st.samples == 2 and st.per_class == {}
+
+
 def test_a_broken_table_is_a_clear_error(tmp_path: Path) -> None:
     _write(tmp_path, {"t.parquet": b"not parquet"})
     with pytest.raises(InvalidDatasetError, match=r"not a readable table.*\(t.parquet\)"):
