@@ -1,7 +1,4 @@
-"""Dataset statistics of one version and the sample-level diff of two. See :mod:`assethub.wire`.
-
-Not (yet) in :data:`assethub.wire.__all__`'s lazy table: import these from here.
-"""
+"""Dataset statistics of one version and the sample-level diff of two. See :mod:`assethub.wire`."""
 
 from __future__ import annotations
 

@@ -319,3 +319,19 @@ def test_statistics_and_sample_diff_need_view(world: World) -> None:
         world.owner.stats(f"{model_folder}/m:main")
     with pytest.raises(errors.RefNotFoundError):
         world.owner.stats(f"{world.digits}:no-such-tag")
+
+
+def test_the_statistics_benchmark_runs_through_the_server(world: World) -> None:
+    """bench/stats_time.py on a small sample: computed on the first ask, kept for the second."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "stats_time", Path(__file__).resolve().parents[2] / "bench" / "stats_time.py")
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    result = bench.stats_time(samples=150, rounds=1, work=world.tmp, client=world.owner,
+                              folder=world.folder)
+    assert set(result) == {"images", "table", "text", "server_cold", "server_warm"}
+    assert all(v > 0 for v in result.values())
+    assert bench.result_line(result).startswith("RESULT stats_per_10k_s images=")
