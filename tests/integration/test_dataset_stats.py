@@ -335,3 +335,22 @@ def test_the_statistics_benchmark_runs_through_the_server(world: World) -> None:
     assert set(result) == {"images", "table", "text", "server_cold", "server_warm"}
     assert all(v > 0 for v in result.values())
     assert bench.result_line(result).startswith("RESULT stats_per_10k_s images=")
+
+
+def test_a_job_token_may_not_ask_for_statistics_or_sample_diffs(world: World) -> None:
+    """Even of its own run's dataset at the pinned commit: not part of what a job does."""
+    owner = {"Authorization": f"Bearer {world.owner_token}"}
+    model_folder = world.folder.replace("/dataset/", "/model/") + "-jobs"
+    world.owner.create_folder(model_folder)
+    world.owner.create_asset(f"{model_folder}/net")
+    world.owner.upload(f"{model_folder}/net:main", world.iris_csv, message="weights")
+    commit = world.owner.resolve(f"{world.digits}:v1")
+    r = httpx.post(f"{world.url}/api/v1/runs", headers=owner, timeout=60, json={
+        "kind": "train", "model": f"{model_folder}/net", "dataset": f"{world.digits}:{commit}"})
+    assert r.status_code == 201, r.text
+    job = {"Authorization": f"Bearer {r.json()['job_token']}"}
+    for url, params in ((f"/assets/{world.digits}/stats", {"ref": commit}),
+                        (f"/assets/{world.digits}/sample-diff", {"left": commit, "right": commit})):
+        refused = httpx.get(f"{world.url}/api/v1{url}", params=params, headers=job, timeout=60)
+        assert refused.status_code == 403, refused.text
+        assert "a job token may only act on its run" in refused.json()["error"]["message"]
