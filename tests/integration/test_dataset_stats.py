@@ -124,14 +124,14 @@ def world(hub_server: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     admin.close()
 
 
-def _cli(world: World, *args: str) -> str:
+def _cli(world: World, *args: str, code: int = 0) -> str:
     home = world.tmp / "cli"
     home.mkdir(exist_ok=True)
     env = {"ASSETHUB_URL": world.url, "ASSETHUB_TOKEN": world.owner_token,
            "ASSETHUB_CONFIG": str(home / "config.json"), "ASSETHUB_HOME": str(home), "COLUMNS": "250"}
     result = CliRunner().invoke(app, list(args), env=env)
-    assert result.exit_code == 0, f"assethub {' '.join(args)}: {result.output}"
-    return result.stdout
+    assert result.exit_code == code, f"assethub {' '.join(args)}: {result.output}"
+    return result.stdout if code == 0 else result.stderr
 
 
 def test_image_statistics_match_pandas_and_are_kept_per_commit(world: World) -> None:
@@ -287,6 +287,10 @@ def test_table_rows_diff_by_key_and_by_content(world: World) -> None:
     assert (t.key, t.rows_added, t.rows_removed, t.rows_changed) == (None, 2, 2, None)
     out = _cli(world, "diff", f"{world.iris}:v1", "main", "--samples", "--key", "id")
     assert "iris.csv" in out and "content" not in out
+    assert "--key goes with --samples" in _cli(world, "diff", f"{world.iris}:v1", "main", "--key", "id",
+                                               code=2)
+    err = _cli(world, "diff", f"{world.iris}:v1", "main", "--samples", "--key", "nope", code=2)
+    assert err.startswith("error: ") and "no column 'nope'" in err
     with pytest.raises(errors.InvalidReferenceError, match="no column 'nope'"):
         world.owner.sample_diff(f"{world.iris}:v1", "main", key="nope")
 
