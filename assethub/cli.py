@@ -338,8 +338,22 @@ def log(ref: RefArg, limit: LimitOpt = 20,
 @_commands.command()
 def diff(left: RefArg, right: Annotated[str, typer.Argument(help="A REF, or a ref of LEFT's asset.")],
          prefix: Annotated[str, typer.Option(help="Only paths under this prefix.")] = "",
+         samples: Annotated[bool, typer.Option("--samples", help=(
+             "Datasets: samples added, removed, changed and moved between classes, per split "
+             "and class, and table rows added, removed and changed."))] = False,
+         key: Annotated[str | None, typer.Option("--key", help=(
+             "With --samples: the column that identifies a table's rows (default: compare rows "
+             "by content)."))] = None,
          as_json: JsonOpt = False) -> None:
-    """Show the files that differ from LEFT to RIGHT."""
+    """Show the files (or with --samples, the samples) that differ from LEFT to RIGHT."""
+    if key is not None and not samples:
+        raise typer.BadParameter("--key goes with --samples", param_hint="--key")
+    if samples:
+        from assethub.cli_stats import render_sample_diff
+
+        with _hub() as hub:
+            render_sample_diff(hub.sample_diff(left, right, key=key), as_json)
+        return
     with _hub() as hub:
         changes = hub.diff(left, right, prefix=prefix)
     _show(changes, as_json, {"change": lambda d: d.change, "path": lambda d: d.path,
@@ -672,6 +686,7 @@ _LAZY: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {
     "cli_stack": (("register",), ("up", "down", "status", "logs"), ()),
     "cli_algorithms": (("register",), ("configure",), ("algorithms",)),
     "cli_init": (("register",), ("init",), ()),
+    "cli_stats": (("register",), ("stats",), ()),
 }
 _LAZY_MODULE = {name: module for module, (_, commands, groups) in _LAZY.items()
                 for name in (*commands, *groups)}

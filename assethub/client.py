@@ -1370,3 +1370,31 @@ class Client:
         r = AssetRef.coerce(ref)
         return _load(wire.LineageView, self._call("GET", f"{_asset_url(r.path)}/lineage",
                                              params={"ref": r.ref}))
+
+    # -- datasets: statistics, sample diff ---------------------------------------------------
+    def stats(self, ref: AssetLike, *, compute: bool = True) -> wire.DatasetStats:
+        """The statistics of a dataset version (samples per class and split, file and image
+        sizes, text lengths, annotations, table columns). The server computes them on the first
+        ask for a commit, which may take a while for a large version (this call waits, with no
+        read timeout), and keeps them; ``compute=False`` raises NotFoundError instead then."""
+        r = AssetRef.coerce(ref)
+        data = self._call("GET", f"{_asset_url(r.path)}/stats",
+                          params={"ref": r.ref, "compute": "true" if compute else "false"},
+                          timeout=httpx.Timeout(self.timeout, read=None))
+        return _load(wire.DatasetStats, data)
+
+    def sample_diff(self, left: AssetLike, right: AssetLike, *,
+                    key: str | None = None) -> wire.SampleDiff:
+        """Samples of two versions of one dataset compared: per split and class how many were
+        added, removed, changed and moved to another class, and the rows of its tables added,
+        removed and changed (by the column ``key``, or by content); ``right`` may be a bare
+        ref of left's dataset."""
+        a = AssetRef.coerce(left)
+        b = AssetRef.coerce(right) if not isinstance(right, str) or "/" in right else a.path.at(right)
+        if b.path != a.path:
+            raise errors.InvalidReferenceError(f"a sample diff compares versions of one dataset, "
+                                               f"not {a.path} and {b.path}", part="ref", value=str(b))
+        data = self._call("GET", f"{_asset_url(a.path)}/sample-diff",
+                          params={"left": a.ref, "right": b.ref, "key": key},
+                          timeout=httpx.Timeout(self.timeout, read=None))
+        return _load(wire.SampleDiff, data)

@@ -436,3 +436,19 @@ class Upload(Base):
     # with it) answers with this commit instead of failing on the finished transaction
     commit_id: Mapped[str | None] = mapped_column(String(64), default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class DatasetStatsRow(Base):
+    """A dataset version's statistics (:class:`assethub.wire._stats.DatasetStats` as JSON),
+    computed once per commit: keyed by repository and commit id, with the dataset settings they
+    were computed under (``rule``: format and split rule; other settings compute them again)."""
+
+    __tablename__ = "dataset_stats"
+    __table_args__ = (UniqueConstraint("repository", "commit_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    repository: Mapped[str] = mapped_column(String(63))
+    commit_id: Mapped[str] = mapped_column(String(64))
+    rule: Mapped[str] = mapped_column(String(1100))
+    stats: Mapped[dict[str, Any]] = mapped_column(JSON)
+    seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    computed_at: Mapped[datetime] = mapped_column(default=utcnow)

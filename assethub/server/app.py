@@ -35,12 +35,14 @@ from assethub.server.routes import (
     identity,
     jobs,
     services,
+    stats,
 )
 from assethub.server.routes._common import authenticator
 
 MAX_JSON_BYTES = 1 * 2**20
 # The sections in the order their routes are matched (and listed in the OpenAPI document).
-SECTIONS = (identity, audit, folders, assets, jobs, git_credentials, services, follows, algorithms)
+SECTIONS = (identity, audit, folders, assets, jobs, git_credentials, services, follows, algorithms,
+            stats)
 
 _log = logging.getLogger("assethub.server")
 

@@ -18,6 +18,9 @@ not load the server's dependencies. The modules that used to define these (``sto
   :class:`~assethub.lineage.Lineage`, whose home is :mod:`assethub.lineage` because it is also the
   commit-metadata format), :class:`FollowView`
 - services: :class:`ServiceView`
+- dataset statistics and sample diffs: :class:`DatasetStats` (with :class:`NumberSummary`,
+  :class:`TableStats`, :class:`ColumnStats`), :class:`SampleDiff` (with :class:`SampleChanges`,
+  :class:`MovedSample`, :class:`TableRowDiff`)
 """
 
 from __future__ import annotations
@@ -51,6 +54,15 @@ if TYPE_CHECKING:
     from assethub.wire._jobs import LineageView as LineageView
     from assethub.wire._jobs import RunView as RunView
     from assethub.wire._services import ServiceView as ServiceView
+    from assethub.wire._stats import MAX_MOVES as MAX_MOVES
+    from assethub.wire._stats import ColumnStats as ColumnStats
+    from assethub.wire._stats import DatasetStats as DatasetStats
+    from assethub.wire._stats import MovedSample as MovedSample
+    from assethub.wire._stats import NumberSummary as NumberSummary
+    from assethub.wire._stats import SampleChanges as SampleChanges
+    from assethub.wire._stats import SampleDiff as SampleDiff
+    from assethub.wire._stats import TableRowDiff as TableRowDiff
+    from assethub.wire._stats import TableStats as TableStats
     from assethub.wire._versions import AddFile as AddFile
     from assethub.wire._versions import BranchInfo as BranchInfo
     from assethub.wire._versions import CommitInfo as CommitInfo
@@ -67,6 +79,7 @@ if TYPE_CHECKING:
 __all__ = [
     "FORMATS",
     "JOB_SETTINGS_FIELDS",
+    "MAX_MOVES",
     "SPLIT_MODES",
     "TASK_TYPES",
     "AddFile",
@@ -76,9 +89,11 @@ __all__ = [
     "AssetView",
     "AuditView",
     "BranchInfo",
+    "ColumnStats",
     "CommitInfo",
     "CreatedToken",
     "DatasetMeta",
+    "DatasetStats",
     "DatasetSummary",
     "DeleteFile",
     "DiffEntry",
@@ -92,14 +107,20 @@ __all__ = [
     "JobSettingsView",
     "Lineage",
     "LineageView",
+    "MovedSample",
+    "NumberSummary",
     "ObjectInfo",
     "Operation",
     "PresignedObject",
     "PresignedPage",
     "PresignedPut",
     "RunView",
+    "SampleChanges",
+    "SampleDiff",
     "ServiceView",
     "ShareView",
+    "TableRowDiff",
+    "TableStats",
     "TagInfo",
     "TokenView",
     "UserView",
@@ -145,6 +166,15 @@ _SECTION = {
     "AlgorithmVersionView": "_algorithms",
     "AlgorithmShareView": "_algorithms",
     "JOB_SETTINGS_FIELDS": "_algorithms",
+    "ColumnStats": "_stats",
+    "DatasetStats": "_stats",
+    "MovedSample": "_stats",
+    "NumberSummary": "_stats",
+    "SampleChanges": "_stats",
+    "SampleDiff": "_stats",
+    "TableRowDiff": "_stats",
+    "TableStats": "_stats",
+    "MAX_MOVES": "_stats",
 }
 
 
