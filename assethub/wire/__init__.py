@@ -18,6 +18,8 @@ not load the server's dependencies. The modules that used to define these (``sto
   :class:`~assethub.lineage.Lineage`, whose home is :mod:`assethub.lineage` because it is also the
   commit-metadata format), :class:`FollowView`
 - services: :class:`ServiceView`
+- datasets: :class:`VersionGraph` (:class:`VersionNode`, :class:`PublishedVersion`),
+  :class:`DatasetHead` (:class:`FilePreview`)
 """
 
 from __future__ import annotations
@@ -38,6 +40,12 @@ if TYPE_CHECKING:
     from assethub.wire._assets import DatasetMeta as DatasetMeta
     from assethub.wire._assets import DatasetSummary as DatasetSummary
     from assethub.wire._assets import ImportResult as ImportResult
+    from assethub.wire._datasets import PREVIEW_KINDS as PREVIEW_KINDS
+    from assethub.wire._datasets import DatasetHead as DatasetHead
+    from assethub.wire._datasets import FilePreview as FilePreview
+    from assethub.wire._datasets import PublishedVersion as PublishedVersion
+    from assethub.wire._datasets import VersionGraph as VersionGraph
+    from assethub.wire._datasets import VersionNode as VersionNode
     from assethub.wire._identity import AuditView as AuditView
     from assethub.wire._identity import CreatedToken as CreatedToken
     from assethub.wire._identity import FolderView as FolderView
@@ -67,6 +75,7 @@ if TYPE_CHECKING:
 __all__ = [
     "FORMATS",
     "JOB_SETTINGS_FIELDS",
+    "PREVIEW_KINDS",
     "SPLIT_MODES",
     "TASK_TYPES",
     "AddFile",
@@ -78,12 +87,14 @@ __all__ = [
     "BranchInfo",
     "CommitInfo",
     "CreatedToken",
+    "DatasetHead",
     "DatasetMeta",
     "DatasetSummary",
     "DeleteFile",
     "DiffEntry",
     "DownloadResult",
     "EvaluationView",
+    "FilePreview",
     "FolderView",
     "FollowView",
     "GitCredentialView",
@@ -97,12 +108,15 @@ __all__ = [
     "PresignedObject",
     "PresignedPage",
     "PresignedPut",
+    "PublishedVersion",
     "RunView",
     "ServiceView",
     "ShareView",
     "TagInfo",
     "TokenView",
     "UserView",
+    "VersionGraph",
+    "VersionNode",
 ]
 
 # Each section is a module of its own, loaded with the first of its names that is used: making
@@ -145,6 +159,12 @@ _SECTION = {
     "AlgorithmVersionView": "_algorithms",
     "AlgorithmShareView": "_algorithms",
     "JOB_SETTINGS_FIELDS": "_algorithms",
+    "VersionGraph": "_datasets",
+    "VersionNode": "_datasets",
+    "PublishedVersion": "_datasets",
+    "DatasetHead": "_datasets",
+    "FilePreview": "_datasets",
+    "PREVIEW_KINDS": "_datasets",
 }
 
 
