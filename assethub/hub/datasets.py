@@ -202,7 +202,7 @@ class Datasets:
             import pyarrow.parquet as pq
 
             try:
-                pf = pq.ParquetFile(ranged)
+                pf = pq.ParquetFile(ranged, pre_buffer=False)  # reads only the groups used
                 batch = next(pf.iter_batches(batch_size=n), None)
             except Exception:  # not Parquet after all: say what it is, not why pyarrow failed
                 return FilePreview(kind="binary", bytes_read=ranged.bytes_read, **common)
