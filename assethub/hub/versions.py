@@ -275,11 +275,16 @@ class Versions:
     # one server's home: a file PUT or the commit of an upload started on one server replica
     # works on any other on the same catalog.
     def start_upload(self, who: Principal, ref: AssetRef | str, *,
-                     parent_commit: str | None = None) -> str:
-        """Open an upload to a branch: files stream in one by one, then commit together."""
+                     parent_commit: str | None = None, base: str | None = None) -> str:
+        """Open an upload to a branch: files stream in one by one, then commit together. With
+        ``base`` (a dataset's published version, a commit or "empty") the commit starts from
+        that version's files instead of the branch's."""
         with self.audit.audited(who, "upload.start", str(ref)):
             r = self.permissions.ref(who, ref, "edit")
-            txn = self.storage.begin(r, parent_commit=parent_commit)
+            if base is not None and not r.path.is_dataset:
+                raise NotAllowedError(f"a model's version starts from its branch; {r.path} has "
+                                      "branches for that (create one --from the version)")
+            txn = self.storage.begin(r, parent_commit=parent_commit, base=base)
             upload_id = uuid.uuid4().hex
             with self.catalog.session() as s:
                 s.add(Upload(id=upload_id, user_name=who.name or "", job_run_id=who.job_run_id,

@@ -269,3 +269,35 @@ def test_bad_version_requests_are_refused_with_what_was_wrong(
         assert r.status_code == 400
         r = http.get(f"/assets/{dataset}/versions", params={"limit": 0})
         assert r.status_code in (400, 422)
+
+
+def test_an_upload_starts_from_a_published_version_too(
+        hub_server: Any, new_user: Callable[[], tuple[str, Cli]], digits: dict[str, list[bytes]],
+        tmp_path: Path) -> None:
+    """Over the REST API (the SDK's upload sends no base yet): files on top of v1, one commit."""
+    me, cli = new_user()
+    viewer_name, viewer = new_user()
+    dataset = new_dataset(cli, me)
+    cli("import", dataset, str(archive(tmp_path, digits, "01")))
+    cli("publish", dataset, "v1")
+    cli("import", dataset, str(archive(tmp_path, digits, "23")))
+    cli("share", dataset.rsplit("/", 1)[0], "--user", viewer_name, "--role", "view")
+    v1 = files(cli, f"{dataset}:v1")
+
+    def http(who: Cli) -> httpx.Client:
+        return httpx.Client(base_url=hub_server.url + API, timeout=60,
+                            headers={"Authorization": f"Bearer {who.env['ASSETHUB_TOKEN']}"})
+
+    with http(viewer) as h:
+        assert h.post(f"/assets/{dataset}/uploads", json={"base": "v1"}).status_code == 403
+    with http(cli) as h:
+        started = h.post(f"/assets/{dataset}/uploads", json={"base": "v1"})
+        assert started.status_code == 201, started.text
+        upload = started.json()["upload_id"]
+        assert h.put(f"/uploads/{upload}/files/9/new.png", content=digits["9"][0]).is_success
+        commit = h.post(f"/uploads/{upload}/commit", json={"message": "v1 and a nine"}).json()
+    assert commit["metadata"]["assethub.based_on"] == "v1"
+    now = files(cli, f"{dataset}:main")
+    assert {p: h for p, h in now.items() if p != "9/new.png"} == v1 and "9/new.png" in now
+    head = cli.json("versions", dataset)["commits"][0]
+    assert (head["based_on"], head["commit_id"]) == ("v1", commit["id"])

@@ -104,6 +104,9 @@ class MergeIn(StrictBody):
 class UploadIn(StrictBody):
     branch: str = Field("main", max_length=128)
     parent_commit: str | None = Field(None, max_length=64)
+    base: str | None = Field(None, max_length=200, description=(
+        "a dataset's upload: start from this published version or commit, or 'empty' "
+        "(default: the branch)"))
 
 
 class CommitIn(StrictBody):
@@ -264,7 +267,7 @@ def router(hub: Hub, principal: Authenticator) -> APIRouter:
     @r.post(f"{ASSET}/uploads", status_code=201)
     def start_upload(who: Who, path: AssetP, body: Annotated[UploadIn, Body()]) -> Any:
         return {"upload_id": hub.start_upload(who, path.at(body.branch),
-                                              parent_commit=body.parent_commit)}
+                                              parent_commit=body.parent_commit, base=body.base)}
 
     @r.put(UPLOAD_FILE)  # a streamed body: see streamed_bodies
     async def put_file(who: Who, upload_id: str, file: str, request: Request,
