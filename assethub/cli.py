@@ -498,10 +498,20 @@ def publish(dataset: AssetArg, tag: str,
 @_commands.command("import")
 def import_archive(dataset: AssetArg,
                    archive: Annotated[Path, typer.Argument(exists=True, dir_okay=False, metavar="ZIP")],
-                   message: MessageOpt = None) -> None:
-    """Import a zip archive into a dataset's main branch (checked against its format)."""
+                   message: MessageOpt = None,
+                   base: Annotated[str | None, typer.Option(
+                       "--from", help="Start from this published version or commit, or 'empty' "
+                                      "(default: main).")] = None,
+                   mode: Annotated[str, typer.Option(
+                       help="add: the archive on top of the start; replace: a clean version of "
+                            "only the archive's files.")] = "add",
+                   split: Annotated[str | None, typer.Option(
+                       help="test: a separate test set (<class>/<file>) into the test split.")] = None,
+                   ) -> None:
+    """Import a zip archive into a dataset's main branch as one commit (checked against its format)."""
     with _hub() as hub:
-        r = hub.import_archive(dataset, archive, message=message or "")
+        r = hub.import_archive(dataset, archive, message=message or "", base=base, mode=mode,
+                               split=split)
     typer.echo(f"imported {r.summary.files} files ({decimal(r.summary.total_bytes)}, format "
           f"{r.summary.format}) as commit {r.commit.id[:12]}")
 
@@ -687,6 +697,7 @@ _LAZY: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {
     "cli_algorithms": (("register",), ("configure",), ("algorithms",)),
     "cli_init": (("register",), ("init",), ()),
     "cli_stats": (("register",), ("stats",), ()),
+    "cli_data": (("register",), ("versions", "restore", "cat", "head"), ()),
 }
 _LAZY_MODULE = {name: module for module, (_, commands, groups) in _LAZY.items()
                 for name in (*commands, *groups)}

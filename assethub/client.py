@@ -27,7 +27,7 @@ import sys
 import threading
 import types
 import typing
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
@@ -1147,10 +1147,15 @@ class Client:
                                   metadata=metadata, parent_commit=parent_commit, progress=progress)
 
     def import_archive(self, dataset: AssetLike, archive: Path | str, *,
-                       message: str = "") -> wire.ImportResult:
-        """Import a zip archive into a dataset's ``main``, after the server checks its layout."""
+                       message: str = "", base: str | None = None, mode: str = "add",
+                       split: str | None = None) -> wire.ImportResult:
+        """Import a zip archive into a dataset's ``main`` as one commit, after the server checks
+        its layout: on top of ``main`` (or of ``base``: a published version, a commit or
+        ``"empty"``) with ``mode="add"``, or as a clean version of only its files with
+        ``mode="replace"``; ``split="test"``: a separate test set into the test split."""
         archive = Path(archive)
-        data = self._call("POST", f"{_asset_url(_path(dataset))}/import", params={"message": message},
+        params = {"message": message, "from": base, "mode": mode, "split": split}
+        data = self._call("POST", f"{_asset_url(_path(dataset))}/import", params=params,
                           content=_chunks(archive), timeout=httpx.Timeout(self.timeout, read=None),
                           headers={"Content-Length": str(archive.stat().st_size),
                                    "Content-Type": "application/zip"})
@@ -1398,3 +1403,30 @@ class Client:
                           params={"left": a.ref, "right": b.ref, "key": key},
                           timeout=httpx.Timeout(self.timeout, read=None))
         return _load(wire.SampleDiff, data)
+    # -- datasets: versions, preview ---------------------------------------------------------
+    def versions(self, dataset: AssetLike, *, limit: int = 100) -> wire.VersionGraph:
+        """A dataset's version graph: ``main``'s commits (newest first) with what each was
+        based on, the published versions and ``main``'s head."""
+        return _load(wire.VersionGraph, self._call("GET", f"{_asset_url(_path(dataset))}/versions",
+                                              params={"limit": limit}))
+
+    def restore(self, dataset: AssetLike, version: str, *, message: str = "") -> wire.CommitInfo:
+        """Make ``version`` (a published version or a commit) the content of ``main`` in one
+        new commit; the history and the published versions stay as they are."""
+        return _load(wire.CommitInfo, self._call("POST", f"{_asset_url(_path(dataset))}/restore",
+                                                 json={"version": version, "message": message}))
+
+    def head(self, ref: AssetLike, path: str | None = None, *, n: int = 10) -> wire.DatasetHead:
+        """The first ``n`` rows of a table, lines of a text or an image's size and class
+        (``path``); without a path the first ``n`` files, each previewed. Nothing is
+        downloaded: the server reads only the byte ranges it needs."""
+        r = AssetRef.coerce(ref)
+        return _load(wire.DatasetHead, self._call("GET", f"{_asset_url(r.path)}/head",
+                                             params={"ref": r.ref, "file": path, "n": n}))
+
+    def cat(self, ref: AssetLike, path: str) -> Generator[bytes, None, None]:
+        """The bytes of one file of a version, as they arrive (nothing is cached or saved)."""
+        r = AssetRef.coerce(ref)
+        url = f"{_asset_url(r.path)}/files/{quote(validate_object_path(path), safe='/')}"
+        with self._stream("GET", url, params={"ref": r.ref}) as response:
+            yield from response.iter_raw(_CHUNK)

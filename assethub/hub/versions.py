@@ -32,6 +32,7 @@ from assethub.catalog import Asset, Catalog, Publication, Upload
 from assethub.errors import (
     AssetHubError,
     ConcurrentUpdateError,
+    InvalidDatasetError,
     InvalidReferenceError,
     NotAllowedError,
     NotFoundError,
@@ -62,6 +63,7 @@ from assethub.storage import (
     Transaction,
     user_path,
 )
+from assethub.storage._transact import EMPTY
 from assethub.wire import PresignedPut
 
 BUNDLE_MAX_FILES = 5000
@@ -69,6 +71,7 @@ BUNDLE_UPLOAD_FILE_MAX = 4 * 2**20  # one file of an upload bundle, held in memo
 BUNDLE_UPLOAD_MAX_BYTES = 256 * 2**20  # one upload bundle's whole body
 BUNDLE_UPLOAD_PARALLEL = 8  # files of one upload bundle written to lakeFS at once
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+IMPORT_MODES = ("add", "replace")
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +201,9 @@ class Versions:
         path = AssetPath.coerce(asset)
         with self.audit.audited(who, "dataset.publish", f"{path}:{tag}"):
             validate_tag_name(tag)
+            if tag == EMPTY:  # names a new version's start: nothing (see import_archive)
+                raise InvalidReferenceError(f"{EMPTY!r} means a version with no files; publish "
+                                            "under another name", part="tag", value=tag)
             with self.catalog.session() as s:
                 a = self.permissions.asset(s, who, path, "edit")
                 if not path.is_dataset:
@@ -269,11 +275,16 @@ class Versions:
     # one server's home: a file PUT or the commit of an upload started on one server replica
     # works on any other on the same catalog.
     def start_upload(self, who: Principal, ref: AssetRef | str, *,
-                     parent_commit: str | None = None) -> str:
-        """Open an upload to a branch: files stream in one by one, then commit together."""
+                     parent_commit: str | None = None, base: str | None = None) -> str:
+        """Open an upload to a branch: files stream in one by one, then commit together. With
+        ``base`` (a dataset's published version, a commit or "empty") the commit starts from
+        that version's files instead of the branch's."""
         with self.audit.audited(who, "upload.start", str(ref)):
             r = self.permissions.ref(who, ref, "edit")
-            txn = self.storage.begin(r, parent_commit=parent_commit)
+            if base is not None and not r.path.is_dataset:
+                raise NotAllowedError(f"a model's version starts from its branch; {r.path} has "
+                                      "branches for that (create one --from the version)")
+            txn = self.storage.begin(r, parent_commit=parent_commit, base=base)
             upload_id = uuid.uuid4().hex
             with self.catalog.session() as s:
                 s.add(Upload(id=upload_id, user_name=who.name or "", job_run_id=who.job_run_id,
@@ -441,28 +452,74 @@ class Versions:
                 raise NotAllowedError(f"only datasets are imported from archives; {path} is a model")
 
     def import_archive(self, who: Principal, asset: AssetPath | str, archive: Path, *,
-                       message: str = "") -> tuple[CommitInfo, Any]:
-        """Import a zip archive into a dataset's ``main`` after checking it and its layout."""
+                       message: str = "", base: str | None = None, mode: str = "add",
+                       split: str | None = None) -> tuple[CommitInfo, Any]:
+        """Import a zip archive into a dataset's ``main`` after checking it and its layout, as
+        one commit.
+
+        ``mode`` "add" puts the archive's files on top of the version the import starts from
+        (``main``, or ``base``: a published version, a commit or "empty"); "replace" makes a
+        clean version of only the archive's files. ``split="test"`` imports a separate test
+        set (``<class>/<file>``) into the test split (``test/<class>/<file>``, or the
+        dataset's test set path), replacing the test split there; its classes must be classes
+        of the training data."""
         path = AssetPath.coerce(asset)
         with self.audit.audited(who, "dataset.import", str(path)):
             if not path.is_dataset:
                 raise NotAllowedError(f"only datasets are imported from archives; {path} is a model")
+            if mode not in IMPORT_MODES:
+                raise InvalidReferenceError(f"unknown import mode {mode!r}: use 'add' or 'replace'",
+                                            part="mode", value=mode[:40])
+            if mode == "replace":
+                if base not in (None, EMPTY):
+                    raise InvalidReferenceError(
+                        f"--mode replace makes a version of only the archive's files; it does not "
+                        f"start from {base!r} (use --mode add --from {base})", part="from",
+                        value=base[:40])
+                base = EMPTY
+            if split not in (None, "test"):
+                raise InvalidReferenceError(f"unknown split {split!r}: only 'test' is imported "
+                                            "on its own", part="split", value=split[:40])
+            if base is not None and base != EMPTY:
+                AssetRef(path, base)  # checks its form
             with self.catalog.session() as s:
                 a = self.permissions.asset(s, who, path, "edit")
                 data_format = a.data_format or "dir"
+                test_prefix = ((a.test_set_path or "").strip("/")
+                               if a.split_mode == "test_set" else "") or "test"
             with tempfile.TemporaryDirectory(dir=self.tmp_dir) as tmp:
                 root = Path(tmp) / "data"
                 written = dataset_formats.safe_extract(
                     archive, root, max_total_bytes=self.limits.max_archive_bytes,
                     max_files=self.limits.max_archive_files)
+                prefix = f"{test_prefix}/" if split else ""
                 for rel in written:  # where each file would land, after a top folder is stripped
-                    user_path(rel, "import")
-                summary = dataset_formats.validate_layout(root, data_format)
-                commit = self.storage.upload(
-                    path.at(DEFAULT_BRANCH), root,
-                    message=message or f"Import an archive of {summary.files} files",
-                    metadata={"author": who.name or "", "format": data_format})
-                return commit, summary
+                    user_path(validate_object_path(prefix + rel), "import")
+                summary = dataset_formats.validate_layout(root, "dir" if split else data_format)
+                if split and data_format != "dir":
+                    raise InvalidDatasetError(f"a separate test set is imported into datasets of "
+                                              f"format dir (class folders), not {data_format}")
+                if split and summary.splits:
+                    raise InvalidDatasetError("a test set archive holds <class>/<file> folders, "
+                                              "not split folders", path=", ".join(summary.splits))
+                what = f"a test set of {summary.files} files" if split else \
+                    f"an archive of {summary.files} files"
+                with self.storage.transact(
+                        path.at(DEFAULT_BRANCH), base=base,
+                        message=message or f"Import {what}" + (f" (from {base})" if base else ""),
+                        metadata={"author": who.name or "", "format": data_format,
+                                  "assethub.import_mode": mode,
+                                  **({"assethub.split": split} if split else {})}) as tx:
+                    if split:
+                        start = tx.transaction.base_commit if base else tx.transaction.head
+                        present = [o.path for o in self.storage.list_objects(path.at(start))] \
+                            if start else []
+                        _check_test_classes(summary.classes, present, test_prefix)
+                        tx.delete([p for p in present if p.startswith(prefix)])
+                    tx.upload({prefix + f.relative_to(root).as_posix(): f
+                               for f in sorted(root.rglob("*")) if f.is_file()})
+                assert tx.result is not None
+                return tx.result, summary
 
     def cleanup_stale_writes(self, *, older_than: float = 6 * 3600) -> int:
         """Drop temporary write branches of every asset left by writers that died."""
@@ -519,6 +576,27 @@ class _AsyncFrames:
         except ValueError:
             raise InvalidReferenceError("an upload bundle's file header is not JSON",
                                         part="bundle", value="") from None
+
+
+def _check_test_classes(classes: Iterable[str], present: list[str], test_prefix: str) -> None:
+    """Refuse a test set with a class the training data of the version (``present``: its
+    paths) does not have, naming it."""
+    train: set[str] = set()
+    for p in present:
+        parts = p.split("/")
+        if len(parts) == 3 and parts[0] == "train":
+            train.add(parts[1])
+        elif len(parts) == 2 and parts[0] not in dataset_formats.SPLITS \
+                and not p.startswith(test_prefix + "/"):
+            train.add(parts[0])
+    if not train:
+        raise InvalidDatasetError("the dataset has no training classes yet: import the "
+                                  "training data (<class>/<file>) before a test set")
+    unknown = sorted(set(classes) - train)
+    if unknown:
+        raise InvalidDatasetError(
+            f"class(es) of the test set not in the training data: {', '.join(unknown)} (the "
+            f"training data has {', '.join(sorted(train))})", path=", ".join(unknown))
 
 
 def _bundle_entry(header: Any) -> tuple[str, int, str]:

@@ -29,6 +29,7 @@ from assethub.server.routes import (
     algorithms,
     assets,
     audit,
+    datasets,
     folders,
     follows,
     git_credentials,
@@ -42,7 +43,7 @@ from assethub.server.routes._common import authenticator
 MAX_JSON_BYTES = 1 * 2**20
 # The sections in the order their routes are matched (and listed in the OpenAPI document).
 SECTIONS = (identity, audit, folders, assets, jobs, git_credentials, services, follows, algorithms,
-            stats)
+            stats, datasets)
 
 _log = logging.getLogger("assethub.server")
 

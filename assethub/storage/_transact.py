@@ -9,6 +9,7 @@ a write spans several requests (the server's streamed uploads keep a :class:`Tra
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 import uuid
@@ -16,7 +17,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import quote
 
 import lakefs_sdk
 
@@ -33,6 +35,9 @@ from assethub.storage._lakefs import PAGE, LakeFS, Override, Retry, commit_info
 from assethub.wire import CommitInfo
 
 TX_PREFIX = "_tx-"
+EMPTY = "empty"  # a write's base meaning "no files" (a dataset version started from nothing)
+BASED_ON = "assethub.based_on"  # commit metadata: the version a write started from
+BASED_ON_COMMIT = "assethub.based_on_commit"  # ... and that version's commit ("" for empty)
 Strategy = Literal["source-wins", "dest-wins"]
 _MERGE_ATTEMPTS = 8
 
@@ -49,15 +54,20 @@ class Transaction:
     branch: str
     head: str  # the target's head when the write began
     parent_commit: str | None = None
+    # what the write started from when not the target's head: a tag, a commit or EMPTY, and
+    # that version's commit id ("" for EMPTY); the branch holds its content from the start
+    base: str | None = None
+    base_commit: str | None = None
 
     def to_dict(self) -> dict[str, str | None]:
         return {"ref": self.ref, "repo": self.repo, "branch": self.branch, "head": self.head,
-                "parent_commit": self.parent_commit}
+                "parent_commit": self.parent_commit, "base": self.base,
+                "base_commit": self.base_commit}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, str | None]) -> Transaction:
         return cls(str(d["ref"]), str(d["repo"]), str(d["branch"]), str(d["head"]),
-                   d.get("parent_commit"))
+                   d.get("parent_commit"), d.get("base"), d.get("base_commit"))
 
 
 class TransactionWriter:
@@ -101,14 +111,16 @@ class Transactions:
     @contextmanager
     def transact(self, ref: AssetRef | str, *, message: str,
                  metadata: Mapping[str, str] | None = None,
-                 parent_commit: str | None = None) -> Iterator[TransactionWriter]:
+                 parent_commit: str | None = None,
+                 base: str | None = None) -> Iterator[TransactionWriter]:
         """Write on a temporary branch of ``ref``; commit and merge it when the block ends.
 
         If the block raises, or the commit or merge fails, the temporary branch is deleted
         and the target stays as it was. With ``parent_commit`` the merge is refused if the
-        target has moved past it (optimistic concurrency).
+        target has moved past it (optimistic concurrency). With ``base`` (see :meth:`begin`)
+        the write starts from that version's files instead of the target's.
         """
-        txn = self.begin(ref, parent_commit=parent_commit)
+        txn = self.begin(ref, parent_commit=parent_commit, base=base)
         writer = TransactionWriter(self, txn)
         try:
             yield writer
@@ -117,8 +129,13 @@ class Transactions:
             raise
         writer.result = self.finish(txn, message=message, metadata=metadata)
 
-    def begin(self, ref: AssetRef | str, *, parent_commit: str | None = None) -> Transaction:
-        """Open a write on branch ``ref``: a hidden temporary branch at its current head."""
+    def begin(self, ref: AssetRef | str, *, parent_commit: str | None = None,
+              base: str | None = None) -> Transaction:
+        """Open a write on branch ``ref``: a hidden temporary branch at its current head.
+
+        With ``base`` (a tag or commit of the asset, or :data:`EMPTY`) the temporary branch
+        holds that version's files instead (lakeFS actions stay as at the head): the write
+        makes a new version of ``ref`` from an older one, and the history keeps everything."""
         r = AssetRef.coerce(ref)
         _policy.writable_branch(r)
         repo = self.repository(r.path)
@@ -131,7 +148,57 @@ class Transactions:
         if parent_commit is not None and not head.startswith(parent_commit):
             self.abort(txn)
             raise ConcurrentUpdateError(str(r), parent_commit, head)
+        if base is not None:
+            try:
+                txn = self._start_from(txn, r, base)
+            except BaseException:
+                self.abort(txn)
+                raise
         return txn
+
+    def _start_from(self, txn: Transaction, r: AssetRef, base: str) -> Transaction:
+        """Make the transaction's branch hold the files of ``base`` (staged or committed on the
+        temporary branch only): EMPTY stages the deletion of every file; a version is one
+        commit of its tree (lakeFS's ``source_metarange``: no file is copied)."""
+        api = self.lakefs.api
+        if base == EMPTY:
+            paths = [str(o["path"]) for o in self._ls(txn.repo, txn.branch)
+                     if not _policy.is_reserved(str(o["path"]))]
+            self._delete_objects(txn, paths)
+            return dataclasses.replace(txn, base=EMPTY, base_commit="")
+        at = AssetRef(r.path, base)  # checks the ref's form
+        with self.lakefs.translate(asset=r.path, ref=str(at), what="ref"):
+            found = api.commits_api.get_commit(txn.repo, at.ref)
+        with self.lakefs.translate(asset=r.path, ref=txn.ref, what="commit"):
+            api.commits_api.commit(
+                txn.repo, txn.branch,
+                lakefs_sdk.CommitCreation(message=f"Start from {base}", allow_empty=True),
+                source_metarange=found.meta_range_id)
+        # lakeFS actions (the follows' hook) are configuration of the asset, not of a version:
+        # they stay as they are at the head
+        now = {str(o["path"]): o for o in self._ls(txn.repo, txn.head, _policy.ACTIONS_PREFIX)}
+        then = {str(o["path"]): o for o in self._ls(txn.repo, txn.branch, _policy.ACTIONS_PREFIX)}
+        with self.lakefs.translate(asset=r.path, ref=txn.ref, what="copy"):
+            for path, o in now.items():
+                if then.get(path, {}).get("checksum") != o.get("checksum"):
+                    api.objects_api.copy_object(txn.repo, txn.branch, path,
+                                                lakefs_sdk.ObjectCopyCreation(src_path=path,
+                                                                              src_ref=txn.head))
+        self._delete_objects(txn, [p for p in then if p not in now])
+        return dataclasses.replace(txn, base=base, base_commit=str(found.id))
+
+    def _differs(self, repo: str, left: str, right: str) -> bool:
+        """Whether two refs hold different files (lakeFS actions included)."""
+        first = next(iter(self.lakefs.pages(
+            self.lakefs.json_page, f"/repositories/{repo}/refs/{quote(left, safe='')}/diff/"
+            f"{quote(right, safe='')}", ref=right, what="diff", type="two_dot", amount=1)), None)
+        return first is not None
+
+    def _ls(self, repo: str, ref: str, prefix: str = "") -> Iterator[dict[str, Any]]:
+        params: dict[str, Any] = {"prefix": prefix} if prefix else {}
+        return self.lakefs.pages(self.lakefs.json_page,
+                                 f"/repositories/{repo}/refs/{quote(ref, safe='')}/objects/ls",
+                                 ref=ref, **params)
 
     def abort(self, txn: Transaction, *, wait: bool = True) -> None:
         """Drop a write: its temporary branch goes, the target never saw it."""
@@ -164,6 +231,9 @@ class Transactions:
             self._delete_objects(txn, [_policy.user_path(validate_object_path(p), "delete")
                                        for p in deletes])
             meta = {k: str(v) for k, v in (metadata or {}).items()}
+            if r.path.is_dataset:  # the version graph: what each dataset version started from
+                meta[BASED_ON] = txn.base if txn.base is not None else txn.head
+                meta[BASED_ON_COMMIT] = (txn.base_commit or "") if txn.base is not None else txn.head
 
             def no_changes(status: int, msg: str) -> BaseException | None:
                 return NothingToCommitError(txn.ref) if "no changes" in msg.lower() else None
@@ -171,8 +241,12 @@ class Transactions:
             with self.lakefs.translate(asset=r.path, ref=txn.ref, what="commit",
                                        on={400: no_changes}):
                 self.lakefs.api.commits_api.commit(
-                    txn.repo, txn.branch, lakefs_sdk.CommitCreation(message=message, metadata=meta)
-                )
+                    txn.repo, txn.branch, lakefs_sdk.CommitCreation(
+                        message=message, metadata=meta,
+                        # a restore changes nothing on top of the version it starts from
+                        allow_empty=txn.base is not None))
+            if txn.base is not None and not self._differs(txn.repo, txn.head, txn.branch):
+                raise NothingToCommitError(txn.ref)  # e.g. restoring what the branch holds
             if txn.parent_commit is not None:
                 now = self._get_commit(txn.repo, r).id
                 if now != txn.head:

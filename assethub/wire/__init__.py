@@ -21,6 +21,8 @@ not load the server's dependencies. The modules that used to define these (``sto
 - dataset statistics and sample diffs: :class:`DatasetStats` (with :class:`NumberSummary`,
   :class:`TableStats`, :class:`ColumnStats`), :class:`SampleDiff` (with :class:`SampleChanges`,
   :class:`MovedSample`, :class:`TableRowDiff`)
+- datasets: :class:`VersionGraph` (:class:`VersionNode`, :class:`PublishedVersion`),
+  :class:`DatasetHead` (:class:`FilePreview`)
 """
 
 from __future__ import annotations
@@ -41,6 +43,12 @@ if TYPE_CHECKING:
     from assethub.wire._assets import DatasetMeta as DatasetMeta
     from assethub.wire._assets import DatasetSummary as DatasetSummary
     from assethub.wire._assets import ImportResult as ImportResult
+    from assethub.wire._datasets import PREVIEW_KINDS as PREVIEW_KINDS
+    from assethub.wire._datasets import DatasetHead as DatasetHead
+    from assethub.wire._datasets import FilePreview as FilePreview
+    from assethub.wire._datasets import PublishedVersion as PublishedVersion
+    from assethub.wire._datasets import VersionGraph as VersionGraph
+    from assethub.wire._datasets import VersionNode as VersionNode
     from assethub.wire._identity import AuditView as AuditView
     from assethub.wire._identity import CreatedToken as CreatedToken
     from assethub.wire._identity import FolderView as FolderView
@@ -80,6 +88,7 @@ __all__ = [
     "FORMATS",
     "JOB_SETTINGS_FIELDS",
     "MAX_MOVES",
+    "PREVIEW_KINDS",
     "SPLIT_MODES",
     "TASK_TYPES",
     "AddFile",
@@ -92,6 +101,7 @@ __all__ = [
     "ColumnStats",
     "CommitInfo",
     "CreatedToken",
+    "DatasetHead",
     "DatasetMeta",
     "DatasetStats",
     "DatasetSummary",
@@ -99,6 +109,7 @@ __all__ = [
     "DiffEntry",
     "DownloadResult",
     "EvaluationView",
+    "FilePreview",
     "FolderView",
     "FollowView",
     "GitCredentialView",
@@ -114,6 +125,7 @@ __all__ = [
     "PresignedObject",
     "PresignedPage",
     "PresignedPut",
+    "PublishedVersion",
     "RunView",
     "SampleChanges",
     "SampleDiff",
@@ -124,6 +136,8 @@ __all__ = [
     "TagInfo",
     "TokenView",
     "UserView",
+    "VersionGraph",
+    "VersionNode",
 ]
 
 # Each section is a module of its own, loaded with the first of its names that is used: making
@@ -175,6 +189,12 @@ _SECTION = {
     "TableRowDiff": "_stats",
     "TableStats": "_stats",
     "MAX_MOVES": "_stats",
+    "VersionGraph": "_datasets",
+    "VersionNode": "_datasets",
+    "PublishedVersion": "_datasets",
+    "DatasetHead": "_datasets",
+    "FilePreview": "_datasets",
+    "PREVIEW_KINDS": "_datasets",
 }
 
 

@@ -104,6 +104,9 @@ class MergeIn(StrictBody):
 class UploadIn(StrictBody):
     branch: str = Field("main", max_length=128)
     parent_commit: str | None = Field(None, max_length=64)
+    base: str | None = Field(None, max_length=200, description=(
+        "a dataset's upload: start from this published version or commit, or 'empty' "
+        "(default: the branch)"))
 
 
 class CommitIn(StrictBody):
@@ -264,7 +267,7 @@ def router(hub: Hub, principal: Authenticator) -> APIRouter:
     @r.post(f"{ASSET}/uploads", status_code=201)
     def start_upload(who: Who, path: AssetP, body: Annotated[UploadIn, Body()]) -> Any:
         return {"upload_id": hub.start_upload(who, path.at(body.branch),
-                                              parent_commit=body.parent_commit)}
+                                              parent_commit=body.parent_commit, base=body.base)}
 
     @r.put(UPLOAD_FILE)  # a streamed body: see streamed_bodies
     async def put_file(who: Who, upload_id: str, file: str, request: Request,
@@ -293,8 +296,17 @@ def router(hub: Hub, principal: Authenticator) -> APIRouter:
         return {"files": [{"path": i.path, "size": i.size, "sha256": i.sha256} for i in infos]}
 
     @r.post(IMPORT, status_code=201)  # a streamed body: see streamed_bodies
-    async def import_archive(who: Who, path: AssetP, request: Request,
-                             message: Annotated[str, Query(max_length=10_000)] = "") -> Any:
+    async def import_archive(
+            who: Who, path: AssetP, request: Request,
+            message: Annotated[str, Query(max_length=10_000)] = "",
+            base: Annotated[str | None, Query(
+                alias="from", max_length=200,
+                description="start from this published version or commit, or 'empty' "
+                            "(default: main)")] = None,
+            mode: Annotated[Literal["add", "replace"], Query(
+                description="add: on top of the start; replace: only the archive's files")] = "add",
+            split: Annotated[Literal["test"] | None, Query(
+                description="test: a separate test set, into the test split")] = None) -> Any:
         hub.check_import(who, path)  # before reading a possibly large body
         fd, name = tempfile.mkstemp(suffix=".zip", dir=hub.tmp_dir)
         size, limit = 0, hub.limits.max_archive_bytes
@@ -307,7 +319,8 @@ def router(hub: Hub, principal: Authenticator) -> APIRouter:
                             f"archive is larger than the server's limit of {limit} bytes")
                     out.write(chunk)
             commit, summary = await run_in_threadpool(
-                hub.import_archive, who, path, Path(name), message=message)
+                hub.import_archive, who, path, Path(name), message=message, base=base, mode=mode,
+                split=split)
             return {"commit": jsonable(commit), "summary": jsonable(summary)}
         finally:
             Path(name).unlink(missing_ok=True)
