@@ -60,6 +60,7 @@ from assethub.storage import (
     StreamedObject,
     TagInfo,
     Transaction,
+    UploadLink,
     user_path,
 )
 from assethub.wire import PresignedPut
@@ -415,7 +416,7 @@ class Versions:
         self.permissions.ref(who, txn.ref, "edit")  # the role may have changed since the start
         for p in paths:
             validate_object_path(p)
-        return [self.storage.presign_upload(txn, p) for p in paths]
+        return self.storage.presign_uploads(txn, paths)
 
     def link_upload_files(self, who: Principal, upload_id: str,
                           files: list[LinkedFile]) -> list[ObjectInfo]:
@@ -425,11 +426,9 @@ class Versions:
         self.permissions.ref(who, txn.ref, "edit")
         for f in files:
             validate_object_path(f.path)
-        namespace = self.storage.storage_namespace(txn)
-        return [self.storage.link_upload(txn, f.path, physical_address=f.physical_address,
-                                         size=f.size, sha256=f.sha256, etag=f.etag,
-                                         max_bytes=self.limits.max_upload_bytes, namespace=namespace)
-                for f in files]
+        return self.storage.link_uploads(
+            txn, [UploadLink(f.path, f.physical_address, f.size, f.sha256, f.etag) for f in files],
+            max_bytes=self.limits.max_upload_bytes)
 
     # -- dataset import ----------------------------------------------------------------------
     def check_import(self, who: Principal, asset: AssetPath | str) -> None:

@@ -77,7 +77,7 @@ from assethub.storage._lakefs import (
     timestamp,
 )
 from assethub.storage._policy import user_path
-from assethub.storage._presign import PresignedListing, Presigning
+from assethub.storage._presign import PresignedListing, Presigning, UploadLink
 from assethub.storage._transact import (
     TX_PREFIX,
     Strategy,
@@ -127,6 +127,7 @@ __all__ = [
     "TagInfo",
     "Transaction",
     "TransactionWriter",
+    "UploadLink",
     "user_path",
 ]
 
