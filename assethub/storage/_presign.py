@@ -315,7 +315,8 @@ class Presigning:
             status = resp.status
             if status == 206 or (empty and status == 200):
                 resp.read(2)  # at most the one byte asked for (an empty file: nothing)
-                resp.release_conn()
+                if resp.length_remaining == 0:  # back to the pool only with nothing unread
+                    resp.release_conn()
         finally:
             resp.close()  # a body left unread (a store that ignores Range) is not read here
         etag = (resp.headers.get("etag") or "").strip('"')
