@@ -881,7 +881,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_server:
             # its repositories under the bench's namespace: removed with the others at the end
             os.environ["ASSETHUB_STORAGE_NAMESPACE"] = NAMESPACE
-            proc, url, token = start_server(instance, Path(tmp) / "home")
+            proc, url, token = start_server(instance, Path(tmp) / "home", timeout=300)  # a loaded machine
             ctx = replace(ctx, hub_server=(url, token), hub_cpu=ServerCPU(None, proc.pid))
             Client(url, token).create_folder("admin/model/transfer")
         try:

@@ -19,6 +19,7 @@ import asyncio
 import collections
 import hashlib
 import itertools
+import json
 import os
 import re
 import tempfile
@@ -77,7 +78,7 @@ from assethub.storage._lakefs import (
     timestamp,
 )
 from assethub.storage._policy import user_path
-from assethub.storage._presign import PresignedListing, Presigning
+from assethub.storage._presign import PresignedListing, Presigning, UploadLink
 from assethub.storage._transact import (
     TX_PREFIX,
     Strategy,
@@ -127,6 +128,7 @@ __all__ = [
     "TagInfo",
     "Transaction",
     "TransactionWriter",
+    "UploadLink",
     "user_path",
 ]
 
@@ -728,6 +730,37 @@ class Storage(Transactions, Presigning):
         return tx.result
 
     # -- streaming (for the server: bodies pass through without touching its disk) -----------
+    def put_bytes(self, txn: Transaction, path: str, data: bytes, *, sha256: str) -> ObjectInfo:
+        """A small file held in memory into a transaction (a bundled file of an upload), after
+        checking it against the SHA-256 its sender declared, which lakeFS keeps as user
+        metadata: one lakeFS API upload on the SDK's raw urllib3 pool, from a worker thread
+        (0.6 ms of this process's CPU per file against 0.9 ms for a SigV4-signed PUT through
+        the S3 gateway: ``bench/proxied_put.py``). Verified against lakeFS's checksum (the MD5)."""
+        _policy.user_path(validate_object_path(path), "upload")
+        actual = hashlib.sha256(data).hexdigest()
+        if actual != sha256:
+            raise ChecksumMismatchError(
+                f"{path} arrived corrupted: sha256 {actual}, expected {sha256}", path=path)
+
+        def refused(status: int, msg: str) -> BaseException:
+            return TransferError(f"lakeFS refused {path}: HTTP {status} {msg[:200]}", path=path)
+
+        api = self.lakefs.api._api  # the SDK's ApiClient: its auth and pool, no model objects
+        url = (f"{self.lakefs.endpoint}/api/v1/repositories/{quote(txn.repo)}/branches/"
+               f"{quote(txn.branch)}/objects?path={quote(path, safe='')}")
+        with self.lakefs.translate(ref=txn.ref, what="upload", otherwise=refused):
+            resp = api.rest_client.request("POST", url, body=data, _request_timeout=60, headers={
+                "Accept": "application/json", "Content-Type": "application/octet-stream",
+                "Authorization": api.configuration.get_basic_auth_token(),
+                "X-Lakefs-Meta-Sha256": sha256})
+        o = json.loads(resp.data)
+        md5 = hashlib.md5(data, usedforsecurity=False).hexdigest()
+        if o.get("checksum") != md5 or int(o.get("size_bytes", -1)) != len(data):
+            raise TransferError(f"upload of {path} was corrupted in transit (md5 {md5}, lakeFS "
+                                f"has {o.get('checksum')}, {o.get('size_bytes')} bytes)", path=path)
+        return ObjectInfo(path, len(data), md5, sha256, timestamp(int(o.get("mtime") or 0)),
+                          o.get("content_type"))
+
     async def put_stream(self, txn: Transaction, path: str, body: AsyncIterator[bytes], *,
                          sha256: str | None = None, max_bytes: int | None = None) -> ObjectInfo:
         """Stream one file into a transaction; checked against ``sha256`` when given."""

@@ -302,6 +302,50 @@ def test_a_link_is_refused_unless_the_object_store_holds_what_was_declared(s3: S
     assert s3.api.ok("ownr", "GET", f"/assets/{asset}/objects") == []
 
 
+@pytest.mark.parametrize("listing_pages", [3, 0], ids=["listed", "stat-per-file"])
+def test_a_group_of_links_is_all_or_nothing(s3: S3World, listing_pages: int,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Links come a group at a time (the object store asked about each file through one
+    listing of presigned URLs, or a stat each when the listing does not reach them): one file
+    that is not there as declared refuses the whole request, and keeps none of it."""
+    from assethub.storage import _presign
+
+    monkeypatch.setattr(_presign, "_LISTING_PAGES", listing_pages)
+    asset = s3.dataset()
+    upload = s3.api.ok("ownr", "POST", f"/assets/{asset}/uploads", json={"branch": "main"})["upload_id"]
+    paths = ["a/1.bin", "a/2.bin", "b/3.bin", "b/4.bin"]
+    puts = s3.api.ok("ownr", "POST", f"/uploads/{upload}/presign", json={"paths": paths})["files"]
+    assert [p["path"] for p in puts] == paths
+    assert len({p["physical_address"] for p in puts}) == len(paths)
+    files = []
+    for i, put in enumerate(puts):
+        data = os.urandom(100 + i) if i != 1 else b""
+        etag = httpx.put(put["url"], content=data).headers["etag"].strip('"')
+        files.append({"path": put["path"], "physical_address": put["physical_address"],
+                      "size": len(data), "sha256": hashlib.sha256(data).hexdigest(), "etag": etag})
+    wrong = [dict(f) for f in files]
+    wrong[2]["etag"] = files[3]["etag"]  # another file's ETag: the store holds other bytes
+    r = s3.api.call("ownr", "POST", f"/uploads/{upload}/link", json={"files": wrong})
+    assert r.status_code == 400 and "b/3.bin is not in the object store as declared" in message(r)
+    r = s3.api.call("ownr", "POST", f"/uploads/{upload}/commit", json={"message": "none kept"})
+    assert r.status_code == 409 and "nothing to commit" in message(r)
+
+    # the same group, declared as stored, in a fresh upload: every file linked and committed
+    upload = s3.api.ok("ownr", "POST", f"/assets/{asset}/uploads", json={"branch": "main"})["upload_id"]
+    puts = s3.api.ok("ownr", "POST", f"/uploads/{upload}/presign", json={"paths": paths})["files"]
+    for put, f in zip(puts, files, strict=True):
+        data = os.urandom(f["size"])
+        f.update(physical_address=put["physical_address"], sha256=hashlib.sha256(data).hexdigest(),
+                 etag=httpx.put(put["url"], content=data).headers["etag"].strip('"'))
+    linked = s3.api.ok("ownr", "POST", f"/uploads/{upload}/link", json={"files": files})["files"]
+    assert [(o["path"], o["size"], o["sha256"]) for o in linked] == \
+        [(f["path"], f["size"], f["sha256"]) for f in files]
+    s3.api.ok("ownr", "POST", f"/uploads/{upload}/commit", json={"message": "four"})
+    listed = {o["path"]: o for o in s3.api.ok("ownr", "GET", f"/assets/{asset}/objects")}
+    assert {p: (o["size"], o["sha256"]) for p, o in listed.items()} == \
+        {f["path"]: (f["size"], f["sha256"]) for f in files}
+
+
 def test_a_corrupted_object_fails_the_sha256_check_and_stays_out_of_the_cache(s3: S3World,
                                                                              tmp_path: Path) -> None:
     asset = s3.dataset()
