@@ -416,10 +416,13 @@ def commit(ref: RefArg, message: Annotated[str, typer.Option("--message", "-m")]
 @_commands.command()
 def upload(ref: RefArg, local: LocalArg,
            path: Annotated[str, typer.Option(help="Where in the asset (default: file name / root).")] = "",
-           message: MessageOpt = None) -> None:
+           message: MessageOpt = None,
+           base: Annotated[str | None, typer.Option("--from", help=(
+               "A dataset: start the new version from this published version or commit, or "
+               "'empty', instead of the branch's head."))] = None) -> None:
     """Commit a local file or directory to a branch."""
     with _hub() as hub:
-        c = hub.upload(ref, local, path=path, message=message, progress=True)
+        c = hub.upload(ref, local, path=path, message=message, base=base, progress=True)
     typer.echo(f"committed {c.id[:12]} to {ref}")
 
 

@@ -850,11 +850,14 @@ class Client:
 
     def create_commit(self, ref: AssetLike, operations: Iterable[wire.AddFile | wire.DeleteFile], *,
                       message: str, metadata: Mapping[str, str] | None = None,
-                      parent_commit: str | None = None, progress: bool = False) -> wire.CommitInfo:
+                      parent_commit: str | None = None, base: str | None = None,
+                      progress: bool = False) -> wire.CommitInfo:
         """Apply file operations to a branch as one commit: all of them, or none.
 
         ``AddFile(local, path)`` with a directory adds every file under it below ``path``.
         ``parent_commit`` makes the commit fail if the branch has moved past that commit.
+        ``base`` (datasets): start from this published version or commit, or ``"empty"``,
+        instead of the branch's head; the commit records what it was based on.
         """
         r = AssetRef.coerce(ref)
         adds: dict[str, Path] = {}
@@ -868,8 +871,10 @@ class Client:
                     raise errors.InvalidReferenceError(
                         f"both {adds[remote]} and {local} would be uploaded to {remote!r}",
                         part="object path", value=remote)
-        upload_id = self._call("POST", f"{_asset_url(r.path)}/uploads",
-                               json={"branch": r.ref})["upload_id"]
+        start: dict[str, str] = {"branch": r.ref}
+        if base is not None:
+            start["base"] = base
+        upload_id = self._call("POST", f"{_asset_url(r.path)}/uploads", json=start)["upload_id"]
         try:
             total = sum(p.stat().st_size for p in adds.values())
             with _progress(progress, f"upload {r}", total) as advance:
@@ -1189,14 +1194,16 @@ class Client:
     def upload(self, ref: AssetLike, local: Path | str, *, path: str = "",
                message: str | None = None, metadata: Mapping[str, str] | None = None,
                delete: Iterable[str] = (), parent_commit: str | None = None,
-               progress: bool = False) -> wire.CommitInfo:
+               base: str | None = None, progress: bool = False) -> wire.CommitInfo:
         """Commit a local file (at ``path``, default its name) or a directory's files (under
-        ``path``, default the root) to a branch, deleting ``delete`` in the same commit."""
+        ``path``, default the root) to a branch, deleting ``delete`` in the same commit;
+        ``base``: see :meth:`create_commit`."""
         local = Path(local)
         ops: list[wire.AddFile | wire.DeleteFile] = [wire.AddFile(local, path),
                                                      *(wire.DeleteFile(d) for d in delete)]
         return self.create_commit(ref, ops, message=message or f"Upload {local.name}",
-                                  metadata=metadata, parent_commit=parent_commit, progress=progress)
+                                  metadata=metadata, parent_commit=parent_commit, base=base,
+                                  progress=progress)
 
     def import_archive(self, dataset: AssetLike, archive: Path | str, *,
                        message: str = "", base: str | None = None, mode: str = "add",

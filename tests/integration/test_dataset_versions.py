@@ -274,7 +274,8 @@ def test_bad_version_requests_are_refused_with_what_was_wrong(
 def test_an_upload_starts_from_a_published_version_too(
         hub_server: Any, new_user: Callable[[], tuple[str, Cli]], digits: dict[str, list[bytes]],
         tmp_path: Path) -> None:
-    """Over the REST API (the SDK's upload sends no base yet): files on top of v1, one commit."""
+    """Over the REST API, then the SDK through the CLI (`upload --from`): files on top of v1,
+    one commit each, recorded as based on v1."""
     me, cli = new_user()
     viewer_name, viewer = new_user()
     dataset = new_dataset(cli, me)
@@ -301,3 +302,12 @@ def test_an_upload_starts_from_a_published_version_too(
     assert {p: h for p, h in now.items() if p != "9/new.png"} == v1 and "9/new.png" in now
     head = cli.json("versions", dataset)["commits"][0]
     assert (head["based_on"], head["commit_id"]) == ("v1", commit["id"])
+
+    extra = tmp_path / "extra" / "8"
+    extra.mkdir(parents=True)
+    (extra / "cli.png").write_bytes(digits["8"][0])
+    viewer.fails(5, "upload", f"{dataset}:main", str(extra.parent), "--from", "v1")
+    cli("upload", f"{dataset}:main", str(extra.parent), "--from", "v1")
+    now = files(cli, f"{dataset}:main")
+    assert {p: h for p, h in now.items() if p != "8/cli.png"} == v1 and "8/cli.png" in now
+    assert cli.json("versions", dataset)["commits"][0]["based_on"] == "v1"
