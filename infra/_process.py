@@ -63,6 +63,23 @@ def listener_pids(port: int) -> set[int] | None:
     return pids
 
 
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` runs. A zombie does not: it has exited and waits for its parent
+    to reap it, which a parent busy elsewhere may not do for a long time (a test process that
+    restarted a server another process then stops), and :meth:`ManagedProcess.stop` would wait
+    out its whole grace for a process that is already gone."""
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True  # no /proc: signal 0 is all we can tell
+    return state != "Z"
+
+
 def serves(pid: int, port: int) -> bool:
     """Whether ``port`` is served by ``pid`` or a process of its session (its workers)."""
     pids = listener_pids(port)
@@ -139,10 +156,9 @@ class ManagedProcess:
     def pid(self) -> int | None:
         try:
             pid = int((self.dir / self.pid_name).read_text())
-            os.kill(pid, 0)
         except (OSError, ValueError):
             return None
-        return pid
+        return pid if alive(pid) else None
 
     def healthy(self) -> bool:
         try:

@@ -186,7 +186,11 @@ def start(port: int = DEFAULT_PORT, timeout: float = 120,
     cfg = _s3_config(d, creds)
     s3_port = SERVER.claim_port(None if "port" in _state(d) else free_port(port))
     ports = _ports(d, s3_port)
-    argv = [str(weed), "server", f"-dir={d / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+    (d / "logs").mkdir(exist_ok=True)
+    # glog's files go to the home (its default is the system's temporary directory); what it
+    # prints (its -alsologtostderr default) is in weed.out as well
+    argv = [str(weed), f"-logdir={d / 'logs'}", "server", f"-dir={d / 'data'}",
+            "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
             f"-master.port={ports['master']}", f"-master.port.grpc={ports['master_grpc']}",
             f"-volume.port={ports['volume']}", f"-volume.port.grpc={ports['volume_grpc']}",
             "-filer", f"-filer.port={ports['filer']}", f"-filer.port.grpc={ports['filer_grpc']}",
@@ -196,6 +200,9 @@ def start(port: int = DEFAULT_PORT, timeout: float = 120,
             "-s3.iam=false", "-s3.port.iceberg=0", "-s3.port.lance=0",
             # small volumes, grown on demand: a test home must not reserve gigabytes
             "-master.volumeSizeLimitMB=1024", "-volume.max=0", "-master.volumePreallocate=false",
+            # one volume server, no peer to take its reads: on SIGTERM it need not keep serving
+            # for 10 s after its last heartbeat before it flushes and closes its volumes
+            "-volume.preStopSeconds=0",
             "-master.telemetry=false"]  # it would report cluster statistics to seaweedfs.com
     endpoint = SERVER.start(argv, timeout=timeout, port=s3_port)
     store = ObjectStore(endpoint, creds["access_key_id"], creds["secret_access_key"], data_dir=d)

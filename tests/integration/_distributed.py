@@ -107,6 +107,23 @@ def volumes(stack: DistributedStack) -> set[int]:
     return found
 
 
+def _kernel_ports(home: Path) -> None:
+    """SeaweedFS's ports picked by the kernel, as the other components' of the tests, saved where
+    it keeps them. Near its defaults (8333, 9333, ...) they would be the ports another stack on
+    this machine takes while the outage test has this one stopped, and its restart would fail."""
+    from infra import seaweedfs
+    from tests.conftest import free_port
+
+    d = home / "seaweedfs"
+    d.mkdir(mode=0o700, parents=True)
+    picked: list[int] = []
+    while len(picked) < len(seaweedfs._PORTS) + 1:  # + the S3 gateway's
+        if (port := free_port()) not in picked:
+            picked.append(port)
+    (d / "state.json").write_text(json.dumps({"port": picked[0],
+                                              "ports": dict(zip(seaweedfs._PORTS, picked[1:], strict=True))}))
+
+
 def start(home: Path, port: int) -> DistributedStack:
     from infra import lakefs, postgres, prefect, seaweedfs
     from infra import mlflow as tracking
@@ -115,6 +132,7 @@ def start(home: Path, port: int) -> DistributedStack:
     env |= {"ASSETHUB_HOME": str(home), "ASSETHUB_CONFIG": str(home / "cli-config.json"),
             "ASSETHUB_PROFILE": "distributed"}  # the variable, where `make up-distributed` says --profile
     stack = DistributedStack(home, "", "", "", "", "", "", None, env)
+    _kernel_ports(home)
     done = stack.assethub("up", "--port", str(port), timeout=900)
     if done.returncode != 0:
         raise RuntimeError(f"assethub up --profile distributed failed ({done.returncode}):\n"
