@@ -422,7 +422,7 @@ class Client:
             self._client = None
         if (store := self.__dict__.pop("_object_client", None)) is not None:
             store.close()
-        if (pool := self.__dict__.pop("_store_urllib3", None)) is not None:
+        if pool := self.__dict__.pop("_store_urllib3", None):
             pool.clear()
 
     # -- transport ---------------------------------------------------------------------------
@@ -1029,20 +1029,22 @@ class Client:
         A presigned GET is a plain request; on httpx its client-side cost (about 1 ms of CPU per
         request here, on two cores the object store needs too) was most of a small file's
         download. urllib3 (boto3's own transport, so always installed) is imported on first use."""
-        if self._transport is not None or any(
-                k.lower() in ("http_proxy", "https_proxy", "all_proxy") for k in os.environ):
-            return None
+        pool = self.__dict__.get("_store_urllib3")  # decided once: this is asked per request
+        if pool is not None:
+            return pool or None
         with self._lock:
-            pool = self.__dict__.get("_store_urllib3")
-            if pool is None:
-                import certifi  # httpx's certificate store, so both paths trust the same
-                import urllib3
+            if "_store_urllib3" not in self.__dict__:
+                pool = False
+                if self._transport is None and not any(
+                        k.lower() in ("http_proxy", "https_proxy", "all_proxy") for k in os.environ):
+                    import certifi  # httpx's certificate store, so both paths trust the same
+                    import urllib3
 
-                pool = urllib3.PoolManager(
-                    maxsize=self._direct_workers, retries=False, ca_certs=certifi.where(),
-                    timeout=urllib3.Timeout(connect=min(self.timeout, 10.0), read=self.timeout))
+                    pool = urllib3.PoolManager(
+                        maxsize=self._direct_workers, retries=False, ca_certs=certifi.where(),
+                        timeout=urllib3.Timeout(connect=min(self.timeout, 10.0), read=self.timeout))
                 self.__dict__["_store_urllib3"] = pool
-            return pool
+            return self.__dict__["_store_urllib3"] or None
 
     def presigned_objects(self, ref: AssetLike, *,
                           prefix: str = "") -> tuple[str, list[wire.PresignedObject]]:
