@@ -1026,9 +1026,10 @@ class Client:
         """A urllib3 pool for reads from the object store, or None where httpx must carry them
         (a test's transport, or a proxy from the environment, which urllib3 would not use).
 
-        A presigned GET is a plain request; on httpx its client-side cost (about 1 ms of CPU per
-        request here, on two cores the object store needs too) was most of a small file's
-        download. urllib3 (boto3's own transport, so always installed) is imported on first use."""
+        A presigned GET is a plain request, and with many small files the client's CPU per
+        request (on cores the object store needs too) sets the pace: urllib3 (boto3's own
+        transport, so always installed, imported on first use) costs less per request than
+        httpx, as in ``assethub/storage/gateway.py``."""
         pool = self.__dict__.get("_store_urllib3")  # decided once: this is asked per request
         if pool is not None:
             return pool or None
