@@ -20,6 +20,7 @@ import dataclasses
 import errno
 import functools
 import hashlib
+import itertools
 import json
 import os
 import ssl
@@ -27,7 +28,9 @@ import sys
 import threading
 import types
 import typing
+from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
@@ -70,6 +73,10 @@ _UPLOAD_BUNDLE_BYTES = 32 * _CHUNK  # an upload bundle's body (the server takes 
 _BUNDLE_PATH_BYTES = 256 * 1024  # the request's list of paths stays well under the body limit
 _DIRECT_GROUP_FILES = 100  # presigned PUTs asked for (and linked) this many at a time
 _DIRECT_PUT_MAX = 5 * 1024**3  # the most one S3 PUT takes (no presigned multipart upload yet)
+# Reads from the object store (presigned GETs) run max_workers x this many at once, the ranges of
+# one large file max_workers x _DIRECT_RANGE_WORKERS_PER (see bench/README.md, third round).
+_DIRECT_WORKERS_PER = 4
+_DIRECT_RANGE_WORKERS_PER = 2
 T = TypeVar("T")
 AssetLike = AssetPath | AssetRef | str
 Advance = Callable[[int], None]
@@ -415,7 +422,7 @@ class Client:
             self._client = None
         if (store := self.__dict__.pop("_object_client", None)) is not None:
             store.close()
-        if (pool := self.__dict__.pop("_store_pool_", None)) is not None:
+        if pool := self.__dict__.pop("_store_urllib3", None):
             pool.clear()
 
     # -- transport ---------------------------------------------------------------------------
@@ -758,44 +765,66 @@ class Client:
         self.cache.save_listing(f"sdk-{key}", at.ref, objs)
         return objs
 
-    def _ranges_into(self, tmp: Path, obj: RemoteObject, get_range: Callable[[int, int], Any],
-                     advance: Advance) -> str:
-        """A large file as parallel byte ranges (``get_range(start, end)``: a response context)
-        written in place into ``tmp``; its SHA-256, read back once every range has landed."""
-        with open(tmp, "wb") as f:
-            f.truncate(obj.size)
-        fd = os.open(tmp, os.O_WRONLY)
-        try:
-            def part(start: int) -> None:
-                end = min(start + _RANGE_PART, obj.size) - 1
-                offset = start
-                with get_range(start, end) as resp:
-                    for chunk in resp.iter_bytes(_CHUNK):
-                        if offset + len(chunk) > end + 1:
-                            raise errors.TransferError(f"range {start}-{end} of {obj.path} came long",
-                                                       path=obj.path)
-                        os.pwrite(fd, chunk, offset)
-                        offset += len(chunk)
-                        advance(len(chunk))
-                if offset != end + 1:
-                    raise errors.TransferError(f"range {start}-{end} of {obj.path} came short",
-                                               path=obj.path)
+    def _ranges_into(self, tmp: Path, obj: RemoteObject,
+                     read_range: Callable[[int, int], contextlib.AbstractContextManager[Iterable[bytes]]],
+                     advance: Advance, workers: int) -> str:
+        """A large file as parallel byte ranges (``read_range(start, end)``: a context giving the
+        range's bytes as chunks) written in place into ``tmp`` and hashed in order as they
+        arrive, from the bytes already in memory (one pass: the file is never read back).
 
-            run_parallel((functools.partial(part, start)
-                          for start in range(0, obj.size, _RANGE_PART)), self.max_workers)
+        A window of ``workers`` ranges is in flight; a range that has landed waits, in memory,
+        for the ones before it to be hashed, so memory stays within (workers + 1) parts
+        whatever the file's size. Returns the SHA-256."""
+        sha = hashlib.sha256()
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+
+        def part(start: int) -> list[bytes]:
+            end = min(start + _RANGE_PART, obj.size) - 1
+            offset, chunks = start, []
+            with read_range(start, end) as body:
+                for chunk in body:
+                    if offset + len(chunk) > end + 1:
+                        raise errors.TransferError(f"range {start}-{end} of {obj.path} came long",
+                                                   path=obj.path)
+                    os.pwrite(fd, chunk, offset)
+                    offset += len(chunk)
+                    chunks.append(chunk)
+                    advance(len(chunk))
+            if offset != end + 1:
+                raise errors.TransferError(f"range {start}-{end} of {obj.path} came short",
+                                           path=obj.path)
+            return chunks
+
+        try:
+            with ThreadPoolExecutor(max(workers, 1)) as pool:
+                starts = iter(range(0, obj.size, _RANGE_PART))
+                window = deque(pool.submit(part, start)
+                               for start in itertools.islice(starts, max(workers, 1)))
+                try:
+                    while window:
+                        chunks = window.popleft().result()
+                        if (start := next(starts, None)) is not None:
+                            window.append(pool.submit(part, start))
+                        for chunk in chunks:  # hashlib lets go of the GIL: the parts go on landing
+                            sha.update(chunk)
+                except BaseException:
+                    for future in window:
+                        future.cancel()
+                    raise
         finally:
             os.close(fd)
-        sha = hashlib.sha256()
-        with open(tmp, "rb") as reader:
-            while chunk := reader.read(4 * _CHUNK):
-                sha.update(chunk)
         return sha.hexdigest()
 
     def _fetch_ranges(self, url: str, at: AssetRef, obj: RemoteObject, tmp: Path,
                       advance: Advance) -> None:
-        """A large file through the server as parallel byte ranges; hashed afterwards."""
-        digest = self._ranges_into(tmp, obj, lambda start, end: self._stream(
-            "GET", url, params={"ref": at.ref}, headers={"Range": f"bytes={start}-{end}"}), advance)
+        """A large file through the server as parallel byte ranges, hashed as they arrive."""
+        @contextmanager
+        def read_range(start: int, end: int) -> Iterator[Iterable[bytes]]:
+            with self._stream("GET", url, params={"ref": at.ref},
+                              headers={"Range": f"bytes={start}-{end}"}) as resp:
+                yield resp.iter_bytes()  # as they come off the socket: no re-chunking copy
+
+        digest = self._ranges_into(tmp, obj, read_range, advance, self.max_workers)
         if obj.sha256 and digest != obj.sha256:
             raise errors.TransferError(
                 f"download of {obj.path} failed verification (sha256 {digest} != "
@@ -986,10 +1015,42 @@ class Client:
             if client is None:
                 _load_httpcore()
                 client = httpx.Client(timeout=httpx.Timeout(self.timeout, connect=min(self.timeout, 10.0)),
-                                      limits=httpx.Limits(max_connections=self.max_workers * 4),
+                                      limits=httpx.Limits(max_connections=self._direct_workers),
                                       transport=self._transport)  # a test's fake serves both
                 self.__dict__["_object_client"] = client
             return cast(httpx.Client, client)
+
+    @property
+    def _direct_workers(self) -> int:
+        """Downloads from the object store run this many requests at once: each waits on the
+        store far longer than it costs this process (``max_workers`` is sized for the server)."""
+        return self.max_workers * _DIRECT_WORKERS_PER
+
+    @property
+    def _store_pool(self) -> Any:
+        """A urllib3 pool for reads from the object store, or None where httpx must carry them
+        (a test's transport, or a proxy from the environment, which urllib3 would not use).
+
+        A presigned GET is a plain request, and with many small files the client's CPU per
+        request (on cores the object store needs too) sets the pace: urllib3 (boto3's own
+        transport, so always installed, imported on first use) costs less per request than
+        httpx, as in ``assethub/storage/gateway.py``."""
+        pool = self.__dict__.get("_store_urllib3")  # decided once: this is asked per request
+        if pool is not None:
+            return pool or None
+        with self._lock:
+            if "_store_urllib3" not in self.__dict__:
+                pool = False
+                if self._transport is None and not any(
+                        k.lower() in ("http_proxy", "https_proxy", "all_proxy") for k in os.environ):
+                    import certifi  # httpx's certificate store, so both paths trust the same
+                    import urllib3
+
+                    pool = urllib3.PoolManager(
+                        maxsize=self._direct_workers, retries=False, ca_certs=certifi.where(),
+                        timeout=urllib3.Timeout(connect=min(self.timeout, 10.0), read=self.timeout))
+                self.__dict__["_store_urllib3"] = pool
+            return self.__dict__["_store_urllib3"] or None
 
     def presigned_objects(self, ref: AssetLike, *,
                           prefix: str = "") -> tuple[str, list[wire.PresignedObject]]:
@@ -1012,39 +1073,77 @@ class Client:
                          progress: bool) -> wire.DownloadResult:
         commit, listed = self.presigned_objects(r, prefix=prefix)
         base = prefix if not prefix or prefix.endswith("/") else prefix + "/"
-        plan: list[tuple[RemoteObject, Path]] = []
+        plan: list[tuple[RemoteObject, str]] = []
         urls: dict[str, str] = {}
+        root = os.fspath(dest)
         for o in listed:
             if prefix and o.path != prefix and not o.path.startswith(base):
                 continue
             rel = o.path.rsplit("/", 1)[-1] if o.path == prefix else o.path[len(base):]
             obj = RemoteObject(o.path, o.size, o.checksum, o.sha256)
-            plan.append((obj, dest / validate_object_path(rel)))
+            # refuse '..' and absolute paths coming from the server
+            plan.append((obj, os.path.join(root, validate_object_path(rel))))
             urls[o.path] = o.url
         if prefix and not plan:
             raise errors.ObjectNotFoundError(str(r), prefix)
         missing = {o.cache_key: o for o, _ in plan if not self.cache.has(o)}
         total = sum(o.size for o in missing.values())
+        at = r.path.at(commit)
         with _progress(progress, f"download {r}", total) as advance:
-            run_parallel((functools.partial(self._fetch_fresh, r.path.at(commit), urls[o.path], o,
-                                            advance) for o in missing.values()), self.max_workers)
-        place_all((self.cache.blob_path(obj), target) for obj, target in plan)
+            # the large files first: their ranges then overlap the many small files
+            run_parallel((functools.partial(self._fetch_fresh, at, urls[o.path], o, advance)
+                          for o in sorted(missing.values(), key=lambda o: -o.size)),
+                         self._direct_workers)
+        place_all((self.cache.blob_file(obj), target) for obj, target in plan)
         return wire.DownloadResult(commit, len(plan), sum(o.size for o, _ in plan), total)
 
     @contextmanager
     def _from_store(self, url: str, obj: RemoteObject,
-                    headers: dict[str, str] | None = None) -> Iterator[httpx.Response]:
+                    headers: dict[str, str] | None = None) -> Iterator[Iterable[bytes]]:
+        """An object's bytes (or the range ``headers`` ask for) read from the object store with
+        a presigned URL, as chunks: raw, as stored (never decoded), no Asset Hub token sent."""
+        pool = self._store_pool
+        if pool is None:
+            try:
+                with self._object_http.stream("GET", url, headers=headers) as resp:
+                    if resp.status_code not in (200, 206):
+                        resp.read()
+                        raise self._store_refused(obj, resp.status_code, resp.text)
+                    yield resp.iter_bytes(_CHUNK)
+            except httpx.TransportError as exc:
+                raise self._store_failed(obj, exc) from exc
+            return
+        import urllib3
+
         try:
-            with self._object_http.stream("GET", url, headers=headers) as resp:
-                if resp.status_code not in (200, 206):
-                    resp.read()
-                    raise (_Refused if resp.status_code == 403 else errors.TransferError)(
-                        f"the object store refused {obj.path}: HTTP {resp.status_code} "
-                        f"{resp.text.strip()[:200]}", path=obj.path)
-                yield resp
-        except httpx.TransportError as exc:
-            raise errors.TransferError(f"reading {obj.path} from the object store failed: "
-                                       f"{type(exc).__name__}: {exc}", path=obj.path) from exc
+            resp = pool.urlopen("GET", url, headers=headers, redirect=False,
+                                preload_content=False, decode_content=False)
+        except urllib3.exceptions.HTTPError as exc:
+            raise self._store_failed(obj, exc) from exc
+        whole = False
+        try:
+            if resp.status not in (200, 206):
+                raise self._store_refused(obj, resp.status,
+                                          resp.read(4096).decode("utf-8", "replace"))
+            yield resp.stream(_CHUNK, decode_content=False)
+            whole = True  # the caller read the body to its end
+        except urllib3.exceptions.HTTPError as exc:  # the connection broke mid-body
+            raise self._store_failed(obj, exc) from exc
+        finally:
+            if not whole:
+                resp.close()  # a body left unread: the connection is dropped, not reused
+            resp.release_conn()
+
+    @staticmethod
+    def _store_refused(obj: RemoteObject, status: int, text: str) -> errors.TransferError:
+        return (_Refused if status == 403 else errors.TransferError)(
+            f"the object store refused {obj.path}: HTTP {status} {text.strip()[:200]}",
+            path=obj.path)
+
+    @staticmethod
+    def _store_failed(obj: RemoteObject, exc: Exception) -> errors.TransferError:
+        return errors.TransferError(f"reading {obj.path} from the object store failed: "
+                                    f"{type(exc).__name__}: {exc}", path=obj.path)
 
     def _fetch_fresh(self, at: AssetRef, url: str, obj: RemoteObject, advance: Advance) -> None:
         """:meth:`_fetch_direct`, asking the server once for a new URL when the object store
@@ -1060,29 +1159,41 @@ class Client:
                 raise
             self._fetch_direct(fresh, obj, advance)
 
+    def _verified(self, obj: RemoteObject, size: int, digest: str) -> None:
+        if size != obj.size or (obj.sha256 and digest != obj.sha256):
+            raise errors.ChecksumMismatchError(
+                f"download of {obj.path} failed verification (size {size}/{obj.size}, "
+                f"sha256 {digest} != {obj.sha256}): the object store holds other "
+                "bytes than were committed", path=obj.path)
+
     def _fetch_direct(self, url: str, obj: RemoteObject, advance: Advance) -> None:
-        """One file straight from the object store (large ones as parallel byte ranges), its
-        size and SHA-256 checked before it enters the cache."""
+        """One file straight from the object store, its size and SHA-256 checked before it
+        enters the cache: a small one in memory (nothing written unless it is right), a large
+        one as parallel byte ranges hashed as they arrive, the rest streamed to a temporary file."""
+        if obj.size <= _BUNDLE_FILE_MAX:
+            with self._from_store(url, obj) as body:
+                data = b"".join(body)  # one chunk (no copy) for a file under _CHUNK
+            self._verified(obj, len(data), hashlib.sha256(data).hexdigest())
+            self.cache.put_blob(obj, data)
+            advance(len(data))
+            return
         tmp = self.cache.temp_file()
         try:
             if obj.size >= _RANGED_FROM:
                 digest = self._ranges_into(tmp, obj, lambda start, end: self._from_store(
-                    url, obj, {"Range": f"bytes={start}-{end}"}), advance)
+                    url, obj, {"Range": f"bytes={start}-{end}"}), advance,
+                    self.max_workers * _DIRECT_RANGE_WORKERS_PER)
                 size = obj.size
             else:
                 sha, size = hashlib.sha256(), 0
-                with open(tmp, "wb") as out, self._from_store(url, obj) as resp:
-                    for chunk in resp.iter_bytes(_CHUNK):
+                with open(tmp, "wb") as out, self._from_store(url, obj) as body:
+                    for chunk in body:
                         out.write(chunk)
                         sha.update(chunk)
                         size += len(chunk)
                         advance(len(chunk))
                 digest = sha.hexdigest()
-            if size != obj.size or (obj.sha256 and digest != obj.sha256):
-                raise errors.ChecksumMismatchError(
-                    f"download of {obj.path} failed verification (size {size}/{obj.size}, "
-                    f"sha256 {digest} != {obj.sha256}): the object store holds other "
-                    "bytes than were committed", path=obj.path)
+            self._verified(obj, size, digest)
             self.cache.commit_blob(tmp, obj)
         finally:
             tmp.unlink(missing_ok=True)
@@ -1150,16 +1261,20 @@ class Client:
 
     def _put_small_to_store(self, put: wire.PresignedPut, local: Path, size: int,
                             advance: Advance) -> tuple[str, int, str]:
-        """A small file in one PUT of its bytes on a raw urllib3 pool: a third of httpx's
-        CPU per request, which for thousands of small files is most of the client's work."""
+        """A small file in one PUT of its bytes on the raw urllib3 pool reads use
+        (:attr:`_store_pool`): a third of httpx's CPU per request, which for thousands of small
+        files is most of the client's work."""
         import urllib3
 
+        pool = self._store_pool
+        if pool is None:  # a test's transport or a proxy from the environment: httpx carries it
+            return self._put_to_store(put, local, advance)
         data = local.read_bytes()
         if len(data) != size:
             raise errors.TransferError(f"{local} changed while it was uploaded ({size} bytes, "
                                        f"now {len(data)})", path=str(local))
         try:
-            resp = self._store_pool.request("PUT", put.url, body=data, retries=False, headers={
+            resp = pool.request("PUT", put.url, body=data, retries=False, headers={
                 "Content-Length": str(size), "Content-Type": "application/octet-stream"})
         except urllib3.exceptions.HTTPError as exc:
             raise errors.TransferError(f"upload of {local} to the object store failed: "
@@ -1174,22 +1289,6 @@ class Client:
                                        "an ETag", path=str(local))
         advance(size)
         return hashlib.sha256(data).hexdigest(), size, etag
-
-    @property
-    def _store_pool(self) -> Any:
-        """Raw keep-alive connections to the object store for small PUTs (no Asset Hub token
-        ever goes there); httpx's default trust store (certifi's)."""
-        with self._lock:
-            pool = self.__dict__.get("_store_pool_")
-            if pool is None:
-                import certifi
-                import urllib3
-
-                pool = urllib3.PoolManager(
-                    maxsize=self.max_workers * 2, ca_certs=certifi.where(),
-                    timeout=urllib3.Timeout(connect=min(self.timeout, 10.0), read=self.timeout))
-                self.__dict__["_store_pool_"] = pool
-            return pool
 
     def upload(self, ref: AssetLike, local: Path | str, *, path: str = "",
                message: str | None = None, metadata: Mapping[str, str] | None = None,

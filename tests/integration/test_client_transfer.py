@@ -154,6 +154,40 @@ def test_bundles_read_the_local_blockstore_and_a_damaged_file_is_caught(
     assert not (tmp_path / "bad" / "f3.txt").exists()
 
 
+def test_a_large_file_with_one_damaged_range_is_refused_and_not_cached(
+        owned: tuple[Client, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        hub_server: Any) -> None:
+    """The ranges of a large file are hashed in order as they arrive (never read back): one
+    byte changed on disk in the third of four ranges (every range still arrives whole and at its
+    size) fails the download, and neither the cache nor the destination gets the file."""
+    from assethub import errors
+
+    c, asset = owned
+    data = os.urandom(3 * 1024 * 1024 + 7)
+    (tmp_path / "w.bin").write_bytes(data)
+    c.upload(f"{asset}:main", tmp_path / "w.bin", message="weights")
+    monkeypatch.setattr(client_module, "_RANGED_FROM", 1024 * 1024)
+    monkeypatch.setattr(client_module, "_RANGE_PART", 1024 * 1024)
+    storage = hub_server.hub.storage
+    listing = storage._listing(storage.repository(asset), storage.resolve(f"{asset}:main"))
+    victim = next(o for o in listing if o.path == "w.bin")
+    assert victim.physical.startswith("local:///"), victim.physical
+    blob = Path(victim.physical.removeprefix("local://"))
+    blob.chmod(0o644)
+    at = 2 * 1024 * 1024 + 5
+    with open(blob, "r+b") as f:
+        f.seek(at)
+        f.write(bytes([data[at] ^ 0xFF]))
+    fresh = Client(hub_server.url, hub_server.admin_token, cache_dir=tmp_path / "c2")
+    with pytest.raises(errors.TransferError, match=r"w\.bin failed verification"):
+        fresh.download(f"{asset}:main", tmp_path / "bad")
+    assert not (tmp_path / "bad" / "w.bin").exists()
+    assert not [p for p in (tmp_path / "c2").rglob("*") if p.is_file() and "listings" not in p.parts]
+    blob.write_bytes(data)  # put right: the same client now gets it whole
+    assert fresh.download(f"{asset}:main", tmp_path / "bad").bytes_transferred == len(data)
+    assert (tmp_path / "bad" / "w.bin").read_bytes() == data
+
+
 def test_bundle_refuses_what_it_cannot_send(owned: tuple[Client, str], hub_server: Any,
                                             tmp_path: Path) -> None:
     c, asset = owned

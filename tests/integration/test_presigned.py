@@ -346,19 +346,37 @@ def test_a_group_of_links_is_all_or_nothing(s3: S3World, listing_pages: int,
         {f["path"]: (f["size"], f["sha256"]) for f in files}
 
 
-def test_a_corrupted_object_fails_the_sha256_check_and_stays_out_of_the_cache(s3: S3World,
-                                                                             tmp_path: Path) -> None:
+@pytest.mark.parametrize("shape", ["small", "streamed", "ranges"])
+def test_a_corrupted_object_fails_the_sha256_check_and_stays_out_of_the_cache(
+        s3: S3World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shape: str) -> None:
+    """One byte changed behind lakeFS's back, whichever way the file comes: checked in memory
+    (small), streamed to a temporary file (streamed), or as parallel ranges hashed in order as
+    they arrive (ranges: the byte is in the third of four ranges, so every range arrives whole
+    and at its size, and only the running SHA-256 over all of them catches it)."""
+    from assethub import client as client_module
+
+    size = {"small": 70_000, "streamed": 5 * MiB + 11, "ranges": 3 * MiB + 7}[shape]
+    if shape == "ranges":
+        monkeypatch.setattr(client_module, "_RANGED_FROM", MiB)
+        monkeypatch.setattr(client_module, "_RANGE_PART", MiB)
     asset = s3.dataset()
-    data = os.urandom(70_000)
+    data = os.urandom(size)
     s3.client("ownr", tmp_path).upload(f"{asset}:main", _write(tmp_path / "f.bin", data), message="f")
     url = _presigned(s3, "ownr", asset).json()["objects"][0]["url"]
     bucket, key = _bucket_key(url)
-    s3.store.client().put_object(Bucket=bucket, Key=key, Body=bytes(len(data)))  # behind lakeFS's back
+    at = 2 * MiB + 5 if shape == "ranges" else size // 2
+    damaged = data[:at] + bytes([data[at] ^ 0xFF]) + data[at + 1:]
+    s3.store.client().put_object(Bucket=bucket, Key=key, Body=damaged)  # behind lakeFS's back
     client = s3.client("viewer", tmp_path)
     with pytest.raises(errors.ChecksumMismatchError, match=r"f\.bin failed verification"):
         client.download(f"{asset}:main", tmp_path / "out")
     assert not any(p.is_file() for p in (client.cache.root / "blobs").rglob("*"))
+    assert not any(p.is_file() for p in (client.cache.root / "tmp").rglob("*"))
     assert not (tmp_path / "out" / "f.bin").exists()
+    # put right, the same client downloads it: the failure left nothing that gets in the way
+    s3.store.client().put_object(Bucket=bucket, Key=key, Body=data)
+    assert client.download(f"{asset}:main", tmp_path / "out").bytes_transferred == size
+    assert (tmp_path / "out" / "f.bin").read_bytes() == data
 
 
 def test_an_aborted_upload_leaves_nothing(s3: S3World, tmp_path: Path) -> None:
