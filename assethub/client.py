@@ -1588,3 +1588,41 @@ class Client:
         url = f"{_asset_url(r.path)}/files/{quote(validate_object_path(path), safe='/')}"
         with self._stream("GET", url, params={"ref": r.ref}) as response:
             yield from response.iter_raw(_CHUNK)
+    # -- fsspec support: what assethub.fs and assethub.loading read a pinned commit with -----
+    def commit_files(self, at: AssetRef) -> list[RemoteObject]:
+        """Every file of the commit ``at`` (a commit id, resolved by the caller, who was just
+        allowed to): listed by the server once, then from the cache's listing of that commit."""
+        return self._remote_objects(at, "")
+
+    def cached_blob(self, at: AssetRef, obj: RemoteObject) -> Path:
+        """The content-cache file holding ``obj`` of the commit ``at``, fetched (checked) first
+        when the cache lacks it: through the server, or straight from the object store when it
+        presigns."""
+        if not self.cache.has(obj):
+            if self._direct():
+                _, listed = self.presigned_objects(at, prefix=obj.path)
+                url = next((o.url for o in listed if o.path == obj.path), None)
+                if url is None:
+                    raise errors.ObjectNotFoundError(str(at), obj.path)
+                self._fetch_fresh(at, url, obj, lambda n: None)
+            else:
+                self._fetch(at, obj, lambda n: None)
+        return self.cache.blob_path(obj)
+
+    def read_range(self, at: AssetRef, path: str, start: int, end: int) -> bytes:
+        """Bytes ``start`` to ``end`` (exclusive) of a file, through the server's file GET with
+        ``Range``: the server checks the caller's role and streams only those bytes."""
+        if end <= start:
+            return b""
+        url = f"{_asset_url(at.path)}/files/{quote(path, safe='/')}"
+        with self._stream("GET", url, params={"ref": at.ref},
+                          headers={"Range": f"bytes={start}-{end - 1}"}) as resp:
+            data = resp.read()
+            whole = resp.status_code == 200  # a server that ignored the range sent the file
+        return data[start:end] if whole else data
+
+    def fresh(self) -> Client:
+        """A client of the same server, token and cache with connections of its own: what a
+        forked process (a DataLoader worker) uses instead of its parent's sockets."""
+        return Client(self.url, self._token, timeout=self.timeout, transport=self._transport,
+                      cache_dir=self.cache.root, max_workers=self.max_workers)

@@ -505,5 +505,5 @@ def test_the_package_exports_the_sdk() -> None:
     from assethub.client import Client as Direct
 
     assert assethub.Client is Direct
-    assert sorted(assethub.__all__) == ["AddFile", "AssetPath", "AssetRef", "Client", "DeleteFile"]
+    assert sorted(assethub.__all__) == ["AddFile", "AssetPath", "AssetRef", "Client", "DeleteFile", "load"]
     assert all(getattr(assethub, n) is not None for n in assethub.__all__)
