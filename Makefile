@@ -4,7 +4,7 @@ export UV_PYTHON_DOWNLOADS := never
 UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 RUN := $(UV) run --frozen
 
-.PHONY: attacks setup bubblewrap lakefs lakefs-stop postgres postgres-stop seaweedfs up up-distributed down status demo test test-unit lint bench bench-cli bench-flow bench-serving bench-console clean-stack
+.PHONY: attacks setup bubblewrap lakefs lakefs-stop postgres postgres-stop seaweedfs up up-distributed down status demo test test-unit lint bench bench-cli bench-flow bench-serving bench-data bench-console clean-stack
 
 setup:  ## install uv (if missing) and the locked environment
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -82,6 +82,9 @@ bench-flow: setup  ## flows.train against the same training script run directly 
 
 bench-serving: setup  ## a served model against `mlflow models serve` (requests/s, p50/p99, ratios)
 	$(RUN) python bench/serving.py
+
+bench-data: setup  ## pandas.read_parquet("assethub://...") against local disk and boto3; statistics per 10k samples
+	$(RUN) python bench/data.py
 
 bench-console: setup  ## console pages against the REST calls carrying the same data (1,000 assets, 10k files)
 	$(RUN) python bench/console.py

@@ -22,6 +22,10 @@ private Asset Hub server (as bench/api.py starts one) on a private lakeFS. Then,
 - ``filtered``: ``pq.read_table(..., columns=["k", "x0"], filters=[("k", "=", 3)])`` locally and
   through ``assethub://`` (cold), with the bytes the server sent.
 
+Then the statistics time per 10,000 samples (``bench/stats_time.py``): digits images, an iris
+table and docstring texts computed locally, and an image dataset's statistics asked of the same
+server cold (computed) and warm (kept in the catalog).
+
 Every result is checked against the local read (rows, column sums, first and last values)
 before its time counts. Times are the median
 round; the ratios are printed in the same run. Everything lives under $TMPDIR and is removed.
@@ -52,6 +56,7 @@ from botocore.config import Config
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from api import free_port, start_server  # bench/api.py: an Asset Hub server process on a private catalog
+from stats_time import result_line, stats_time  # bench/stats_time.py: statistics per 10,000 samples
 
 from assethub.client import Client
 from assethub.fs import AssetHubFileSystem
@@ -200,6 +205,13 @@ def main(argv: list[str] | None = None) -> int:
               f"{real / MIB:.0f} MiB sent by the server ({statistics.median(sent) / real:.2%})")
         print("RESULT " + " ".join(f"{k.replace(' ', '_')}={med[k]:.3f}" for k in med)
               + f" filtered_bytes={int(statistics.median(sent))} size={real}")
+
+        # statistics time per 10,000 samples, here and through the same server (bench/stats_time.py)
+        (work / "stats").mkdir()
+        per10k = stats_time(rounds=rounds, work=work / "stats", client=hub, folder="admin/dataset/bench")
+        print("\nstatistics, seconds per 10,000 samples: "
+              + ", ".join(f"{k} {v:.2f}" for k, v in per10k.items()))
+        print(result_line(per10k))
     finally:
         if proc is not None:
             proc.terminate()
