@@ -64,6 +64,7 @@ def start_server(lake: lakefs.LakeFSInstance, home: Path,
         except httpx.HTTPError:
             pass
         if time.monotonic() > deadline or proc.poll() is not None:
+            proc.kill()  # not left running when the bench gives up on it
             raise SystemExit(f"the Asset Hub server did not start in {timeout:.0f} s "
                              f"(exit status {proc.poll()})")
         time.sleep(0.1)
