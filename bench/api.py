@@ -64,9 +64,12 @@ def start_server(lake: lakefs.LakeFSInstance, home: Path,
         except httpx.HTTPError:
             pass
         if time.monotonic() > deadline or proc.poll() is not None:
-            proc.kill()  # not left running when the bench gives up on it
+            status = proc.poll()
+            if status is None:  # not left running when the bench gives up on it
+                proc.kill()
+                proc.wait(timeout=30)
             raise SystemExit(f"the Asset Hub server did not start in {timeout:.0f} s "
-                             f"(exit status {proc.poll()})")
+                             f"(exit status {status})")
         time.sleep(0.1)
     token = (home / "server" / "admin-token").read_text().strip()
     return proc, url, token
