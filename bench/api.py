@@ -47,7 +47,7 @@ def free_port() -> int:
 
 
 def start_server(lake: lakefs.LakeFSInstance, home: Path,
-                 timeout: float = 60) -> tuple[subprocess.Popen[bytes], str, str]:
+                 timeout: float = 300) -> tuple[subprocess.Popen[bytes], str, str]:
     port = free_port()
     env = {**os.environ, "ASSETHUB_HOME": str(home), "ASSETHUB_PORT": str(port),
            "ASSETHUB_LAKEFS_ENDPOINT": lake.endpoint,
@@ -64,7 +64,12 @@ def start_server(lake: lakefs.LakeFSInstance, home: Path,
         except httpx.HTTPError:
             pass
         if time.monotonic() > deadline or proc.poll() is not None:
-            raise SystemExit("the Asset Hub server did not start")
+            status = proc.poll()
+            if status is None:  # not left running when the bench gives up on it
+                proc.kill()
+                proc.wait(timeout=30)
+            raise SystemExit(f"the Asset Hub server did not start in {timeout:.0f} s "
+                             f"(exit status {status})")
         time.sleep(0.1)
     token = (home / "server" / "admin-token").read_text().strip()
     return proc, url, token

@@ -221,6 +221,8 @@ def _engine(url: str, **options: Any) -> Engine:
     kwargs: dict[str, Any] = {"pool_pre_ping": True, **options}
     if url.startswith("sqlite"):
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+        # a file of this process's own: no server to drop the connection, nothing to ping
+        kwargs["pool_pre_ping"] = False
     engine = create_engine(url, **kwargs)
     if url.startswith("sqlite"):
         event.listen(engine, "connect", _sqlite_pragmas)
@@ -231,5 +233,10 @@ def _sqlite_pragmas(dbapi_conn: object, _record: object) -> None:
     cur = dbapi_conn.cursor()  # type: ignore[attr-defined]
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA journal_mode=WAL")
+    # WAL with synchronous=NORMAL: a commit appends to the log without waiting for the disk
+    # (the log is synced at checkpoints). Nothing committed is lost when a process crashes;
+    # a power cut or kernel panic may lose the last transactions, never the database's
+    # consistency. FULL's fsync per commit cost each audited request 1.3-1.7 ms here.
+    cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA busy_timeout=30000")
     cur.close()

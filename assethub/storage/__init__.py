@@ -170,6 +170,10 @@ class Listing:
     next_after: str | None
 
 
+#: a file (or range) up to this size is read from lakeFS whole before it is answered: one
+#: ASGI message instead of a stream, and a broken read is an error, not a short answer
+SMALL_READ = 256 * 1024
+
 ACTIONS_PREFIX = _policy.ACTIONS_PREFIX  # reserved: only install_action() writes there
 
 
@@ -240,6 +244,10 @@ def _open_local(obj: RemoteObject, byte_range: str | None = None) -> StreamedObj
 
 async def _ready(obj: StreamedObject) -> StreamedObject:
     return obj
+
+
+async def _once(body: bytes) -> AsyncIterator[bytes]:
+    yield body
 
 
 class Storage(Transactions, Presigning):
@@ -904,6 +912,19 @@ class Storage(Transactions, Presigning):
                 on={404: lambda *_: ObjectNotFoundError(str(r), path), 416: outside}):
             resp = await client.send(request, stream=True)
             await araise_for_status(resp)
+            length = int(resp.headers.get("content-length", -1))
+            if 0 <= length <= SMALL_READ:  # read whole here: a broken read is lakeFS's 503
+                try:
+                    body = await resp.aread()
+                finally:
+                    await resp.aclose()
+                if len(body) != length:
+                    raise StorageUnavailableError(
+                        f"lakeFS sent {len(body)} of the {length} bytes of {path}")
+
+        if 0 <= length <= SMALL_READ:
+            return StreamedObject(resp.status_code, length, resp.headers.get("content-range"),
+                                  resp.headers.get("etag"), _once(body))
 
         async def chunks() -> AsyncIterator[bytes]:
             try:

