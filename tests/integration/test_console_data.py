@@ -199,12 +199,19 @@ def test_preview_and_sample_diff(console: Console, data: Data) -> None:
     want[(old, "3")] = [0, 0, 0, 0, 1]
     want[(new, "8")] = [0, 0, 0, 1, 0]
     assert got == want
-    expect(diff.get_by_text(f"{data.moved}")).to_have_count(1)
+    diff.get_by_text("1 moved sample").click()
+    moves = diff.locator("ul.moves li")
+    expect(moves).to_have_count(1)
+    expect(moves).to_contain_text(f"3/{data.moved} (3)")
+    expect(moves).to_contain_text(f"8/{data.moved} (8)")
     console.shot(page, "data-sample-diff")
 
 
-def test_preview_of_a_table_and_an_unknown_file(console: Console, data: Data, tmp_path: Path) -> None:
-    """A CSV file's page shows its first rows as a table, as pandas reads them."""
+def test_preview_of_a_table_and_what_a_stranger_gets(console: Console, data: Data,
+                                                     tmp_path: Path) -> None:
+    """A CSV file's page shows its first rows as a table, as pandas reads them; someone the
+    dataset is not shared with gets, from the preview and sample-diff fragments, what a missing
+    dataset gives: a "not found" and none of its content."""
     import pandas as pd
     from sklearn.datasets import load_iris
 
@@ -226,3 +233,12 @@ def test_preview_of_a_table_and_an_unknown_file(console: Console, data: Data, tm
     first = pd.read_csv(tmp_path / "t" / "iris.csv", dtype=str).iloc[0].tolist()
     cells = table.locator("tbody tr").first.locator("td").all_inner_texts()
     assert [float(x) for x in cells] == [float(x) for x in first]
+
+    _, stranger = console.user("stranger")
+    client, _ = console.session(stranger)
+    for url in (f"/a/{path}/dataset/preview?path=iris.csv",
+                f"/a/{data.path}/dataset/sample-diff?base=v1&head=v2"):
+        r = client.get(url)
+        assert "not found" in r.text.lower(), r.text
+        assert "sepal" not in r.text and "removed" not in r.text
+        assert 'role="alert"' in r.text
