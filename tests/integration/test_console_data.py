@@ -28,6 +28,7 @@ from tests.integration._console import Console
 
 pytestmark = pytest.mark.integration
 
+XSS = '<img src=x onerror=alert(1)>'
 #: images per class (of digits' 1,797): enough for both splits of the 0.9 ratio in every class
 PER_CLASS = 25
 
@@ -209,7 +210,8 @@ def test_preview_and_sample_diff(console: Console, data: Data) -> None:
 
 def test_preview_of_a_table_and_what_a_stranger_gets(console: Console, data: Data,
                                                      tmp_path: Path) -> None:
-    """A CSV file's page shows its first rows as a table, as pandas reads them; someone the
+    """A CSV file's page shows its first rows as a table, as pandas reads them, a text file its
+    first lines (markup in them inert); someone the
     dataset is not shared with gets, from the preview and sample-diff fragments, what a missing
     dataset gives: a "not found" and none of its content."""
     import pandas as pd
@@ -218,6 +220,7 @@ def test_preview_of_a_table_and_what_a_stranger_gets(console: Console, data: Dat
     frame = load_iris(as_frame=True).frame
     (tmp_path / "t").mkdir()
     frame.to_csv(tmp_path / "t" / "iris.csv", index=False)
+    (tmp_path / "t" / "notes.txt").write_text(f"first line\n{XSS}\n")
     owner = Client(console.url, data.owner_token)
     path = data.path.rsplit("/", 1)[0] + "/iris"
     owner.create_asset(path, dataset=DatasetMeta("tabular", "dir", "ratio", 0.8))
@@ -233,6 +236,15 @@ def test_preview_of_a_table_and_what_a_stranger_gets(console: Console, data: Dat
     first = pd.read_csv(tmp_path / "t" / "iris.csv", dtype=str).iloc[0].tolist()
     cells = table.locator("tbody tr").first.locator("td").all_inner_texts()
     assert [float(x) for x in cells] == [float(x) for x in first]
+
+    # a text's first lines, shown as text: markup in it stays inert
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.goto(f"/a/{path}/blob?path=notes.txt")
+    preview = page.locator("section.data-preview")
+    expect(preview.locator("pre")).to_have_text(f"first line\n{XSS}\n")
+    expect(preview.locator("img")).to_have_count(0)
+    assert dialogs == []
 
     _, stranger = console.user("stranger")
     client, _ = console.session(stranger)
