@@ -8,6 +8,7 @@ Open ``http://127.0.0.1:8780/`` and sign in with an API token. Pages (each modul
 - :mod:`.assets`: an asset: overview, files at a ref, file view, history, compare, refs
 - :mod:`.change`: upload, edit README and metadata, merge, publish, import
 - :mod:`.datasets`: a dataset's settings, published versions, preview and class distribution
+- :mod:`.data`: a dataset's statistics, version graph and restore, file preview, sample diff
 - :mod:`.jobs`: evaluations, version comparison, lineage, job forms, runs
 - :mod:`.services`: model services
 - :mod:`.audit`: the audit log
@@ -25,14 +26,14 @@ from typing import Any
 from fastapi import APIRouter, FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from assethub.console import assets, audit, auth, change, datasets, folders, home, jobs, services
+from assethub.console import assets, audit, auth, change, data, datasets, folders, home, jobs, services
 from assethub.console._web import HERE, error_page
 from assethub.hub import Hub
 
 __all__ = ["PAGES", "error_page", "mount"]
 
 #: the sections in the order their routes are matched
-PAGES = (auth, home, folders, assets, change, datasets, jobs, services, audit)
+PAGES = (auth, home, folders, assets, change, datasets, data, jobs, services, audit)
 
 
 class _ServerTiming:
