@@ -65,7 +65,7 @@ def tracking(lakefs_server: Any) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def deploy_world(hub_server: Any, tracking: str, tmp_path_factory: pytest.TempPathFactory) -> JobWorld:
     from assethub.hub import DatasetMeta
-    from examples.datasets import write_digits
+    from tests.integration._console import small_digits
 
     admin = Client(hub_server.url, hub_server.admin_token)
     admin.create_user("deployer")
@@ -75,7 +75,7 @@ def deploy_world(hub_server: Any, tracking: str, tmp_path_factory: pytest.TempPa
     hub.create_folder("deployer/model/digits")
     hub.create_asset(DATASET, dataset=DatasetMeta("image_classification", "dir", "test_set", None, "test"))
     data = tmp_path_factory.mktemp("deploy-digits")
-    write_digits(data)
+    small_digits(data)  # 30 training and 8 test images per class: jobs run the same steps, shorter
     hub.upload(f"{DATASET}:main", data, message="digits")
     commit = hub.resolve(f"{DATASET}:main")
     hub.create_asset("deployer/model/digits/cnn")

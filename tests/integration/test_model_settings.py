@@ -26,7 +26,7 @@ pytestmark = pytest.mark.integration
 def world(hub_server: Any, mlflow_uri: str, prefect_api: str,
           tmp_path_factory: pytest.TempPathFactory) -> Iterator[JobWorld]:
     from assethub.hub import DatasetMeta
-    from examples.datasets import write_digits
+    from tests.integration._console import small_digits
 
     name = f"cfg{uuid.uuid4().hex[:6]}"
     admin = Client(hub_server.url, hub_server.admin_token)
@@ -38,7 +38,7 @@ def world(hub_server: Any, mlflow_uri: str, prefect_api: str,
     hub.create_asset(f"{name}/dataset/images/digits", dataset=DatasetMeta(
         "image_classification", "dir", "test_set", None, "test"))
     data = tmp_path_factory.mktemp("cfg-digits")
-    write_digits(data)
+    small_digits(data)  # 30 training and 8 test images per class: the tests check settings, not skill
     hub.upload(f"{name}/dataset/images/digits:main", data, message="digits")
     tag = hub.publish(f"{name}/dataset/images/digits", "v1")
     hub.create_asset(f"{name}/model/digits/cnn")

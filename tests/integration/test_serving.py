@@ -61,8 +61,9 @@ def _user(admin: Client, url: str, name: str) -> tuple[Client, str]:
 def world(hub_server: Any, mlflow_uri: str, prefect_api: str,
           tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     from assethub.hub import DatasetMeta
-    from examples.datasets import digits_test_arrays, write_digits
+    from examples.datasets import digits_test_arrays
     from flows.train import train
+    from tests.integration._console import small_digits
 
     suffix = uuid.uuid4().hex[:6]
     admin = Client(hub_server.url, hub_server.admin_token)
@@ -76,7 +77,7 @@ def world(hub_server: Any, mlflow_uri: str, prefect_api: str,
     hub.create_asset(f"{me}/dataset/images/digits", dataset=DatasetMeta(
         "image_classification", "dir", "test_set", None, "test"))
     data = tmp_path_factory.mktemp("digits")
-    write_digits(data)
+    small_digits(data)  # 30 training and 8 test images per class: the tests need a model, not a good one
     hub.upload(f"{me}/dataset/images/digits:main", data, message="digits")
     hub.publish(f"{me}/dataset/images/digits", "v1")
     hub.create_asset(f"{me}/model/digits/cnn")
@@ -89,7 +90,7 @@ def world(hub_server: Any, mlflow_uri: str, prefect_api: str,
     os.environ.update(ASSETHUB_URL=hub_server.url, ASSETHUB_TOKEN=token)
     try:
         trained = train(model=f"{me}/model/digits/cnn", dataset=f"{me}/dataset/images/digits:v1",
-                        repo=repo, params={"epochs": 2, "seed": 3})
+                        repo=repo, params={"epochs": 1, "seed": 3})
         x, y = digits_test_arrays(data)
         yield World(hub, admin, hub_server.url, token, trained["model_ref"], trained, x, y, viewer,
                     stranger, f"{me}/model/digits/empty:main")
