@@ -135,6 +135,7 @@ def start(home: Path, port: int) -> DistributedStack:
     _kernel_ports(home)
     done = stack.assethub("up", "--port", str(port), timeout=900)
     if done.returncode != 0:
+        stop(stack)  # what came up before the failure must not outlive the test
         raise RuntimeError(f"assethub up --profile distributed failed ({done.returncode}):\n"
                            f"{done.stdout[-3000:]}\n{done.stderr[-5000:]}")
     saved = json.loads((home / "cli-config.json").read_text())
