@@ -92,6 +92,18 @@ ALLOWED: tuple[Allowed, ...] = (
     Allowed("*prefect/server.out",
             r"\| ERROR +\| docket\.dependencies - .* mark_work_queues_ready\(.*database is locked",
             "Prefect's work-queue poll record gave up on the SQLite lock under load (harmless)"),
+    # The same lock, seen in the clean-clone run of 2026-11-30 (the demo ran beside the suite):
+    # the task-run recorder's flush is retried ("0 dropped" is the condition), and a flow run's
+    # heartbeat event the worker could not deliver meanwhile is only a liveness signal (the next
+    # heartbeat follows; runs and states are not events).
+    Allowed("*prefect/server.out",
+            r"\| ERROR +\| prefect\.server\.services\.task_run_recorder - Error flushing \d+ events "
+            r"\(\d+ to retry, 0 dropped\).*database is locked",
+            "Prefect's task-run recorder retried a flush after the SQLite lock under load (nothing dropped)"),
+    Allowed("*prefect-worker/server.out",
+            r"\| ERROR +\| GlobalEventLoopThread \| prefect\._internal\.concurrency - Service "
+            r"'EventsWorker' failed to process item Event\(.*event='prefect\.flow-run\.heartbeat'",
+            "a flow-run heartbeat event not delivered while Prefect's SQLite was locked under load"),
 )
 
 

@@ -10,7 +10,11 @@ the 1 GiB file the issue names (16 row groups of 64 MiB) and filters it, countin
 from __future__ import annotations
 
 import io
+import json
 import pickle
+import subprocess
+import sys
+import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -234,17 +238,41 @@ class _Digits:
 
 
 def test_a_torch_dataloader_over_files(world: World, tmp_path: Path) -> None:
-    from torch.utils.data import DataLoader
-
     fs = world.fs("viewer", cache_dir=tmp_path / "cache")
     data = _Digits(fs, f"{world.dataset}@v1/digits")
     # what DataLoader workers get: the filesystem pickles by its settings, not its connection
     clone = pickle.loads(pickle.dumps(fs))
     assert clone.cat_file(data.files[0]) == fs.cat_file(data.files[0])
-    labels: list[int] = []
-    for x, y in DataLoader(data, batch_size=16, num_workers=2):
-        assert x.shape[1:] == (8, 8)
-        labels += y.tolist()
+    # the loader runs as a training script does: a Python process of its own, whose DataLoader
+    # forks two workers (forked from this test process they would inherit its in-process server
+    # and stack threads, which no training script has)
+    script = textwrap.dedent(f"""
+        import io, json, sys
+        import numpy as np, torch
+        from PIL import Image
+        from torch.utils.data import DataLoader
+        from assethub.fs import AssetHubFileSystem
+
+        class Digits(torch.utils.data.Dataset):
+            def __init__(self, fs, root):
+                self.fs, self.files = fs, fs.glob(root + "/*/*.png")
+            def __len__(self):
+                return len(self.files)
+            def __getitem__(self, i):
+                path = self.files[i]
+                pixels = np.asarray(Image.open(io.BytesIO(self.fs.cat_file(path))), dtype=np.float32)
+                return torch.from_numpy(pixels / 255), int(path.rsplit("/", 2)[-2])
+
+        fs = AssetHubFileSystem({world.url!r}, {world.tokens["viewer"]!r}, cache_dir={str(tmp_path / "c2")!r})
+        labels = []
+        for x, y in DataLoader(Digits(fs, {data.files[0].rsplit("/", 2)[0]!r}), batch_size=16, num_workers=2):
+            assert tuple(x.shape[1:]) == (8, 8), x.shape
+            labels += y.tolist()
+        print(json.dumps(labels))
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    labels = json.loads(done.stdout.strip().splitlines()[-1])
     from sklearn.datasets import load_digits
 
     assert sorted(labels) == sorted(int(t) for t in load_digits().target[:60])
