@@ -13,6 +13,9 @@ import pytest
 
 from assethub.client import Client
 
+# `admin` and `new_user()` through the CLI (test_cli.py has its own, with `assethub login`)
+from tests.integration._cli_users import admin, new_user  # noqa: F401
+
 # the web console's browser fixtures (Chromium per module, a `console` per test)
 from tests.integration._console import browser, console  # noqa: F401
 from tests.integration._jobs import EXAMPLES, JobWorld, git_repo
@@ -67,9 +70,9 @@ def deploy_world(hub_server: Any, tracking: str, tmp_path_factory: pytest.TempPa
     from assethub.hub import DatasetMeta
     from tests.integration._console import small_digits
 
-    admin = Client(hub_server.url, hub_server.admin_token)
-    admin.create_user("deployer")
-    token = admin.create_token("deployer", name="worker").secret
+    admin_client = Client(hub_server.url, hub_server.admin_token)
+    admin_client.create_user("deployer")
+    token = admin_client.create_token("deployer", name="worker").secret
     hub = Client(hub_server.url, token)
     hub.create_folder("deployer/dataset/images")
     hub.create_folder("deployer/model/digits")
@@ -95,9 +98,9 @@ def prefect_stack(deploy_world: JobWorld, hub_server: Any, tracking: str, prefec
     # runs registered by a person or a follow act for them with their run's token; runs started
     # in the Prefect UI act as the service user, with the shares an admin granted it
     prefect.start_worker(worker_env(hub_server, tracking))
-    admin = Client(hub_server.url, hub_server.admin_token)
-    admin.share("deployer/model/digits", role="edit", user="prefect")
-    admin.share("deployer/dataset/images", role="run", user="prefect")
+    admin_client = Client(hub_server.url, hub_server.admin_token)
+    admin_client.share("deployer/model/digits", role="edit", user="prefect")
+    admin_client.share("deployer/dataset/images", role="run", user="prefect")
     old = os.environ.get("ASSETHUB_PREFECT_API_URL")
     os.environ["ASSETHUB_PREFECT_API_URL"] = api  # the in-process hub server's hook and follows
     from deployments import deploy_all

@@ -64,22 +64,6 @@ def archive(tmp_path: Path, digits: dict[str, list[bytes]], classes: str, *,
     return path
 
 
-@pytest.fixture
-def admin(hub_server: Any, tmp_path: Path) -> Cli:
-    return Cli(hub_server.url, hub_server.admin_token, tmp_path / "admin")
-
-
-@pytest.fixture
-def new_user(admin: Cli, hub_server: Any, tmp_path: Path) -> Callable[[], tuple[str, Cli]]:
-    def make() -> tuple[str, Cli]:
-        name = f"u{uuid.uuid4().hex[:8]}"
-        admin("user", "create", name)
-        secret = admin.json("token", "create", "--user", name, "--name", "t")["token"]
-        return name, Cli(hub_server.url, secret, tmp_path / name)
-
-    return make
-
-
 def new_dataset(cli: Cli, owner: str, **settings: str) -> str:
     folder = f"{owner}/dataset/img-{uuid.uuid4().hex[:6]}"
     cli("create", "folder", folder)

@@ -28,22 +28,6 @@ from tests.integration.test_cli import NOT_FOUND, USAGE, Cli
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def admin(hub_server: Any, tmp_path: Path) -> Cli:
-    return Cli(hub_server.url, hub_server.admin_token, tmp_path / "admin")
-
-
-@pytest.fixture
-def new_user(admin: Cli, hub_server: Any, tmp_path: Path) -> Callable[[], tuple[str, Cli]]:
-    def make() -> tuple[str, Cli]:
-        name = f"u{uuid.uuid4().hex[:8]}"
-        admin("user", "create", name)
-        secret = admin.json("token", "create", "--user", name, "--name", "t")["token"]
-        return name, Cli(hub_server.url, secret, tmp_path / name)
-
-    return make
-
-
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A version's worth of real data: iris as CSV, JSON lines and a Parquet file of row groups
