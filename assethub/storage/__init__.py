@@ -75,6 +75,7 @@ from assethub.storage._lakefs import (
     araise_for_status,
     commit_from_json,
     raise_for_status,
+    sha256_of,
     timestamp,
 )
 from assethub.storage._policy import user_path
@@ -179,13 +180,6 @@ ACTIONS_PREFIX = _policy.ACTIONS_PREFIX  # reserved: only install_action() write
 
 class _Gone(Exception):
     """A repository listed a moment ago has been deleted since."""
-
-
-def _sha256_of(meta: Mapping[str, str] | None) -> str | None:
-    for k, v in (meta or {}).items():
-        if k.lower().replace("x-amz-meta-", "") == "sha256":
-            return v
-    return None
 
 
 _BYTE_RANGE = re.compile(r"bytes=(\d+)-(\d*)|bytes=-(\d+)")
@@ -580,7 +574,7 @@ class Storage(Transactions, Presigning):
             return cached
         objects = [
             RemoteObject(o["path"], int(o.get("size_bytes") or 0), o["checksum"],
-                         _sha256_of(o.get("metadata")), o.get("physical_address", ""))
+                         sha256_of(o.get("metadata")), o.get("physical_address", ""))
             for o in self._objects(repo, commit)
         ]
         self.cache.save_listing(repo, commit, objects)  # a commit never changes
@@ -596,7 +590,7 @@ class Storage(Transactions, Presigning):
         repo = self.repository(r.path)
         return [
             ObjectInfo(o["path"], int(o.get("size_bytes") or 0), o["checksum"],
-                       _sha256_of(o.get("metadata")), timestamp(o["mtime"]), o.get("content_type"))
+                       sha256_of(o.get("metadata")), timestamp(o["mtime"]), o.get("content_type"))
             for o in itertools.islice(self._objects(repo, r.ref, prefix), limit)
         ]
 
@@ -629,7 +623,7 @@ class Storage(Transactions, Presigning):
                 dirs.append(path)
             else:
                 files.append(ObjectInfo(path, int(o.get("size_bytes") or 0), o["checksum"],
-                                        _sha256_of(o.get("metadata")), timestamp(o["mtime"]),
+                                        sha256_of(o.get("metadata")), timestamp(o["mtime"]),
                                         o.get("content_type")))
         more = page.pagination.next_offset if page.pagination.has_more else None
         return Listing(prefix, tuple(dirs), tuple(files), more or None)
@@ -640,7 +634,7 @@ class Storage(Transactions, Presigning):
         repo = self.repository(r.path)
         with self.lakefs.translate(asset=r.path, ref=str(r), what=f"object:{path}"):
             o = self.lakefs.api.objects_api.stat_object(repo, r.ref, path, user_metadata=True)
-        return ObjectInfo(o.path, int(o.size_bytes or 0), o.checksum, _sha256_of(o.metadata),
+        return ObjectInfo(o.path, int(o.size_bytes or 0), o.checksum, sha256_of(o.metadata),
                           timestamp(o.mtime), o.content_type)
 
     def read_bytes(self, ref: AssetRef | str, path: str) -> bytes:

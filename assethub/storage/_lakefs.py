@@ -228,6 +228,15 @@ class LakeFS:
 
 
 # -- lakeFS values as Asset Hub values ---------------------------------------------------------
+def sha256_of(meta: Mapping[str, str] | None) -> str | None:
+    """The SHA-256 an object's user metadata records (``sha256``, with or without the S3
+    gateway's ``x-amz-meta-`` prefix), if any."""
+    for k, v in (meta or {}).items():
+        if k.lower().replace("x-amz-meta-", "") == "sha256":
+            return v
+    return None
+
+
 def timestamp(epoch: int) -> datetime:
     return datetime.fromtimestamp(epoch, tz=UTC)
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import re
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass
@@ -37,7 +37,7 @@ from assethub.errors import (
 )
 from assethub.refs import AssetPath, AssetRef, validate_object_path
 from assethub.storage import _policy
-from assethub.storage._lakefs import PAGE, LakeFS, timestamp
+from assethub.storage._lakefs import PAGE, LakeFS, sha256_of, timestamp
 from assethub.storage._transact import Transaction
 from assethub.wire import ObjectInfo, PresignedObject, PresignedPut
 
@@ -69,13 +69,6 @@ class PresignedListing:
     commit_id: str
     objects: tuple[PresignedObject, ...]
     next_after: str | None
-
-
-def _sha256_of(meta: Mapping[str, str] | None) -> str | None:
-    for k, v in (meta or {}).items():
-        if k.lower().replace("x-amz-meta-", "") == "sha256":
-            return v
-    return None
 
 
 class Presigning:
@@ -135,7 +128,7 @@ class Presigning:
             page = self.lakefs.json_page(f"/repositories/{repo}/refs/{commit}/objects/ls", **params)
         objects = tuple(
             PresignedObject(str(o["path"]), int(o.get("size_bytes") or 0), str(o["checksum"]),
-                            _sha256_of(o.get("metadata")), str(o["physical_address"]),
+                            sha256_of(o.get("metadata")), str(o["physical_address"]),
                             o.get("physical_address_expiry"))
             for o in page.results if not _policy.is_reserved(str(o.get("path", ""))))
         more = page.pagination.next_offset if page.pagination.has_more else None
