@@ -25,6 +25,7 @@ os.environ.setdefault("MLFLOW_ENABLE_TELEMETRY", "false")
 # The Asset Hub servers the tests run in this process log here (warnings and errors, with
 # tracebacks), next to the other components' logs: the log gate reads them all.
 _SERVER_LOGGERS = ("assethub", "uvicorn")
+_GATE = pytest.StashKey[tuple[list, list]]()
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -47,17 +48,22 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             if isinstance(h, logging.FileHandler):
                 h.close()
     bad, allowed = scan(base)
-    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is None:
-        return
+    session.config.stash[_GATE] = (bad, allowed)
+    if bad and session.exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The log gate's verdict, printed last (after the durations), where a CI log's tail shows it."""
+    bad, allowed = terminalreporter.config.stash.get(_GATE, ([], []))
     if allowed:
-        reporter.write_line(f"log gate: {len(allowed)} expected error(s) in component logs (allow-listed)")
+        terminalreporter.write_line(f"log gate: {len(allowed)} expected error(s) in component logs "
+                                    "(allow-listed)")
     if bad:
-        reporter.write_sep("=", f"log gate: {len(bad)} error(s) in component logs", red=True)
+        terminalreporter.write_sep("=", f"log gate: {len(bad)} error(s) in component logs", red=True)
         for entry in bad:
-            reporter.write_line(str(entry))
-        if session.exitstatus == 0:
-            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+            terminalreporter.write_line(str(entry))
 
 
 def free_port() -> int:
