@@ -22,7 +22,7 @@ from pathlib import Path
 from assethub import config
 from infra import lakefs, postgres, prefect, profiles, seaweedfs
 from infra import mlflow as tracking
-from infra._process import ManagedProcess
+from infra._process import ManagedProcess, log
 from infra.profiles import DISTRIBUTED, Settings
 
 SERVER = ManagedProcess("server", default_port=8780, health_path="/api/v1/health",
@@ -72,8 +72,47 @@ def up(port: int = 8780, admin: str = "admin", timeout: float = 60,
     ``profile_name``: embedded or distributed (else ASSETHUB_PROFILE, else the home's)."""
     settings = profiles.from_env(profile=profile_name, saved=profiles.saved_profile(config.home()))
     profiles.remember(config.home(), settings)
-    if settings.profile == DISTRIBUTED:
-        return _up_distributed(settings, port, admin, timeout)
+    running = _running()
+    try:
+        if settings.profile == DISTRIBUTED:
+            return _up_distributed(settings, port, admin, timeout)
+        return _up_embedded(port, admin, timeout)
+    except BaseException:
+        # a piece failed (or the user pressed ^C): what this call started goes, what ran before stays
+        _stop_started_since(running)
+        raise
+
+
+def _running() -> dict[str, bool]:
+    """Which of the home's pieces run now (their processes, healthy or not)."""
+    found = {name: p.pid() is not None for name, p in _STOP_ORDER.items()}
+    found["postgres"] = postgres.status() is not None
+    return found
+
+
+# the pieces in the order they are stopped: those that use the others first
+_STOP_ORDER: dict[str, ManagedProcess] = {
+    "prefect-worker": prefect.WORKER, "server": SERVER, "prefect-server": prefect.SERVER,
+    "mlflow": tracking.SERVER, "lakefs": lakefs.SERVER, "seaweedfs": seaweedfs.SERVER,
+}
+
+
+def _stop_started_since(before: dict[str, bool]) -> list[str]:
+    """Stop what runs now and did not in ``before`` (the state when `up` began); their names."""
+    stopped = [name for name, p in _STOP_ORDER.items()
+               if not before.get(name) and p.pid() is not None and p.stop()]
+    if not before.get("postgres"):
+        try:
+            if postgres.status() is not None and postgres.stop():
+                stopped.append("postgres")
+        except (OSError, SystemExit) as e:  # not installed, or pg_ctl refused: say so, keep the cause
+            log("stack", f"could not stop PostgreSQL: {e}")
+    if stopped:
+        log("stack", f"start failed: stopped what it had started ({', '.join(stopped)})")
+    return stopped
+
+
+def _up_embedded(port: int, admin: str, timeout: float) -> StackInfo:
     mlflow_ui = tracking.start(wait=False)  # it takes a while: let it come up while lakeFS and the server do
     prefect.start_server(wait=False)
     lake = lakefs.start()

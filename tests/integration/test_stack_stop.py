@@ -42,3 +42,30 @@ def test_a_server_that_exited_unreaped_is_not_running(home: Path) -> None:
         assert web.stop() is False  # nothing left to wait for (it waited out its grace)
     finally:
         os.waitpid(pid, 0)
+
+
+def test_up_that_fails_stops_what_it_started_and_says_why(
+        home: Path, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`assethub up` whose server cannot start (its port is taken) leaves nothing running behind:
+    lakeFS, MLflow and Prefect, started before the server failed, are stopped again."""
+    import socket
+
+    from infra import lakefs, prefect, stack
+    from infra import mlflow as tracking
+
+    monkeypatch.setenv("ASSETHUB_CONFIG", str(tmp_path_factory.mktemp("cfg") / "config.json"))
+    monkeypatch.delenv("ASSETHUB_PROFILE", raising=False)
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    try:
+        with pytest.raises(SystemExit, match="server exited while starting"):
+            stack.up(port=taken.getsockname()[1], timeout=60)
+    finally:
+        taken.close()
+    started = {"lakefs": lakefs.SERVER, "mlflow": tracking.SERVER, "prefect-server": prefect.SERVER,
+               "server": stack.SERVER, "prefect-worker": prefect.WORKER}
+    assert {name: p.pid() for name, p in started.items()} == dict.fromkeys(started)
+    # they had started: each left its log behind
+    assert all(p.log_file.exists() for name, p in started.items() if name != "prefect-worker")
+    assert stack.status() == dict.fromkeys(stack.COMPONENTS, "not running")

@@ -71,3 +71,10 @@ def test_the_allow_list_is_narrow(tmp_path: Path) -> None:
     assert [str(e.file.parent.name) for e in bad] == ["prefect"]  # same text, another component
     bad, ok = scan(tmp_path, (Allowed("*", r"something else", "no"),))
     assert len(bad) == 2 and ok == []
+
+
+def test_a_traceback_that_is_a_log_records_message_carries_its_exception(tmp_path: Path) -> None:
+    _write(tmp_path, "x/server.out", "20:27:20.799 | ERROR   | uvicorn.error - Traceback (most recent call "
+           "last):\n  File \"a\", line 1\nAssertionError: not started\n\n20:27:20.806 | INFO | next\n")
+    bad, _ = scan(tmp_path, ())
+    assert len(bad) == 1 and bad[0].text.endswith("| AssertionError: not started")
