@@ -266,9 +266,9 @@ def lifetime_counters(doc: Mapping[str, Any]) -> Counters | None:
 
 def _figures(c: Counters, seconds: float) -> dict[str, Any]:
     n = c["requests"]
-    return {"requests": n, "requests_per_second": round(n / seconds, 4) if seconds > 0 else 0.0,
+    return {"requests": n, "requests_per_second": n / seconds if seconds > 0 else 0.0,
             "errors_4xx": c["4xx"], "errors_5xx": c["5xx"],
-            "error_rate": round((c["4xx"] + c["5xx"]) / n, 6) if n else 0.0,
+            "error_rate": (c["4xx"] + c["5xx"]) / n if n else 0.0,
             "p50": quantile(c["buckets"], 0.50), "p95": quantile(c["buckets"], 0.95),
             "p99": quantile(c["buckets"], 0.99), "latency_count": c["buckets"][-1],
             "latency_sum": round(c["sum"], 6)}
