@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import functools
 import json
 import logging
 import math
@@ -34,7 +35,7 @@ import re
 import shutil
 import threading
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -399,7 +400,10 @@ class ServiceManager:
         if ended:
             usage.ended_at = _now()
 
-    def _evaluate_alerts(self, s: Session, row: Service, doc: dict[str, Any]) -> None:
+    def _evaluate_alerts(self, s: Session, row: Service, doc: dict[str, Any],
+                         after: builtins.list[Callable[[], None]]) -> None:
+        """Fire or resolve the service's alert rules; what goes beyond the session (the audit
+        record, the webhook) is appended to ``after``, to run once the session is committed."""
         now = time.time()
         for rule in self._alerts(s, row):
             figures = metrics.window_stats(doc, float(rule.window_seconds), now)["total"]
@@ -414,15 +418,17 @@ class ServiceManager:
                       f"({'above' if above else 'not above'} {rule.threshold:g}; "
                       f"{figures['requests']} requests)")
             self._event(s, row, f"alert_{state}", detail)
-            self.hub.record(MONITOR, f"service.alert.{state}", row.name, "ok", detail)
             log.warning("service %s: alert %s: %s", row.name, state, detail)
+            after.append(functools.partial(self.hub.record, MONITOR, f"service.alert.{state}",
+                                           row.name, "ok", detail))
             if rule.webhook:
                 body = {"service": row.name, "model": self._model_ref(row), "alert": rule.metric,
                         "state": "firing" if above else "resolved", "value": value,
                         "threshold": rule.threshold, "window_seconds": rule.window_seconds,
                         "requests": figures["requests"], "at": _now().isoformat()}
-                threading.Thread(target=self._call_webhook, args=(row.id, row.name, rule.webhook, body),
-                                 name=f"webhook-{row.name}", daemon=True).start()
+                after.append(threading.Thread(
+                    target=self._call_webhook, args=(row.id, row.name, rule.webhook, body),
+                    name=f"webhook-{row.name}", daemon=True).start)
 
     def _call_webhook(self, service_id: int, name: str, url: str, body: dict[str, Any]) -> None:
         """POST ``body`` to ``url``, retried with backoff, each try with a timeout; a failure is
@@ -766,44 +772,50 @@ class ServiceManager:
         lock = self._lock(name)
         if not lock.acquire(timeout=0.1):
             return  # an operation on it is under way; check next time
+        after: list[Callable[[], None]] = []  # once the session is committed (SQLite: one writer)
         try:
-            with self.hub.catalog.session() as s:
-                row = s.get(Service, service_id)
-                if row is None:
-                    return
-                handle = self._local(row)
-                if handle.pid() is None:
-                    wanted = 0 if row.state == "stopped" else row.replicas
-                    try:
-                        self._relaunch(row, wanted)
-                    except AssetHubError as exc:
-                        row.state, row.detail = "failed", str(exc)
-                        return
-                    with open(handle.log_file, "a") as out:
-                        out.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} server: the supervisor was not "
-                                  f"running; started a new one with {wanted} replica(s)\n")
-                    self._event(s, row, "supervisor_restart", "the service's supervisor was not "
-                                f"running; started a new one with {wanted} replica(s)")
-                    return
-                status = handle.status()
-                if not status:
-                    return  # just started: nothing to read yet
-                self._record_state(row, status, True)
-                self._record_events(s, row, status)
-                if int(status.get("desired") or 0) > 0:
-                    ok = False
-                    with contextlib.suppress(httpx.HTTPError):
-                        ok = httpx.get(f"http://{row.host}:{row.port}/ping", timeout=5).status_code == 200
-                    if ok != bool(row.last_health_ok) and (row.last_health_at is not None or not ok):
-                        self._event(s, row, "health_ok" if ok else "health_failed",
-                                    "answers /ping again" if ok else
-                                    f"no answer to /ping at {row.host}:{row.port} ({row.state})")
-                    row.last_health_at, row.last_health_ok = _now(), ok
-                doc = read_json(handle.dir / "metrics.json")
-                self._record_usage(s, row, doc)
-                self._evaluate_alerts(s, row, doc)
+            self._check_locked(service_id, after)
         finally:
             lock.release()
+        for action in after:
+            action()
+
+    def _check_locked(self, service_id: int, after: builtins.list[Callable[[], None]]) -> None:
+        with self.hub.catalog.session() as s:
+            row = s.get(Service, service_id)
+            if row is None:
+                return
+            handle = self._local(row)
+            if handle.pid() is None:
+                wanted = 0 if row.state == "stopped" else row.replicas
+                try:
+                    self._relaunch(row, wanted)
+                except AssetHubError as exc:
+                    row.state, row.detail = "failed", str(exc)
+                    return
+                with open(handle.log_file, "a") as out:
+                    out.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} server: the supervisor was not "
+                              f"running; started a new one with {wanted} replica(s)\n")
+                self._event(s, row, "supervisor_restart", "the service's supervisor was not "
+                            f"running; started a new one with {wanted} replica(s)")
+                return
+            status = handle.status()
+            if not status:
+                return  # just started: nothing to read yet
+            self._record_state(row, status, True)
+            self._record_events(s, row, status)
+            if int(status.get("desired") or 0) > 0:
+                ok = False
+                with contextlib.suppress(httpx.HTTPError):
+                    ok = httpx.get(f"http://{row.host}:{row.port}/ping", timeout=5).status_code == 200
+                if ok != bool(row.last_health_ok) and (row.last_health_at is not None or not ok):
+                    self._event(s, row, "health_ok" if ok else "health_failed",
+                                "answers /ping again" if ok else
+                                f"no answer to /ping at {row.host}:{row.port} ({row.state})")
+                row.last_health_at, row.last_health_ok = _now(), ok
+            doc = read_json(handle.dir / "metrics.json")
+            self._record_usage(s, row, doc)
+            self._evaluate_alerts(s, row, doc, after)
 
     def _watch(self) -> None:
         """Check the services every ``health_interval`` while this server leads the service
