@@ -11,12 +11,13 @@ server, which checks the caller's role on the model's folder (``run``) before it
 
 from __future__ import annotations
 
+import builtins
 import json
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from assethub.refs import AssetRef
-from assethub.wire import ServiceView
+from assethub.wire import ServiceAlertView, ServiceStats, ServiceView
 
 if TYPE_CHECKING:
     from assethub.client import Client
@@ -76,6 +77,45 @@ class Services:
     def manifests(self, name: str) -> str:
         """Kubernetes manifests (YAML) that serve the service's model version at its commit."""
         return str(self._client._call("GET", f"{_url(name)}/manifests")["manifests"])
+
+    def stats(self, name: str, *, window: str = "5m") -> ServiceStats:
+        """Requests/s, error rate (4xx and 5xx) and p50/p95/p99 latency over the last ``window``
+        (e.g. ``30s``, ``5m``, ``1h``), per replica and in total."""
+        from assethub.client import _load
+
+        return _load(ServiceStats, self._client._call("GET", f"{_url(name)}/stats",
+                                                      params={"window": window}))
+
+    def metrics(self, name: str) -> str:
+        """The service's counters in the Prometheus text format (what a scraper reads)."""
+        with self._client._stream("GET", f"{_url(name)}/metrics") as response:
+            return response.read().decode()
+
+    def alerts(self, name: str) -> builtins.list[ServiceAlertView]:
+        """The service's alert rules (webhook addresses redacted)."""
+        from assethub.client import _loads
+
+        return _loads(ServiceAlertView, self._client._call("GET", f"{_url(name)}/alerts"))
+
+    def set_alert(self, name: str, *, error_rate: float | None = None, p95: float | None = None,
+                  window: str = "5m", webhook: str = "") -> builtins.list[ServiceAlertView]:
+        """Alert when the error rate (a fraction) or the p95 latency (seconds) over ``window`` is
+        above the given threshold; ``webhook`` is POSTed a JSON body when it fires and resolves.
+        Replaces the service's rule on that metric."""
+        rules = {k: v for k, v in (("error_rate", error_rate), ("p95", p95)) if v is not None}
+        if not rules:
+            raise TypeError("pass error_rate or p95 (or both)")
+        from assethub.client import _load
+
+        return [_load(ServiceAlertView, self._client._call(
+            "PUT", f"{_url(name)}/alerts/{metric}",
+            json={"threshold": threshold, "window": window, "webhook": webhook}))
+            for metric, threshold in rules.items()]
+
+    def clear_alert(self, name: str, metric: str | None = None) -> int:
+        """Remove the rule on ``metric`` (error_rate or p95; None: every rule); how many went."""
+        params = {"metric": metric} if metric else None
+        return int(self._client._call("DELETE", f"{_url(name)}/alerts", params=params)["removed"])
 
     def predict(self, name: str, data: Any = None, *, content: bytes | str | None = None,
                 content_type: str = "application/json") -> Any:

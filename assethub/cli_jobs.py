@@ -378,6 +378,9 @@ def _lineage_rows(view: "LineageView") -> list[tuple[str, object]]:
         trust = "" if e.trusted else ", untrusted: merges ignore it"
         rows.append((f"evaluation {e.id[:8]}",
                      f"{scores} (dataset commit {e.dataset_commit[:12]}, by {e.produced_by}{trust})"))
+    for u in view.services:
+        rows.append((f"served by {u.service}", f"{u.requests} requests, {u.errors} errors (since "
+                     f"{u.first_at.astimezone():%Y-%m-%d %H:%M}" + ("" if u.active else ", deleted") + ")"))
     return rows
 
 

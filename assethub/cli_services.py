@@ -4,6 +4,8 @@
     assethub services ls
     assethub services scale digits 3        # same address; `stop` keeps it, `start` brings it back
     assethub predict digits --input batch.json
+    assethub services stats digits --window 5m      # requests/s, error rate, p50/p95/p99 per replica
+    assethub services alert digits --error-rate 0.05 --window 1m --webhook https://hooks.example/x
     assethub serve alice/model/digits/cnn:v1 --name digits --target kubernetes -o digits.yaml
 """
 
@@ -25,7 +27,7 @@ from assethub.errors import InvalidReferenceError
 
 if TYPE_CHECKING:
     from assethub.client import Client
-    from assethub.wire import ServiceView
+    from assethub.wire import ServiceAlertView, ServiceStats, ServiceView
 
 NameArg = Annotated[str, typer.Argument(metavar="SERVICE", help="The service's name.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON, for scripts.")]
@@ -64,6 +66,37 @@ def _print(view: "ServiceView", as_json: bool) -> None:
     for key, value in rows:
         if value:
             typer.echo(f"{key + ':':14} {value}")
+    for a in view.alerts:
+        typer.echo(f"{'alert:':14} {_alert_line(a)}")
+    if view.events:
+        typer.echo("events:")
+        for e in view.events:
+            typer.echo(f"  {e.at.astimezone():%Y-%m-%d %H:%M:%S}  {e.kind:18} {e.detail}")
+
+
+def _alert_line(a: "ServiceAlertView") -> str:
+    unit = "" if a.metric == "error_rate" else " s"
+    state = "FIRING" if a.firing else "ok"
+    hook = f", webhook {a.webhook}" if a.webhook else ""
+    return f"{a.metric} > {a.threshold:g}{unit} over {a.window_seconds}s: {state}{hook}"
+
+
+def _ms(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds * 1000:.1f}"
+
+
+def _print_stats(stats: "ServiceStats") -> None:
+    table = Table(box=box.SIMPLE_HEAD, title=f"{stats.name}: last {stats.seconds:.0f}s "
+                                             f"(window {stats.window_seconds:.0f}s)")
+    for col in ("replica", "pid", "requests", "req/s", "4xx", "5xx", "error rate", "p50 ms",
+                "p95 ms", "p99 ms"):
+        table.add_column(col, justify="left" if col == "replica" else "right")
+    for r in (*stats.replicas, stats.total):
+        table.add_row(r.replica + (" (gone)" if r.gone else ""), str(r.pid or ""), str(r.requests),
+                      f"{r.requests_per_second:.2f}", str(r.errors_4xx), str(r.errors_5xx),
+                      f"{r.error_rate:.2%}", _ms(r.p50), _ms(r.p95), _ms(r.p99),
+                      style="bold" if r.replica == "total" else "")
+    Console().print(table)
 
 
 def _write_manifests(text: str, output: Path | None) -> None:
@@ -169,6 +202,54 @@ def register(app: typer.Typer) -> None:
         """Start a stopped service again, on the same address."""
         with _client() as hub:
             _print(hub.services.start(service), as_json)
+
+    @services_app.command("stats")
+    def stats(service: NameArg,
+              window: Annotated[str, typer.Option("--window", "-w", help="e.g. 30s, 5m, 1h.")] = "5m",
+              as_json: JsonOpt = False) -> None:
+        """Requests/s, error rate (4xx, 5xx) and p50/p95/p99 latency, per replica and in total."""
+        with _client() as hub:
+            figures = hub.services.stats(service, window=window)
+        if as_json:
+            typer.echo(json.dumps(jsonable(figures), indent=2))
+        else:
+            _print_stats(figures)
+
+    @services_app.command("alert")
+    def alert(service: NameArg,
+              error_rate: Annotated[float | None, typer.Option(
+                  "--error-rate", min=0.0, help="Fire above this fraction of errors (0.05 = 5%).")] = None,
+              p95: Annotated[float | None, typer.Option(
+                  "--p95", min=0.0, help="Fire above this p95 latency, in seconds.")] = None,
+              window: Annotated[str, typer.Option("--window", "-w", help="e.g. 1m, 5m.")] = "5m",
+              webhook: Annotated[str, typer.Option(
+                  help="URL to POST (JSON) when it fires and resolves; - reads it from stdin.")] = "",
+              clear: Annotated[bool, typer.Option(
+                  "--clear", help="Remove the rules (those named by --error-rate/--p95, else all).")] = False,
+              as_json: JsonOpt = False) -> None:
+        """Set, clear or (with no rule given) list the service's alert rules."""
+        if webhook == "-":
+            webhook = sys.stdin.readline().strip()
+        with _client() as hub:
+            if clear:
+                named: list[str | None] = [m for m, v in (("error_rate", error_rate), ("p95", p95))
+                                           if v is not None]
+                removed = 0
+                for m in named or [None]:
+                    removed += hub.services.clear_alert(service, m)
+                typer.echo(f"removed {removed} alert rule(s) of {service}")
+                return
+            if error_rate is not None or p95 is not None:
+                hub.services.set_alert(service, error_rate=error_rate, p95=p95, window=window,
+                                       webhook=webhook)
+            rules = hub.services.alerts(service)
+        if as_json:
+            typer.echo(json.dumps(jsonable(rules), indent=2))
+            return
+        for a in rules:
+            typer.echo(_alert_line(a))
+        if not rules:
+            typer.echo(f"service {service} has no alert rules")
 
     @services_app.command("logs")
     def logs(service: NameArg,

@@ -361,6 +361,55 @@ class Service(Base):
     model: Mapped[Asset | None] = relationship(lazy="selectin")
 
 
+class ServiceEvent(Base):
+    """Something that happened to a service: a replica restarted, health failed or came back,
+    an alert fired or resolved (shown by ``services show``)."""
+
+    __tablename__ = "service_events"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    service_id: Mapped[int] = mapped_column(ForeignKey("services.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    kind: Mapped[str] = mapped_column(String(32))  # replica_restart | health_failed | health_ok | alert_*
+    detail: Mapped[str] = mapped_column(Text, default="")
+
+
+class ServiceAlert(Base):
+    """An alert rule of a service: fires when ``metric`` over the last ``window_seconds`` is
+    above ``threshold``, resolves when it is no longer; calls ``webhook`` (if any) both times."""
+
+    __tablename__ = "service_alerts"
+    __table_args__ = (UniqueConstraint("service_id", "metric"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    service_id: Mapped[int] = mapped_column(ForeignKey("services.id", ondelete="CASCADE"))
+    metric: Mapped[str] = mapped_column(String(16))  # error_rate | p95
+    threshold: Mapped[float] = mapped_column(Float)
+    window_seconds: Mapped[int] = mapped_column(Integer)
+    webhook: Mapped[str] = mapped_column(Text, default="")  # secret-adjacent: never shown whole
+    firing: Mapped[bool] = mapped_column(Boolean, default=False)
+    value: Mapped[float | None] = mapped_column(Float, default=None)  # at the last change
+    changed_at: Mapped[datetime | None] = mapped_column(default=None)
+    created_by: Mapped[str] = mapped_column(String(63), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ServiceUsage(Base):
+    """How many requests a service answered for the model version it serves, kept after the
+    service is deleted (``ended_at``): a version's lineage lists them."""
+
+    __tablename__ = "service_usage"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    service_id: Mapped[int] = mapped_column(Integer, index=True)  # no key: outlives the service
+    service_name: Mapped[str] = mapped_column(String(63))
+    model_id: Mapped[int | None] = mapped_column(ForeignKey("assets.id", ondelete="SET NULL"),
+                                                 default=None, index=True)
+    model_commit: Mapped[str] = mapped_column(String(64))
+    requests: Mapped[int] = mapped_column(Integer, default=0)
+    errors: Mapped[int] = mapped_column(Integer, default=0)
+    first_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_at: Mapped[datetime] = mapped_column(default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
 class Algorithm(Base):
     """A named, shared training-code entry of the algorithm library (``<task type>/<name>``);
     what it runs is in its versions."""

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from assethub.catalog import Catalog, Evaluation, Follow, Group, JobToken, Membership, Run
+from assethub.catalog import Catalog, Evaluation, Follow, Group, JobToken, Membership, Run, ServiceUsage
 from assethub.config import service_user
 from assethub.errors import (
     ForbiddenError,
@@ -45,7 +45,7 @@ from assethub.lineage import Lineage, model_commit_of
 from assethub.params import declare, resolve
 from assethub.refs import AssetKind, AssetPath, AssetRef
 from assethub.storage import Storage
-from assethub.wire import EvaluationView, LineageView, RunView
+from assethub.wire import EvaluationView, LineageView, RunView, ServiceUsageView
 
 RUN_KINDS = ("train", "continue_train", "evaluate", "merge", "retrain")
 RUN_TRIGGERS = ("person", "schedule", "event")  # who or what started a job
@@ -610,5 +610,14 @@ class Jobs:
             evaluations = tuple(_evaluation_view(e) for e in evals)
             run = s.get(Run, lineage.run_id) if lineage and lineage.run_id else None
             run_view = _run_view(run) if run is not None else None
-        return LineageView(str(r), head, model_commit, lineage, evaluations, run_view)
+            # the services that served this version (published at its model commit or at the
+            # commit asked about), with the requests they answered
+            usage = tuple(ServiceUsageView(u.service_name, u.requests, u.errors,
+                                           aware(u.first_at) or u.first_at,
+                                           aware(u.last_at) or u.last_at, u.ended_at is None)
+                          for u in s.scalars(select(ServiceUsage).where(
+                              ServiceUsage.model_id == model_id,
+                              ServiceUsage.model_commit.in_({model_commit, head}))
+                              .order_by(ServiceUsage.requests.desc(), ServiceUsage.id)))
+        return LineageView(str(r), head, model_commit, lineage, evaluations, run_view, services=usage)
 

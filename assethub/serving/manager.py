@@ -12,21 +12,34 @@ address and runs the replicas (see :mod:`assethub.serving.supervisor`). Services
 server: when it starts again, it finds each running supervisor by its pid file, or starts a new
 one on the same port. A monitor thread checks health every few seconds, records it, and brings
 back a supervisor that died.
+
+Monitoring: each supervisor keeps its replicas' request counts and a rolling window of them in
+``metrics.json`` (see :mod:`assethub.serving.metrics`); :meth:`ServiceManager.stats` and
+:meth:`ServiceManager.metrics` read it for anyone who may view the model. The monitor thread also
+records the supervisor's events (replica restarts) and health changes as service events,
+evaluates the alert rules (:meth:`ServiceManager.set_alert`: audit log, events, an optional
+webhook called in the background) and keeps each service's request count for the lineage of the
+version it serves (``service_usage``, kept after the service is deleted).
 """
 
 from __future__ import annotations
 
+import builtins
 import contextlib
+import functools
+import json
 import logging
+import math
 import os
 import re
 import shutil
 import threading
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import yaml
@@ -35,7 +48,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from assethub import sandbox
-from assethub.catalog import Run, Service
+from assethub.catalog import Run, Service, ServiceAlert, ServiceEvent, ServiceUsage
 from assethub.errors import (
     AlreadyExistsError,
     AssetHubError,
@@ -58,17 +71,56 @@ from assethub.serving import (
     ServiceView,
     allowed_hosts,
     check_host,
+    metrics,
     validate_replicas,
     validate_service_name,
 )
 from assethub.serving.k8s import KubernetesSettings, render, to_yaml
 from assethub.serving.local import LocalService, bind
+from assethub.serving.supervisor import read_json
+from assethub.wire import ReplicaStats, ServiceAlertView, ServiceEventView, ServiceStats
 
 log = logging.getLogger("assethub.serving")
 
 #: the catalog leadership whose holder supervises the local services (one server among replicas)
 SUPERVISION_LEADER = "assethub.services-supervision"
 _LONG_QUOTE = re.compile(r"'[^']{60,}'")
+#: the principal alerts are recorded as in the audit log (the server's monitor, not a user)
+MONITOR = Principal("assethub-monitor", is_admin=False)
+ALERT_METRICS = ("error_rate", "p95")
+SHOWN_EVENTS = 20
+WEBHOOK_TIMEOUT = 5.0
+WEBHOOK_ATTEMPTS = 4  # the first call and three retries, 0.5 s, 1 s and 2 s apart
+
+
+def redact_url(url: str) -> str:
+    """A webhook's address without what may be a secret in it (user, password, path, query):
+    ``https://hooks.example.com/...``."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or "?"
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "(invalid URL)"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{parts.scheme}://{host}{port}/..." if parts.scheme else "(invalid URL)"
+
+
+def check_webhook(url: str) -> str:
+    """``url`` if it can be a webhook (http or https, a host, no spaces); InvalidReferenceError
+    naming the redacted address if not."""
+    try:
+        parts = urlsplit(url)
+        ok = (parts.scheme in ("http", "https") and bool(parts.hostname) and len(url) <= 2000
+              and not any(c.isspace() for c in url))
+        parts.port  # noqa: B018 - raises for a bad port
+    except ValueError:
+        ok = False
+    if not ok:
+        raise InvalidReferenceError(f"invalid webhook {redact_url(url)}: use an http:// or https:// "
+                                    "URL with a host", part="webhook", value=redact_url(url))
+    return url
 
 
 def _now() -> datetime:
@@ -117,6 +169,7 @@ class ServiceManager:
         self._stop = threading.Event()
         self._monitor: threading.Thread | None = None
         self._http: httpx.AsyncClient | None = None
+        self._event_cursor: dict[int, float] = {}  # service id -> time of its last supervisor event read
 
     # -- lifecycle ---------------------------------------------------------------------------
     def open(self) -> None:
@@ -205,10 +258,200 @@ class ServiceManager:
         return out
 
     def get(self, who: Principal, name: str) -> ServiceView:
+        """The service, with its latest events and its alert rules."""
         self.hub.require_user(who)
         with self.hub.catalog.session() as s:
             row = self._row(s, who, name, "view")
-            return self._view(row, self._run_id(s, row))
+            view = self._view(row, self._run_id(s, row))
+            events = tuple(ServiceEventView(_aware(e.at) or e.at, e.kind, e.detail) for e in s.scalars(
+                select(ServiceEvent).where(ServiceEvent.service_id == row.id)
+                .order_by(ServiceEvent.id.desc()).limit(SHOWN_EVENTS)))
+            alerts = tuple(self._alert_view(a) for a in self._alerts(s, row))
+        from dataclasses import replace
+
+        return replace(view, events=events, alerts=alerts)
+
+    # -- monitoring ----------------------------------------------------------------------------
+    def _metrics_doc(self, row: Service) -> dict[str, Any]:
+        if row.target != "local":
+            raise NotAllowedError(f"service {row.name} runs on Kubernetes: its metrics are in the "
+                                  "cluster (scrape its pods), not on this server")
+        return read_json(self._local(row).dir / "metrics.json")
+
+    def stats(self, who: Principal, name: str, window: str | float = "5m") -> ServiceStats:
+        """Requests/s, error rate and latency percentiles over the last ``window`` (e.g. 30s,
+        5m, 1h), per replica and in total; for anyone who may view the model."""
+        self.hub.require_user(who)
+        seconds = metrics.parse_window(window)
+        with self.hub.catalog.session() as s:
+            row = self._row(s, who, name, "view")
+            doc = self._metrics_doc(row)
+        figures = metrics.window_stats(doc, seconds, time.time())
+        return ServiceStats(name, seconds, figures["seconds"],
+                            ReplicaStats("total", None, False, **figures["total"]),
+                            tuple(ReplicaStats(**r) for r in figures["replicas"]))
+
+    def metrics(self, who: Principal, name: str) -> bytes:
+        """The service's counters in the Prometheus text format (per replica, since it was
+        created); for anyone who may view the model."""
+        self.hub.require_user(who)
+        with self.hub.catalog.session() as s:
+            row = self._row(s, who, name, "view")
+            doc, model = self._metrics_doc(row), self._model_ref(row)
+        return metrics.prometheus_text(name, model, doc)
+
+    @staticmethod
+    def _alerts(s: Session, row: Service) -> builtins.list[ServiceAlert]:
+        return list(s.scalars(select(ServiceAlert).where(ServiceAlert.service_id == row.id)
+                              .order_by(ServiceAlert.metric)))
+
+    @staticmethod
+    def _alert_view(a: ServiceAlert) -> ServiceAlertView:
+        return ServiceAlertView(a.metric, a.threshold, a.window_seconds,
+                                redact_url(a.webhook) if a.webhook else "", bool(a.firing), a.value,
+                                _aware(a.changed_at), a.created_by)
+
+    def alerts(self, who: Principal, name: str) -> builtins.list[ServiceAlertView]:
+        """The service's alert rules (webhooks redacted); for anyone who may view the model."""
+        self.hub.require_user(who)
+        with self.hub.catalog.session() as s:
+            return [self._alert_view(a) for a in self._alerts(s, self._row(s, who, name, "view"))]
+
+    def set_alert(self, who: Principal, name: str, *, metric: str, threshold: float,
+                  window: str | float = "5m", webhook: str = "") -> ServiceAlertView:
+        """Alert when ``metric`` (error_rate: 0-1; p95: seconds) over ``window`` is above
+        ``threshold``; replaces the service's rule on that metric. Needs 'run' on the model
+        (who may change the service): the webhook is the server calling out."""
+        with self.hub.audited(who, "service.alert.set", f"{name} ({metric})"):
+            me = self.hub.require_user(who)
+            if metric not in ALERT_METRICS:
+                raise InvalidReferenceError(f"an alert is on {' or '.join(ALERT_METRICS)}, not "
+                                            f"{str(metric)[:40]!r}", part="metric", value=str(metric)[:40])
+            if (isinstance(threshold, bool) or not isinstance(threshold, int | float)
+                    or not math.isfinite(threshold) or threshold < 0
+                    or (metric == "error_rate" and threshold >= 1)):
+                raise InvalidReferenceError(
+                    "an error-rate threshold is a fraction from 0 to below 1 (0.05 = 5%), a p95 one "
+                    f"seconds above 0, not {threshold!r}", part="threshold", value=str(threshold)[:40])
+            seconds = metrics.parse_window(window)
+            if webhook:
+                check_webhook(webhook)
+            with self._lock(name), self.hub.catalog.session() as s:
+                row = self._row(s, who, name, "run")
+                if row.target != "local":
+                    raise NotAllowedError(f"service {name} runs on Kubernetes: this server does not "
+                                          "see its requests, so it cannot alert on them")
+                rule = s.scalar(select(ServiceAlert).where(ServiceAlert.service_id == row.id,
+                                                           ServiceAlert.metric == metric))
+                if rule is None:
+                    rule = ServiceAlert(service_id=row.id, metric=metric)
+                    s.add(rule)
+                rule.threshold, rule.window_seconds = float(threshold), int(seconds)
+                rule.webhook, rule.firing, rule.value, rule.changed_at = webhook, False, None, None
+                rule.created_by, rule.created_at = me, _now()
+                s.flush()
+                return self._alert_view(rule)
+
+    def clear_alert(self, who: Principal, name: str, metric: str | None = None) -> int:
+        """Remove the service's rule on ``metric`` (None: all of them); how many were removed."""
+        with self.hub.audited(who, "service.alert.clear", f"{name} ({metric or 'all'})"):
+            self.hub.require_user(who)
+            with self._lock(name), self.hub.catalog.session() as s:
+                row = self._row(s, who, name, "run")
+                rules = [a for a in self._alerts(s, row) if metric is None or a.metric == metric]
+                for a in rules:
+                    s.delete(a)
+                return len(rules)
+
+    def _event(self, s: Session, row: Service, kind: str, detail: str, at: datetime | None = None) -> None:
+        s.add(ServiceEvent(service_id=row.id, kind=kind, detail=detail[:4000], at=at or _now()))
+
+    def _record_events(self, s: Session, row: Service, status: dict[str, Any]) -> None:
+        """The supervisor's new events (replica restarts) into the catalog."""
+        cursor = self._event_cursor.get(row.id)
+        if cursor is None:
+            last = s.scalar(select(ServiceEvent.at).where(ServiceEvent.service_id == row.id,
+                                                          ServiceEvent.kind == "replica_restart")
+                            .order_by(ServiceEvent.id.desc()).limit(1))
+            cursor = _aware(last).timestamp() if last is not None else 0.0  # type: ignore[union-attr]
+        for e in status.get("events") or []:
+            at = e.get("at") if isinstance(e, dict) else None
+            if isinstance(at, int | float) and at > cursor and e.get("kind") == "replica_restart":
+                self._event(s, row, "replica_restart", str(e.get("detail") or "")[:500],
+                            datetime.fromtimestamp(at, UTC))
+                cursor = at
+        self._event_cursor[row.id] = cursor
+
+    def _record_usage(self, s: Session, row: Service, doc: dict[str, Any], *, ended: bool = False) -> None:
+        """The service's request count since it was created, for the lineage of its version."""
+        total = metrics.lifetime_counters(doc) if doc else None
+        usage = s.scalar(select(ServiceUsage).where(ServiceUsage.service_id == row.id,
+                                                    ServiceUsage.ended_at.is_(None)))
+        if usage is None:
+            if total is None or total["requests"] == 0:
+                return
+            usage = ServiceUsage(service_id=row.id, service_name=row.name, model_id=row.model_id,
+                                 model_commit=row.model_commit, requests=0, errors=0)
+            s.add(usage)
+        if total is not None and total["requests"] > usage.requests:
+            usage.requests = total["requests"]
+            usage.errors = total["4xx"] + total["5xx"]
+            usage.last_at = _now()
+        if ended:
+            usage.ended_at = _now()
+
+    def _evaluate_alerts(self, s: Session, row: Service, doc: dict[str, Any],
+                         after: builtins.list[Callable[[], None]]) -> None:
+        """Fire or resolve the service's alert rules; what goes beyond the session (the audit
+        record, the webhook) is appended to ``after``, to run once the session is committed."""
+        now = time.time()
+        for rule in self._alerts(s, row):
+            figures = metrics.window_stats(doc, float(rule.window_seconds), now)["total"]
+            value = figures["error_rate"] if rule.metric == "error_rate" else figures["p95"]
+            above = value is not None and figures["requests"] > 0 and value > rule.threshold
+            if above == bool(rule.firing):
+                continue
+            rule.firing, rule.value, rule.changed_at = above, value, _now()
+            state = "fired" if above else "resolved"
+            shown = f"{value:.4g}" if value is not None else "no requests"
+            detail = (f"{rule.metric} over {rule.window_seconds}s is {shown} "
+                      f"({'above' if above else 'not above'} {rule.threshold:g}; "
+                      f"{figures['requests']} requests)")
+            self._event(s, row, f"alert_{state}", detail)
+            log.warning("service %s: alert %s: %s", row.name, state, detail)
+            after.append(functools.partial(self.hub.record, MONITOR, f"service.alert.{state}",
+                                           row.name, "ok", detail))
+            if rule.webhook:
+                body = {"service": row.name, "model": self._model_ref(row), "alert": rule.metric,
+                        "state": "firing" if above else "resolved", "value": value,
+                        "threshold": rule.threshold, "window_seconds": rule.window_seconds,
+                        "requests": figures["requests"], "at": _now().isoformat()}
+                after.append(threading.Thread(
+                    target=self._call_webhook, args=(row.id, row.name, rule.webhook, body),
+                    name=f"webhook-{row.name}", daemon=True).start)
+
+    def _call_webhook(self, service_id: int, name: str, url: str, body: dict[str, Any]) -> None:
+        """POST ``body`` to ``url``, retried with backoff, each try with a timeout; a failure is
+        recorded as an event (the address redacted) and never reaches the service."""
+        why = ""
+        for attempt in range(WEBHOOK_ATTEMPTS):
+            if attempt and self._stop.wait(0.5 * 2 ** (attempt - 1)):
+                return  # the server is stopping
+            try:
+                r = httpx.post(url, content=json.dumps(body).encode(), timeout=WEBHOOK_TIMEOUT,
+                               headers={"Content-Type": "application/json"}, follow_redirects=False)
+                if 200 <= r.status_code < 300:
+                    return
+                why = f"HTTP {r.status_code}"
+            except httpx.HTTPError as exc:
+                why = type(exc).__name__
+        detail = (f"webhook {redact_url(url)} for the {body['alert']} alert ({body['state']}) failed "
+                  f"{WEBHOOK_ATTEMPTS} times (last: {why}); given up")
+        log.warning("service %s: %s", name, detail)
+        with contextlib.suppress(Exception), self.hub.catalog.session() as s:
+            row = s.get(Service, service_id)
+            if row is not None:
+                self._event(s, row, "webhook_failed", detail)
 
     # -- publishing --------------------------------------------------------------------------
     def _servable(self, ref: AssetRef, commit: str) -> None:
@@ -422,6 +665,7 @@ class ServiceManager:
                 if row.target == "local":
                     handle = self._local(row)
                     handle.terminate()
+                    self._record_usage(s, row, read_json(handle.dir / "metrics.json"), ended=True)
                     shutil.rmtree(handle.dir, ignore_errors=True)
                     self._handles.pop(row.id, None)
                 s.delete(row)
@@ -528,34 +772,50 @@ class ServiceManager:
         lock = self._lock(name)
         if not lock.acquire(timeout=0.1):
             return  # an operation on it is under way; check next time
+        after: list[Callable[[], None]] = []  # once the session is committed (SQLite: one writer)
         try:
-            with self.hub.catalog.session() as s:
-                row = s.get(Service, service_id)
-                if row is None:
-                    return
-                handle = self._local(row)
-                if handle.pid() is None:
-                    wanted = 0 if row.state == "stopped" else row.replicas
-                    try:
-                        self._relaunch(row, wanted)
-                    except AssetHubError as exc:
-                        row.state, row.detail = "failed", str(exc)
-                        return
-                    with open(handle.log_file, "a") as out:
-                        out.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} server: the supervisor was not "
-                                  f"running; started a new one with {wanted} replica(s)\n")
-                    return
-                status = handle.status()
-                if not status:
-                    return  # just started: nothing to read yet
-                self._record_state(row, status, True)
-                if int(status.get("desired") or 0) > 0:
-                    ok = False
-                    with contextlib.suppress(httpx.HTTPError):
-                        ok = httpx.get(f"http://{row.host}:{row.port}/ping", timeout=5).status_code == 200
-                    row.last_health_at, row.last_health_ok = _now(), ok
+            self._check_locked(service_id, after)
         finally:
             lock.release()
+        for action in after:
+            action()
+
+    def _check_locked(self, service_id: int, after: builtins.list[Callable[[], None]]) -> None:
+        with self.hub.catalog.session() as s:
+            row = s.get(Service, service_id)
+            if row is None:
+                return
+            handle = self._local(row)
+            if handle.pid() is None:
+                wanted = 0 if row.state == "stopped" else row.replicas
+                try:
+                    self._relaunch(row, wanted)
+                except AssetHubError as exc:
+                    row.state, row.detail = "failed", str(exc)
+                    return
+                with open(handle.log_file, "a") as out:
+                    out.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} server: the supervisor was not "
+                              f"running; started a new one with {wanted} replica(s)\n")
+                self._event(s, row, "supervisor_restart", "the service's supervisor was not "
+                            f"running; started a new one with {wanted} replica(s)")
+                return
+            status = handle.status()
+            if not status:
+                return  # just started: nothing to read yet
+            self._record_state(row, status, True)
+            self._record_events(s, row, status)
+            if int(status.get("desired") or 0) > 0:
+                ok = False
+                with contextlib.suppress(httpx.HTTPError):
+                    ok = httpx.get(f"http://{row.host}:{row.port}/ping", timeout=5).status_code == 200
+                if ok != bool(row.last_health_ok) and (row.last_health_at is not None or not ok):
+                    self._event(s, row, "health_ok" if ok else "health_failed",
+                                "answers /ping again" if ok else
+                                f"no answer to /ping at {row.host}:{row.port} ({row.state})")
+                row.last_health_at, row.last_health_ok = _now(), ok
+            doc = read_json(handle.dir / "metrics.json")
+            self._record_usage(s, row, doc)
+            self._evaluate_alerts(s, row, doc, after)
 
     def _watch(self) -> None:
         """Check the services every ``health_interval`` while this server leads the service

@@ -11,6 +11,11 @@ in ``DIR/status.json``. Files in ``DIR`` are the whole interface:
 - ``status.json`` (written here, atomically): this pid, the replicas (pid, ready, restarts), the
   desired count, and why replicas keep failing, if they do.
 - ``service.log``: the replicas' output and this supervisor's events.
+- ``metrics/<replica>/metrics.json`` (written by each replica; only its own directory is mounted
+  writable in its sandbox): its request counters. ``metrics.json`` (written here, atomically,
+  read by the server): every replica's counters and a rolling window of them
+  (:class:`assethub.serving.metrics.Window`). Replica restarts are also listed as ``events`` in
+  ``status.json`` (the server records them).
 
 Replicas are ``python -m assethub.serving.replica`` processes (MLflow's scoring app), all accepting
 on the one socket: the kernel hands each connection to one of them. Scaling down sends SIGTERM to
@@ -37,10 +42,12 @@ from pathlib import Path
 from typing import Any
 
 from assethub import sandbox
+from assethub.serving.metrics import Window, read_counters
 
 GRACE = 30.0  # seconds a stopping replica gets to finish its requests before SIGKILL
 FAST_CRASH = 10.0  # a replica that dies sooner than this after starting counts as crashing
 MAX_BACKOFF = 30.0
+MAX_EVENTS = 100  # the latest events kept in status.json
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
@@ -65,6 +72,11 @@ class Replica:
     was_ready: bool = False
     stopping_since: float | None = None
     sandboxed: bool = False  # proc is bwrap: the replica is two processes down
+    metrics_file: Path | None = None  # where it writes its counters
+
+    @property
+    def id(self) -> str:
+        return self.ready_file.name
 
     @property
     def pid(self) -> int:
@@ -88,6 +100,8 @@ class Supervisor:
     detail: str = ""
     reload: bool = True
     exiting: bool = False
+    window: Window = field(default_factory=Window)
+    events: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def log_file(self) -> Path:
@@ -114,12 +128,41 @@ class Supervisor:
                           "stopping": r.stopping_since is not None,
                           "up_seconds": round(time.monotonic() - r.started, 1)} for r in self.replicas],
             "ready": sum(r.ready for r in self.replicas), "restarts": self.restarts,
-            "detail": self.detail, "updated": now})
+            "detail": self.detail, "updated": now, "events": self.events})
+
+    def event(self, kind: str, detail: str) -> None:
+        """An event the server records for the service (shown by ``services show``)."""
+        self.events = [*self.events, {"at": time.time(), "kind": kind, "detail": detail}][-MAX_EVENTS:]
+
+    # -- metrics -----------------------------------------------------------------------------
+    def collect(self) -> None:
+        """Read the replicas' counters into the window; write ``metrics.json`` if it changed."""
+        now = time.time()
+        for r in self.replicas:
+            if r.metrics_file is not None:
+                counters = read_counters(r.metrics_file)
+                if counters is not None:
+                    self.window.observe(r.id, r.pid, counters, now)
+        if self.window.tick(now) or not (self.dir / "metrics.json").exists():
+            write_json(self.dir / "metrics.json", self.window.doc(now))
+
+    def forget_metrics(self, r: Replica) -> None:
+        """A replica that exited: its last counts stay in the window, its directory goes."""
+        if r.metrics_file is not None:
+            counters = read_counters(r.metrics_file)
+            if counters is not None:
+                self.window.observe(r.id, r.pid, counters, time.time())
+            with contextlib.suppress(OSError):
+                r.metrics_file.unlink(missing_ok=True)
+                r.metrics_file.parent.rmdir()
+        self.window.gone(r.id, time.time())
 
     # -- replicas ----------------------------------------------------------------------------
-    def replica_command(self, argv: list[str], ready_dir: Path) -> tuple[list[str], dict[str, str], bool]:
+    def replica_command(self, argv: list[str], ready_dir: Path,
+                        metrics_dir: Path | None = None) -> tuple[list[str], dict[str, str], bool]:
         """The replica's command line and environment: in the sandbox (its own uid, the model
-        read-only, no network but the inherited listening socket, no secrets) unless
+        read-only, no network but the inherited listening socket, no secrets; writable: the
+        ready directory and its own metrics directory, not the other replicas') unless
         ASSETHUB_SANDBOX=off. Raises SandboxUnavailableError when it cannot be sandboxed."""
         env = {**os.environ, "__pyfunc_model_path__": str(self.spec["model_dir"]),
                "MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT": str(self.spec.get("request_timeout", 60)),
@@ -128,11 +171,15 @@ class Supervisor:
         if box is None:
             return argv, env, False
         box.give(ready_dir)
+        if metrics_dir is not None:
+            box.give(metrics_dir)
         # the supervisor's environment is already without secrets (local.child_env); inside, HOME
         # is the private /tmp and nothing names the stack's services
         env = {k: v for k, v in env.items() if not k.startswith(("PREFECT_", "MLFLOW_TRACKING", "XDG_"))}
         env.update(HOME="/tmp", PATH=os.pathsep.join([os.path.dirname(sys.executable), "/usr/bin:/bin"]))
         mounts = [sandbox.Mount(Path(self.spec["model_dir"])), sandbox.Mount(ready_dir, writable=True)]
+        if metrics_dir is not None:
+            mounts.append(sandbox.Mount(metrics_dir, writable=True))
         return box.argv(argv, mounts=mounts, cwd="/tmp"), env, True
 
     def start_replica(self) -> None:
@@ -140,11 +187,17 @@ class Supervisor:
         ready_dir.mkdir(exist_ok=True)
         fd = self.sock.fileno()
         ready_file = ready_dir / f"replica-{time.monotonic_ns()}"
+        metrics_dir = self.dir / "metrics" / ready_file.name
+        metrics_dir.mkdir(parents=True, exist_ok=True)
+        metrics_file = metrics_dir / "metrics.json"
         try:
             argv, env, sandboxed = self.replica_command(
                 [sys.executable, "-m", self.spec.get("replica_module", "assethub.serving.replica"),
-                 "--fd", str(fd), "--ready", str(ready_file)], ready_dir)
+                 "--fd", str(fd), "--ready", str(ready_file), "--metrics", str(metrics_file)],
+                ready_dir, metrics_dir)
         except sandbox.SandboxUnavailableError as exc:
+            with contextlib.suppress(OSError):
+                metrics_dir.rmdir()
             self.crashes_in_a_row += 1
             self.next_start = time.monotonic() + MAX_BACKOFF
             if self.detail != str(exc):
@@ -154,7 +207,8 @@ class Supervisor:
         with open(self.log_file, "ab") as out:
             proc = subprocess.Popen(argv, pass_fds=(fd,), stdin=subprocess.DEVNULL, stdout=out,
                                     stderr=subprocess.STDOUT, env=env, cwd=self.dir)
-        self.replicas.append(Replica(proc, time.monotonic(), ready_file, sandboxed=sandboxed))
+        self.replicas.append(Replica(proc, time.monotonic(), ready_file, sandboxed=sandboxed,
+                                     metrics_file=metrics_file))
         self.log(f"replica {proc.pid} starting")
 
     def stop_replica(self, r: Replica) -> None:
@@ -179,6 +233,7 @@ class Supervisor:
             changed = True
             self.replicas.remove(r)
             r.ready_file.unlink(missing_ok=True)
+            self.forget_metrics(r)
             if r.stopping_since is not None:
                 self.log(f"replica {r.pid} stopped")
                 continue
@@ -193,6 +248,8 @@ class Supervisor:
             else:
                 self.crashes_in_a_row, self.detail = 0, ""
             self.log(f"replica {r.pid} exited with code {code} after {lived:.1f}s; restarting")
+            self.event("replica_restart", f"replica {r.pid} exited with code {code} after "
+                                          f"{lived:.1f}s; restarting it")
         return changed
 
     def converge(self) -> bool:
@@ -247,10 +304,15 @@ class Supervisor:
             signal.signal(sig, lambda *_: setattr(self, "exiting", True))
         self.log(f"supervising {self.spec.get('name')} on {self.spec.get('host')}:"
                  f"{self.sock.getsockname()[1]} (pid {os.getpid()})")
+        self.window = Window(read_json(self.dir / "metrics.json"), time.time())
         self.write_status()
-        last_check = 0.0
+        last_check = last_collect = 0.0
         while not self.exiting:
             now = time.monotonic()
+            if now - last_collect >= 0.5:
+                last_collect = now
+                with contextlib.suppress(OSError):  # the directory deleted: seen below
+                    self.collect()
             if now - last_check > 1.0:
                 last_check = now
                 if not self.dir.is_dir():  # the service was deleted behind our back
@@ -283,6 +345,10 @@ class Supervisor:
         for r in self.replicas:
             r.proc.kill()
             r.ready_file.unlink(missing_ok=True)
+            self.forget_metrics(r)
+        if self.dir.is_dir():
+            self.window.tick(time.time())
+            write_json(self.dir / "metrics.json", self.window.doc(time.time()))
         self.sock.close()
         self.log("stopped")
         if self.dir.is_dir():

@@ -17,7 +17,8 @@ not load the server's dependencies. The modules that used to define these (``sto
 - jobs: :class:`RunView`, :class:`EvaluationView`, :class:`LineageView` (with
   :class:`~assethub.lineage.Lineage`, whose home is :mod:`assethub.lineage` because it is also the
   commit-metadata format), :class:`FollowView`
-- services: :class:`ServiceView`
+- services: :class:`ServiceView` (:class:`ServiceEventView`, :class:`ServiceAlertView`),
+  :class:`ServiceStats` (:class:`ReplicaStats`), :class:`ServiceUsageView`
 - dataset statistics and sample diffs: :class:`DatasetStats` (with :class:`NumberSummary`,
   :class:`TableStats`, :class:`ColumnStats`), :class:`SampleDiff` (with :class:`SampleChanges`,
   :class:`MovedSample`, :class:`TableRowDiff`)
@@ -61,6 +62,11 @@ if TYPE_CHECKING:
     from assethub.wire._jobs import GitCredentialView as GitCredentialView
     from assethub.wire._jobs import LineageView as LineageView
     from assethub.wire._jobs import RunView as RunView
+    from assethub.wire._services import ReplicaStats as ReplicaStats
+    from assethub.wire._services import ServiceAlertView as ServiceAlertView
+    from assethub.wire._services import ServiceEventView as ServiceEventView
+    from assethub.wire._services import ServiceStats as ServiceStats
+    from assethub.wire._services import ServiceUsageView as ServiceUsageView
     from assethub.wire._services import ServiceView as ServiceView
     from assethub.wire._stats import MAX_MOVES as MAX_MOVES
     from assethub.wire._stats import ColumnStats as ColumnStats
@@ -126,9 +132,14 @@ __all__ = [
     "PresignedPage",
     "PresignedPut",
     "PublishedVersion",
+    "ReplicaStats",
     "RunView",
     "SampleChanges",
     "SampleDiff",
+    "ServiceAlertView",
+    "ServiceEventView",
+    "ServiceStats",
+    "ServiceUsageView",
     "ServiceView",
     "ShareView",
     "TableRowDiff",
@@ -174,6 +185,11 @@ _SECTION = {
     "LineageView": "_jobs",
     "FollowView": "_jobs",
     "GitCredentialView": "_jobs",
+    "ReplicaStats": "_services",
+    "ServiceAlertView": "_services",
+    "ServiceEventView": "_services",
+    "ServiceStats": "_services",
+    "ServiceUsageView": "_services",
     "ServiceView": "_services",
     "JobSettingsView": "_algorithms",
     "AlgorithmView": "_algorithms",

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from assethub.lineage import Lineage
+from assethub.wire._services import ServiceUsageView
 
 # -- jobs ---------------------------------------------------------------------------------------
 
@@ -88,6 +89,8 @@ class LineageView:
     #: whether ``assethub serve`` can serve it; None when not known from the lineage (a commit no
     #: job made: servable if it holds model/MLmodel)
     servable: bool | None = None
+    #: the services that served this version and the requests they answered (also deleted ones)
+    services: tuple[ServiceUsageView, ...] = ()
 
     def __post_init__(self) -> None:
         if self.lineage is not None and self.lineage.job:

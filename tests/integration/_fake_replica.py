@@ -63,6 +63,7 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--fd", type=int, required=True)
     parser.add_argument("--ready", type=Path)
+    parser.add_argument("--metrics", type=Path)  # the real replica writes its counters there
     args = parser.parse_args()
     global READY
     READY = args.ready

@@ -39,6 +39,13 @@ class ScaleIn(BaseModel):
     replicas: int = Field(ge=0, le=MAX_REPLICAS)
 
 
+class AlertIn(BaseModel):
+    model_config = {"extra": "forbid"}
+    threshold: float = Field(description="error_rate: a fraction (0.05 = 5%); p95: seconds")
+    window: str = Field("5m", max_length=20, description="e.g. 30s, 5m, 1h")
+    webhook: str = Field("", max_length=2000, description="URL POSTed (JSON) when it fires and resolves")
+
+
 def router(hub: Hub, principal: Callable[..., Awaitable[Principal]],
            manager: ServiceManager | None = None) -> APIRouter:
     """The services API over ``hub``, authenticating with the application's ``principal``."""
@@ -96,6 +103,35 @@ def router(hub: Hub, principal: Callable[..., Awaitable[Principal]],
     @r.get("/{name}/manifests")
     def service_manifests(who: Who, name: str) -> Any:
         return {"name": name, "manifests": services.manifests(who, name)}
+
+    @r.get("/{name}/stats")
+    def service_stats(who: Who, name: str,
+                      window: Annotated[str, Query(max_length=20, description="e.g. 30s, 5m, 1h")] = "5m",
+                      ) -> Any:
+        """Requests/s, error rates and latency percentiles over the window, per replica and in total."""
+        return jsonable(services.stats(who, name, window))
+
+    @r.get("/{name}/metrics")
+    def service_metrics(who: Who, name: str) -> Response:
+        """The service's counters in the Prometheus text format, for a scraper holding the token
+        of someone who may view the model."""
+        from prometheus_client import CONTENT_TYPE_LATEST
+
+        return Response(services.metrics(who, name), media_type=CONTENT_TYPE_LATEST)
+
+    @r.get("/{name}/alerts")
+    def list_alerts(who: Who, name: str) -> Any:
+        return jsonable(services.alerts(who, name))
+
+    @r.put("/{name}/alerts/{metric}")
+    def set_alert(who: Who, name: str, metric: str, body: AlertIn) -> Any:
+        return jsonable(services.set_alert(who, name, metric=metric, threshold=body.threshold,
+                                           window=body.window, webhook=body.webhook))
+
+    @r.delete("/{name}/alerts")
+    def clear_alerts(who: Who, name: str,
+                     metric: Annotated[str | None, Query(max_length=20)] = None) -> Any:
+        return {"name": name, "removed": services.clear_alert(who, name, metric)}
 
     @r.post("/{name}/predict")
     async def predict(who: Who, name: str, request: Request,
