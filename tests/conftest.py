@@ -74,17 +74,45 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _prelaunch(session: pytest.Session) -> list[Any]:
+    """Launch (not wait for) the session's MLflow and Prefect servers when its tests will use
+    them: each takes seconds of imports to start, and they start side by side, meanwhile the
+    first tests run; their fixtures (mlflow_uri, tracking, prefect_api) wait for them. What was
+    launched is returned, to be stopped when no fixture did."""
+    from infra import mlflow, prefect
+
+    # ports the kernel picks, as for the other components: near their defaults they would be
+    # what another session's servers, starting meanwhile, pick too (on a shared machine other
+    # sessions run beside this one)
+    for component in (mlflow.SERVER, prefect.SERVER, prefect.WORKER):
+        component.claim_port(free_port())
+    needed = {name for item in session.items for name in getattr(item, "fixturenames", ())}
+    launched: list[Any] = []
+    if needed & {"mlflow_uri", "tracking"}:
+        mlflow.start(wait=False)
+        launched.append(mlflow)
+    if "prefect_api" in needed:
+        prefect.start_server(wait=False)
+        launched.append(prefect)
+    return launched
+
+
 @pytest.fixture(scope="session")
-def lakefs_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+def lakefs_server(tmp_path_factory: pytest.TempPathFactory,
+                  request: pytest.FixtureRequest) -> Iterator[object]:
     from infra import lakefs
 
     home = tmp_path_factory.mktemp("assethub-home")
     old = os.environ.get("ASSETHUB_HOME")
     os.environ["ASSETHUB_HOME"] = str(home)
+    launched: list[Any] = []
     try:
         instance = lakefs.start(port=free_port())
+        launched = _prelaunch(request.session)
         yield instance
     finally:
+        for component in launched:  # stopped by their fixtures, unless none ran (then here)
+            component.stop()
         lakefs.stop()
         if old is None:
             os.environ.pop("ASSETHUB_HOME", None)
