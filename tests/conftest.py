@@ -28,6 +28,35 @@ _SERVER_LOGGERS = ("assethub", "uvicorn")
 _GATE = pytest.StashKey[tuple[list, list]]()
 
 
+#: ``--part 2``: modules that mostly wait (on jobs through the Prefect worker, schedules, a whole
+#: second stack), about half of the suite's time (a guess from CI's slowest steps, to refine on
+#: a full run's durations); ``--part 1`` is all else (the unit and example tests too, and any new file).
+#: `make test-parallel` runs the two as sessions side by side, each with its own stacks: one
+#: session kept the 2 cores about a third busy (24 CPU minutes in a 40 minute run).
+PART_TWO = (
+    "tests/integration/test_console_journey.py",
+    "tests/integration/test_deployments.py",
+    "tests/integration/test_distributed.py",
+    "tests/integration/test_flows.py",
+    "tests/integration/test_launcher.py",
+)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--part", choices=("1", "2"), default=None,
+                     help="run one of the suite's two parts (tests/conftest.py PART_TWO): "
+                          "`make test-parallel` runs both side by side")
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """With ``--part``, the other part's test modules are not even imported."""
+    part = config.getoption("--part")
+    if part is None or not collection_path.name.startswith("test_") or collection_path.suffix != ".py":
+        return None
+    second = collection_path.relative_to(config.rootpath).as_posix() in PART_TWO
+    return True if second != (part == "2") else None
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
     base = session.config._tmp_path_factory.getbasetemp()  # type: ignore[attr-defined]
     (base / "hub-server").mkdir(exist_ok=True)
@@ -74,17 +103,45 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _prelaunch(session: pytest.Session) -> list[Any]:
+    """Launch (not wait for) the session's MLflow and Prefect servers when its tests will use
+    them: each takes seconds of imports to start, and they start side by side, meanwhile the
+    first tests run; their fixtures (mlflow_uri, tracking, prefect_api) wait for them. What was
+    launched is returned, to be stopped when no fixture did."""
+    from infra import mlflow, prefect
+
+    # ports the kernel picks, as for the other components: near their defaults they would be
+    # what another session's servers, starting meanwhile, pick too (`make test-parallel` runs
+    # two; on a shared machine other sessions run beside this one)
+    for component in (mlflow.SERVER, prefect.SERVER, prefect.WORKER):
+        component.claim_port(free_port())
+    needed = {name for item in session.items for name in getattr(item, "fixturenames", ())}
+    launched: list[Any] = []
+    if needed & {"mlflow_uri", "tracking"}:
+        mlflow.start(wait=False)
+        launched.append(mlflow)
+    if "prefect_api" in needed:
+        prefect.start_server(wait=False)
+        launched.append(prefect)
+    return launched
+
+
 @pytest.fixture(scope="session")
-def lakefs_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+def lakefs_server(tmp_path_factory: pytest.TempPathFactory,
+                  request: pytest.FixtureRequest) -> Iterator[object]:
     from infra import lakefs
 
     home = tmp_path_factory.mktemp("assethub-home")
     old = os.environ.get("ASSETHUB_HOME")
     os.environ["ASSETHUB_HOME"] = str(home)
+    launched: list[Any] = []
     try:
         instance = lakefs.start(port=free_port())
+        launched = _prelaunch(request.session)
         yield instance
     finally:
+        for component in launched:  # stopped by their fixtures, unless none ran (then here)
+            component.stop()
         lakefs.stop()
         if old is None:
             os.environ.pop("ASSETHUB_HOME", None)

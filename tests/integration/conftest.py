@@ -26,7 +26,7 @@ from tests.integration._prefect_world import DATASET, MODEL, on_prefect, worker_
 def mlflow_uri(lakefs_server: Any) -> Iterator[str]:
     from infra import mlflow
 
-    url = mlflow.start()
+    url = mlflow.start(timeout=180)  # launched at the session's start (tests/conftest.py _prelaunch)
     old = os.environ.get("MLFLOW_TRACKING_URI")
     os.environ["MLFLOW_TRACKING_URI"] = url
     yield url
@@ -59,7 +59,7 @@ def tracking(lakefs_server: Any) -> Iterator[str]:
     from infra import mlflow
 
     ours = mlflow.status() is None
-    url = mlflow.start()
+    url = mlflow.start(timeout=180)  # launched at the session's start (tests/conftest.py _prelaunch)
     yield url
     if ours:
         mlflow.stop()
@@ -88,12 +88,36 @@ def deploy_world(hub_server: Any, tracking: str, tmp_path_factory: pytest.TempPa
                     repo, sha)
 
 
-@pytest.fixture(scope="module")  # the worker stops when this module is done: 2 cores
-def prefect_stack(deploy_world: JobWorld, hub_server: Any, tracking: str, prefect_api: str) -> Iterator[str]:
-    """The session's Prefect server + a process worker of the embedded stack, deployments registered."""
+#: the test modules that use the Prefect worker (prefect_stack) and have not finished yet
+_WORKER_MODULES: set[str] = set()
+
+
+def _uses_worker(item: pytest.Item) -> bool:
+    return "prefect_stack" in getattr(item, "fixturenames", ())
+
+
+@pytest.hookimpl(trylast=True)  # after -k / -m have deselected what will not run
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config,
+                                  items: list[pytest.Item]) -> None:
+    """The modules that use the Prefect worker run one after the other, where the first of them
+    is (each keeps its own order): the worker starts once for them all, and stops after the last
+    (it polls the session's Prefect server, where test_replicas runs workers of its own)."""
+    users = {item.nodeid.split("::")[0] for item in items if _uses_worker(item)}
+    if len(users) > 1:
+        first = min(i for i, item in enumerate(items) if item.nodeid.split("::")[0] in users)
+        moved = [item for item in items if item.nodeid.split("::")[0] in users]
+        rest = [item for item in items if item.nodeid.split("::")[0] not in users]
+        items[:] = rest[:first] + moved + rest[first:]
+    _WORKER_MODULES.clear()
+    _WORKER_MODULES.update(users)
+
+
+@pytest.fixture(scope="session")
+def prefect_worker(deploy_world: JobWorld, hub_server: Any, tracking: str, prefect_api: str) -> Iterator[str]:
+    """The session's Prefect server + a process worker of the embedded stack, deployments
+    registered: started by the first module that uses prefect_stack, stopped by its last one."""
     from infra import prefect
 
-    api = prefect_api
     # the worker holds the service user's token (never the admin's), as `assethub up` gives it:
     # runs registered by a person or a follow act for them with their run's token; runs started
     # in the Prefect UI act as the service user, with the shares an admin granted it
@@ -101,14 +125,28 @@ def prefect_stack(deploy_world: JobWorld, hub_server: Any, tracking: str, prefec
     admin_client = Client(hub_server.url, hub_server.admin_token)
     admin_client.share("deployer/model/digits", role="edit", user="prefect")
     admin_client.share("deployer/dataset/images", role="run", user="prefect")
-    old = os.environ.get("ASSETHUB_PREFECT_API_URL")
-    os.environ["ASSETHUB_PREFECT_API_URL"] = api  # the in-process hub server's hook and follows
     from deployments import deploy_all
 
-    with on_prefect(api):
+    with on_prefect(prefect_api):
         deploy_all()
+    yield prefect_api
+    prefect.WORKER.stop()  # when a run stopped early (the last module's teardown stops it too)
+
+
+@pytest.fixture(scope="module")
+def prefect_stack(prefect_worker: str, request: pytest.FixtureRequest) -> Iterator[str]:
+    """The session's Prefect server + a process worker of the embedded stack, deployments
+    registered (the worker is shared by the modules that use this, which run one after the
+    other: see pytest_collection_modifyitems; it stops after the last of them: 2 cores)."""
+    from infra import prefect
+
+    api = prefect_worker
+    old = os.environ.get("ASSETHUB_PREFECT_API_URL")
+    os.environ["ASSETHUB_PREFECT_API_URL"] = api  # the in-process hub server's hook and follows
     yield api
-    prefect.WORKER.stop()
+    _WORKER_MODULES.discard(request.node.nodeid.split("::")[0])
+    if not _WORKER_MODULES:
+        prefect.WORKER.stop()
     if old is None:
         os.environ.pop("ASSETHUB_PREFECT_API_URL", None)
     else:

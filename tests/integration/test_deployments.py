@@ -599,8 +599,8 @@ def test_a_retrain_whose_worker_dies_is_recorded_crashed_as_worker_lost(
         if checker.is_alive():
             checker.join()
         prefect.WORKER.stop()  # reaps the killed worker
-        prefect.start_worker({"ASSETHUB_URL": hub_server.url, "ASSETHUB_TOKEN": w.token,
-                              "MLFLOW_TRACKING_URI": tracking, "ASSETHUB_HOME": os.environ["ASSETHUB_HOME"]})
+        # as the fixture started it (the service user's token): the next modules share this worker
+        prefect.start_worker(worker_env(hub_server, tracking))
     assert {r.kind for r in crashed} == {"retrain", "train"}
     assert all("worker lost" in r.error and r.finished_at for r in crashed), [r.error for r in crashed]
     with on_prefect(prefect_stack), get_client(sync_client=True) as c:
