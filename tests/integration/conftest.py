@@ -20,6 +20,7 @@ from tests.integration._cli_users import admin, new_user  # noqa: F401
 from tests.integration._console import browser, console  # noqa: F401
 from tests.integration._jobs import EXAMPLES, JobWorld, git_repo
 from tests.integration._prefect_world import DATASET, MODEL, on_prefect, worker_env
+from tests.integration._serving_world import world  # noqa: F401 - the trained digits model
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""Service monitoring end to end, on the digits model test_serving trains (its ``world`` fixture):
+"""Service monitoring end to end, on the session's trained digits model (``world``, _serving_world.py):
 request metrics under a bounded load sent here match exactly (per replica, in total, in the
 Prometheus text); an error-rate alert fires on bad requests (audit log, ``services show``, a
 webhook received by a real HTTP server here) and resolves after good traffic; a failing webhook
@@ -32,7 +32,7 @@ from assethub.client import Client
 from assethub.serving.manager import WEBHOOK_ATTEMPTS
 from assethub.wire import ServiceStats, ServiceView
 from tests._wait import wait_for
-from tests.integration.test_serving import World, world  # noqa: F401 - the trained digits model
+from tests.integration._serving_world import World, delete_services
 
 pytestmark = pytest.mark.integration
 
@@ -87,7 +87,7 @@ class Served:
 
 
 @pytest.fixture(scope="module")
-def served(world: World, hub_server: Any) -> Served:  # noqa: F811
+def served(world: World, hub_server: Any) -> Iterator[Served]:
     view = world.hub.services.create(world.model, name=NAME, replicas=2)
     assert view.state == "running" and view.ready == 2
     root = hub_server.hub.tmp_dir.parent / "services"
@@ -97,7 +97,8 @@ def served(world: World, hub_server: Any) -> Served:  # noqa: F811
     token = world.admin.create_token(f"nosy{suffix}", name="monitoring").secret
     viewer = world.viewer.whoami().name
     viewer_token = world.admin.create_token(viewer, name="monitoring").secret
-    return Served(view.address, folder, Client(world.url, token), token, viewer_token)
+    yield Served(view.address, folder, Client(world.url, token), token, viewer_token)
+    delete_services(world.admin)
 
 
 def _send(address: str, n: int, body: Any = None, content: bytes | None = None,
@@ -114,7 +115,7 @@ def _send(address: str, n: int, body: Any = None, content: bytes | None = None,
     return codes
 
 
-def _good(world: World, served: Served, n: int) -> None:  # noqa: F811
+def _good(world: World, served: Served, n: int) -> None:
     assert set(_send(served.address, n, {"inputs": world.x_test[:1].tolist()})) == {200}
 
 
@@ -127,7 +128,7 @@ def _alerting(hub: Client, firing: bool) -> ServiceView | None:
     return view if view.alerts and view.alerts[0].firing == firing else None
 
 
-def test_metrics_under_a_bounded_load_match_exactly(world: World, served: Served,  # noqa: F811
+def test_metrics_under_a_bounded_load_match_exactly(world: World, served: Served,
                                                     tmp_path: Path) -> None:
     hub = world.hub
     _good(world, served, GOOD)
@@ -182,7 +183,7 @@ def test_metrics_under_a_bounded_load_match_exactly(world: World, served: Served
 
 
 def test_an_error_rate_alert_fires_on_bad_requests_and_resolves_after_good_traffic(
-        world: World, served: Served, hook: Hook, tmp_path: Path) -> None:  # noqa: F811
+        world: World, served: Served, hook: Hook, tmp_path: Path) -> None:
     hub = world.hub
     rules = hub.services.set_alert(NAME, error_rate=0.2, window="1m", webhook=hook.url)
     assert rules[0].metric == "error_rate" and not rules[0].firing
@@ -223,7 +224,7 @@ def test_an_error_rate_alert_fires_on_bad_requests_and_resolves_after_good_traff
 
 
 def test_a_failing_webhook_is_retried_then_given_up_and_the_service_keeps_serving(
-        world: World, served: Served, hook: Hook) -> None:  # noqa: F811
+        world: World, served: Served, hook: Hook) -> None:
     hub = world.hub
     hook.status = 500
     hub.services.set_alert(NAME, error_rate=0.2, window="1m", webhook=hook.url)
@@ -242,7 +243,7 @@ def test_a_failing_webhook_is_retried_then_given_up_and_the_service_keeps_servin
     assert hub.services.clear_alert(NAME) == 1
 
 
-def test_a_killed_replica_restart_is_an_event(world: World, served: Served) -> None:  # noqa: F811
+def test_a_killed_replica_restart_is_an_event(world: World, served: Served) -> None:
     hub = world.hub
     victim = json.loads((served.dir / "status.json").read_text())["replicas"][0]["pid"]
     os.kill(victim, 9)
@@ -260,7 +261,7 @@ def test_a_killed_replica_restart_is_an_event(world: World, served: Served) -> N
 
 
 def test_the_served_versions_lineage_lists_the_service_with_its_request_count(
-        world: World, served: Served, tmp_path: Path) -> None:  # noqa: F811
+        world: World, served: Served, tmp_path: Path) -> None:
     hub = world.hub
     _good(world, served, 3)
 
@@ -281,7 +282,7 @@ def test_the_served_versions_lineage_lists_the_service_with_its_request_count(
 
 
 def test_strangers_see_nothing_and_viewers_may_read_but_not_set_alerts(
-        world: World, served: Served, hook: Hook) -> None:  # noqa: F811
+        world: World, served: Served, hook: Hook) -> None:
     with pytest.raises(errors.NotFoundError):
         served.stranger.services.stats(NAME)
     with pytest.raises(errors.NotFoundError):
