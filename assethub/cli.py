@@ -695,6 +695,7 @@ _LAZY: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {
                  ("train", "continue-train", "evaluate", "reproduce", "runs", "lineage", "compare"),
                  ("git-credentials",)),
     "cli_deploy": (("register",), ("follow", "unfollow", "resume-follow", "follows"), ()),
+    "cli_export": (("register",), ("export",), ()),
     "cli_services": (("register",), ("serve", "predict"), ("services",)),
     "cli_stack": (("register",), ("up", "down", "status", "logs"), ()),
     "cli_algorithms": (("register",), ("configure",), ("algorithms",)),

@@ -1534,6 +1534,22 @@ class Client:
         return _load(wire.LineageView, self._call("GET", f"{_asset_url(r.path)}/lineage",
                                              params={"ref": r.ref}))
 
+    def export(self, ref: AssetLike, *, format: str = "onnx", quantize: str = "", branch: str = "",
+               dataset: str = "", max_abs_diff: float | None = None,
+               max_accuracy_drop: float | None = None) -> wire.ExportJob:
+        """Export the model version ``ref`` to ONNX (``quantize="dynamic-int8"``: int8 weights) as a
+        job on the server's worker, registered as you (``edit`` on the model). It commits an MLflow
+        ONNX model to ``branch`` (default ``export-onnx[-int8]``) if it answers like the original
+        within the tolerances. Returns at once; follow the run with :meth:`get_run`."""
+        r = AssetRef.coerce(ref)
+        body: dict[str, Any] = {"ref": r.ref, "format": format, "quantize": quantize, "branch": branch,
+                                "dataset": dataset}
+        if max_abs_diff is not None:
+            body["max_abs_diff"] = max_abs_diff
+        if max_accuracy_drop is not None:
+            body["max_accuracy_drop"] = max_accuracy_drop
+        return _load(wire.ExportJob, self._call("POST", f"{_asset_url(r.path)}/export", json=body))
+
     # -- datasets: statistics, sample diff ---------------------------------------------------
     def stats(self, ref: AssetLike, *, compute: bool = True) -> wire.DatasetStats:
         """The statistics of a dataset version (samples per class and split, file and image

@@ -34,7 +34,7 @@ __all__ = ["FLOWS", "FlowRunState", "JobLauncher", "LaunchedJob", "LauncherUnava
 _log = logging.getLogger("assethub.launcher")
 
 #: the flows a person starts from a form, and the run kind each registers
-FLOWS = {"train": "train", "continue-train": "continue_train", "evaluate": "evaluate"}
+FLOWS = {"train": "train", "continue-train": "continue_train", "evaluate": "evaluate", "export": "export"}
 # each flow's parameters (its signature in flows/, less run_id) and the ones it cannot do without
 _PARAMETERS = {
     "train": ("model", "dataset", "repo", "algorithm", "revision", "subpath", "params", "branch", "command",
@@ -42,12 +42,13 @@ _PARAMETERS = {
     "continue-train": ("base", "dataset", "repo", "algorithm", "revision", "subpath", "params", "branch",
                        "command", "message", "model"),
     "evaluate": ("model", "dataset", "repo", "algorithm", "revision", "subpath", "params", "command"),
+    "export": ("model", "format", "quantize", "branch", "dataset", "max_abs_diff", "max_accuracy_drop"),
 }
 # the dataset and the code may come from the model's job settings or an algorithm (the server
 # fills them in when it registers the run)
-_REQUIRED = {"train": ("model",), "continue-train": ("base",), "evaluate": ("model",)}
-# evaluations run next to the data (no GPU deployment of evaluate)
-_LOCAL_ONLY = {"evaluate"}
+_REQUIRED = {"train": ("model",), "continue-train": ("base",), "evaluate": ("model",), "export": ("model",)}
+# evaluations run next to the data (no GPU deployment of evaluate); exports on the CPU
+_LOCAL_ONLY = {"evaluate", "export"}
 _POOL = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 
 
@@ -160,6 +161,8 @@ def _checked(flow: str, parameters: Mapping[str, Any], pool: str) -> dict[str, A
     if unknown:
         raise InvalidReferenceError(f"{flow} takes no parameter {', '.join(map(repr, unknown))} (it takes "
                                     f"{', '.join(_PARAMETERS[flow])})", part="parameter", value=unknown[0])
+    if flow == "export":
+        return _export_checked(parameters)
     out: dict[str, Any] = {name: _text(parameters, name) for name in _PARAMETERS[flow] if name != "params"}
     for name in _REQUIRED[flow]:
         if not out[name]:
@@ -179,9 +182,54 @@ def _checked(flow: str, parameters: Mapping[str, Any], pool: str) -> dict[str, A
     return out
 
 
+def _export_checked(parameters: Mapping[str, Any]) -> dict[str, Any]:
+    """An export's parameters: the version, then its options as :func:`assethub.export.parse_options`
+    reads them (numbers for the tolerances)."""
+    from assethub.export import parse_options
+
+    out: dict[str, Any] = {name: _text(parameters, name) for name in ("model", "format", "quantize", "branch",
+                                                                       "dataset")}
+    if not out["model"]:
+        raise InvalidReferenceError("export needs a model version: parameter 'model'", part="model", value="")
+    options = parse_options(out["format"] or "onnx", out["quantize"], parameters.get("max_abs_diff"),
+                            parameters.get("max_accuracy_drop"))
+    out.update(options.to_params())
+    out["branch"] = out["branch"] or options.default_branch
+    if out["branch"] == "main":
+        raise InvalidReferenceError("an export goes to a new branch, not main (merge it afterwards)",
+                                    part="branch", value="main")
+    return out
+
+
+def _start_export(hub: Hub, launcher: JobLauncher, who: Principal, p: dict[str, Any],
+                  pool: str) -> LaunchedJob:
+    """An export: registered as ``who`` (``edit`` on the model, ``run`` on the dataset), run on
+    the worker through ``export/<pool>``."""
+    ref = AssetRef.coerce(p["model"])
+    params = {k: p[k] for k in ("format", "quantize", "max_abs_diff", "max_accuracy_drop")}
+    run = hub.create_run(who, kind="export", model=str(ref.path), branch=p["branch"], dataset=p["dataset"],
+                         base=str(ref), params=params, deferred=True)
+    return _submit(hub, launcher, who, run.id, "export", pool,
+                   {**{k: v for k, v in p.items() if v not in ("", None)}, "run_id": run.id})
+
+
+def _submit(hub: Hub, launcher: JobLauncher, who: Principal, run_id: str, flow: str, pool: str,
+            flow_parameters: dict[str, Any]) -> LaunchedJob:
+    deployment = f"{flow}/{pool}"
+    try:
+        flow_run_id = launcher.submit(deployment, flow_parameters)
+    except LauncherUnavailable as e:
+        _not_started(hub, who, run_id, f"its job was not started: {e}")
+        raise OrchestratorUnavailableError(f"cannot start the {flow} job: {e}") from None
+    except BaseException as e:
+        _not_started(hub, who, run_id, f"its job was not started: {type(e).__name__}: {e}")
+        raise
+    return LaunchedJob(run_id, flow_run_id, deployment)
+
+
 def start_job(hub: Hub, launcher: JobLauncher, who: Principal, flow: str, parameters: Mapping[str, Any],
               pool: str = "local") -> LaunchedJob:
-    """Start ``flow`` ("train", "continue-train" or "evaluate") as ``who`` through the deployment
+    """Start ``flow`` ("train", "continue-train", "evaluate" or "export") as ``who`` through the deployment
     ``<flow>/<pool>``; returns at once (the job runs on a worker).
 
     The run is registered as ``who``, deferred, exactly as ``assethub train --deployment``
@@ -193,6 +241,8 @@ def start_job(hub: Hub, launcher: JobLauncher, who: Principal, flow: str, parame
     """
     p = _checked(flow, parameters, pool)
     kind = FLOWS[flow]
+    if kind == "export":
+        return _start_export(hub, launcher, who, p, pool)
     if kind == "evaluate":  # the version to evaluate; a branch it may write its evaluation to
         ref = AssetRef.coerce(p["model"])
         model, base, branch = str(ref.path), str(ref), ref.ref
@@ -217,16 +267,7 @@ def start_job(hub: Hub, launcher: JobLauncher, who: Principal, flow: str, parame
     flow_parameters = {name: value for name, value in p.items() if value or name in _REQUIRED[flow]}
     filled = {"repo": run.code_url, "subpath": run.code_subpath, "dataset": run.dataset_ref}
     flow_parameters.update({k: v for k, v in filled.items() if v}, revision=run.code_revision, run_id=run.id)
-    deployment = f"{flow}/{pool}"
-    try:
-        flow_run_id = launcher.submit(deployment, flow_parameters)
-    except LauncherUnavailable as e:
-        _not_started(hub, who, run.id, f"its job was not started: {e}")
-        raise OrchestratorUnavailableError(f"cannot start the {flow} job: {e}") from None
-    except BaseException as e:
-        _not_started(hub, who, run.id, f"its job was not started: {type(e).__name__}: {e}")
-        raise
-    return LaunchedJob(run.id, flow_run_id, deployment)
+    return _submit(hub, launcher, who, run.id, flow, pool, flow_parameters)
 
 
 def _not_started(hub: Hub, who: Principal, run_id: str, reason: str) -> None:

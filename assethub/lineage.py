@@ -22,7 +22,8 @@ from typing import Any, Protocol
 from assethub.errors import JobSpecError
 from assethub.refs import AssetPath, AssetRef
 
-__all__ = ["MODEL_COMMIT", "MODEL_FORMATS", "PREFIX", "SERVABLE_FORMATS", "TRAINING_JOBS", "EvaluatedVersion",
+__all__ = ["MODEL_COMMIT", "MODEL_FORMATS", "MODEL_JOBS", "PREFIX", "SERVABLE_FORMATS", "TRAINING_JOBS",
+           "EvaluatedVersion",
            "Evaluation", "Lineage", "MergeDecision", "Rerun", "decide_merge", "evaluation_metadata",
            "evaluation_record", "metric_differences", "model_card", "model_commit_of", "model_use",
            "rerun_of"]
@@ -32,6 +33,8 @@ _JSON_FIELDS = ("params", "metrics")
 # Commits that hold no new model (an evaluation's report, a merge) name the commit that does.
 MODEL_COMMIT = PREFIX + "model_commit"
 TRAINING_JOBS = ("train", "continue_train")
+#: the jobs whose commit holds a new model: the trainings, and an export (its ONNX model)
+MODEL_JOBS = (*TRAINING_JOBS, "export")
 #: what a training's output holds (``assethub.model_format``): an MLflow model the code wrote to
 #: model/; one it logged to its MLflow run, committed as model/; or only its own files (stored,
 #: not servable)
@@ -103,13 +106,13 @@ class Lineage:
 def model_commit_of(history: Iterable[tuple[str, Mapping[str, str]]]) -> str | None:
     """The commit whose model files a ref holds, from its log (newest first).
 
-    A training job's commit is its own model commit; evaluation and merge commits name theirs
+    A training or export job's commit is its own model commit; evaluation and merge commits name theirs
     in ``assethub.model_commit``; any other commit (a manual upload) is a model version itself.
     """
     for commit_id, metadata in history:
         if metadata.get(MODEL_COMMIT):
             return metadata[MODEL_COMMIT]
-        if metadata.get(PREFIX + "job") in TRAINING_JOBS or not any(k.startswith(PREFIX) for k in metadata):
+        if metadata.get(PREFIX + "job") in MODEL_JOBS or not any(k.startswith(PREFIX) for k in metadata):
             return commit_id
     return None
 

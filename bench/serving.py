@@ -1,6 +1,7 @@
-"""Serving throughput and latency: an Asset Hub local service against `mlflow models serve`.
+"""Serving throughput and latency: an Asset Hub local service against `mlflow models serve`, and
+the original model against its ONNX and int8 exports.
 
-    uv run python bench/serving.py [--model-dir DIR] [--seconds 10] [--concurrency 4]
+    uv run python bench/serving.py [--model-dir DIR] [--seconds 10] [--concurrency 4] [--no-exports]
 
 Both serve the same MLflow model (the digits example, trained here for one epoch unless
 ``--model-dir`` names a model directory) with 1 and then 2 replicas / uvicorn workers, and are
@@ -9,6 +10,12 @@ sending one digit image per request to ``/invocations`` for ``--seconds`` after 
 Asset Hub's service is measured at its address (the supervisor's socket shared by the replicas),
 which is what clients call. Prints requests/s and p50/p99 latency, and the ratios (Asset Hub /
 MLflow; the target is >= 0.95x MLflow's own server).
+
+Then the same model exported as ``assethub export`` does it (``tasks.export_model``: ONNX through
+torch's exporter, and ONNX with int8 weights through onnxruntime's dynamic quantisation, here
+unsandboxed) is served by Asset Hub with one replica each and measured the same way: requests/s,
+p50/p99 latency and the model's size on disk (the MLflow model directory, and the weights file),
+with the ratios to the original.
 """
 
 from __future__ import annotations
@@ -49,6 +56,66 @@ def train_digits(work: Path) -> Path:
     subprocess.run([sys.executable, "train.py"], cwd=ROOT / "examples" / "digits-classifier", env=env,
                    check=True, stdout=subprocess.DEVNULL)
     return out / "model"
+
+
+def export_model(model_dir: Path, work: Path, quantize: str) -> tuple[Path, dict[str, Any]]:
+    """``model_dir`` exported to ONNX (``quantize``: "" or "dynamic-int8") as `assethub export`
+    converts it; the MLflow ONNX model's directory and the converter's report (figures)."""
+    out = work / f"export-{quantize or 'onnx'}"
+    (out / "home").mkdir(parents=True)
+    data = work / "data"
+    env = {**os.environ, "ASSETHUB_BASE_MODEL_DIR": str(model_dir),
+           "ASSETHUB_OUTPUT_DIR": str(out / "output"),
+           "ASSETHUB_DATASET_DIR": str(data if data.is_dir() else out / "no-data"),
+           "ASSETHUB_SPLIT": str(data / "test") if data.is_dir() else "",
+           "ASSETHUB_PARAMS": json.dumps({"format": "onnx", "quantize": quantize}), "HOME": str(out / "home")}
+    subprocess.run([sys.executable, "-m", "tasks.export_model"], cwd=ROOT, env=env, check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return out / "output" / "model", json.loads((out / "output" / "export.json").read_text())
+
+
+def dir_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def weights_bytes(path: Path) -> int:
+    """The weights file of a model directory: model.onnx, else the largest .pt / .pkl file."""
+    files = [p for p in path.rglob("*") if p.is_file() and p.suffix in (".onnx", ".pt", ".pth", ".pkl")]
+    return max((p.stat().st_size for p in files), default=0)
+
+
+def compare_exports(model_dir: Path, work: Path, body: bytes, seconds: float, concurrency: int) -> None:
+    """The original, its ONNX export and its int8 export, each served by Asset Hub (1 replica)."""
+    versions: dict[str, Path] = {"original": model_dir}
+    for name, quantize in (("onnx", ""), ("onnx-int8", "dynamic-int8")):
+        print(f"exporting {name}...", file=sys.stderr, flush=True)
+        versions[name], report = export_model(model_dir, work, quantize)
+        print(f"  {report.get('exporter')}: {json.dumps(report.get('figures'), sort_keys=True)}",
+              file=sys.stderr, flush=True)
+    results: dict[str, dict[str, float]] = {}
+    for name, directory in versions.items():
+        print(f"starting assethub with the {name} model...", file=sys.stderr, flush=True)
+        url, stop = assethub_service(directory, 1, work / f"versions-{name}")
+        try:
+            results[name] = measure(url, body, seconds, concurrency)
+        finally:
+            stop()
+        results[name].update(size=float(dir_bytes(directory)), weights=float(weights_bytes(directory)))
+    print(f"\nexported versions, Asset Hub with 1 replica, 1 image per request, {concurrency} clients, "
+          f"{seconds:.0f} s each\n")
+    print(f"{'version':10} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'model KiB':>10} "
+          f"{'weights KiB':>12}")
+    for name, r in results.items():
+        print(f"{name:10} {r['rps']:>9.1f} {r['p50_ms']:>8.1f} {r['p99_ms']:>8.1f} {int(r['errors']):>7} "
+              f"{r['size'] / 1024:>10.1f} {r['weights'] / 1024:>12.1f}")
+    print()
+    base = results["original"]
+    for name in ("onnx", "onnx-int8"):
+        r = results[name]
+        print(f"{name}: throughput {r['rps'] / base['rps']:.2f}x the original's; p50 "
+              f"{r['p50_ms'] / base['p50_ms']:.2f}x, p99 {r['p99_ms'] / base['p99_ms']:.2f}x its latency; "
+              f"model {r['size'] / base['size']:.2f}x, weights {r['weights'] / max(base['weights'], 1):.2f}x "
+              "its size on disk")
 
 
 def free_port() -> int:
@@ -159,6 +226,10 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--replicas", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--no-exports", action="store_true",
+                        help="skip the comparison of the original with its ONNX and int8 exports")
+    parser.add_argument("--no-mlflow", action="store_true",
+                        help="skip the comparison with `mlflow models serve`")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-serving-") as tmp:
         work = Path(tmp)
@@ -166,7 +237,7 @@ def main() -> int:
         x = np.random.default_rng(0).random((1, 1, 32, 32), dtype=np.float32)
         body = json.dumps({"inputs": x.tolist()}).encode()
         results: dict[tuple[str, int], dict[str, float]] = {}
-        for replicas in args.replicas:
+        for replicas in [] if args.no_mlflow else args.replicas:
             for name, start in (("assethub", assethub_service), ("mlflow", mlflow_server)):
                 print(f"starting {name} with {replicas} replica(s)...", file=sys.stderr, flush=True)
                 url, stop = start(model_dir, replicas, work)
@@ -174,6 +245,10 @@ def main() -> int:
                     results[(name, replicas)] = measure(url, body, args.seconds, args.concurrency)
                 finally:
                     stop()
+        if not args.no_exports:
+            compare_exports(model_dir, work, body, args.seconds, args.concurrency)
+        if args.no_mlflow:
+            return 0
         print(f"\ndigits model, 1 image per request, {args.concurrency} clients, {args.seconds:.0f} s each, "
               f"{os.cpu_count()} CPUs\n")
         print(f"{'server':10} {'replicas':>8} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")

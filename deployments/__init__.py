@@ -8,8 +8,8 @@ Work pools:
     Asset Hub / MLflow URLs are template variables, the API token comes from a Kubernetes Secret.
     Its base job template is built here, so creating the pool needs no prefect-kubernetes.
 
-Deployments (``<flow>/<name>``): train, continue-train, evaluate, merge, retrain, reproduce and
-publish-service on ``local`` (every step the product names can be started from the Prefect UI),
+Deployments (``<flow>/<name>``): train, continue-train, evaluate, merge, retrain, reproduce,
+publish-service and export on ``local`` (every step the product names can be started from the Prefect UI),
 and train / continue-train on ``gpu`` too. Parameters and their descriptions come from the
 flows' signatures and docstrings.
 
@@ -63,6 +63,8 @@ DEPLOYMENTS: tuple[Spec, ...] = (
          "Train a model version again from its lineage and compare the metrics.", ("training",)),
     Spec("flows/publish_service.py:publish_service", "local", LOCAL_POOL,
          "Serve a model version over HTTP (MLflow's scoring server), smoke-tested.", ("serving",)),
+    Spec("flows/export.py:export", "local", LOCAL_POOL,
+         "Export a model version to ONNX (optionally int8), checked against the original.", ("export",)),
     Spec("flows/train.py:train", "gpu", GPU_POOL, "Train a new model version on a Kubernetes GPU node.",
          ("training", "gpu")),
     Spec("flows/continue_train.py:continue_train", "gpu", GPU_POOL,
@@ -77,8 +79,9 @@ MERGE = "merge/local"
 RETRAIN = "retrain/local"
 REPRODUCE = "reproduce/local"
 PUBLISH_SERVICE = "publish-service/local"
+EXPORT = "export/local"
 BY_JOB = {"train": TRAIN, "continue_train": CONTINUE_TRAIN, "evaluate": EVALUATE, "merge": MERGE,
-          "retrain": RETRAIN, "reproduce": REPRODUCE, "publish_service": PUBLISH_SERVICE}
+          "retrain": RETRAIN, "reproduce": REPRODUCE, "publish_service": PUBLISH_SERVICE, "export": EXPORT}
 
 
 def preset_deployment(preset: Preset) -> str:

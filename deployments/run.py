@@ -11,7 +11,7 @@ import json
 import sys
 from typing import Any
 
-_KINDS = {"train": "train", "continue-train": "continue_train", "evaluate": "evaluate"}
+_KINDS = {"train": "train", "continue-train": "continue_train", "evaluate": "evaluate", "export": "export"}
 
 
 def register(flow: str, parameters: dict[str, Any]) -> str:
@@ -23,8 +23,11 @@ def register(flow: str, parameters: dict[str, Any]) -> str:
 
     kind = _KINDS.get(flow)
     if kind is None:
-        raise SystemExit(f"error: --as-me registers train, continue-train and evaluate runs, not {flow}")
+        raise SystemExit(f"error: --as-me registers train, continue-train, evaluate and export runs, "
+                         f"not {flow}")
     p = parameters
+    if kind == "export":
+        return _register_export(p)
     if kind == "evaluate":
         ref = AssetRef.coerce(p["model"])
         model, base, branch = str(ref.path), str(ref), ref.ref
@@ -40,6 +43,22 @@ def register(flow: str, parameters: dict[str, Any]) -> str:
                              code_subpath=str(p.get("subpath") or ""), command=str(p.get("command") or ""),
                              params=dict(p.get("params") or {}), deferred=True,
                              algorithm=str(p.get("algorithm") or ""))
+    return run.id
+
+
+def _register_export(p: dict[str, Any]) -> str:
+    from assethub.client import Client
+    from assethub.export import parse_options
+    from assethub.refs import AssetRef
+
+    ref = AssetRef.coerce(str(p["model"]))
+    options = parse_options(str(p.get("format") or "onnx"), str(p.get("quantize") or ""),
+                            p.get("max_abs_diff"), p.get("max_accuracy_drop"))
+    with Client() as hub:
+        branch = str(p.get("branch") or options.default_branch)
+        run = hub.create_run(str(ref.path), kind="export", branch=branch,
+                             dataset=str(p.get("dataset") or ""), base=str(ref), params=options.to_params(),
+                             deferred=True)
     return run.id
 
 

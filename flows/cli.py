@@ -30,6 +30,7 @@ FLOWS: dict[str, str] = {
     "retrain": "flows.retrain",
     "reproduce": "flows.reproduce",
     "publish-service": "flows.publish_service",
+    "export": "flows.export",
 }
 
 # The exit codes of the `assethub` CLI: one table in assethub.errors (stdlib only, no Typer).

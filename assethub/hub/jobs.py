@@ -47,7 +47,7 @@ from assethub.refs import AssetKind, AssetPath, AssetRef
 from assethub.storage import Storage
 from assethub.wire import EvaluationView, LineageView, RunView, ServiceUsageView
 
-RUN_KINDS = ("train", "continue_train", "evaluate", "merge", "retrain")
+RUN_KINDS = ("train", "continue_train", "evaluate", "merge", "retrain", "export")
 RUN_TRIGGERS = ("person", "schedule", "event")  # who or what started a job
 RUN_STATES = ("pending", "running", "completed", "failed", "crashed")
 _RUN_FIELDS = ("state", "branch", "base_commit", "dataset_commit", "code_revision", "code_sha", "command",
@@ -64,7 +64,7 @@ _RETRAIN_STEPS = ("train", "continue_train", "evaluate", "merge")
 #: the runs whose job may record an evaluation of their model (with a job token)
 EVALUATING_JOBS = ("evaluate", "train", "continue_train")
 _JOB_NEEDS = {"train": "edit", "continue_train": "edit", "evaluate": "run", "merge": "edit",
-              "retrain": "edit"}
+              "retrain": "edit", "export": "edit"}
 
 
 # the jobs whose empty fields come from the model's settings and the algorithm
@@ -222,6 +222,8 @@ class Jobs:
             if base_ref is not None and base_ref.path.kind is not AssetKind.MODEL:
                 raise InvalidReferenceError(f"{base_ref.path} is not a model",
                                             part="base", value=str(base_ref))
+            if kind == "export":
+                dataset_ref = self._export_dataset(who, model_path, base_ref, dataset_ref)
             with self.catalog.session() as s:  # the assets' ids: what the run refers to
                 model_id = self.permissions.asset(s, who, model_path, _JOB_NEEDS[kind]).id
                 dataset_id, base_id = (self.permissions.asset(s, who, ref.path, "run").id
@@ -253,6 +255,22 @@ class Jobs:
                                expires_at=datetime.now(UTC) + self.job_token_lifetime))
                 s.flush()
                 return _run_view(r), None if deferred else secret
+
+    def _export_dataset(self, who: Principal, model: AssetPath, base: AssetRef | None,
+                        dataset: AssetRef | None) -> AssetRef | None:
+        """An export's source version (in the model it writes to) and the dataset its check scores:
+        the one given, else the one the source was trained on, at the commit it was trained on
+        (none for a version no job made: the check uses its input example only)."""
+        if base is None or base.path != model:
+            raise InvalidReferenceError(f"an export reads a version of {model} itself "
+                                        f"(base {base or 'none'})",
+                                        part="base", value=str(base or ""))
+        if dataset is not None:
+            return dataset
+        lineage = self.lineage(who, base).lineage
+        if lineage is None or not lineage.dataset or not lineage.dataset_commit:
+            return None
+        return AssetRef.coerce(lineage.dataset).path.at(lineage.dataset_commit)
 
     def _resolve_job(self, who: Principal, kind: str, model: AssetPath, given: Resolved) -> Resolved:
         """``given`` completed from the model's settings on main, then from the algorithm."""

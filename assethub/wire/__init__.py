@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from assethub.wire._datasets import PublishedVersion as PublishedVersion
     from assethub.wire._datasets import VersionGraph as VersionGraph
     from assethub.wire._datasets import VersionNode as VersionNode
+    from assethub.wire._export import ExportJob as ExportJob
     from assethub.wire._identity import AuditView as AuditView
     from assethub.wire._identity import CreatedToken as CreatedToken
     from assethub.wire._identity import FolderView as FolderView
@@ -115,6 +116,7 @@ __all__ = [
     "DiffEntry",
     "DownloadResult",
     "EvaluationView",
+    "ExportJob",
     "FilePreview",
     "FolderView",
     "FollowView",
@@ -211,6 +213,7 @@ _SECTION = {
     "DatasetHead": "_datasets",
     "FilePreview": "_datasets",
     "PREVIEW_KINDS": "_datasets",
+    "ExportJob": "_export",
 }
 
 

@@ -100,6 +100,18 @@ def known_bug(case: schemathesis.Case, response: Any) -> bool:
     return False
 
 
+def expected_outage(case: schemathesis.Case, response: Any) -> bool:
+    """Starting a job (``POST .../export``) needs the orchestrator, which this server may not
+    reach in the suite: its documented answer is 503 OrchestratorUnavailableError naming Prefect,
+    not a failure of the server."""
+    if case.method != "POST" or not case.path.endswith("/export") or response.status_code != 503:
+        return False
+    try:
+        return bool(response.json()["error"]["type"] == "OrchestratorUnavailableError")
+    except (ValueError, KeyError, TypeError):
+        return False
+
+
 @schema.parametrize()
 @schema.given(target=st.sampled_from(["generated", "asset", "all"]))
 def test_no_input_makes_the_server_fail(case: schemathesis.Case, target: str,
@@ -108,7 +120,7 @@ def test_no_input_makes_the_server_fail(case: schemathesis.Case, target: str,
     for signed_in in (False, True):
         headers = fuzzer.headers(signed_in)
         response = case.call(base_url=hub_server.url, headers=headers, timeout=60)
-        if not known_bug(case, response):
+        if not known_bug(case, response) and not expected_outage(case, response):
             case.validate_response(response, checks=[not_a_server_error], headers=headers)
     if case.method != "GET" and response.status_code < 300:
         fuzzer.restore()  # a fuzzed DELETE, rename or token revocation may have hit our data

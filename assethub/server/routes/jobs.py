@@ -10,9 +10,11 @@ from pydantic import Field
 from assethub import follows
 from assethub._json import jsonable
 from assethub.hub import Hub, Principal
+from assethub.launcher import start_job
 from assethub.server.routes._common import ASSET, AssetP, Authenticator, RefQ, StrictBody, json_response
+from assethub.wire import ExportJob
 
-_Kind = Literal["train", "continue_train", "evaluate", "merge", "retrain"]
+_Kind = Literal["train", "continue_train", "evaluate", "merge", "retrain", "export"]
 _State = Literal["pending", "running", "completed", "failed", "crashed"]
 
 
@@ -60,6 +62,19 @@ class EvaluationIn(StrictBody):
     run_id: str = Field("", max_length=32, description="the run of this model that produced the "
                         "metrics (a job's token: its own run, whatever is given)")
     id: str | None = Field(None, min_length=32, max_length=32)
+
+
+class ExportIn(StrictBody):
+    ref: str = Field("main", max_length=256, description="the version to export (branch, tag or commit)")
+    format: str = Field("onnx", max_length=16, description="the format to export to: onnx")
+    quantize: str = Field("", max_length=32, description="dynamic-int8 (or int8): int8 weights "
+                          "(onnxruntime's dynamic quantisation); empty or none: float32")
+    branch: str = Field("", max_length=256, description="the branch to commit to "
+                        "(default export-onnx[-int8])")
+    dataset: str = Field("", max_length=600, description="the dataset version whose test split the check "
+                         "scores (default: the version's training dataset)")
+    max_abs_diff: float | None = Field(None, ge=0, le=1e9, description="largest output difference accepted")
+    max_accuracy_drop: float | None = Field(None, ge=0, le=1, description="largest accuracy drop accepted")
 
 
 def router(hub: Hub, principal: Authenticator) -> APIRouter:
@@ -117,6 +132,14 @@ def router(hub: Hub, principal: Authenticator) -> APIRouter:
     def list_evaluations(who: Who, path: AssetP,
                          commit: Annotated[str | None, Query(max_length=64)] = None) -> Any:
         return json_response(hub.list_evaluations(who, path, commit=commit))
+
+    @r.post(f"{ASSET}/export", status_code=202)
+    def export(who: Who, path: AssetP, body: ExportIn) -> Any:
+        # a job on the worker, registered as the caller: `edit` on the model, `run` on the dataset
+        parameters = {**body.model_dump(exclude={"ref"}), "model": str(path.at(body.ref))}
+        launched = start_job(hub, hub.job_launcher, who, "export", parameters)
+        return jsonable(ExportJob(launched.run_id, launched.flow_run_id, launched.deployment,
+                                  parameters["model"], hub.get_run(who, launched.run_id).branch))
 
     @r.get(f"{ASSET}/lineage")
     def lineage(who: Who, path: AssetP, ref: RefQ = "main") -> Any:
