@@ -4,10 +4,12 @@ stranger of its folder, and a model version that has no MLflow model."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,6 +34,11 @@ class World:
     viewer: Client  # may view the model's folder, not run it
     stranger: Client  # may not see it at all
     empty_model: str  # a model version without an MLflow model
+    data: Path  # the digits files it was trained on (small_digits)
+
+    @property
+    def owner(self) -> str:
+        return self.model.split("/", 1)[0]
 
 
 def _user(admin: Client, url: str, name: str) -> tuple[Client, str]:
@@ -69,23 +76,31 @@ def world(hub_server: Any, mlflow_uri: str, prefect_api: str,
     readme.write_text("no model here\n")
     hub.upload(f"{me}/model/digits/empty:main", readme, message="just a README")
     repo, _ = git_repo(DIGITS, tmp_path_factory.mktemp("code") / "repo")
-    old = {k: os.environ.get(k) for k in ("ASSETHUB_URL", "ASSETHUB_TOKEN")}
-    os.environ.update(ASSETHUB_URL=hub_server.url, ASSETHUB_TOKEN=token)
-    try:
+    with acting_as(hub_server.url, token):  # the flow reaches the hub as the publisher
         trained = train(model=f"{me}/model/digits/cnn", dataset=f"{me}/dataset/images/digits:v1",
                         repo=repo, params={"epochs": 1, "seed": 3})
-        x, y = digits_test_arrays(data)
+    x, y = digits_test_arrays(data)
+    try:
         yield World(hub, admin, hub_server.url, token, trained["model_ref"], trained, x, y, viewer,
-                    stranger, f"{me}/model/digits/empty:main")
+                    stranger, f"{me}/model/digits/empty:main", data)
     finally:
         delete_services(admin)
+
+
+@contextlib.contextmanager
+def acting_as(url: str, token: str) -> Iterator[None]:
+    """Flows run in this process reach the hub at ``url`` with ``token`` (their environment),
+    restored after: a module's fixture, never the whole session's."""
+    old = {k: os.environ.get(k) for k in ("ASSETHUB_URL", "ASSETHUB_TOKEN")}
+    os.environ.update(ASSETHUB_URL=url, ASSETHUB_TOKEN=token)
+    try:
+        yield
+    finally:
         for k, v in old.items():
             if v is None:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
-
-
 
 
 def delete_services(admin: Client) -> None:

@@ -4,8 +4,8 @@ server, lakeFS and MLflow, the model loaded in the job's sandbox: the digits CNN
 are served; a model that cannot be exported, an export outside its tolerances and a viewer are
 refused, with nothing committed.
 
-One digits training (one epoch on 30 images per class) for the module; exports take 20-60 s each
-on this machine (torch's exporter, the sandbox's imports).
+The digits model is the session's (one epoch on 30 images per class, shared with the serving
+tests); exports take 20-60 s each on this machine (torch's exporter, the sandbox's imports).
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ import pytest
 from assethub import errors
 from assethub.client import Client
 from assethub.export import parse_options
-from tests.integration._jobs import EXAMPLES, git_repo
+from tests.integration._serving_world import World as ServingWorld
+from tests.integration._serving_world import acting_as
 
 # a training, then exports that each import torch, MLflow and onnxruntime in a sandbox: minutes
 # on a loaded 2-core machine
@@ -58,53 +59,19 @@ class World:
     data: Path
 
 
-def _user(admin: Client, url: str, name: str) -> tuple[Client, str]:
-    admin.create_user(name)
-    secret = admin.create_token(name, name="export").secret
-    return Client(url, secret), secret
-
-
 @pytest.fixture(scope="module")
-def world(hub_server: Any, mlflow_uri: str, prefect_api: str,
-          tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    from assethub.hub import DatasetMeta
-    from examples.datasets import digits_test_arrays
-    from flows.train import train
-    from tests.integration._console import small_digits
-
-    suffix = uuid.uuid4().hex[:6]
-    me = f"exp{suffix}"
-    admin = Client(hub_server.url, hub_server.admin_token)
-    hub, token = _user(admin, hub_server.url, me)
-    viewer, viewer_token = _user(admin, hub_server.url, f"expview{suffix}")
-    hub.create_folder(f"{me}/dataset/images")
-    hub.create_folder(f"{me}/model/digits")
-    hub.share(f"{me}/model/digits", role="view", user=f"expview{suffix}")
-    hub.create_asset(f"{me}/dataset/images/digits", dataset=DatasetMeta(
-        "image_classification", "dir", "test_set", None, "test"))
-    data = tmp_path_factory.mktemp("digits")
-    small_digits(data)  # 30 training and 8 test images per class: a model to export, not a good one
-    hub.upload(f"{me}/dataset/images/digits:main", data, message="digits")
-    hub.publish(f"{me}/dataset/images/digits", "v1")
-    hub.create_asset(f"{me}/model/digits/cnn")
-    repo, _ = git_repo(EXAMPLES / "digits-classifier", tmp_path_factory.mktemp("code") / "repo")
-    old = {k: os.environ.get(k) for k in ("ASSETHUB_URL", "ASSETHUB_TOKEN")}
-    os.environ.update(ASSETHUB_URL=hub_server.url, ASSETHUB_TOKEN=token)
-    try:
-        trained = train(model=f"{me}/model/digits/cnn", dataset=f"{me}/dataset/images/digits:v1",
-                        repo=repo, params={"epochs": 1, "seed": 3})
-        x, y = digits_test_arrays(data)
-        yield World(hub, viewer, hub_server.url, token, viewer_token, me, f"{me}/model/digits/cnn", trained,
-                    x, y, data)
-    finally:
-        for service in admin.services.list():
-            if service.name.startswith("exp-"):
-                admin.services.delete(service.name)
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+def world(world: ServingWorld) -> Iterator[World]:
+    """The session's trained digits model (_serving_world.py), seen by this module: its owner
+    exports, its viewer may not."""
+    admin = world.admin
+    viewer_token = admin.create_token(world.viewer.whoami().name, name="export").secret
+    with acting_as(world.url, world.token):  # the flows run here act as the model's owner
+        yield World(world.hub, Client(world.url, viewer_token), world.url, world.token, viewer_token,
+                    world.owner, world.model.rsplit(":", 1)[0], world.trained, world.x_test, world.y_test,
+                    world.data)
+    for service in admin.services.list():
+        if service.name.startswith("exp-"):
+            admin.services.delete(service.name)
 
 
 def _branches(hub: Client, model: str) -> set[str]:

@@ -32,7 +32,7 @@ from assethub.client import Client
 from assethub.serving.manager import WEBHOOK_ATTEMPTS
 from assethub.wire import ServiceStats, ServiceView
 from tests._wait import wait_for
-from tests.integration._serving_world import World, delete_services
+from tests.integration._serving_world import World, acting_as, delete_services
 
 pytestmark = pytest.mark.integration
 
@@ -97,7 +97,8 @@ def served(world: World, hub_server: Any) -> Iterator[Served]:
     token = world.admin.create_token(f"nosy{suffix}", name="monitoring").secret
     viewer = world.viewer.whoami().name
     viewer_token = world.admin.create_token(viewer, name="monitoring").secret
-    yield Served(view.address, folder, Client(world.url, token), token, viewer_token)
+    with acting_as(world.url, world.token):
+        yield Served(view.address, folder, Client(world.url, token), token, viewer_token)
     delete_services(world.admin)
 
 

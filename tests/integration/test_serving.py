@@ -27,15 +27,17 @@ from assethub import errors
 from assethub.client import Client
 from assethub.serving import ServiceView
 from tests._wait import wait_for
-from tests.integration._serving_world import World, delete_services
+from tests.integration._serving_world import World, acting_as, delete_services
 
 pytestmark = pytest.mark.integration
 
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _no_services_after(world: World) -> Iterator[None]:
-    yield
+def _as_publisher(world: World) -> Iterator[None]:
+    """The module's flows act as the publisher; its services go when it ends."""
+    with acting_as(world.url, world.token):
+        yield
     delete_services(world.admin)
 
 
