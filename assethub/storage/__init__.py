@@ -513,10 +513,9 @@ class Storage(Transactions, Presigning):
         _policy.may_create_branch(path, name)
         repo = self.repository(path)
         with self.lakefs.translate(asset=path, ref=name, what="branch"):
-            commit = self.lakefs.api.branches_api.create_branch(
-                repo, lakefs_sdk.BranchCreation(name=name, source=source)
-            )
-        return BranchInfo(name, commit)
+            commit = self.lakefs.call("POST", f"/repositories/{quote(repo)}/branches",
+                                      {"name": name, "source": source})
+        return BranchInfo(name, commit.decode().strip())  # lakeFS answers the commit id as text
 
     def delete_branch(self, asset: AssetPath | str, name: str) -> None:
         path = AssetPath.coerce(asset)
