@@ -121,8 +121,9 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=1,
                         help="repeat every measurement; medians over the rounds")
     parser.add_argument("--no-stream", action="store_true", help="latency only")
+    parser.add_argument("--calls", type=int, help="calls per operation (10 with --quick, else 40)")
     args = parser.parse_args()
-    n = 10 if args.quick else 40
+    n = args.calls or (10 if args.quick else 40)
     big_mb = 64 if args.quick else 512
 
     lake = lakefs.start()
