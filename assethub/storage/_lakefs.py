@@ -9,10 +9,10 @@ reads an HTTP status. Clients are made on first use, one of each per connection:
   argument validation and model parsing cost more than the request for long listings
   (``bench/api.py``);
 - an ``httpx.AsyncClient`` for the server's streamed uploads;
-- a urllib3 pool worked from a thread pool of its own (:meth:`LakeFS.read`) for the server's
-  downloads: a GET there costs about half the CPU of one on the ``httpx.AsyncClient``
-  (URL building, the async connection pool, h11 in 64 KiB reads), and a 1 MiB chunk is one
-  read in C;
+- a urllib3 pool worked from a thread pool of its own (:meth:`LakeFS.open_raw`,
+  :meth:`LakeFS.in_reader`) for the server's downloads: a GET there costs about half the CPU
+  of one on the ``httpx.AsyncClient`` (URL building, the async connection pool, h11 in 64 KiB
+  reads), and a 1 MiB chunk is one read in C;
 - the S3 gateway (:mod:`assethub.storage.gateway`) for bulk file transfer.
 """
 
@@ -154,7 +154,10 @@ class LakeFS:
         resp = pool.request(
             "GET", f"{self.endpoint}/api/v1{url}",
             headers={**(headers or {}), "Authorization": self._basic},
-            preload_content=False, decode_content=False, retries=False,
+            preload_content=False, decode_content=False,
+            # once more on a pooled connection lakeFS closed meanwhile (a GET; nothing of the
+            # answer has been read yet)
+            retries=urllib3.Retry(total=1, redirect=False, status=0, raise_on_status=False),
             timeout=urllib3.Timeout(connect=60, read=600))
         if resp.status >= 400:
             try:
