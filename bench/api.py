@@ -1,12 +1,15 @@
 """How much the Asset Hub server adds on top of lakeFS, measured in one run.
 
-    uv run python bench/api.py [--quick]
+    uv run python bench/api.py [--quick] [--rounds R] [--no-stream]
 
-Latency (median of N calls) of commit, list, branch create and small-file download through
-the server (the Python SDK over HTTP, with authentication, permission checks and the audit
-log) against the same calls made straight to lakeFS with its own SDK; then large-file
-streaming throughput through the server against the storage layer alone. Targets: latency
-ratio <= 1.3x, streaming >= 0.9x.
+Latency (median of N calls, then the median over R rounds) of commit, list, branch create
+and small-file download through the server (the Python SDK over HTTP, with authentication,
+permission checks and the audit log) against the same calls made straight to lakeFS with its
+own SDK; then large-file streaming throughput through the server against the storage layer
+alone (fresh caches each round: neither side is served from a cache). Targets: latency ratio
+<= 1.3x, streaming >= 0.9x. Beside the wall time, each row shows the CPU the Asset Hub server
+process and the lakeFS process spent per call (from /proc): on a shared machine the wall time
+swings with the load, CPU per call far less.
 
 The server runs as its own process (as in production), on a private catalog, against the
 embedded lakeFS (started if needed).
@@ -25,6 +28,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -75,22 +79,51 @@ def start_server(lake: lakefs.LakeFSInstance, home: Path,
     return proc, url, token
 
 
-def median_ms(fn: Callable[[int], object], n: int, warmup: int = 3) -> float:
+class ServerCPU:
+    """CPU seconds a process has used so far, from /proc (0 when it cannot be read); the
+    lakeFS instance's process, or ``pid``'s. (bench/transfer.py has the same; it imports this
+    module.)"""
+
+    def __init__(self, instance: lakefs.LakeFSInstance | None, pid: int | None = None) -> None:
+        self.pid = pid
+        if instance is not None:
+            try:
+                self.pid = int((instance.data_dir / "lakefs.pid").read_text())
+            except (OSError, ValueError):
+                self.pid = None
+
+    def seconds(self) -> float | None:
+        try:
+            fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def median_ms(fn: Callable[[int], object], n: int, warmup: int = 3,
+              cpus: tuple[ServerCPU, ...] = ()) -> tuple[float, list[float]]:
+    """Median wall time of ``n`` calls in ms, and each of ``cpus``' CPU ms per call."""
     for i in range(warmup):
         fn(-1 - i)
     times = []
+    before = [c.seconds() or 0.0 for c in cpus]
     for i in range(n):
         t0 = time.perf_counter()
         fn(i)
         times.append(time.perf_counter() - t0)
-    return statistics.median(times) * 1000
+    per_call = [((c.seconds() or 0.0) - b) * 1000 / n for c, b in zip(cpus, before, strict=True)]
+    return statistics.median(times) * 1000, per_call
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer calls, a 64 MiB file")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="repeat every measurement; medians over the rounds")
+    parser.add_argument("--no-stream", action="store_true", help="latency only")
+    parser.add_argument("--calls", type=int, help="calls per operation (10 with --quick, else 40)")
     args = parser.parse_args()
-    n = 10 if args.quick else 40
+    n = args.calls or (10 if args.quick else 40)
     big_mb = 64 if args.quick else 512
 
     lake = lakefs.start()
@@ -121,7 +154,9 @@ def main() -> int:
         api.commits_api.commit(raw_repo, "main", lakefs_sdk.CommitCreation(message="100 files"))
         http = httpx.Client(base_url=f"{url}/api/v1", headers={"Authorization": f"Bearer {token}"})
 
-        rows: list[tuple[str, float, float]] = []
+        hub_cpu = ServerCPU(None, proc.pid)
+        lake_cpu = ServerCPU(lake)
+        branches = iter(range(10, 10**9))
 
         def hub_commit(i: int) -> None:
             small.write_bytes(os.urandom(4096))
@@ -141,27 +176,50 @@ def main() -> int:
             api.refs_api.merge_into_branch(raw_repo, tx, "main")
             api.branches_api.delete_branch(raw_repo, tx)
 
-        hub_commit_ms = median_ms(hub_commit, n)
-        rows.append(("commit one 4 KiB file", hub_commit_ms, median_ms(raw_commit, n)))
-        rows.append(("  vs lakeFS atomic commit", hub_commit_ms, median_ms(raw_atomic_commit, n)))
-        rows.append(("list 100 objects",
-                     median_ms(lambda i: client.list_objects(f"{asset}:main", prefix="d"), n),
-                     median_ms(lambda i: api.objects_api.list_objects(raw_repo, "main", prefix="d",
-                                                                       amount=1000), n)))
-        rows.append(("create a branch",
-                     median_ms(lambda i: client.create_branch(asset, f"b{i + 10}x"), n),
-                     median_ms(lambda i: api.branches_api.create_branch(
-                         raw_repo, lakefs_sdk.BranchCreation(name=f"b{i + 10}x", source="main")),
-                         n)))
-        rows.append(("download one 1 KiB file",
-                     median_ms(lambda i: http.get(f"/assets/{asset}/files/d0/f0.bin").content, n),
-                     median_ms(lambda i: api.objects_api.get_object(raw_repo, "main", "d0/f0.bin"),
-                               n)))
+        ops: list[tuple[str, Callable[[int], object], Callable[[int], object]]] = [
+            ("commit one 4 KiB file", hub_commit, raw_commit),
+            ("  vs lakeFS atomic commit", hub_commit, raw_atomic_commit),
+            ("list 100 objects",
+             lambda i: client.list_objects(f"{asset}:main", prefix="d"),
+             lambda i: api.objects_api.list_objects(raw_repo, "main", prefix="d", amount=1000)),
+            ("create a branch",
+             lambda i: client.create_branch(asset, f"b{next(branches)}x"),
+             lambda i: api.branches_api.create_branch(
+                 raw_repo, lakefs_sdk.BranchCreation(name=f"b{next(branches)}x", source="main"))),
+            ("download one 1 KiB file",
+             lambda i: http.get(f"/assets/{asset}/files/d0/f0.bin").content,
+             lambda i: api.objects_api.get_object(raw_repo, "main", "d0/f0.bin")),
+        ]
+        # per operation, per round: (server ms, lakeFS ms, server CPU ms, lakeFS CPU ms under
+        # the server's call, lakeFS CPU ms under its own)
+        results: dict[str, list[tuple[float, float, float, float, float]]] = {o[0]: [] for o in ops}
+        for rnd in range(args.rounds):
+            for name, hub_fn, raw_fn in ops:
+                hub_ms, (hub_c, lake_c_hub) = median_ms(hub_fn, n, cpus=(hub_cpu, lake_cpu))
+                raw_ms, (lake_c_raw,) = median_ms(raw_fn, n, cpus=(lake_cpu,))
+                results[name].append((hub_ms, raw_ms, hub_c, lake_c_hub, lake_c_raw))
+            print(f"round {rnd + 1}: " + ", ".join(
+                f"{name.strip()} {r[-1][0] / r[-1][1]:.2f}x" for name, r in results.items()),
+                flush=True)
 
-        print(f"\nlatency, median of {n} calls (lakeFS {lake.endpoint}, server {url})")
-        print(f"{'operation':28} {'server ms':>10} {'lakeFS ms':>10} {'ratio':>7}")
-        for name, hub_ms, raw_ms in rows:
-            print(f"{name:28} {hub_ms:10.2f} {raw_ms:10.2f} {hub_ms / raw_ms:6.2f}x")
+        def med(values: list[float]) -> float:
+            return statistics.median(values)
+
+        print(f"\nlatency, median of {n} calls, median of {args.rounds} round(s) "
+              f"(lakeFS {lake.endpoint}, server {url})")
+        print(f"{'operation':28} {'server ms':>10} {'lakeFS ms':>10} {'ratio':>7} "
+              f"{'rounds':>22}  {'server CPU':>10} {'lakeFS CPU':>10} {'(own)':>6}")
+        worst = 0.0
+        for name, rs in results.items():
+            ratios = [h / r for h, r, *_ in rs]
+            worst = max(worst, med(ratios))
+            print(f"{name:28} {med([x[0] for x in rs]):10.2f} {med([x[1] for x in rs]):10.2f} "
+                  f"{med(ratios):6.2f}x {' '.join(f'{x:.2f}' for x in ratios):>22}  "
+                  f"{med([x[2] for x in rs]):7.2f} ms {med([x[3] for x in rs]):7.2f} ms "
+                  f"{med([x[4] for x in rs]):6.2f}")
+        if args.no_stream:
+            print(f"\nRESULT latency worst ratio {worst:.2f}x (target <= 1.3x)")
+            return 0
 
         # -- large-file streaming through the server vs the storage layer alone ------------------
         big = work / "big.bin"
@@ -178,21 +236,44 @@ def main() -> int:
             fn()
             return big_mb / (time.perf_counter() - t0)
 
-        up_hub = timed(lambda: client.upload(f"{asset}:main", big, path="big.bin", message="big"))
-        up_raw = timed(lambda: storage.upload(f"{direct}:main", big, path="big.bin", message="big"))
-        hub_dl = Client(url, token, cache_dir=work / "client-cache")
-        down_hub = timed(lambda: hub_dl.download(f"{asset}:main", work / "hub-dl", prefix="big.bin"))
-        down_raw = timed(lambda: storage.download(f"{direct}:main", work / "raw-dl",
-                                                  prefix="big.bin"))
-        assert (work / "hub-dl" / "big.bin").stat().st_size == big_mb * MB
-        assert (work / "raw-dl" / "big.bin").stat().st_size == big_mb * MB
-        print(f"\nstreaming one {big_mb} MiB file, MB/s")
+        ups_hub: list[float] = []
+        ups_raw: list[float] = []
+        downs_hub: list[float] = []
+        downs_raw: list[float] = []
+        for rnd in range(args.rounds):
+            # each round: fresh caches and destinations (nothing served from a cache), and the
+            # two sides in turn first
+            first_hub = rnd % 2 == 0
+            name = f"big-{rnd}.bin"  # a new file each round: the same one again is no commit
+            hub_up = partial(client.upload, f"{asset}:main", big, path=name, message="big")
+            raw_up = partial(storage.upload, f"{direct}:main", big, path=name, message="big")
+            hub_dl = partial(Client(url, token, cache_dir=work / f"client-cache-{rnd}").download,
+                             f"{asset}:main", work / f"hub-dl-{rnd}", prefix=name)
+            raw_dl = partial(Storage(lake.endpoint, lake.access_key_id, lake.secret_access_key,
+                                     cache_dir=work / f"storage-cache-{rnd}").download,
+                             f"{direct}:main", work / f"raw-dl-{rnd}", prefix=name)
+            sides = [(hub_up, hub_dl, ups_hub, downs_hub), (raw_up, raw_dl, ups_raw, downs_raw)]
+            order = sides if first_hub else sides[::-1]
+            for up, _, ups, _ in order:
+                ups.append(timed(up))
+            for _, down, _, downs in order:
+                downs.append(timed(down))
+            for side in ("hub", "raw"):
+                got = work / f"{side}-dl-{rnd}" / name
+                assert got.stat().st_size == big_mb * MB, got
+                shutil.rmtree(got.parent)
+            print(f"stream round {rnd + 1}: up {ups_hub[-1] / ups_raw[-1]:.2f}x, "
+                  f"down {downs_hub[-1] / downs_raw[-1]:.2f}x", flush=True)
+        up_ratio = statistics.median(h / r for h, r in zip(ups_hub, ups_raw, strict=True))
+        down_ratio = statistics.median(h / r for h, r in zip(downs_hub, downs_raw, strict=True))
+        print(f"\nstreaming one {big_mb} MiB file, MB/s (medians of {args.rounds} round(s))")
         print(f"{'direction':28} {'server':>10} {'storage':>10} {'ratio':>7}")
-        print(f"{'upload':28} {up_hub:10.1f} {up_raw:10.1f} {up_hub / up_raw:6.2f}x")
-        print(f"{'download':28} {down_hub:10.1f} {down_raw:10.1f} {down_hub / down_raw:6.2f}x")
-        worst = max(h / r for _, h, r in rows)
+        print(f"{'upload':28} {statistics.median(ups_hub):10.1f} "
+              f"{statistics.median(ups_raw):10.1f} {up_ratio:6.2f}x")
+        print(f"{'download':28} {statistics.median(downs_hub):10.1f} "
+              f"{statistics.median(downs_raw):10.1f} {down_ratio:6.2f}x")
         print(f"\nRESULT latency worst ratio {worst:.2f}x (target <= 1.3x); streaming "
-              f"upload {up_hub / up_raw:.2f}x, download {down_hub / down_raw:.2f}x (target >= 0.9x)")
+              f"upload {up_ratio:.2f}x, download {down_ratio:.2f}x (target >= 0.9x)")
         storage.delete_asset(direct)
     finally:
         with __import__("contextlib").suppress(Exception):

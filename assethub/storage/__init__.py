@@ -32,9 +32,10 @@ from datetime import datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import lakefs_sdk
+import urllib3
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -72,7 +73,6 @@ from assethub.storage._lakefs import (
     PAGE,
     LakeFS,
     Retry,
-    araise_for_status,
     commit_from_json,
     raise_for_status,
     sha256_of,
@@ -513,10 +513,9 @@ class Storage(Transactions, Presigning):
         _policy.may_create_branch(path, name)
         repo = self.repository(path)
         with self.lakefs.translate(asset=path, ref=name, what="branch"):
-            commit = self.lakefs.api.branches_api.create_branch(
-                repo, lakefs_sdk.BranchCreation(name=name, source=source)
-            )
-        return BranchInfo(name, commit)
+            commit = self.lakefs.call("POST", f"/repositories/{quote(repo)}/branches",
+                                      {"name": name, "source": source})
+        return BranchInfo(name, commit.decode().strip())  # lakeFS answers the commit id as text
 
     def delete_branch(self, asset: AssetPath | str, name: str) -> None:
         path = AssetPath.coerce(asset)
@@ -891,45 +890,59 @@ class Storage(Transactions, Presigning):
 
     async def _get_stream(self, repo: str, r: AssetRef, path: str,
                           byte_range: str | None) -> StreamedObject:
-        client = self.lakefs.async_http
-        request = client.build_request(
-            "GET", f"/repositories/{repo}/refs/{r.ref}/objects", params={"path": path},
-            headers={"Range": byte_range} if byte_range else None)
+        lake = self.lakefs
+        url = f"/repositories/{quote(repo)}/refs/{quote(r.ref, safe='')}/objects?{urlencode({'path': path})}"
+
         def outside(status: int, msg: str) -> BaseException:
             return RangeNotSatisfiableError(f"byte range {byte_range!r} is outside {path}")
 
         def refused(status: int, msg: str) -> BaseException:
             return TransferError(f"lakeFS refused {path}: HTTP {status}", path=path)
 
-        with self.lakefs.translate(
+        def opened() -> tuple[urllib3.BaseHTTPResponse, bytes | None]:
+            resp = lake.open_raw(url, {"Range": byte_range} if byte_range else None)
+            length = int(resp.headers.get("content-length", -1))
+            if not 0 <= length <= SMALL_READ:
+                return resp, None
+            try:  # read whole here: a broken read is lakeFS's 503, not a short answer
+                body = resp.read()
+            finally:
+                if resp.length_remaining == 0:
+                    resp.release_conn()
+                else:
+                    resp.close()
+            if len(body) != length:
+                raise StorageUnavailableError(
+                    f"lakeFS sent {len(body)} of the {length} bytes of {path}")
+            return resp, body
+
+        with lake.translate(
                 asset=r.path, ref=str(r), what=f"object:{path}", otherwise=refused,
                 on={404: lambda *_: ObjectNotFoundError(str(r), path), 416: outside}):
-            resp = await client.send(request, stream=True)
-            await araise_for_status(resp)
-            length = int(resp.headers.get("content-length", -1))
-            if 0 <= length <= SMALL_READ:  # read whole here: a broken read is lakeFS's 503
-                try:
-                    body = await resp.aread()
-                finally:
-                    await resp.aclose()
-                if len(body) != length:
-                    raise StorageUnavailableError(
-                        f"lakeFS sent {len(body)} of the {length} bytes of {path}")
+            resp, body = await lake.in_reader(opened)
+        headers = resp.headers
+        if body is not None:
+            return StreamedObject(resp.status, len(body), headers.get("content-range"),
+                                  headers.get("etag"), _once(body))
 
-        if 0 <= length <= SMALL_READ:
-            return StreamedObject(resp.status_code, length, resp.headers.get("content-range"),
-                                  resp.headers.get("etag"), _once(body))
+        def close() -> None:
+            if resp.length_remaining == 0:
+                resp.release_conn()  # read to its end: the connection goes back to the pool
+            else:
+                resp.close()
 
         async def chunks() -> AsyncIterator[bytes]:
             try:
-                async for chunk in resp.aiter_raw(1 << 20):
+                while chunk := await lake.in_reader(resp.read, 1 << 20):
                     yield chunk
             finally:
-                await resp.aclose()
+                await lake.in_reader(close)
 
-        return StreamedObject(resp.status_code, int(resp.headers.get("content-length", 0)),
-                              resp.headers.get("content-range"), resp.headers.get("etag"),
-                              chunks(), resp.aclose)
+        async def aclose() -> None:
+            await lake.in_reader(close)
+
+        return StreamedObject(resp.status, int(headers.get("content-length", 0)),
+                              headers.get("content-range"), headers.get("etag"), chunks(), aclose)
 
     def upload(
         self,

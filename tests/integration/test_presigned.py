@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import httpx
+import lakefs_sdk
 import pytest
 from _api import Api, fresh, message
 
@@ -300,6 +301,26 @@ def test_a_link_is_refused_unless_the_object_store_holds_what_was_declared(s3: S
     r = s3.api.call("ownr", "POST", f"/uploads/{upload}/commit", json={"message": "nothing linked"})
     assert r.status_code == 409 and "nothing to commit" in message(r)  # no refused link was kept
     assert s3.api.ok("ownr", "GET", f"/assets/{asset}/objects") == []
+
+
+def test_lakefs_itself_links_an_issued_address_without_looking_at_the_object_store(
+        s3: S3World) -> None:
+    """Why the server's own check of each link stays: lakeFS 1.86's LinkPhysicalAddress only
+    verifies that it issued the address (and that a checksum is given); it records whatever
+    size and checksum it is told for an object the store has never held. If a lakeFS release
+    starts refusing this, the server's per-file GET of the object store can go."""
+    asset = s3.dataset()
+    storage = s3.server.hub.storage
+    repo = storage.repository(asset)
+    api = storage.lakefs.api
+    api.branches_api.create_branch(repo, lakefs_sdk.BranchCreation(name="probe", source="main"))
+    loc = api.staging_api.get_physical_address(repo, "probe", "ghost.bin")
+    stats = api.staging_api.link_physical_address(repo, "probe", "ghost.bin", lakefs_sdk.StagingMetadata(
+        staging=loc, checksum="not-an-etag", size_bytes=12345))
+    assert (stats.size_bytes, stats.checksum) == (12345, "not-an-etag")
+    # nothing at that address: the store has never held the object
+    assert httpx.get(api.objects_api.stat_object(repo, "probe", "ghost.bin", presign=True)
+                     .physical_address).status_code == 404
 
 
 @pytest.mark.parametrize("listing_pages", [3, 0], ids=["listed", "stat-per-file"])

@@ -21,6 +21,7 @@ from assethub.errors import (
 )
 from assethub.refs import AssetRef
 from assethub.storage import AddFile, DeleteFile, Storage
+from assethub.wire import BranchInfo
 
 pytestmark = pytest.mark.integration
 
@@ -217,8 +218,8 @@ def test_log_and_diff(storage: Storage, model_path: str, tmp_path: Path) -> None
 def test_model_branches(storage: Storage, model_path: str, tmp_path: Path) -> None:
     f = tmp_path / "w.bin"
     f.write_bytes(b"base")
-    storage.upload(f"{model_path}:main", f, message="base")
-    storage.create_branch(model_path, "exp-1")
+    base = storage.upload(f"{model_path}:main", f, message="base")
+    assert storage.create_branch(model_path, "exp-1") == BranchInfo("exp-1", base.id)
     storage.create_branch(model_path, "exp-2", source="exp-1")
     assert {b.name for b in storage.list_branches(model_path)} == {"main", "exp-1", "exp-2"}
     with pytest.raises(AlreadyExistsError):
