@@ -4,7 +4,7 @@ export UV_PYTHON_DOWNLOADS := never
 UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 RUN := $(UV) run --frozen
 
-.PHONY: attacks setup bubblewrap lakefs lakefs-stop postgres postgres-stop seaweedfs up up-distributed down status demo test test-parallel test-unit lint bench bench-cli bench-flow bench-serving bench-data bench-console clean-stack
+.PHONY: attacks setup bubblewrap lakefs lakefs-stop postgres postgres-stop seaweedfs up up-distributed down status demo test test-serial test-unit lint bench bench-cli bench-flow bench-serving bench-data bench-console clean-stack
 
 setup:  ## install uv (if missing) and the locked environment
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -57,24 +57,13 @@ test: setup bubblewrap  ## everything: lint, unit and integration tests, both pr
 		$$SUDO apt-get update -q && $$SUDO apt-get install -y -q chromium; }  # the Prefect UI check
 	$(RUN) ruff check assethub infra tasks flows deployments examples tests bench scripts
 	$(RUN) mypy
-	$(RUN) pytest
+	$(RUN) python scripts/test_parts.py  # pytest as two sessions side by side (tests/conftest.py PART_TWO)
 
-test-parallel: setup bubblewrap  ## as `make test`, but pytest as two sessions side by side (not yet measured on CI)
+test-serial: setup bubblewrap  ## as `make test`, but pytest as one session (slower; simpler to read)
 	$(RUN) python -m infra.lakefs build
 	$(RUN) python -m infra.seaweedfs build
 	$(RUN) python -m infra.postgres install
-	@test -x /usr/bin/chromium || { SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
-		$$SUDO apt-get update -q && $$SUDO apt-get install -y -q chromium; }
-	$(RUN) ruff check assethub infra tasks flows deployments examples tests bench scripts
-	$(RUN) mypy
-	@# tests/conftest.py PART_TWO: the modules that mostly wait on jobs and stacks; each session
-	@# has its own stacks; part 2's output follows part 1's, then both verdicts
-	@mkdir -p test-artifacts; \
-	$(RUN) pytest --part 2 > test-artifacts/pytest-part2.log 2>&1 & two=$$!; \
-	$(RUN) pytest --part 1; one=$$?; wait $$two; two=$$?; \
-	echo "=== pytest --part 2 (ran side by side with part 1) ==="; cat test-artifacts/pytest-part2.log; \
-	echo "pytest --part 1: exit $$one; pytest --part 2: exit $$two"; \
-	test $$one = 0 && test $$two = 0
+	$(RUN) pytest
 
 attacks: setup bubblewrap  ## the attacks suite: each isolation finding replayed as a non-admin (pytest -m attacks)
 	$(RUN) python -m infra.lakefs build
