@@ -34,6 +34,7 @@ _GATE = pytest.StashKey[tuple[list, list]]()
 #: `make test-parallel` runs the two as sessions side by side, each with its own stacks: one
 #: session kept the 2 cores about a third busy (24 CPU minutes in a 40 minute run).
 PART_TWO = (
+    "tests/examples/test_examples.py",  # trainings of each example (part 1 has the serving world's)
     "tests/integration/test_console_journey.py",
     "tests/integration/test_deployments.py",
     "tests/integration/test_distributed.py",
