@@ -155,7 +155,10 @@ def test_a_killed_replica_is_restarted(world: World, published: dict[str, Any], 
     if hub.services.get("digits").ready != 2:
         hub.services.scale("digits", 2)
     before = hub.services.get("digits")
-    victim = _status_of(hub_server, "digits")["replicas"][0]["pid"]
+    # a serving replica, not one the previous test's scale-down is still stopping (its exit is
+    # no restart)
+    victim = next(r["pid"] for r in _status_of(hub_server, "digits")["replicas"]
+                  if r["ready"] and not r.get("stopping"))
     os.kill(victim, 9)
 
     def replaced() -> ServiceView | None:
