@@ -81,8 +81,7 @@ def start_server(lake: lakefs.LakeFSInstance, home: Path,
 
 class ServerCPU:
     """CPU seconds a process has used so far, from /proc (0 when it cannot be read); the
-    lakeFS instance's process, or ``pid``'s. (bench/transfer.py has the same; it imports this
-    module.)"""
+    lakeFS instance's process, or ``pid``'s (bench/transfer.py uses it too)."""
 
     def __init__(self, instance: lakefs.LakeFSInstance | None, pid: int | None = None) -> None:
         self.pid = pid

@@ -54,7 +54,7 @@ from lakefs_sdk.client import LakeFSClient
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import _distributed  # bench/_distributed.py: the distributed profile and its S3 floor
-from api import start_server  # bench/api.py: an Asset Hub server process on a private catalog
+from api import ServerCPU, start_server  # bench/api.py: a server process on a private catalog; CPU meter
 
 from assethub.client import Client
 from assethub.storage import AddFile, Storage
@@ -185,28 +185,6 @@ def verify(dest: Path, expected: Manifest) -> None:
 
 
 # -- measuring -------------------------------------------------------------------------------
-class ServerCPU:
-    """CPU seconds the lakeFS process has used so far (None when it cannot be read)."""
-
-    def __init__(self, instance: LakeFSInstance | None, pid: int | None = None) -> None:
-        self.pid: int | None = pid
-        if instance is not None:
-            try:
-                self.pid = int((instance.data_dir / "lakefs.pid").read_text())
-            except (OSError, ValueError):
-                self.pid = None
-
-    def seconds(self) -> float | None:
-        if self.pid is None:
-            return None
-        try:
-            fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            return None
-        # after "pid (comm)": field 14 utime and 15 stime are at indexes 11 and 12
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def client_cpu() -> float:
     """CPU seconds of this process and its waited-for children (lakectl)."""
     own = resource.getrusage(resource.RUSAGE_SELF)
