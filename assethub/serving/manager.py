@@ -27,12 +27,14 @@ from __future__ import annotations
 import builtins
 import contextlib
 import functools
+import ipaddress
 import json
 import logging
 import math
 import os
 import re
 import shutil
+import socket
 import threading
 import time
 from collections.abc import Callable, Collection
@@ -123,6 +125,33 @@ def check_webhook(url: str) -> str:
     return url
 
 
+#: the server's setting (its environment) listing the webhook hosts on loopback, link-local or
+#: private networks that alerts may call, comma-separated (``host`` or ``host:port``); ``*`` any
+WEBHOOK_HOSTS_SETTING = "ASSETHUB_WEBHOOK_HOSTS"
+
+
+def webhook_refusal(url: str, allowed: Collection[str]) -> str:
+    """Why the server may not call ``url`` ("" when it may): a host that resolves to a loopback,
+    link-local, private or otherwise internal address (the stack's own services, a cloud's
+    metadata endpoint) is called only when :data:`WEBHOOK_HOSTS_SETTING` lists it, so that
+    whoever may set an alert cannot make the server send requests inside its own network."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    if "*" in allowed or host in allowed or f"{host}:{port}" in allowed:
+        return ""
+    try:
+        found = {info[4][0] for info in socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)}
+    except (OSError, UnicodeError):
+        return f"its host {host[:80]!r} does not resolve"
+    for address in found:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+        if not ip.is_global or ip.is_multicast:
+            return (f"its host {host[:80]!r} is an internal address ({ip}): the server calls such a "
+                    f"webhook only when its administrator allows it ({WEBHOOK_HOSTS_SETTING}={host[:80]})")
+    return ""
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -153,13 +182,16 @@ class ServiceManager:
 
     def __init__(self, hub: Hub, *, work_dir: Path | None = None,
                  kubernetes: KubernetesSettings | None = None, health_interval: float = 5.0,
-                 ready_timeout: float = 180.0, hosts: Collection[str] | None = None) -> None:
+                 ready_timeout: float = 180.0, hosts: Collection[str] | None = None,
+                 webhook_hosts: Collection[str] | None = None) -> None:
         self.hub = hub
         self.dir = (work_dir or hub.tmp_dir.parent) / "services"
         self.models_dir = self.dir / "models"
         self.kubernetes = kubernetes or KubernetesSettings.from_env()
         # addresses beyond loopback that services may listen on: the server's setting only
         self.hosts = frozenset(hosts) if hosts is not None else allowed_hosts(os.environ.get(HOSTS_SETTING))
+        # internal webhook hosts alerts may call: given, else the server's setting when called
+        self._webhook_hosts = frozenset(webhook_hosts) if webhook_hosts is not None else None
         self.health_interval = health_interval
         self.ready_timeout = ready_timeout
         self._locks: dict[str, threading.Lock] = {}
@@ -336,6 +368,9 @@ class ServiceManager:
             seconds = metrics.parse_window(window)
             if webhook:
                 check_webhook(webhook)
+                refused = webhook_refusal(webhook, self.webhook_hosts())
+                if refused:
+                    raise NotAllowedError(f"webhook {redact_url(webhook)} refused: {refused}")
             with self._lock(name), self.hub.catalog.session() as s:
                 row = self._row(s, who, name, "run")
                 if row.target != "local":
@@ -430,13 +465,24 @@ class ServiceManager:
                     target=self._call_webhook, args=(row.id, row.name, rule.webhook, body),
                     name=f"webhook-{row.name}", daemon=True).start)
 
+    def webhook_hosts(self) -> frozenset[str]:
+        """The internal hosts webhooks may call (:data:`WEBHOOK_HOSTS_SETTING`)."""
+        if self._webhook_hosts is not None:
+            return self._webhook_hosts
+        return allowed_hosts(os.environ.get(WEBHOOK_HOSTS_SETTING))
+
     def _call_webhook(self, service_id: int, name: str, url: str, body: dict[str, Any]) -> None:
         """POST ``body`` to ``url``, retried with backoff, each try with a timeout; a failure is
-        recorded as an event (the address redacted) and never reaches the service."""
+        recorded as an event (the address redacted) and never reaches the service. The address
+        is checked again before each try (its name may resolve elsewhere by now)."""
         why = ""
         for attempt in range(WEBHOOK_ATTEMPTS):
             if attempt and self._stop.wait(0.5 * 2 ** (attempt - 1)):
                 return  # the server is stopping
+            refused = webhook_refusal(url, self.webhook_hosts())
+            if refused:
+                why = f"refused: {refused}"
+                break
             try:
                 r = httpx.post(url, content=json.dumps(body).encode(), timeout=WEBHOOK_TIMEOUT,
                                headers={"Content-Type": "application/json"}, follow_redirects=False)
@@ -445,8 +491,9 @@ class ServiceManager:
                 why = f"HTTP {r.status_code}"
             except httpx.HTTPError as exc:
                 why = type(exc).__name__
-        detail = (f"webhook {redact_url(url)} for the {body['alert']} alert ({body['state']}) failed "
-                  f"{WEBHOOK_ATTEMPTS} times (last: {why}); given up")
+        what = f"webhook {redact_url(url)} for the {body['alert']} alert ({body['state']})"
+        detail = (f"{what} not called: {why}" if why.startswith("refused") else
+                  f"{what} failed {WEBHOOK_ATTEMPTS} times (last: {why}); given up")
         log.warning("service %s: %s", name, detail)
         with contextlib.suppress(Exception), self.hub.catalog.session() as s:
             row = s.get(Service, service_id)

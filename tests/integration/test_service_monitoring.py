@@ -29,7 +29,7 @@ from typer.testing import CliRunner
 
 from assethub import errors
 from assethub.client import Client
-from assethub.serving.manager import WEBHOOK_ATTEMPTS
+from assethub.serving.manager import WEBHOOK_ATTEMPTS, WEBHOOK_HOSTS_SETTING
 from assethub.wire import ServiceStats, ServiceView
 from tests._wait import wait_for
 from tests.integration._serving_world import World, acting_as, delete_services
@@ -51,7 +51,9 @@ class Hook:
 
 
 @pytest.fixture
-def hook() -> Iterator[Hook]:
+def hook(monkeypatch: pytest.MonkeyPatch) -> Iterator[Hook]:
+    """The receiver, on loopback: the server's administrator allows its address as a webhook
+    (the server's environment; the server runs in this process)."""
     received = Hook("")
 
     class Handler(BaseHTTPRequestHandler):
@@ -70,6 +72,7 @@ def hook() -> Iterator[Hook]:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     received.url = f"http://hook:s3cret@127.0.0.1:{server.server_address[1]}/alerts?token=t0ps3cret"
+    monkeypatch.setenv(WEBHOOK_HOSTS_SETTING, f"127.0.0.1:{server.server_address[1]}")
     try:
         yield received
     finally:
@@ -280,6 +283,38 @@ def test_the_served_versions_lineage_lists_the_service_with_its_request_count(
     shown = CliRunner().invoke(app, ["lineage", world.model], env=env)
     assert shown.exit_code == 0 and f"served by {NAME}" in shown.stdout
     assert f"{usage.requests} requests" in shown.stdout
+
+
+def test_a_webhook_inside_the_stacks_network_is_called_only_when_the_administrator_allows_it(
+        world: World, served: Served, hook: Hook, lakefs_server: Any,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whoever may set an alert must not make the server send requests to the stack's own
+    services (lakeFS, the catalog's database, MLflow) or a cloud's metadata endpoint."""
+    hub = world.hub
+    monkeypatch.delenv(WEBHOOK_HOSTS_SETTING)
+    lake = lakefs_server.endpoint.rstrip("/")
+    for inside in (f"{lake}/api/v1/auth/users", "http://localhost:5432/", "http://169.254.169.254/latest/",
+                   "http://[::1]:8000/", "http://10.1.2.3/hook", hook.url):
+        with pytest.raises(errors.NotAllowedError, match="internal address") as refused:
+            hub.services.set_alert(NAME, error_rate=0.2, window="1m", webhook=inside)
+        assert "s3cret" not in str(refused.value) and "t0ps3cret" not in str(refused.value)
+    assert hub.services.alerts(NAME) == []
+
+    # allowed when set; the setting narrowed before it fires: not called, and the event says why
+    monkeypatch.setenv(WEBHOOK_HOSTS_SETTING, hook.url.split("@", 1)[1].split("/", 1)[0])
+    hub.services.set_alert(NAME, error_rate=0.2, window="1m", webhook=hook.url)
+    monkeypatch.delenv(WEBHOOK_HOSTS_SETTING)
+    _bad(served, 60)
+
+    def not_called() -> Any:
+        view = hub.services.get(NAME)
+        return next((e for e in view.events if e.kind == "webhook_failed" and "not called" in e.detail),
+                    None)
+
+    event = wait_for("the refused webhook's event", not_called, timeout=120, every=0.5)
+    assert "internal address" in event.detail and "s3cret" not in event.detail
+    assert hook.bodies == []
+    assert hub.services.clear_alert(NAME) == 1
 
 
 def test_strangers_see_nothing_and_viewers_may_read_but_not_set_alerts(

@@ -8,13 +8,14 @@ import json
 import math
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from assethub.errors import InvalidReferenceError
 from assethub.serving import metrics
-from assethub.serving.manager import check_webhook, redact_url
+from assethub.serving.manager import check_webhook, redact_url, webhook_refusal
 
 
 def _recorded(statuses_and_seconds: list[tuple[int, float]]) -> metrics.Counters:
@@ -162,3 +163,20 @@ def test_webhook_addresses_are_shown_without_their_secrets() -> None:
         with pytest.raises(InvalidReferenceError) as e:
             check_webhook(bad)
         assert "s3cret" not in str(e.value) and "s3cret" not in e.value.value
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:9/x", "http://169.254.169.254/latest/", "http://[fd00::1]/",
+                                 "http://10.0.0.7:8000/", "http://192.168.1.1/", "http://0.0.0.0:8000/",
+                                 "http://u:s3cret@[::1]:8000/?t=x"])
+def test_webhooks_to_internal_addresses_are_refused_unless_allowed(url: str) -> None:
+    refused = webhook_refusal(url, frozenset())
+    assert "internal address" in refused and "s3cret" not in refused
+    host = urlsplit(url).hostname
+    assert webhook_refusal(url, frozenset({"*"})) == ""
+    assert host and webhook_refusal(url, frozenset({host})) == ""
+
+
+def test_webhooks_to_global_addresses_pass_and_the_port_can_narrow_an_allowance() -> None:
+    assert webhook_refusal("https://8.8.8.8/hook", frozenset()) == ""
+    assert webhook_refusal("http://127.0.0.1:9/x", frozenset({"127.0.0.1:9"})) == ""
+    assert "internal address" in webhook_refusal("http://127.0.0.1:10/x", frozenset({"127.0.0.1:9"}))
