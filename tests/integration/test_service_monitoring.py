@@ -12,8 +12,10 @@ counters twice a second; the server's monitor reads them every few seconds).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import threading
 import uuid
 from collections.abc import Iterator
@@ -262,6 +264,47 @@ def test_a_killed_replica_restart_is_an_event(world: World, served: Served) -> N
     # the killed replica's counts stay in the window
     stats = hub.services.stats(NAME, window="1h")
     assert stats.total.requests == sum(r.requests for r in stats.replicas)
+
+
+def _tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (a replica is the sandbox's process and the replica inside)."""
+    found = [pid]
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            children = (task / "children").read_text().split()
+        except OSError:
+            continue
+        for child in children:
+            found += _tree(int(child))
+    return found
+
+
+def test_a_service_that_stops_answering_is_a_health_event_and_its_recovery_too(
+        world: World, served: Served) -> None:
+    """Both replicas frozen (SIGSTOP: alive, not answering): the server's health check records
+    the failure; thawed, the recovery."""
+    hub = world.hub
+    wait_for("two replicas ready", lambda: hub.services.get(NAME).ready == 2, timeout=180, every=0.5)
+    replicas = json.loads((served.dir / "status.json").read_text())["replicas"]
+    frozen = [p for r in replicas for p in _tree(r["pid"])]
+    seen = {e.at for e in hub.services.get(NAME).events}
+
+    def new_event(kind: str) -> Any:
+        return lambda: next((e for e in hub.services.get(NAME).events
+                             if e.kind == kind and e.at not in seen), None)
+
+    for pid in frozen:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        failed = wait_for("the health failure as an event", new_event("health_failed"), timeout=120,
+                          every=0.5)
+        assert "/ping" in failed.detail
+    finally:
+        for pid in frozen:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+    wait_for("the recovery as an event", new_event("health_ok"), timeout=120, every=0.5)
+    assert len(hub.services.predict(NAME, {"inputs": world.x_test[:1].tolist()})["predictions"]) == 1
 
 
 def test_the_served_versions_lineage_lists_the_service_with_its_request_count(
