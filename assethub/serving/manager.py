@@ -141,7 +141,7 @@ def webhook_refusal(url: str, allowed: Collection[str]) -> str:
     if "*" in allowed or host in allowed or f"{host}:{port}" in allowed:
         return ""
     try:
-        found = {info[4][0] for info in socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)}
+        found = {str(info[4][0]) for info in socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)}
     except (OSError, UnicodeError):
         return f"its host {host[:80]!r} does not resolve"
     for address in found:
