@@ -3,22 +3,52 @@
 once; ``GET /probe?path=P`` says whether it can read ``P`` (and ``?write=P``: write it).
 
     python -m tests.integration._fake_replica --fd N --ready FILE
+
+:func:`probe_service` runs a service of them under a real supervisor, in the sandbox.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
 import socket
 import sys
 import threading
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 READY: Path | None = None
+
+
+@contextlib.contextmanager
+def probe_service(tmp_path: Path, monkeypatch: Any, replicas: int) -> Iterator[tuple[Any, int, Path]]:
+    """A local service of ``replicas`` stand-in replicas (its files in ``tmp_path / "svc"``, a
+    dummy model in ``tmp_path / "model"``), ready: its handle, its port and the model; stopped
+    after."""
+    from assethub.serving.local import LocalService, bind
+    from tests._wait import wait_for
+
+    model = tmp_path / "model"
+    model.mkdir(mode=0o755)
+    (model / "MLmodel").write_text("flavors: {}\n")
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parents[2]))
+    handle = LocalService(tmp_path / "svc")
+    sock = bind("127.0.0.1", 0)
+    port = sock.getsockname()[1]
+    handle.launch(sock, {"name": "probe", "model_dir": str(model), "host": "127.0.0.1", "port": port,
+                         "replica_module": "tests.integration._fake_replica"}, replicas)
+    try:
+        wait_for(f"{replicas} replica(s) ready", lambda: handle.status().get("ready") == replicas,
+                 timeout=120, every=0.2)
+        yield handle, port, model
+    finally:
+        handle.terminate()
 
 
 def _probe(query: dict[str, list[str]]) -> dict[str, object]:

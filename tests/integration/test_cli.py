@@ -60,11 +60,6 @@ class Cli:
 
 
 @pytest.fixture
-def admin(hub_server: Any, tmp_path: Path) -> Cli:
-    return Cli(hub_server.url, hub_server.admin_token, tmp_path / "admin")
-
-
-@pytest.fixture
 def new_user(admin: Cli, hub_server: Any, tmp_path: Path) -> Callable[[], tuple[str, Cli]]:
     """Make a user the way an admin would, and sign them in with `assethub login`."""
 

@@ -225,9 +225,8 @@ def test_a_served_replica_runs_as_its_own_user_and_sees_only_its_model(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, lakefs_server: Any) -> None:
     import httpx
 
-    from assethub.serving.local import LocalService, bind
     from infra import lakefs
-    from tests._wait import wait_for
+    from tests.integration._fake_replica import probe_service
 
     home = Path(os.environ["ASSETHUB_HOME"])
     admin_token = home / "server" / "admin-token"
@@ -235,23 +234,11 @@ def test_a_served_replica_runs_as_its_own_user_and_sees_only_its_model(
         admin_token.parent.mkdir(parents=True, exist_ok=True)
         admin_token.write_text("ah_the-admin-token")
         admin_token.chmod(0o600)
-    model = tmp_path / "model"
-    model.mkdir(mode=0o755)
-    (model / "MLmodel").write_text("flavors: {}\n")
-    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parents[2]))
-    handle = LocalService(tmp_path / "svc")
-    sock = bind("127.0.0.1", 0)
-    port = sock.getsockname()[1]
-    handle.launch(sock, {"name": "probe", "model_dir": str(model), "host": "127.0.0.1", "port": port,
-                         "replica_module": "tests.integration._fake_replica"}, 1)
-    try:
-        wait_for("the replica to be ready", lambda: handle.status().get("ready") == 1, timeout=120, every=0.2)
+    with probe_service(tmp_path, monkeypatch, 1) as (_, port, model):
         targets = {"path": [str(admin_token), str(model / "MLmodel"), str(tmp_path / "svc" / "spec.json"),
                             str(lakefs.data_dir() / "credentials.json"), "/proc/1/environ"],
                    "write": [str(model / "planted"), str(tmp_path / "svc" / "planted")]}
         answer = httpx.get(f"http://127.0.0.1:{port}/probe", params=targets, timeout=30).json()
-    finally:
-        handle.terminate()
     assert answer["uid"] == 65534
     assert answer.pop(str(model / "MLmodel")) == "allowed"  # its model, read-only
     refused = {k: v for k, v in answer.items() if k not in ("uid", "pid", "replica")}

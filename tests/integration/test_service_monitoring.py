@@ -396,19 +396,9 @@ def test_a_replica_cannot_write_another_replicas_metrics(tmp_path: Path, monkeyp
                                                          lakefs_server: Any) -> None:
     """Two stand-in replicas in the sandbox: each may write its own metrics file, neither the
     other's (only its own directory is mounted), nor the supervisor's window."""
-    from assethub.serving.local import LocalService, bind
+    from tests.integration._fake_replica import probe_service
 
-    model = tmp_path / "model"
-    model.mkdir(mode=0o755)
-    (model / "MLmodel").write_text("flavors: {}\n")
-    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parents[2]))
-    handle = LocalService(tmp_path / "svc")
-    sock = bind("127.0.0.1", 0)
-    port = sock.getsockname()[1]
-    handle.launch(sock, {"name": "probe", "model_dir": str(model), "host": "127.0.0.1", "port": port,
-                         "replica_module": "tests.integration._fake_replica"}, 2)
-    try:
-        wait_for("both replicas ready", lambda: handle.status().get("ready") == 2, timeout=120, every=0.2)
+    with probe_service(tmp_path, monkeypatch, 2) as (handle, port, _):
         ids = [r["id"] for r in handle.status()["replicas"]]
         files = {rid: tmp_path / "svc" / "metrics" / rid / "metrics.json" for rid in ids}
         answers: dict[str, dict[str, Any]] = {}
@@ -420,8 +410,6 @@ def test_a_replica_cannot_write_another_replicas_metrics(tmp_path: Path, monkeyp
             return len(answers) == 2
 
         wait_for("an answer from each replica", probe_both, timeout=60, every=0.05)
-    finally:
-        handle.terminate()
     for rid, answer in answers.items():
         other = next(o for o in ids if o != rid)
         assert answer[f"write:{files[rid]}"] == "allowed"  # its own
