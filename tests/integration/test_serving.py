@@ -154,20 +154,32 @@ def test_a_killed_replica_is_restarted(world: World, published: dict[str, Any], 
     hub = world.hub
     if hub.services.get("digits").ready != 2:
         hub.services.scale("digits", 2)
+
+    def settled() -> dict[str, Any] | None:
+        # the supervisor has applied the last scale: two replicas, both serving, none stopping.
+        # A victim picked before that may be the one a pending scale-down stops, and a stopped
+        # replica's exit is no restart.
+        status = _status_of(hub_server, "digits")
+        replicas = status["replicas"]
+        return status if (status["desired"] == 2 and len(replicas) == 2
+                          and all(r["ready"] and not r.get("stopping") for r in replicas)) else None
+
+    victim = wait_for("two serving replicas", settled, timeout=120, every=0.2)["replicas"][0]["pid"]
     before = hub.services.get("digits")
-    # a serving replica, not one the previous test's scale-down is still stopping (its exit is
-    # no restart)
-    victim = next(r["pid"] for r in _status_of(hub_server, "digits")["replicas"]
-                  if r["ready"] and not r.get("stopping"))
     os.kill(victim, 9)
 
     def replaced() -> ServiceView | None:
-        view = hub.services.get("digits")
+        # the supervisor's file first, then the server's view: a view read before the file could
+        # predate the kill (both replicas ready, no restart yet) while the file already says gone
         pids = {r["pid"] for r in _status_of(hub_server, "digits")["replicas"]}
-        return view if view.ready == 2 and victim not in pids else None
+        if victim in pids:
+            return None
+        view = hub.services.get("digits")
+        return view if view.ready == 2 else None
 
     view = wait_for("another replica ready in place of the killed one", replaced, timeout=180, every=0.5)
-    assert view.restarts == before.restarts + 1 and view.address == before.address
+    assert view.restarts == before.restarts + 1 and view.address == before.address, (
+        before, view, hub.services.logs("digits", lines=40))
     assert "exited" in hub.services.logs("digits", lines=50)
     assert len(hub.services.predict("digits", {"inputs": world.x_test[:1].tolist()})["predictions"]) == 1
 
