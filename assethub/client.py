@@ -29,7 +29,7 @@ import threading
 import types
 import typing
 from collections import deque
-from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
@@ -753,16 +753,19 @@ class Client:
         place_all((self.cache.blob_file(obj), target) for obj, target in plan)
         return wire.DownloadResult(at.ref, len(plan), sum(o.size for o, _ in plan), total)
 
+    def _listing_key(self, at: AssetRef, prefix: str) -> str:
+        return "sdk-" + hashlib.sha256(f"{self.url}\n{at.path}\n{prefix}".encode()).hexdigest()[:40]
+
     def _remote_objects(self, at: AssetRef, prefix: str) -> list[RemoteObject]:
         """A commit's files under ``prefix``: listed by the server once, then from the cache
         (a commit never changes; the caller has just been allowed to resolve it)."""
-        key = hashlib.sha256(f"{self.url}\n{at.path}\n{prefix}".encode()).hexdigest()[:40]
-        cached = self.cache.load_listing(f"sdk-{key}", at.ref)
+        key = self._listing_key(at, prefix)
+        cached = self.cache.load_listing(key, at.ref)
         if cached is not None:
             return cached
         objs = [RemoteObject(o.path, o.size, o.checksum, o.sha256)
                 for o in self.list_objects(at, prefix=prefix)]
-        self.cache.save_listing(f"sdk-{key}", at.ref, objs)
+        self.cache.save_listing(key, at.ref, objs)
         return objs
 
     def _ranges_into(self, tmp: Path, obj: RemoteObject,
@@ -1071,19 +1074,28 @@ class Client:
 
     def _download_direct(self, r: AssetRef, dest: Path, *, prefix: str,
                          progress: bool) -> wire.DownloadResult:
-        commit, listed = self.presigned_objects(r, prefix=prefix)
+        # A commit whose listing this cache kept and whose files it holds is placed from the
+        # cache after one call that resolves the ref (so the permission is checked every time),
+        # without asking the server to presign thousands of URLs nobody will use.
+        commit = self.resolve(r)
+        key = self._listing_key(r.path.at(commit), prefix)
+        kept = self.cache.load_listing(key, commit)
+        listed: Sequence[RemoteObject] = kept or []
+        urls: dict[str, str] = {}
+        if kept is None or not all(self.cache.has(o) for o in kept):
+            commit, presigned = self.presigned_objects(r.path.at(commit), prefix=prefix)
+            listed = [RemoteObject(o.path, o.size, o.checksum, o.sha256) for o in presigned]
+            urls = {o.path: o.url for o in presigned}
+            self.cache.save_listing(key, commit, list(listed))
         base = prefix if not prefix or prefix.endswith("/") else prefix + "/"
         plan: list[tuple[RemoteObject, str]] = []
-        urls: dict[str, str] = {}
         root = os.fspath(dest)
-        for o in listed:
-            if prefix and o.path != prefix and not o.path.startswith(base):
+        for obj in listed:
+            if prefix and obj.path != prefix and not obj.path.startswith(base):
                 continue
-            rel = o.path.rsplit("/", 1)[-1] if o.path == prefix else o.path[len(base):]
-            obj = RemoteObject(o.path, o.size, o.checksum, o.sha256)
+            rel = obj.path.rsplit("/", 1)[-1] if obj.path == prefix else obj.path[len(base):]
             # refuse '..' and absolute paths coming from the server
             plan.append((obj, os.path.join(root, validate_object_path(rel))))
-            urls[o.path] = o.url
         if prefix and not plan:
             raise errors.ObjectNotFoundError(str(r), prefix)
         missing = {o.cache_key: o for o, _ in plan if not self.cache.has(o)}

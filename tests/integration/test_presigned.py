@@ -25,6 +25,7 @@ import pytest
 from _api import Api, fresh, message
 
 from assethub import errors
+from assethub._cache import RemoteObject
 from assethub.client import Client
 from tests.conftest import RunningServer, free_port, start_server
 
@@ -166,6 +167,43 @@ def test_upload_and_download_move_no_bytes_through_the_server(s3: S3World, tmp_p
         os.environ.pop("ASSETHUB_PRESIGN")
     # (bundles add a small header per file)
     assert s3.proxied()["down"] - before["down"] >= proxied.bytes_transferred > 0
+
+
+def test_a_cached_re_download_asks_for_no_urls_and_still_checks_the_permission(
+        s3: S3World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    src = tmp_path / "src"
+    expected = _tree(src, 60)
+    folder = f"{s3.owner}/dataset/{fresh('f')}"
+    s3.api.ok("ownr", "POST", "/folders", json={"path": folder})
+    reader = s3.api.add_user("reader")
+    share = {"subject_type": "user", "subject_name": reader}
+    s3.api.ok("ownr", "POST", f"/folders/{folder}/shares", json={**share, "role": "view"})
+    asset = f"{folder}/{fresh('d')}"
+    s3.api.ok("ownr", "POST", "/assets", json={"path": asset})
+    commit = s3.client("ownr", tmp_path).upload(f"{asset}:main", src, message="once").id
+    client = s3.client("reader", tmp_path)
+    asked: list[str] = []
+    listing = client.presigned_objects
+    monkeypatch.setattr(client, "presigned_objects",
+                        lambda ref, **kw: (asked.append(str(ref)), listing(ref, **kw))[1])
+    first = client.download(f"{asset}:main", tmp_path / "first")
+    assert first.bytes_transferred == sum(len(d) for d in expected.values()) and len(asked) == 1
+    again = client.download(f"{asset}:main", tmp_path / "again")
+    assert (again.commit_id, again.files, again.bytes_transferred) == (commit, len(expected), 0)
+    _same_tree(tmp_path / "again", expected)
+    assert len(asked) == 1, "a download the cache holds asked the server for URLs"
+    # a file missing from the cache: the server presigns again, and only that file moves
+    gone = next(RemoteObject(o.path, o.size, o.checksum, o.sha256)
+                for o in client.list_objects(f"{asset}:{commit}") if o.size > 0)
+    os.unlink(client.cache.blob_file(gone))
+    part = client.download(f"{asset}:{commit}", tmp_path / "part")
+    assert part.bytes_transferred == gone.size and len(asked) == 2
+    _same_tree(tmp_path / "part", expected)
+    # the share taken away: the cache does not stand in for the permission
+    s3.api.ok("ownr", "DELETE", f"/folders/{folder}/shares", params=share)
+    with pytest.raises(errors.NotFoundError):
+        client.download(f"{asset}:{commit}", tmp_path / "denied")
+    assert not (tmp_path / "denied").exists()
 
 
 def test_a_prefix_and_paging_of_presigned_listings(s3: S3World, tmp_path: Path) -> None:
