@@ -1086,7 +1086,6 @@ class Client:
             commit, presigned = self.presigned_objects(r.path.at(commit), prefix=prefix)
             listed = [RemoteObject(o.path, o.size, o.checksum, o.sha256) for o in presigned]
             urls = {o.path: o.url for o in presigned}
-            self.cache.save_listing(key, commit, list(listed))
         base = prefix if not prefix or prefix.endswith("/") else prefix + "/"
         plan: list[tuple[RemoteObject, str]] = []
         root = os.fspath(dest)
@@ -1107,6 +1106,8 @@ class Client:
                           for o in sorted(missing.values(), key=lambda o: -o.size)),
                          self._direct_workers)
         place_all((self.cache.blob_file(obj), target) for obj, target in plan)
+        if urls:  # kept once every file is: a listing of what the cache holds
+            self.cache.save_listing(key, commit, list(listed))
         return wire.DownloadResult(commit, len(plan), sum(o.size for o, _ in plan), total)
 
     @contextmanager

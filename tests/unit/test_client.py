@@ -411,6 +411,8 @@ class FakeDirect:
         self.server_paths.append(f"{request.method} {path}")
         if path.endswith("/capabilities"):
             return httpx.Response(200, json={"presign": True})
+        if request.method == "GET" and path.endswith("/commit"):  # resolve: the listings' commit
+            return httpx.Response(200, json={**COMMIT_JSON, "id": "d" * 64})
         if request.method == "PUT" and "/uploads/u1/files/" in path:  # the proxied path
             self.proxied[path.split("/files/", 1)[1]] = request.read()
             return httpx.Response(200, json={"size": len(self.proxied[path.split("/files/", 1)[1]])})
