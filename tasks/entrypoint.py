@@ -153,6 +153,30 @@ def _inside_tracking_uri(uri: str) -> tuple[str, int] | None:
     return urlunsplit(("http", f"127.0.0.1:{port}", parts.path, "", "")), port
 
 
+RELAY_DIR_PREFIX = "ah-mlflow-"
+
+
+def sweep_relay_dirs(root: Path | None = None) -> list[Path]:
+    """Remove the MLflow relay's socket directories (``ah-mlflow-<pid>-*``) of flow processes
+    that are gone: a run's own clean-up removes its directory, but a process killed outright
+    (SIGKILL, the machine's OOM killer) cannot. Only this user's directories, and only those of
+    a pid that no longer runs (a live or unknown owner's stays). What it removed."""
+    root = Path(tempfile.gettempdir()) if root is None else root
+    removed: list[Path] = []
+    for d in root.glob(f"{RELAY_DIR_PREFIX}*-*"):
+        pid = d.name[len(RELAY_DIR_PREFIX):].split("-", 1)[0]
+        try:
+            if not pid.isdigit() or d.is_symlink() or d.stat().st_uid != os.getuid():
+                continue
+            os.kill(int(pid), 0)
+        except ProcessLookupError:  # its process is gone
+            shutil.rmtree(d, ignore_errors=True)
+            removed.append(d)
+        except OSError:  # gone meanwhile, or another user's process (EPERM): not ours to judge
+            continue
+    return removed
+
+
 def prepare_sandboxed(box: sandbox.Sandbox, command: str, cwd: str, contract: Mapping[str, str],
                       logger: Any) -> Prepared:
     """bwrap's argv and environment for ``command``: the code, dataset and base model read-only,
@@ -179,7 +203,9 @@ def prepare_sandboxed(box: sandbox.Sandbox, command: str, cwd: str, contract: Ma
     uri, run_id = contract.get("MLFLOW_TRACKING_URI", ""), contract.get("MLFLOW_RUN_ID", "")
     inside = _inside_tracking_uri(uri) if uri and run_id else None
     if inside is not None:
-        sock_dir = Path(tempfile.mkdtemp(prefix="ah-mlflow-"))  # 0700, short: a socket path is short
+        sweep_relay_dirs()
+        # 0700, short (a socket path is short), named by this process: swept once it is gone
+        sock_dir = Path(tempfile.mkdtemp(prefix=f"{RELAY_DIR_PREFIX}{os.getpid()}-"))
         sock = sock_dir / "mlflow.sock"
         relay = sandbox.MlflowRelay(uri, run_id, sock).start()
         box.give(sock)

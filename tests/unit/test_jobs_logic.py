@@ -4,6 +4,7 @@ decisions, URL redaction and the command's environment. No server, no Prefect ru
 from __future__ import annotations
 
 import json
+import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -298,3 +299,24 @@ def test_flows_have_typed_described_parameters_for_the_prefect_form(module: str,
     for param, spec in schema["properties"].items():
         assert spec.get("description"), f"{name}.{param} has no description for the UI form"
         assert "type" in spec or "anyOf" in spec, f"{name}.{param} is untyped"
+
+
+def test_relay_socket_dirs_of_gone_processes_are_swept_and_live_ones_kept(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from tasks.entrypoint import RELAY_DIR_PREFIX, sweep_relay_dirs
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # reaped: its pid runs nothing now
+    dead = tmp_path / f"{RELAY_DIR_PREFIX}{gone.pid}-abc"
+    (dead / "mlflow.sock").parent.mkdir()
+    (dead / "mlflow.sock").write_text("")
+    alive = tmp_path / f"{RELAY_DIR_PREFIX}{os.getpid()}-def"
+    alive.mkdir()
+    old_style = tmp_path / f"{RELAY_DIR_PREFIX}xyz"  # no pid in its name: not judged
+    old_style.mkdir()
+    other = tmp_path / "something-else"
+    other.mkdir()
+    assert sweep_relay_dirs(tmp_path) == [dead]
+    assert not dead.exists() and alive.is_dir() and old_style.is_dir() and other.is_dir()
