@@ -184,6 +184,31 @@ def test_a_killed_replica_is_restarted(world: World, published: dict[str, Any], 
     assert len(hub.services.predict("digits", {"inputs": world.x_test[:1].tolist()})["predictions"]) == 1
 
 
+def test_a_killed_supervisor_is_started_again_on_the_same_address(world: World, published: dict[str, Any],
+                                                                 hub_server: Any) -> None:
+    """The server's health loop finds the service's supervisor gone (killed outright: its
+    sandboxed replicas die with it) and starts a new one on the recorded port, as an event."""
+    hub = world.hub
+    before = hub.services.get("digits")
+    supervisor = _status_of(hub_server, "digits")["pid"]
+    os.kill(supervisor, 9)
+
+    def serving_again() -> ServiceView | None:
+        try:  # a new supervisor starts from an empty status file
+            status = _status_of(hub_server, "digits")
+        except FileNotFoundError:
+            return None
+        if status.get("pid") in (None, supervisor) or status.get("ready") != before.replicas:
+            return None
+        view = hub.services.get("digits")
+        return view if any(e.kind == "supervisor_restart" for e in view.events) else None
+
+    view = wait_for("a new supervisor serving the service", serving_again, timeout=180, every=0.5)
+    assert view.address == before.address and view.ready == before.replicas
+    assert "the supervisor was not running; started a new one" in hub.services.logs("digits", lines=200)
+    assert len(hub.services.predict("digits", {"inputs": world.x_test[:2].tolist()})["predictions"]) == 2
+
+
 def test_refused_before_anything_starts(world: World, published: dict[str, Any],
                                        monkeypatch: pytest.MonkeyPatch) -> None:
     hub = world.hub
