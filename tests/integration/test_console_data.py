@@ -112,9 +112,16 @@ def test_statistics_versions_and_restore(console: Console, data: Data) -> None:
     expect(page.get_by_role("heading", name="Statistics at v1")).to_be_visible()
     expect(page.get_by_text("Not computed yet for this commit")).to_be_visible()
     page.get_by_role("button", name="Compute").click()
+    # the POST returns at once; the page follows the computation until the statistics are there
+    expect(page.get_by_text("Computing the statistics of " + data.v1[:12])).to_be_visible()
     table = page.get_by_role("table", name="Samples per split and class")
-    expect(table).to_be_visible()
-    expect(page.get_by_text("Statistics of " + data.v1[:12] + " computed")).to_be_visible()
+    expect(table).to_be_visible(timeout=120_000)
+    expect(page.get_by_text("Computed ")).to_be_visible()
+    # what the page polls, for a viewer: the kept statistics, with no further poll
+    viewer = console.page(data.viewer_token)
+    viewer.goto(f"/a/{data.path}/dataset/stats/live?commit={data.v1}")
+    expect(viewer.get_by_role("table", name="Samples per split and class")).to_be_visible()
+    assert viewer.locator("[data-poll]").count() == 0
 
     split = Split(ratio=0.9)
     want: dict[str, Counter[str]] = {}
