@@ -61,6 +61,11 @@ class Catalog:
     def is_postgresql(self) -> bool:
         return self.engine.dialect.name == "postgresql"
 
+    @property
+    def session_factory(self) -> sessionmaker[Session]:
+        """Where every :meth:`session` comes from: listen to its events to see every write."""
+        return self._sessions
+
     # -- telling every server on this catalog what changed --------------------------------------
     def publish(self, channel: str, payload: str = "") -> None:
         """Tell every subscriber of every process on this catalog that ``channel`` changed:

@@ -183,7 +183,7 @@ class AccessCache:
 
     def _attach(self, catalog: Catalog) -> None:
         catalog.subscribe(self._on_change)
-        sessions = catalog._sessions  # every session of this catalog (Catalog.session)
+        sessions = catalog.session_factory  # every session of this catalog (Catalog.session)
 
         def committed(session: Session) -> None:
             if session.info.pop(_CHANGED, False):
