@@ -54,7 +54,8 @@ class Computations:
         self.stats = stats
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
-        self._runs: dict[tuple[str, str], tuple[float, Future[Any]]] = {}
+        # per run: when it started, its outcome, and [files read, files] once reading began
+        self._runs: dict[tuple[str, str], tuple[float, Future[Any], list[int]]] = {}
 
     def start(self, who: Principal, path: AssetPath, commit: str) -> None:
         key = (str(path), commit)
@@ -63,32 +64,39 @@ class Computations:
             if run is not None and not run[1].done():
                 return
             if len(self._runs) >= self.KEEP:
-                for k in [k for k, (_, f) in self._runs.items() if f.done()]:
+                for k in [k for k, (_, f, _) in self._runs.items() if f.done()]:
                     del self._runs[k]
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(2, thread_name_prefix="console-stats")
-            self._runs[key] = (time.monotonic(), self._pool.submit(self._compute, who, path, commit))
+            read: list[int] = []
+            self._runs[key] = (time.monotonic(),
+                               self._pool.submit(self._compute, who, path, commit, read), read)
 
-    def _compute(self, who: Principal, path: AssetPath, commit: str) -> None:
+    def _compute(self, who: Principal, path: AssetPath, commit: str, read: list[int]) -> None:
+        def progress(done: int, total: int) -> None:
+            read[:] = [done, total]
+
         try:
-            self.stats.stats(who, path.at(commit))
+            self.stats.stats(who, path.at(commit), progress=progress)
         except errors.AssetHubError:
             raise  # said on the page
         except Exception:
             log.exception("computing the statistics of %s@%s failed", path, commit)
             raise
 
-    def state(self, path: AssetPath, commit: str) -> tuple[float | None, str | None]:
-        """(seconds it has run, None) while it runs; (None, why) once it failed, said once;
-        (None, None) when none runs (or it ended well: its statistics are kept)."""
+    def state(self, path: AssetPath, commit: str) -> tuple[dict[str, Any] | None, str | None]:
+        """({"seconds": how long it has run, "read": files read or None while the version is
+        fetched, "files": of how many}, None) while it runs; (None, why) once it failed, said
+        once; (None, None) when none runs (or it ended well: its statistics are kept)."""
         key = (str(path), commit)
         with self._lock:
             run = self._runs.get(key)
             if run is None:
                 return None, None
-            started, future = run
+            started, future, read = run
             if not future.done():
-                return time.monotonic() - started, None
+                done, total = read if read else (None, None)
+                return {"seconds": time.monotonic() - started, "read": done, "files": total}, None
             del self._runs[key]
         exc = future.exception()
         if exc is None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import tempfile
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,10 +86,12 @@ class DatasetStatistics:
                 return None
             return datastats.stats_from_json(row.stats, cached=True)
 
-    def stats(self, who: Principal, ref: AssetRef | str, *, compute: bool = True) -> DatasetStats:
+    def stats(self, who: Principal, ref: AssetRef | str, *, compute: bool = True,
+              progress: Callable[[int, int], None] | None = None) -> DatasetStats:
         """The statistics of the dataset version at ``ref``: from the catalog, or computed now
         (the first ask for its commit) and kept. ``compute=False``: only if already kept
-        (NotFoundError otherwise), to tell a caller the first ask takes a while."""
+        (NotFoundError otherwise), to tell a caller the first ask takes a while. ``progress(done,
+        total)``: files read so far, once the version is downloaded."""
         r = self.permissions.ref(who, ref, "view")
         ds = self._dataset(who, r.path, "statistics")
         commit = self.storage.resolve(r)
@@ -108,7 +111,7 @@ class DatasetStatistics:
                 result = datastats.compute(root, asset=str(r.path), commit_id=commit,
                                            data_format=ds.data_format, split_mode=ds.split_mode,
                                            split_ratio=ds.split_ratio,
-                                           test_set_path=ds.test_set_path)
+                                           test_set_path=ds.test_set_path, progress=progress)
             self._keep(ds, commit, result)
             return result
 

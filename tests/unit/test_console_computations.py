@@ -25,8 +25,9 @@ class SlowStats:
         self.calls: list[str] = []
         self.fail = fail
 
-    def stats(self, who: Any, ref: Any, *, compute: bool = True) -> object:
+    def stats(self, who: Any, ref: Any, *, compute: bool = True, progress: Any = None) -> object:
         self.calls.append(str(ref))
+        progress(1, 3)  # the version fetched, one file of three read
         assert self.release.wait(30)
         if self.fail is not None:
             raise self.fail
@@ -50,8 +51,12 @@ def test_a_computation_runs_once_per_commit_and_is_forgotten_once_it_ended_well(
     assert c.state(PATH, "a" * 64) == (None, None)
     c.start(object(), PATH, "a" * 64)  # type: ignore[arg-type]
     c.start(object(), PATH, "a" * 64)  # type: ignore[arg-type]  # already running: not again
-    running, failed = c.state(PATH, "a" * 64)
-    assert running is not None and running >= 0 and failed is None
+    deadline = time.monotonic() + 30
+    while (running := c.state(PATH, "a" * 64)[0]) is not None and running["read"] is None \
+            and time.monotonic() < deadline:
+        time.sleep(0.01)  # the thread has not reported yet
+    assert running is not None and running["seconds"] >= 0
+    assert (running["read"], running["files"]) == (1, 3) and c.state(PATH, "a" * 64)[1] is None
     fake.release.set()
     assert _ended(c, "a" * 64) == (None, None)
     assert fake.calls == [f"{PATH}:{'a' * 64}"]
