@@ -201,7 +201,9 @@ def test_a_killed_supervisor_is_started_again_on_the_same_address(world: World, 
         if status.get("pid") in (None, supervisor) or status.get("ready") != before.replicas:
             return None
         view = hub.services.get("digits")
-        return view if any(e.kind == "supervisor_restart" for e in view.events) else None
+        # the state is the health loop's record: "running" once it has seen the new one serve
+        return view if view.state == "running" and any(
+            e.kind == "supervisor_restart" for e in view.events) else None
 
     view = wait_for("a new supervisor serving the service", serving_again, timeout=180, every=0.5)
     assert view.address == before.address and view.ready == before.replicas
