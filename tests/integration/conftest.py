@@ -5,6 +5,7 @@ a process worker with the deployments registered."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -52,6 +53,14 @@ def prefect_api(lakefs_server: Any) -> Iterator[str]:
     api = prefect.start_server(timeout=180)
     with temporary_settings({PREFECT_API_URL: api}):
         yield api
+        # what this process's flows still have to send (their logs and events) goes before the
+        # server stops: sent after, Prefect prints "Error logging to API" at the process's exit
+        from prefect.events.worker import EventsWorker
+        from prefect.logging.handlers import APILogWorker
+
+        for worker in (APILogWorker, EventsWorker):
+            with contextlib.suppress(Exception):
+                worker.drain_all(timeout=30)
     prefect.stop()
 
 
