@@ -1080,9 +1080,10 @@ class Client:
         commit = self.resolve(r)
         key = self._listing_key(r.path.at(commit), prefix)
         kept = self.cache.load_listing(key, commit)
+        complete = kept is not None and all(self.cache.has(o) for o in kept)
         listed: Sequence[RemoteObject] = kept or []
         urls: dict[str, str] = {}
-        if kept is None or not all(self.cache.has(o) for o in kept):
+        if not complete:
             commit, presigned = self.presigned_objects(r.path.at(commit), prefix=prefix)
             listed = [RemoteObject(o.path, o.size, o.checksum, o.sha256) for o in presigned]
             urls = {o.path: o.url for o in presigned}
@@ -1097,7 +1098,8 @@ class Client:
             plan.append((obj, os.path.join(root, validate_object_path(rel))))
         if prefix and not plan:
             raise errors.ObjectNotFoundError(str(r), prefix)
-        missing = {o.cache_key: o for o, _ in plan if not self.cache.has(o)}
+        # (a complete listing's files were each just found in the cache: not asked again)
+        missing = {} if complete else {o.cache_key: o for o, _ in plan if not self.cache.has(o)}
         total = sum(o.size for o in missing.values())
         at = r.path.at(commit)
         with _progress(progress, f"download {r}", total) as advance:
@@ -1106,7 +1108,7 @@ class Client:
                           for o in sorted(missing.values(), key=lambda o: -o.size)),
                          self._direct_workers)
         place_all((self.cache.blob_file(obj), target) for obj, target in plan)
-        if urls:  # kept once every file is: a listing of what the cache holds
+        if not complete:  # kept once every file is: a listing of what the cache holds
             self.cache.save_listing(key, commit, list(listed))
         return wire.DownloadResult(commit, len(plan), sum(o.size for o, _ in plan), total)
 
